@@ -1,0 +1,81 @@
+//! The whole check of a token: parse, pick the key, verify the signature, validate claims.
+
+use crate::alg::AlgorithmSet;
+use crate::claims::{Claims, Validation};
+use crate::error::{TokenError, printable};
+use crate::key::VerifyingKey;
+use crate::keyset::KeySet;
+use crate::token::{CompactJws, Header};
+
+/// A JWS whose signature verified, with the key that verified it.
+#[derive(Debug)]
+pub struct VerifiedJws<'k> {
+    /// The checked header.
+    pub header: Header,
+    /// The decoded payload.
+    pub payload: Vec<u8>,
+    /// The key that verified the signature.
+    pub key: &'k VerifyingKey,
+}
+
+/// A JWT that verified and validated.
+#[derive(Debug)]
+pub struct VerifiedJwt<'k> {
+    /// The checked header.
+    pub header: Header,
+    /// The claims.
+    pub claims: Claims,
+    /// The key that verified the signature.
+    pub key: &'k VerifyingKey,
+}
+
+/// Verifies a compact JWS's signature; the payload may be anything.
+///
+/// `allowed` is the algorithm allow-list (the header's `alg` must be in it).
+///
+/// # Errors
+/// The [`TokenError`] of the first check that fails.
+pub fn verify_jws<'k>(
+    token: &str,
+    keys: &'k KeySet,
+    allowed: AlgorithmSet,
+    max_token_bytes: usize,
+) -> Result<VerifiedJws<'k>, TokenError> {
+    let jws = CompactJws::parse(token, max_token_bytes)?;
+    let alg = jws.header().alg();
+    if !allowed.contains(alg) {
+        return Err(TokenError::AlgorithmNotAllowed {
+            alg: printable(alg.name()),
+        });
+    }
+    let signature = jws.signature()?;
+    let key = keys.verify(jws.header().kid(), alg, jws.signing_input(), &signature)?;
+    // Decoded only once the signature holds: unsigned bytes are never parsed.
+    let payload = jws.payload()?.into_owned();
+    Ok(VerifiedJws {
+        header: jws.header().clone(),
+        payload,
+        key,
+    })
+}
+
+/// Verifies a JWT and validates its claims at `now` (seconds since the epoch).
+///
+/// # Errors
+/// The [`TokenError`] of the first check that fails.
+pub fn verify_jwt<'k>(
+    token: &str,
+    keys: &'k KeySet,
+    validation: &Validation,
+    now: i64,
+) -> Result<VerifiedJwt<'k>, TokenError> {
+    let allowed = validation.algorithms.unwrap_or_else(|| keys.algorithms());
+    let jws = verify_jws(token, keys, allowed, validation.max_token_bytes)?;
+    let claims = Claims::from_json(&jws.payload)?;
+    validation.validate(&jws.header, &claims, now)?;
+    Ok(VerifiedJwt {
+        header: jws.header,
+        claims,
+        key: jws.key,
+    })
+}
