@@ -242,19 +242,24 @@ impl AlgorithmSet {
 
     /// The algorithms in the set, in [`Algorithm::ALL`] order.
     pub fn iter(self) -> impl Iterator<Item = Algorithm> {
-        Algorithm::ALL.into_iter().filter(move |a| self.contains(*a))
+        Algorithm::ALL
+            .into_iter()
+            .filter(move |a| self.contains(*a))
     }
 }
 
 impl FromIterator<Algorithm> for AlgorithmSet {
     fn from_iter<I: IntoIterator<Item = Algorithm>>(iter: I) -> Self {
-        iter.into_iter().fold(AlgorithmSet::EMPTY, AlgorithmSet::with)
+        iter.into_iter()
+            .fold(AlgorithmSet::EMPTY, AlgorithmSet::with)
     }
 }
 
 impl fmt::Debug for AlgorithmSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.iter().map(Algorithm::name)).finish()
+        f.debug_set()
+            .entries(self.iter().map(Algorithm::name))
+            .finish()
     }
 }
 

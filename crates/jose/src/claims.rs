@@ -198,7 +198,8 @@ impl Validation {
             }
         }
         let auds = claims.audiences()?;
-        if !self.audiences.is_empty() && !auds.iter().any(|a| self.audiences.iter().any(|w| w == a)) {
+        if !self.audiences.is_empty() && !auds.iter().any(|a| self.audiences.iter().any(|w| w == a))
+        {
             return Err(TokenError::AudienceMismatch);
         }
         if let Some(expected) = &self.typ {
@@ -256,10 +257,19 @@ mod tests {
         assert_eq!(check(&v, r#"{"exp":1699999940}"#), "token_expired");
         assert_eq!(check(&v, r#"{"exp":1699999940.5}"#), "ok");
         assert_eq!(check(&v, r#"{}"#), "token_malformed", "exp required");
-        assert_eq!(check(&v.clone().dangerous_allow_missing_exp(), r#"{}"#), "ok");
-        assert_eq!(check(&v, r#"{"exp":1700000100,"nbf":1700000061}"#), "token_not_yet_valid");
+        assert_eq!(
+            check(&v.clone().dangerous_allow_missing_exp(), r#"{}"#),
+            "ok"
+        );
+        assert_eq!(
+            check(&v, r#"{"exp":1700000100,"nbf":1700000061}"#),
+            "token_not_yet_valid"
+        );
         assert_eq!(check(&v, r#"{"exp":1700000100,"nbf":1700000060}"#), "ok");
-        assert_eq!(check(&v, r#"{"exp":1700000100,"iat":1700000061}"#), "token_malformed");
+        assert_eq!(
+            check(&v, r#"{"exp":1700000100,"iat":1700000061}"#),
+            "token_malformed"
+        );
         for bad in [
             r#""1700000100""#,
             "true",
@@ -270,7 +280,11 @@ mod tests {
             "-1",
             "1e300",
         ] {
-            assert_eq!(check(&v, &format!(r#"{{"exp":{bad}}}"#)), "token_malformed", "{bad}");
+            assert_eq!(
+                check(&v, &format!(r#"{{"exp":{bad}}}"#)),
+                "token_malformed",
+                "{bad}"
+            );
             assert_eq!(
                 check(&v, &format!(r#"{{"exp":1700000100,"nbf":{bad}}}"#)),
                 "token_malformed",
@@ -287,11 +301,22 @@ mod tests {
             audiences: vec!["orders-api".into(), "billing".into()],
             ..Validation::default()
         };
-        let with = |iss: &str, aud: &str| check(&v, &format!(r#"{{"exp":1700000100,"iss":{iss},"aud":{aud}}}"#));
+        let with = |iss: &str, aud: &str| {
+            check(
+                &v,
+                &format!(r#"{{"exp":1700000100,"iss":{iss},"aud":{aud}}}"#),
+            )
+        };
         let iss = r#""https://login.example.com""#;
         assert_eq!(with(iss, r#""orders-api""#), "ok");
         assert_eq!(with(iss, r#"["x","billing"]"#), "ok");
-        for aud in [r#"[]"#, r#""""#, r#""Orders-api""#, r#""orders-api ""#, r#"["other"]"#] {
+        for aud in [
+            r#"[]"#,
+            r#""""#,
+            r#""Orders-api""#,
+            r#""orders-api ""#,
+            r#"["other"]"#,
+        ] {
             assert_eq!(with(iss, aud), "audience_mismatch", "{aud}");
         }
         for aud in [r#"[123]"#, r#"[["orders-api"]]"#, "7", "{}"] {
@@ -306,7 +331,10 @@ mod tests {
         ] {
             assert_eq!(with(bad, r#""orders-api""#), "issuer_mismatch", "{bad}");
         }
-        assert_eq!(check(&v, r#"{"exp":1700000100,"aud":"orders-api"}"#), "issuer_mismatch");
+        assert_eq!(
+            check(&v, r#"{"exp":1700000100,"aud":"orders-api"}"#),
+            "issuer_mismatch"
+        );
     }
 
     #[test]
@@ -322,7 +350,10 @@ mod tests {
         };
         let c = Claims::from_json(br#"{"exp":1700000100}"#).unwrap();
         assert!(v.validate(&header(Some("JWT")), &c, NOW).is_err());
-        assert!(v.validate(&header(Some("application/at+JWT")), &c, NOW).is_ok());
+        assert!(
+            v.validate(&header(Some("application/at+JWT")), &c, NOW)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -140,7 +140,11 @@ mod tests {
     fn bounds_depth() {
         let ok = format!("{}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert!(parse_strict(ok.as_bytes()).is_ok());
-        let deep = format!("{}1{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        let deep = format!(
+            "{}1{}",
+            "[".repeat(MAX_DEPTH + 1),
+            "]".repeat(MAX_DEPTH + 1)
+        );
         assert!(parse_strict(deep.as_bytes()).is_err());
         let very_deep = "[".repeat(100_000);
         assert!(parse_strict(very_deep.as_bytes()).is_err());

@@ -128,12 +128,12 @@ pub fn key_set_from_jwks(bytes: &[u8]) -> Result<(KeySet, Vec<RejectedKey>), Key
         });
     }
     let doc = json::parse_object(bytes).map_err(|problem| KeyError::InvalidDocument { problem })?;
-    let keys = doc
-        .get("keys")
-        .and_then(Value::as_array)
-        .ok_or_else(|| KeyError::InvalidDocument {
-            problem: "no \"keys\" array".to_owned(),
-        })?;
+    let keys =
+        doc.get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| KeyError::InvalidDocument {
+                problem: "no \"keys\" array".to_owned(),
+            })?;
     if keys.len() > MAX_JWKS_KEYS {
         return Err(KeyError::InvalidDocument {
             problem: format!("{} keys, over the limit of {MAX_JWKS_KEYS}", keys.len()),
@@ -142,10 +142,7 @@ pub fn key_set_from_jwks(bytes: &[u8]) -> Result<(KeySet, Vec<RejectedKey>), Key
     let mut good = Vec::with_capacity(keys.len());
     let mut rejected = Vec::new();
     for (index, key) in keys.iter().enumerate() {
-        let kid = key
-            .get("kid")
-            .and_then(Value::as_str)
-            .map(|k| printable(k));
+        let kid = key.get("kid").and_then(Value::as_str).map(|k| printable(k));
         let result = match key.as_object() {
             Some(jwk) => verifying_key_from_jwk(jwk),
             None => Err(KeyError::InvalidDocument {
@@ -235,7 +232,8 @@ mod tests {
             verifying_key_from_jwk(&jwk).unwrap_err(),
             KeyError::NotForSignatures { member: "use" }
         );
-        let ops = r#"{"kty":"oct","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","key_ops":["sign"]}"#;
+        let ops =
+            r#"{"kty":"oct","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","key_ops":["sign"]}"#;
         let jwk = json::parse_object(ops.as_bytes()).unwrap();
         assert!(verifying_key_from_jwk(&jwk).is_err());
     }

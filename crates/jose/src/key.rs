@@ -102,8 +102,12 @@ impl KeyMaterial {
             KeyMaterial::Ec { curve, x, y } => json!({
                 "kty": "EC", "crv": curve.name(), "x": b64::encode(x), "y": b64::encode(y)
             }),
-            KeyMaterial::Ed25519 { x } => json!({"kty": "OKP", "crv": "Ed25519", "x": b64::encode(x)}),
-            KeyMaterial::Rsa { n, e } => json!({"kty": "RSA", "n": b64::encode(n), "e": b64::encode(e)}),
+            KeyMaterial::Ed25519 { x } => {
+                json!({"kty": "OKP", "crv": "Ed25519", "x": b64::encode(x)})
+            }
+            KeyMaterial::Rsa { n, e } => {
+                json!({"kty": "RSA", "n": b64::encode(n), "e": b64::encode(e)})
+            }
             KeyMaterial::Hmac { .. } => return None,
         };
         match value {
@@ -123,7 +127,10 @@ impl KeyMaterial {
                 b64::encode(y)
             ),
             KeyMaterial::Ed25519 { x } => {
-                format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64::encode(x))
+                format!(
+                    r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+                    b64::encode(x)
+                )
             }
             KeyMaterial::Rsa { n, e } => format!(
                 r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
@@ -318,7 +325,8 @@ fn check_strength(material: &KeyMaterial, alg: Option<Algorithm>) -> Result<(), 
             let odd = e.last().is_some_and(|b| b & 1 == 1);
             if !odd || bit_len(e) < 2 || e.len() > 4 {
                 return Err(KeyError::Weak {
-                    problem: "RSA public exponent must be odd, at least 3 and at most 2^32".to_owned(),
+                    problem: "RSA public exponent must be odd, at least 3 and at most 2^32"
+                        .to_owned(),
                 });
             }
             if n.last().is_some_and(|b| b & 1 == 0) {

@@ -116,7 +116,9 @@ pub(crate) fn ec_material(curve: Curve, point: &[u8]) -> Result<KeyMaterial, Key
             x: xy[..len].to_vec(),
             y: xy[len..].to_vec(),
         }),
-        _ => Err(invalid("EC point is not an uncompressed point of the curve")),
+        _ => Err(invalid(
+            "EC point is not an uncompressed point of the curve",
+        )),
     }
 }
 
@@ -147,6 +149,9 @@ mod tests {
     #[test]
     fn garbage_is_an_error() {
         assert!(public_key_from_pem("hello").is_err());
-        assert!(public_key_from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n").is_err());
+        assert!(
+            public_key_from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+                .is_err()
+        );
     }
 }

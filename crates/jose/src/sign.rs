@@ -98,8 +98,9 @@ impl SigningKey {
                 }
                 "EC PRIVATE KEY" => {
                     let ec = sec1_curve(&der)?;
-                    let pair = signature::EcdsaKeyPair::from_private_key_der(ecdsa_signing(ec), &der)
-                        .map_err(rejected)?;
+                    let pair =
+                        signature::EcdsaKeyPair::from_private_key_der(ecdsa_signing(ec), &der)
+                            .map_err(rejected)?;
                     return SigningKey::from_ec(pair, ec, alg);
                 }
                 _ => {}
@@ -132,7 +133,8 @@ impl SigningKey {
                 signature::EcdsaKeyPair::from_pkcs8(ecdsa_signing(curve), der).map_err(rejected)?;
             SigningKey::from_ec(pair, curve, alg)
         } else if oid == ED25519 {
-            let pair = signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?;
+            let pair =
+                signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?;
             if alg.is_some_and(|a| a != Algorithm::EdDSA) {
                 return Err(mismatch(alg.unwrap_or(Algorithm::EdDSA), "OKP"));
             }
@@ -160,7 +162,10 @@ impl SigningKey {
         let (hmac_alg, min) = alg.hmac().ok_or(mismatch(alg, "oct"))?;
         if secret.len() < min {
             return Err(KeyError::Weak {
-                problem: format!("HMAC secret of {} bytes (at least {min} for {alg})", secret.len()),
+                problem: format!(
+                    "HMAC secret of {} bytes (at least {min} for {alg})",
+                    secret.len()
+                ),
             });
         }
         Ok(SigningKey {
@@ -172,7 +177,10 @@ impl SigningKey {
         })
     }
 
-    fn from_rsa(pair: signature::RsaKeyPair, alg: Option<Algorithm>) -> Result<SigningKey, KeyError> {
+    fn from_rsa(
+        pair: signature::RsaKeyPair,
+        alg: Option<Algorithm>,
+    ) -> Result<SigningKey, KeyError> {
         let alg = alg.unwrap_or(Algorithm::RS256);
         if alg.family() != Family::Rsa {
             return Err(mismatch(alg, "RSA"));
@@ -256,13 +264,18 @@ impl SigningKey {
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let rng = SystemRandom::new();
         match &self.signer {
-            Signer::Ec(pair) => Ok(pair.sign(&rng, message).map_err(rejected)?.as_ref().to_vec()),
+            Signer::Ec(pair) => Ok(pair
+                .sign(&rng, message)
+                .map_err(rejected)?
+                .as_ref()
+                .to_vec()),
             Signer::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
             Signer::Hmac(key) => Ok(hmac::sign(key, message).as_ref().to_vec()),
             Signer::Rsa(pair) => {
                 let padding = rsa_padding(self.alg).ok_or(mismatch(self.alg, "RSA"))?;
                 let mut sig = vec![0; pair.public_modulus_len()];
-                pair.sign(padding, &rng, message, &mut sig).map_err(rejected)?;
+                pair.sign(padding, &rng, message, &mut sig)
+                    .map_err(rejected)?;
                 Ok(sig)
             }
         }

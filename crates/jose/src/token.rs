@@ -92,7 +92,10 @@ impl Header {
     }
 }
 
-fn optional_string(members: &Map<String, Value>, name: &'static str) -> Result<Option<String>, TokenError> {
+fn optional_string(
+    members: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<String>, TokenError> {
     match members.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -208,7 +211,10 @@ mod tests {
             let t = token(&format!(r#"{{"alg":"{alg}"}}"#), "{}");
             assert_eq!(reason(&t), "algorithm_not_allowed", "{alg}");
         }
-        assert_eq!(reason(&token(r#"{"alg":null}"#, "{}")), "algorithm_not_allowed");
+        assert_eq!(
+            reason(&token(r#"{"alg":null}"#, "{}")),
+            "algorithm_not_allowed"
+        );
         assert_eq!(reason(&token(r#"{}"#, "{}")), "algorithm_not_allowed");
     }
 
@@ -226,7 +232,10 @@ mod tests {
         ] {
             assert_eq!(reason(&token(h, "{}")), "token_malformed", "{h}");
         }
-        assert_eq!(reason(&token(r#"{"alg":"RS256","kid":"k","typ":"JWT"}"#, "{}")), "ok");
+        assert_eq!(
+            reason(&token(r#"{"alg":"RS256","kid":"k","typ":"JWT"}"#, "{}")),
+            "ok"
+        );
     }
 
     #[test]
@@ -248,7 +257,10 @@ mod tests {
     fn signing_input_is_the_first_two_segments() {
         let t = token(r#"{"alg":"ES256"}"#, "{}");
         let jws = CompactJws::parse(&t, DEFAULT_MAX_TOKEN_BYTES).unwrap();
-        assert_eq!(jws.signing_input(), t.rsplit_once('.').unwrap().0.as_bytes());
+        assert_eq!(
+            jws.signing_input(),
+            t.rsplit_once('.').unwrap().0.as_bytes()
+        );
         assert_eq!(jws.signature().unwrap(), b"sig");
         assert_eq!(&*jws.payload().unwrap(), b"{}");
     }

@@ -1,0 +1,139 @@
+//! Command-line arguments (the first stage: raw values, no IO).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Portcullis: an authentication gateway that verifies JWTs for NGINX, Envoy,
+/// Istio, Traefik and Caddy, and the tools to make and check tokens.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about, long_about = None)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Generate a private key (PKCS#8 PEM) and print its public JWKS.
+    ///
+    /// Example: portcullis keygen --alg ES256 --out es256.pem > jwks.json
+    Keygen(KeygenArgs),
+    /// Print the public JWK of a PEM key (public, private or certificate).
+    ///
+    /// Example: portcullis jwk public.pem --alg RS256
+    Jwk(JwkArgs),
+    /// Sign a JWT with a private key (or an HMAC secret) and print it.
+    ///
+    /// Example: portcullis mint --key es256.pem --alg ES256 --iss https://issuer --aud api --sub alice --claim groups='["admins"]'
+    Mint(MintArgs),
+    /// Decode a token and print its header and payload. Verifies NOTHING.
+    ///
+    /// Example: portcullis inspect "$TOKEN"
+    Inspect(InspectArgs),
+    /// Verify a token like the server does; print its claims (exit 0) or the reason (exit 1).
+    ///
+    /// Example: portcullis verify --jwks jwks.json --issuer https://issuer --audience api "$TOKEN"
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct KeygenArgs {
+    /// Algorithm the key is for: RS256/384/512, PS256/384/512 (RSA 2048), ES256/384/512, EdDSA.
+    #[arg(long)]
+    pub(crate) alg: String,
+    /// Key id for the JWKS [default: the RFC 7638 thumbprint].
+    #[arg(long)]
+    pub(crate) kid: Option<String>,
+    /// Where to write the private key (mode 0600) [default: key.pem, never overwritten].
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct JwkArgs {
+    /// A PEM file: PUBLIC KEY, RSA PUBLIC KEY, CERTIFICATE or a private key.
+    pub(crate) pem: PathBuf,
+    /// Pin the JWK to this algorithm (`alg` member).
+    #[arg(long)]
+    pub(crate) alg: Option<String>,
+    /// Key id [default: the RFC 7638 thumbprint].
+    #[arg(long)]
+    pub(crate) kid: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct MintArgs {
+    /// Private key PEM; for HS*, a file holding the secret (raw bytes, or an `oct` JWK).
+    #[arg(long)]
+    pub(crate) key: PathBuf,
+    /// Signature algorithm [default: RS256 for RSA keys, the curve's for EC, EdDSA].
+    #[arg(long)]
+    pub(crate) alg: Option<String>,
+    /// `kid` header [default: the key's RFC 7638 thumbprint; none for HMAC].
+    #[arg(long)]
+    pub(crate) kid: Option<String>,
+    /// Leave `kid` out of the header.
+    #[arg(long, conflicts_with = "kid")]
+    pub(crate) no_kid: bool,
+    /// `iss` claim.
+    #[arg(long)]
+    pub(crate) iss: Option<String>,
+    /// `sub` claim.
+    #[arg(long)]
+    pub(crate) sub: Option<String>,
+    /// `aud` claim; repeat for several (then `aud` is an array).
+    #[arg(long)]
+    pub(crate) aud: Vec<String>,
+    /// Lifetime: `exp` = now + TTL (`90s`, `5m`, `3h`; `-1h` mints an expired token).
+    #[arg(long, default_value = "1h", allow_hyphen_values = true)]
+    pub(crate) ttl: String,
+    /// Leave `exp` out.
+    #[arg(long)]
+    pub(crate) no_exp: bool,
+    /// `nbf`: seconds since the epoch, or now plus/minus a duration (`+5m`, `-30s`).
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) nbf: Option<String>,
+    /// `iat` override (as --nbf); default now.
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) iat: Option<String>,
+    /// Extra claim NAME=VALUE; VALUE is parsed as JSON, else taken as a string. Overrides the flags above.
+    #[arg(long = "claim", value_name = "NAME=JSON_OR_STRING")]
+    pub(crate) claims: Vec<String>,
+    /// Extra header member NAME=VALUE (as --claim), e.g. typ=at+jwt.
+    #[arg(long = "header", value_name = "NAME=JSON_OR_STRING")]
+    pub(crate) headers: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct InspectArgs {
+    /// The token, or `-` (or nothing) to read it from stdin.
+    pub(crate) token: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct VerifyArgs {
+    /// Keys: a JWKS or JWK JSON file, or a PEM public key / certificate.
+    #[arg(long)]
+    pub(crate) jwks: PathBuf,
+    /// Required `iss`.
+    #[arg(long)]
+    pub(crate) issuer: Option<String>,
+    /// Accepted audience; repeat for several (the token needs one of them).
+    #[arg(long)]
+    pub(crate) audience: Vec<String>,
+    /// Allowed algorithm; repeat for several [default: the algorithms of the keys].
+    #[arg(long)]
+    pub(crate) alg: Vec<String>,
+    /// Clock skew tolerance.
+    #[arg(long, default_value = "60s")]
+    pub(crate) clock_skew: String,
+    /// Accept tokens without `exp` (dangerous).
+    #[arg(long)]
+    pub(crate) allow_missing_exp: bool,
+    /// Required `typ` header (e.g. at+jwt).
+    #[arg(long)]
+    pub(crate) typ: Option<String>,
+    /// The token, or `-` (or nothing) to read it from stdin.
+    pub(crate) token: Option<String>,
+}

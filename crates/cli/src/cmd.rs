@@ -1,0 +1,48 @@
+//! One module per command, each a thin layer over the libraries.
+
+pub(crate) mod inspect;
+pub(crate) mod jwk;
+pub(crate) mod keygen;
+pub(crate) mod mint;
+pub(crate) mod verify;
+
+use anyhow::{Result, anyhow};
+use portcullis_jose::{Algorithm, KeyMaterial};
+use serde_json::{Map, Value};
+
+/// Parses a JWA name strictly (case-sensitive, as in tokens).
+pub(crate) fn algorithm(name: &str) -> Result<Algorithm> {
+    Algorithm::from_name(name).ok_or_else(|| {
+        anyhow!(
+            "--alg {name:?} is not one of RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA HS256 HS384 HS512"
+        )
+    })
+}
+
+/// The public JWK of `material` with `kid` (default: thumbprint), `alg` and `use`.
+pub(crate) fn public_jwk(
+    material: &KeyMaterial,
+    kid: Option<&str>,
+    alg: Option<Algorithm>,
+) -> Result<Map<String, Value>> {
+    let mut jwk = material
+        .public_jwk()
+        .ok_or_else(|| anyhow!("an HMAC secret has no public JWK"))?;
+    let kid = match kid {
+        Some(k) => k.to_owned(),
+        None => material
+            .thumbprint()
+            .ok_or_else(|| anyhow!("no thumbprint for this key"))?,
+    };
+    jwk.insert("kid".into(), Value::from(kid));
+    if let Some(alg) = alg {
+        jwk.insert("alg".into(), Value::from(alg.name()));
+    }
+    jwk.insert("use".into(), Value::from("sig"));
+    Ok(jwk)
+}
+
+/// Pretty JSON for stdout.
+pub(crate) fn pretty(value: &Value) -> Result<String> {
+    Ok(serde_json::to_string_pretty(value)?)
+}

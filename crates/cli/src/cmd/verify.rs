@@ -1,0 +1,73 @@
+//! `portcullis verify`: the server's verification, from the command line.
+
+use anyhow::{Context as _, Result};
+use portcullis_jose::{
+    AlgorithmSet, KeySet, Validation, VerifyingKey, key_set_from_json, public_key_from_pem,
+};
+use serde_json::Value;
+
+use crate::args::VerifyArgs;
+use crate::cmd::{algorithm, pretty};
+use crate::{Negative, input, time};
+
+pub(crate) fn run(args: VerifyArgs) -> Result<()> {
+    let keys = load_keys(&args.jwks)?;
+    let algorithms = if args.alg.is_empty() {
+        None
+    } else {
+        Some(
+            args.alg
+                .iter()
+                .map(|a| algorithm(a))
+                .collect::<Result<AlgorithmSet>>()?,
+        )
+    };
+    let mut validation = Validation {
+        issuer: args.issuer,
+        audiences: args.audience,
+        algorithms,
+        clock_skew_secs: time::signed_secs(&args.clock_skew).context("--clock-skew")?,
+        typ: args.typ,
+        ..Validation::default()
+    };
+    if args.allow_missing_exp {
+        validation = validation.dangerous_allow_missing_exp();
+    }
+    let token = input::token(args.token.as_deref())?;
+    match portcullis_jose::verify_jwt(&token, &keys, &validation, time::now()) {
+        Ok(jwt) => {
+            println!("{}", pretty(&Value::Object(jwt.claims.into_members()))?);
+            Ok(())
+        }
+        Err(e) => Err(Negative(format!("{}: {e}", e.reason())).into()),
+    }
+}
+
+/// Keys from a JWKS/JWK JSON file or a PEM file.
+pub(crate) fn load_keys(path: &std::path::Path) -> Result<KeySet> {
+    let bytes = input::file(path)?;
+    let trimmed = bytes.trim_ascii_start();
+    let keys = if trimmed.starts_with(b"{") {
+        let (set, rejected) = key_set_from_json(&bytes)
+            .with_context(|| format!("reading keys from {}", path.display()))?;
+        for r in rejected {
+            eprintln!(
+                "portcullis: {}: key {} (kid {:?}) ignored: {}",
+                path.display(),
+                r.index,
+                r.kid.unwrap_or_default(),
+                r.error
+            );
+        }
+        set
+    } else {
+        let text = std::str::from_utf8(&bytes).context("not a JSON or PEM file")?;
+        let material = public_key_from_pem(text)
+            .with_context(|| format!("reading a key from {}", path.display()))?;
+        KeySet::new(vec![VerifyingKey::try_new(material, None, None)?])
+    };
+    if keys.is_empty() {
+        anyhow::bail!("{} holds no usable key", path.display());
+    }
+    Ok(keys)
+}
