@@ -43,6 +43,12 @@ pub fn verify_jws<'k>(
 ) -> Result<VerifiedJws<'k>, TokenError> {
     let jws = CompactJws::parse(token, max_token_bytes)?;
     let alg = jws.header().alg();
+    if keys.is_empty() {
+        // No usable key at all (a source not loaded yet): say so, rather than blame the algorithm.
+        return Err(TokenError::KeyNotFound {
+            kid: jws.header().kid().map(printable),
+        });
+    }
     if !allowed.contains(alg) {
         return Err(TokenError::AlgorithmNotAllowed {
             alg: printable(alg.name()),

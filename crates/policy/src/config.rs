@@ -1,0 +1,801 @@
+//! The config file: parsed in two stages, [`raw`] (serde, mirrors the YAML) then
+//! validated into [`Config`], whose every error names the file, line and field.
+
+pub mod raw;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::HeaderName;
+use portcullis_jose::{Algorithm, AlgorithmSet, KeySet, VerifyingKey};
+use serde_json::Value;
+use serde_saphyr::Spanned;
+
+use crate::matcher::{HostPattern, PathPattern};
+use crate::template::Template;
+use raw::{RawConfig, RawJwks, RawLocation, RawProvider, RawRule};
+
+/// A config problem: `FILE:LINE: field: what is wrong`.
+#[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
+#[error("{file}:{line}: {field}: {problem}")]
+pub struct ConfigError {
+    /// The file (as given).
+    pub file: String,
+    /// 1-based line (0 when unknown).
+    pub line: u64,
+    /// The field, as a path (`providers[0].jwks`).
+    pub field: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// A validated config.
+#[derive(Debug)]
+pub struct Config {
+    /// Listener addresses.
+    pub listen: Listen,
+    /// Providers, in file order.
+    pub providers: Vec<ProviderConfig>,
+    /// Rules, in file order.
+    pub rules: Vec<RuleConfig>,
+    /// Limits.
+    pub limits: Limits,
+}
+
+/// Listener addresses.
+#[derive(Clone, Debug, Default, Eq, PartialEq)]
+pub struct Listen {
+    /// Forward auth.
+    pub http: Option<SocketAddr>,
+    /// Envoy ext_authz gRPC.
+    pub grpc: Option<SocketAddr>,
+    /// Admin.
+    pub admin: Option<SocketAddr>,
+}
+
+/// Limits and tuning.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct Limits {
+    /// Entries of the verified-token cache (0: off).
+    pub token_cache_entries: usize,
+    /// Longest token accepted.
+    pub max_token_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            token_cache_entries: 100_000,
+            max_token_bytes: portcullis_jose::DEFAULT_MAX_TOKEN_BYTES,
+        }
+    }
+}
+
+/// Where keys come from.
+#[derive(Clone, Debug)]
+pub enum JwksSource {
+    /// Keys fixed in the config (inline JWKS or PEM), already imported.
+    Static(KeySet),
+    /// A JWKS file, re-read when it changes (path resolved against the config's folder).
+    File(PathBuf),
+    /// A JWKS URI.
+    Uri(String),
+    /// An OIDC issuer: discovery document, then its `jwks_uri`.
+    Discovery(String),
+}
+
+/// Fetch tuning for remote sources.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct FetchTuning {
+    /// Normal refresh interval.
+    pub refresh: Duration,
+    /// Lower bound applied to `Cache-Control: max-age`.
+    pub min_refresh: Duration,
+    /// Upper bound applied to `Cache-Control: max-age`.
+    pub max_refresh: Duration,
+    /// Timeout of one fetch.
+    pub timeout: Duration,
+}
+
+impl Default for FetchTuning {
+    fn default() -> Self {
+        FetchTuning {
+            refresh: Duration::from_secs(300),
+            min_refresh: Duration::from_secs(30),
+            max_refresh: Duration::from_secs(86_400),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The keys part of a provider.
+#[derive(Clone, Debug)]
+pub struct JwksSpec {
+    /// The source.
+    pub source: JwksSource,
+    /// Fetch tuning.
+    pub tuning: FetchTuning,
+}
+
+impl JwksSpec {
+    /// A key that identifies the source, so a reload can keep a running source.
+    pub fn identity(&self) -> Option<String> {
+        match &self.source {
+            JwksSource::Static(_) => None,
+            JwksSource::File(p) => Some(format!("file:{}", p.display())),
+            JwksSource::Uri(u) => Some(format!("uri:{u}:{:?}", self.tuning)),
+            JwksSource::Discovery(u) => Some(format!("discovery:{u}:{:?}", self.tuning)),
+        }
+    }
+}
+
+/// Where a token is looked for.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum TokenLocation {
+    /// A header, with a prefix (matched case-insensitively) that is removed.
+    Header {
+        /// The header.
+        name: HeaderName,
+        /// The prefix, e.g. `Bearer `.
+        prefix: String,
+    },
+    /// A cookie.
+    Cookie(String),
+    /// A query parameter.
+    Query(String),
+}
+
+/// A validated provider.
+#[derive(Clone, Debug)]
+pub struct ProviderConfig {
+    /// Name.
+    pub name: String,
+    /// Required issuer.
+    pub issuer: Option<String>,
+    /// Accepted audiences (empty: not checked).
+    pub audiences: Vec<String>,
+    /// Keys.
+    pub jwks: JwksSpec,
+    /// Allowed algorithms (None: the keys').
+    pub algorithms: Option<AlgorithmSet>,
+    /// Token locations, in order.
+    pub locations: Vec<TokenLocation>,
+    /// Clock skew in seconds.
+    pub clock_skew_secs: i64,
+    /// Keep the token upstream.
+    pub forward_token: bool,
+    /// Identity headers from claims.
+    pub claims_to_headers: Vec<(HeaderName, Template)>,
+    /// `exp` required.
+    pub require_exp: bool,
+    /// Required `typ`.
+    pub typ: Option<String>,
+}
+
+/// What a rule asks of a request.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum Access {
+    /// No token needed.
+    Anonymous,
+    /// A valid token that meets the rule's requirements.
+    Authenticated,
+    /// Always refused (403).
+    Deny,
+}
+
+/// A validated rule.
+#[derive(Clone, Debug)]
+pub struct RuleConfig {
+    /// Name.
+    pub name: String,
+    /// Hosts (any of; empty: all).
+    pub hosts: Vec<HostPattern>,
+    /// Paths (any of; empty: all).
+    pub paths: Vec<PathPattern>,
+    /// Methods, upper case (empty: all).
+    pub methods: Vec<String>,
+    /// What is required.
+    pub access: Access,
+    /// Indexes into [`Config::providers`] (any of).
+    pub providers: Vec<usize>,
+    /// Per claim (dotted path): accepted values.
+    pub claims: Vec<(String, Vec<Value>)>,
+    /// Required scopes.
+    pub scopes: Vec<String>,
+    /// Templated headers.
+    pub headers: Vec<(HeaderName, Template)>,
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, line: u64, field: impl Into<String>, problem: impl fmt::Display) -> ConfigError {
+        ConfigError {
+            file: self.file.to_owned(),
+            line,
+            field: field.into(),
+            problem: problem.to_string(),
+        }
+    }
+}
+
+/// Parses and validates a config. `file` names it in errors; `base_dir` resolves relative paths.
+///
+/// # Errors
+/// The first problem found, as `FILE:LINE: field: problem`.
+pub fn parse(
+    text: &str,
+    file: &str,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let cx = Ctx { file };
+    let text = substitute_env(text, env).map_err(|(line, name)| {
+        cx.err(
+            line,
+            format!("${{{name}}}"),
+            "environment variable is not set",
+        )
+    })?;
+    let raw: RawConfig = serde_saphyr::from_str(&text).map_err(|e| yaml_error(&cx, &e))?;
+    validate(&cx, raw, base_dir)
+}
+
+fn yaml_error(cx: &Ctx<'_>, e: &serde_saphyr::Error) -> ConfigError {
+    let line = e.location().map_or(0, |l| l.line());
+    let shown = e.to_string();
+    let first = shown.lines().next().unwrap_or_default();
+    // "error: line 4 column 5: unknown field `x`, expected ..." -> the message part.
+    let message = first
+        .split_once(": ")
+        .map(|(_, rest)| rest)
+        .and_then(|rest| match rest.split_once(": ") {
+            Some((pos, msg)) if pos.starts_with("line ") => Some(msg),
+            _ => Some(rest),
+        })
+        .unwrap_or(first);
+    let field = message
+        .split('`')
+        .nth(1)
+        .filter(|_| message.contains("field `"))
+        .unwrap_or("config");
+    cx.err(line, field, message)
+}
+
+/// Replaces `${NAME}` with the variable's value; `$${` stays a literal `${`.
+fn substitute_env(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, (u64, String)> {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        while let Some(pos) = rest.find("${") {
+            if rest[..pos].ends_with('$') {
+                out.push_str(&rest[..pos - 1]);
+                out.push_str("${");
+                rest = &rest[pos + 2..];
+                continue;
+            }
+            out.push_str(&rest[..pos]);
+            let after = &rest[pos + 2..];
+            let Some(end) = after.find('}') else {
+                out.push_str(&rest[pos..]);
+                rest = "";
+                break;
+            };
+            let name = &after[..end];
+            let value = env(name).ok_or_else(|| ((i + 1) as u64, name.to_owned()))?;
+            out.push_str(&value);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
+}
+
+/// Parses `90s`, `5m`, `1h`, `1h30m`, or plain seconds.
+///
+/// # Errors
+/// Anything else.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(t)
+        .map_err(|_| format!("{text:?} is not a duration like 90s, 5m or 1h"))
+}
+
+fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
+    let RawConfig {
+        listen,
+        providers,
+        rules,
+        limits,
+    } = raw;
+    let addr =
+        |v: Option<Spanned<String>>, field: &str| -> Result<Option<SocketAddr>, ConfigError> {
+            v.map(|s| {
+                s.value.parse::<SocketAddr>().map_err(|_| {
+                    cx.err(
+                        s.referenced.line(),
+                        field,
+                        format!("{:?} is not an address like 127.0.0.1:8080", s.value),
+                    )
+                })
+            })
+            .transpose()
+        };
+    let listen = Listen {
+        http: addr(listen.http, "listen.http")?,
+        grpc: addr(listen.grpc, "listen.grpc")?,
+        admin: addr(listen.admin, "listen.admin")?,
+    };
+    let mut limits_out = Limits::default();
+    if let Some(l) = limits {
+        let raw::RawLimits {
+            token_cache_entries,
+            max_token_bytes,
+        } = l.value;
+        if let Some(n) = token_cache_entries {
+            limits_out.token_cache_entries = n;
+        }
+        if let Some(n) = max_token_bytes {
+            if !(256..=1 << 20).contains(&n) {
+                return Err(cx.err(
+                    l.referenced.line(),
+                    "limits.max_token_bytes",
+                    "must be between 256 and 1048576",
+                ));
+            }
+            limits_out.max_token_bytes = n;
+        }
+    }
+    let mut out_providers: Vec<ProviderConfig> = Vec::with_capacity(providers.len());
+    for (i, p) in providers.into_iter().enumerate() {
+        let line = p.referenced.line();
+        let provider = validate_provider(cx, i, line, p.value, base_dir)?;
+        if out_providers.iter().any(|o| o.name == provider.name) {
+            return Err(cx.err(
+                line,
+                format!("providers[{i}].name"),
+                format!("{:?} is used twice", provider.name),
+            ));
+        }
+        out_providers.push(provider);
+    }
+    let mut out_rules: Vec<RuleConfig> = Vec::with_capacity(rules.len());
+    for (i, r) in rules.into_iter().enumerate() {
+        let line = r.referenced.line();
+        let rule = validate_rule(cx, i, line, r.value, &out_providers)?;
+        if out_rules.iter().any(|o| o.name == rule.name) {
+            return Err(cx.err(
+                line,
+                format!("rules[{i}].name"),
+                format!("{:?} is used twice", rule.name),
+            ));
+        }
+        out_rules.push(rule);
+    }
+    Ok(Config {
+        listen,
+        providers: out_providers,
+        rules: out_rules,
+        limits: limits_out,
+    })
+}
+
+fn header_name(
+    cx: &Ctx<'_>,
+    line: u64,
+    field: &str,
+    name: &str,
+) -> Result<HeaderName, ConfigError> {
+    HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| cx.err(line, field, format!("{name:?} is not a valid header name")))
+}
+
+fn validate_provider(
+    cx: &Ctx<'_>,
+    i: usize,
+    line: u64,
+    p: RawProvider,
+    base_dir: &Path,
+) -> Result<ProviderConfig, ConfigError> {
+    let RawProvider {
+        name,
+        issuer,
+        audiences,
+        jwks,
+        algorithms,
+        from,
+        clock_skew,
+        forward_token,
+        claims_to_headers,
+        require_exp,
+        typ,
+    } = p;
+    let f = |field: &str| format!("providers[{i}].{field}");
+    if name.is_empty() {
+        return Err(cx.err(line, f("name"), "must not be empty"));
+    }
+    let jwks_line = jwks.referenced.line();
+    let jwks = validate_jwks(cx, jwks_line, &f("jwks"), jwks.value, base_dir)?;
+    let algorithms = match algorithms {
+        None => None,
+        Some(list) => {
+            let mut set = AlgorithmSet::EMPTY;
+            for a in list {
+                let alg = Algorithm::from_name(&a.value).ok_or_else(|| {
+                    cx.err(
+                        a.referenced.line(),
+                        f("algorithms"),
+                        format!(
+                            "{:?} is not one of RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA HS256 HS384 HS512 (`none` is never allowed)",
+                            a.value
+                        ),
+                    )
+                })?;
+                set = set.with(alg);
+            }
+            if set.is_empty() {
+                return Err(cx.err(line, f("algorithms"), "must name at least one algorithm"));
+            }
+            Some(set)
+        }
+    };
+    if let (Some(allowed), JwksSource::Static(keys)) = (algorithms, &jwks.source) {
+        if keys.algorithms().intersect(allowed).is_empty() {
+            return Err(cx.err(
+                jwks_line,
+                f("algorithms"),
+                "no key of this provider can verify any of these algorithms",
+            ));
+        }
+    }
+    let locations = match from {
+        None => vec![TokenLocation::Header {
+            name: http::header::AUTHORIZATION,
+            prefix: "Bearer ".to_owned(),
+        }],
+        Some(list) if list.is_empty() => {
+            return Err(cx.err(line, f("from"), "must name at least one location"));
+        }
+        Some(list) => list
+            .into_iter()
+            .enumerate()
+            .map(|(j, l)| {
+                validate_location(cx, l.referenced.line(), &f(&format!("from[{j}]")), l.value)
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let clock_skew_secs = match clock_skew {
+        None => portcullis_jose::DEFAULT_CLOCK_SKEW_SECS,
+        Some(s) => {
+            let d = parse_duration(&s.value)
+                .map_err(|e| cx.err(s.referenced.line(), f("clock_skew"), e))?;
+            if d > Duration::from_secs(3600) {
+                return Err(cx.err(s.referenced.line(), f("clock_skew"), "more than 1h"));
+            }
+            d.as_secs() as i64
+        }
+    };
+    let claims_to_headers = claims_to_headers
+        .into_iter()
+        .enumerate()
+        .map(|(j, c)| {
+            let l = c.referenced.line();
+            let field = f(&format!("claims_to_headers[{j}]"));
+            let name = header_name(cx, l, &field, &c.value.header)?;
+            if c.value.claim.is_empty() {
+                return Err(cx.err(l, field, "claim must not be empty"));
+            }
+            Ok((name, Template::claim(&c.value.claim)))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(ProviderConfig {
+        name,
+        issuer,
+        audiences,
+        jwks,
+        algorithms,
+        locations,
+        clock_skew_secs,
+        forward_token: forward_token.unwrap_or(true),
+        claims_to_headers,
+        require_exp: require_exp.unwrap_or(true),
+        typ,
+    })
+}
+
+fn validate_location(
+    cx: &Ctx<'_>,
+    line: u64,
+    field: &str,
+    l: RawLocation,
+) -> Result<TokenLocation, ConfigError> {
+    let RawLocation {
+        header,
+        prefix,
+        cookie,
+        query,
+    } = l;
+    match (header, cookie, query) {
+        (Some(h), None, None) => Ok(TokenLocation::Header {
+            name: header_name(cx, line, field, &h)?,
+            prefix: prefix.unwrap_or_default(),
+        }),
+        (None, Some(c), None) if prefix.is_none() && !c.is_empty() => Ok(TokenLocation::Cookie(c)),
+        (None, None, Some(q)) if prefix.is_none() && !q.is_empty() => Ok(TokenLocation::Query(q)),
+        _ => Err(cx.err(
+            line,
+            field,
+            "exactly one of header (with an optional prefix), cookie or query",
+        )),
+    }
+}
+
+fn validate_jwks(
+    cx: &Ctx<'_>,
+    line: u64,
+    field: &str,
+    j: RawJwks,
+    base_dir: &Path,
+) -> Result<JwksSpec, ConfigError> {
+    let RawJwks {
+        inline,
+        file,
+        uri,
+        discovery,
+        pem,
+        refresh,
+        min_refresh,
+        max_refresh,
+        timeout,
+    } = j;
+    let count = [
+        inline.is_some(),
+        file.is_some(),
+        uri.is_some(),
+        discovery.is_some(),
+        pem.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if count != 1 {
+        return Err(cx.err(
+            line,
+            field,
+            "exactly one of inline, file, uri, discovery or pem",
+        ));
+    }
+    let mut tuning = FetchTuning::default();
+    for (value, slot, name) in [
+        (refresh, &mut tuning.refresh, "refresh"),
+        (min_refresh, &mut tuning.min_refresh, "min_refresh"),
+        (max_refresh, &mut tuning.max_refresh, "max_refresh"),
+        (timeout, &mut tuning.timeout, "timeout"),
+    ] {
+        if let Some(v) = value {
+            *slot = parse_duration(&v).map_err(|e| cx.err(line, format!("{field}.{name}"), e))?;
+            if slot.is_zero() {
+                return Err(cx.err(line, format!("{field}.{name}"), "must be more than 0"));
+            }
+        }
+    }
+    if tuning.min_refresh > tuning.max_refresh {
+        return Err(cx.err(line, format!("{field}.min_refresh"), "is above max_refresh"));
+    }
+    let source = if let Some(v) = inline {
+        let text = match v {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        let (set, rejected) = portcullis_jose::key_set_from_json(text.as_bytes())
+            .map_err(|e| cx.err(line, format!("{field}.inline"), e))?;
+        if let Some(r) = rejected.first() {
+            return Err(cx.err(line, format!("{field}.inline.keys[{}]", r.index), &r.error));
+        }
+        if set.is_empty() {
+            return Err(cx.err(line, format!("{field}.inline"), "holds no key"));
+        }
+        JwksSource::Static(set)
+    } else if let Some(text) = pem {
+        let material = portcullis_jose::public_key_from_pem(&text)
+            .map_err(|e| cx.err(line, format!("{field}.pem"), e))?;
+        let key = VerifyingKey::try_new(material, None, None)
+            .map_err(|e| cx.err(line, format!("{field}.pem"), e))?;
+        JwksSource::Static(KeySet::new(vec![key]))
+    } else if let Some(path) = file {
+        JwksSource::File(base_dir.join(path))
+    } else if let Some(u) = uri {
+        check_url(cx, line, &format!("{field}.uri"), &u)?;
+        JwksSource::Uri(u)
+    } else if let Some(u) = discovery {
+        check_url(cx, line, &format!("{field}.discovery"), &u)?;
+        JwksSource::Discovery(u)
+    } else {
+        return Err(cx.err(
+            line,
+            field,
+            "exactly one of inline, file, uri, discovery or pem",
+        ));
+    };
+    Ok(JwksSpec { source, tuning })
+}
+
+fn check_url(cx: &Ctx<'_>, line: u64, field: &str, url: &str) -> Result<(), ConfigError> {
+    let ok = url
+        .parse::<http::Uri>()
+        .ok()
+        .is_some_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some());
+    if ok {
+        Ok(())
+    } else {
+        Err(cx.err(line, field, format!("{url:?} is not an http(s) URL")))
+    }
+}
+
+fn one_or_many(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(items) => items,
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
+}
+
+fn validate_rule(
+    cx: &Ctx<'_>,
+    i: usize,
+    line: u64,
+    r: RawRule,
+    providers: &[ProviderConfig],
+) -> Result<RuleConfig, ConfigError> {
+    let RawRule {
+        name,
+        match_,
+        allow,
+        providers: rule_providers,
+        claims,
+        scopes,
+        headers,
+    } = r;
+    let f = |field: &str| format!("rules[{i}].{field}");
+    if name.is_empty() {
+        return Err(cx.err(line, f("name"), "must not be empty"));
+    }
+    let raw::RawMatch {
+        host,
+        path,
+        methods,
+    } = match_;
+    let hosts = one_or_many(host.unwrap_or(Value::Null))
+        .into_iter()
+        .map(|h| match h {
+            Value::String(s) => {
+                HostPattern::parse(&s).map_err(|e| cx.err(line, f("match.host"), e))
+            }
+            _ => Err(cx.err(
+                line,
+                f("match.host"),
+                "must be a string or a list of strings",
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let paths = one_or_many(path.unwrap_or(Value::Null))
+        .into_iter()
+        .map(|p| match p {
+            Value::String(s) => {
+                PathPattern::parse(&s).map_err(|e| cx.err(line, f("match.path"), e))
+            }
+            _ => Err(cx.err(
+                line,
+                f("match.path"),
+                "must be a string or a list of strings",
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let methods = methods
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
+            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
+                Err(cx.err(
+                    line,
+                    f("match.methods"),
+                    format!("{m:?} is not an HTTP method"),
+                ))
+            } else {
+                Ok(m.to_ascii_uppercase())
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let access = match allow {
+        None => Access::Authenticated,
+        Some(a) => match a.value.as_str() {
+            "anonymous" => Access::Anonymous,
+            "authenticated" => Access::Authenticated,
+            "deny" => Access::Deny,
+            other => {
+                return Err(cx.err(
+                    a.referenced.line(),
+                    f("allow"),
+                    format!("{other:?} is not anonymous, authenticated or deny"),
+                ));
+            }
+        },
+    };
+    let provider_idx = match rule_providers {
+        None => (0..providers.len()).collect(),
+        Some(list) => list
+            .into_iter()
+            .map(|p| {
+                providers
+                    .iter()
+                    .position(|o| o.name == p.value)
+                    .ok_or_else(|| {
+                        cx.err(
+                            p.referenced.line(),
+                            f("providers"),
+                            format!("no provider is named {:?}", p.value),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    if access == Access::Authenticated && provider_idx.is_empty() {
+        return Err(cx.err(
+            line,
+            f("providers"),
+            "the rule needs a token but no provider is configured",
+        ));
+    }
+    let claims = claims
+        .into_iter()
+        .map(|(k, v)| {
+            let values = one_or_many(v);
+            if values.is_empty()
+                || values
+                    .iter()
+                    .any(|v| v.is_object() || v.is_array() || v.is_null())
+            {
+                return Err(cx.err(
+                    line,
+                    f(&format!("claims.{k}")),
+                    "must be a value or a list of values (strings, numbers, booleans)",
+                ));
+            }
+            Ok((k, values))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let headers = headers
+        .into_iter()
+        .map(|(h, t)| {
+            let l = t.referenced.line();
+            let name = header_name(cx, l, &f(&format!("headers.{h}")), &h)?;
+            let template =
+                Template::parse(&t.value).map_err(|e| cx.err(l, f(&format!("headers.{h}")), e))?;
+            Ok((name, template))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RuleConfig {
+        name,
+        hosts,
+        paths,
+        methods,
+        access,
+        providers: provider_idx,
+        claims,
+        scopes,
+        headers,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,162 @@
+//! The config file as written: serde structs that mirror the YAML, no IO, no checks
+//! beyond types and unknown fields (which are errors).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+use serde_saphyr::Spanned;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Listener addresses.
+    #[serde(default)]
+    pub listen: RawListen,
+    /// Token issuers we trust.
+    #[serde(default)]
+    pub providers: Vec<Spanned<RawProvider>>,
+    /// Access rules, first match wins.
+    #[serde(default)]
+    pub rules: Vec<Spanned<RawRule>>,
+    /// Limits and tuning.
+    #[serde(default)]
+    pub limits: Option<Spanned<RawLimits>>,
+}
+
+/// `listen:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    /// Forward-auth `/verify` (and proxy mode, OIDC endpoints).
+    pub http: Option<Spanned<String>>,
+    /// Envoy ext_authz v3.
+    pub grpc: Option<Spanned<String>>,
+    /// `/healthz`, `/readyz`, `/metrics`.
+    pub admin: Option<Spanned<String>>,
+}
+
+/// `limits:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Entries of the verified-token cache (0 turns it off).
+    pub token_cache_entries: Option<usize>,
+    /// Longest token accepted, in bytes.
+    pub max_token_bytes: Option<usize>,
+}
+
+/// One entry of `providers:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    /// Unique name, used by rules.
+    pub name: String,
+    /// Required `iss`.
+    pub issuer: Option<String>,
+    /// The token's `aud` must hold at least one of these.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Where the keys come from.
+    pub jwks: Spanned<RawJwks>,
+    /// Allowed algorithms (default: the keys').
+    pub algorithms: Option<Vec<Spanned<String>>>,
+    /// Where the token is looked for.
+    pub from: Option<Vec<Spanned<RawLocation>>>,
+    /// Clock tolerance.
+    pub clock_skew: Option<Spanned<String>>,
+    /// Keep the token on the upstream request.
+    pub forward_token: Option<bool>,
+    /// Identity headers from claims.
+    #[serde(default)]
+    pub claims_to_headers: Vec<Spanned<RawClaimHeader>>,
+    /// `exp` required (default true). Turning it off accepts tokens that never expire.
+    pub require_exp: Option<bool>,
+    /// Required `typ` header (e.g. `at+jwt`).
+    pub typ: Option<String>,
+}
+
+/// `jwks:` — exactly one source, plus fetch tuning for `uri`/`discovery`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwks {
+    /// A JWKS object (or its JSON text).
+    pub inline: Option<Value>,
+    /// A JWKS file, re-read when it changes.
+    pub file: Option<String>,
+    /// A JWKS URI.
+    pub uri: Option<String>,
+    /// An OIDC issuer URL (its discovery document names the `jwks_uri`).
+    pub discovery: Option<String>,
+    /// One PEM public key.
+    pub pem: Option<String>,
+    /// How often to refetch (`uri`/`discovery`; default 5m).
+    pub refresh: Option<String>,
+    /// Lower bound for a server's `Cache-Control: max-age` (default 30s).
+    pub min_refresh: Option<String>,
+    /// Upper bound for a server's `Cache-Control: max-age` (default 24h).
+    pub max_refresh: Option<String>,
+    /// Per-fetch timeout (default 5s).
+    pub timeout: Option<String>,
+}
+
+/// One entry of `from:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocation {
+    /// A request header.
+    pub header: Option<String>,
+    /// The header value's prefix (scheme compared case-insensitively).
+    pub prefix: Option<String>,
+    /// A cookie.
+    pub cookie: Option<String>,
+    /// A query parameter.
+    pub query: Option<String>,
+}
+
+/// One entry of `claims_to_headers:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClaimHeader {
+    /// The header to set.
+    pub header: String,
+    /// The claim (dotted path) to read.
+    pub claim: String,
+}
+
+/// One entry of `rules:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    /// Unique name (also selectable from Envoy per-route config).
+    pub name: String,
+    /// What requests the rule is for.
+    #[serde(rename = "match", default)]
+    pub match_: RawMatch,
+    /// `anonymous` (no token needed), `authenticated` (default) or `deny`.
+    pub allow: Option<Spanned<String>>,
+    /// Any of these providers (default: all).
+    pub providers: Option<Vec<Spanned<String>>>,
+    /// Per claim: one of the values; all claims must hold.
+    #[serde(default)]
+    pub claims: BTreeMap<String, Value>,
+    /// All of these scopes.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Templated headers added on allow.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<String>>,
+}
+
+/// `match:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMatch {
+    /// Exact host or `*.suffix` (a string or a list).
+    pub host: Option<Value>,
+    /// Exact path, `/prefix/**`, `*` within a segment (a string or a list).
+    pub path: Option<Value>,
+    /// Methods (default: all).
+    pub methods: Option<Vec<String>>,
+}

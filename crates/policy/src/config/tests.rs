@@ -1,0 +1,168 @@
+use std::path::Path;
+
+use super::*;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    parse(text, "test.yaml", Path::new("/etc/portcullis"), &no_env)
+}
+
+const SECRET_JWKS: &str = r#"{"keys":[{"kty":"oct","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA","alg":"HS256","kid":"h"}]}"#;
+
+#[test]
+fn parses_the_contract_example() {
+    let text = format!(
+        r#"
+listen:
+  http: 127.0.0.1:8080
+  grpc: 127.0.0.1:9001
+  admin: 127.0.0.1:9090
+providers:
+  - name: corp
+    issuer: https://login.example.com
+    audiences: [orders-api]
+    jwks:
+      inline: {SECRET_JWKS}
+    algorithms: [HS256]
+    from:
+      - header: Authorization
+        prefix: "Bearer "
+      - cookie: session
+      - query: access_token
+    clock_skew: 60s
+    forward_token: true
+    claims_to_headers:
+      - {{header: x-user, claim: sub}}
+  - name: remote
+    jwks:
+      uri: https://login.example.com/jwks.json
+      refresh: 10m
+rules:
+  - name: health
+    match: {{path: /healthz}}
+    allow: anonymous
+  - name: admin
+    match: {{host: "api.example.com", path: "/admin/**", methods: [GET, POST]}}
+    providers: [corp]
+    claims: {{groups: [admins, ops]}}
+    scopes: [orders:write]
+    headers: {{x-tenant: "{{{{ claims.tenant }}}}"}}
+  - name: default
+    match: {{}}
+"#
+    );
+    let c = load(&text).unwrap();
+    assert_eq!(c.listen.http, Some("127.0.0.1:8080".parse().unwrap()));
+    assert_eq!(c.providers.len(), 2);
+    assert_eq!(c.providers[0].locations.len(), 3);
+    assert_eq!(c.providers[1].jwks.tuning.refresh, Duration::from_secs(600));
+    assert_eq!(c.rules[1].providers, vec![0]);
+    assert_eq!(c.rules[2].providers, vec![0, 1]);
+    assert_eq!(c.rules[1].methods, vec!["GET", "POST"]);
+    assert_eq!(c.rules[0].access, Access::Anonymous);
+}
+
+#[test]
+fn errors_name_file_line_and_field() {
+    let text = "providers:\n  - name: a\n    jwks: {uri: https://x/jwks}\n    bogus: 1\n";
+    let e = load(text).unwrap_err();
+    assert_eq!(
+        (e.file.as_str(), e.line, e.field.as_str()),
+        ("test.yaml", 4, "bogus")
+    );
+    assert!(
+        e.to_string()
+            .starts_with("test.yaml:4: bogus: unknown field"),
+        "{e}"
+    );
+
+    let text = "providers:\n  - name: a\n    jwks: {uri: https://x/jwks}\nrules:\n  - name: r\n    providers: [b]\n";
+    let e = load(text).unwrap_err();
+    assert_eq!(e.line, 6, "{e}");
+    assert_eq!(e.field, "rules[0].providers");
+
+    let text = "providers:\n  - name: a\n    jwks: {uri: https://x/jwks, file: k.json}\n";
+    let e = load(text).unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (3, "providers[0].jwks"), "{e}");
+
+    let text = "providers:\n  - name: a\n    jwks: {uri: https://x/jwks}\n    algorithms: [none]\n";
+    let e = load(text).unwrap_err();
+    assert_eq!(
+        (e.line, e.field.as_str()),
+        (4, "providers[0].algorithms"),
+        "{e}"
+    );
+
+    let text = "listen:\n  http: nowhere\n";
+    assert_eq!(
+        load(text).unwrap_err().to_string(),
+        "test.yaml:2: listen.http: \"nowhere\" is not an address like 127.0.0.1:8080"
+    );
+
+    let text = "providers:\n  - name: a\n    jwks:\n      inline: {\"keys\":[{\"kty\":\"oct\",\"k\":\"c2hvcnQ\"}]}\n";
+    let e = load(text).unwrap_err();
+    assert_eq!(e.field, "providers[0].jwks.inline.keys[0]", "{e}");
+}
+
+#[test]
+fn substitutes_environment_variables() {
+    let env = |name: &str| (name == "ISSUER").then(|| "https://idp".to_owned());
+    let text = "providers:\n  - name: a\n    issuer: ${ISSUER}\n    jwks: {uri: https://x/jwks}\n";
+    let c = parse(text, "t.yaml", Path::new("."), &env).unwrap();
+    assert_eq!(c.providers[0].issuer.as_deref(), Some("https://idp"));
+    let text = "providers:\n  - name: a\n    issuer: ${MISSING}\n";
+    let e = parse(text, "t.yaml", Path::new("."), &env).unwrap_err();
+    assert_eq!((e.line, e.field.as_str()), (3, "${MISSING}"));
+    assert_eq!(substitute_env("a $${X} b", &env).unwrap(), "a ${X} b");
+}
+
+#[test]
+fn resolves_files_against_the_config_folder() {
+    let c = load("providers:\n  - name: a\n    jwks: {file: keys.json}\n").unwrap();
+    match &c.providers[0].jwks.source {
+        JwksSource::File(p) => assert_eq!(p, Path::new("/etc/portcullis/keys.json")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn rejects_bad_values() {
+    for (text, field) in [
+        (
+            "rules:\n  - name: r\n    allow: anonymous\n    match: {path: admin}\n",
+            "rules[0].match.path",
+        ),
+        (
+            "rules:\n  - name: r\n    allow: sometimes\n",
+            "rules[0].allow",
+        ),
+        ("rules:\n  - name: r\n", "rules[0].providers"),
+        (
+            "providers:\n  - name: a\n    jwks: {uri: ftp://x}\n",
+            "providers[0].jwks.uri",
+        ),
+        (
+            "providers:\n  - name: a\n    jwks: {uri: https://x/j}\n    from: [{cookie: s, prefix: x}]\n",
+            "providers[0].from[0]",
+        ),
+        (
+            "providers:\n  - name: a\n    jwks: {uri: https://x/j}\n  - name: a\n    jwks: {uri: https://x/j}\n",
+            "providers[1].name",
+        ),
+        (
+            "providers:\n  - name: a\n    jwks: {uri: https://x/j}\n    clock_skew: forever\n",
+            "providers[0].clock_skew",
+        ),
+        (
+            "providers:\n  - name: a\n    jwks: {uri: https://x/j}\nrules:\n  - name: r\n    headers: {x-a: \"{{ env.X }}\"}\n",
+            "rules[0].headers.x-a",
+        ),
+    ] {
+        let e = load(text).unwrap_err();
+        assert_eq!(e.field, field, "{text}: {e}");
+        assert!(e.line > 0, "{e}");
+    }
+}

@@ -1,0 +1,144 @@
+//! The outcome of a decision, the same for every frontend.
+
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue};
+use portcullis_jose::{Claims, Reason};
+
+/// Who the caller is, once a token verified.
+#[derive(Debug)]
+pub struct Identity {
+    /// The provider that accepted the token.
+    pub provider: Arc<str>,
+    /// The verified claims.
+    pub claims: Claims,
+    /// `exp`, if the token has one.
+    pub expires_at: Option<f64>,
+}
+
+/// Allow the request.
+#[derive(Debug)]
+pub struct Allow {
+    /// The rule that allowed it.
+    pub rule: Arc<str>,
+    /// The verified identity (`None` for anonymous rules).
+    pub identity: Option<Arc<Identity>>,
+    /// Headers to set on the upstream request (overwrite, never append).
+    pub set_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Headers to remove from the upstream request: every identity header we did not
+    /// set (so client-sent copies never pass), and the token when not forwarded.
+    pub remove_headers: Vec<HeaderName>,
+    /// How long the answer may be cached (seconds until `exp`), `None`: not at all.
+    pub cache_max_age: Option<u64>,
+}
+
+/// Deny the request.
+#[derive(Debug)]
+pub struct Deny {
+    /// 401 or 403.
+    pub status: u16,
+    /// The stable reason code.
+    pub reason: Reason,
+    /// The rule that matched, if any.
+    pub rule: Option<Arc<str>>,
+    /// The provider whose check failed, if any.
+    pub provider: Option<Arc<str>>,
+    /// A detail for logs only (never in a response): it names no secret and no token.
+    pub detail: String,
+    /// The token's `kid`, `iss`, `sub` where known, for logs.
+    pub token_hints: TokenHints,
+    /// When set, the deny was for an unknown `kid` and a key refresh was started for
+    /// this provider: a frontend may wait briefly for it and decide again.
+    pub refetch_started: Option<usize>,
+}
+
+/// What may be logged about a denied token (never the token itself).
+#[derive(Debug, Default)]
+pub struct TokenHints {
+    /// Header `kid`.
+    pub kid: Option<String>,
+    /// Claimed `iss` (unverified unless the signature held).
+    pub iss: Option<String>,
+    /// Claimed `sub` (unverified unless the signature held).
+    pub sub: Option<String>,
+}
+
+/// The decision.
+#[derive(Debug)]
+pub enum Decision {
+    /// Let the request through.
+    Allow(Allow),
+    /// Refuse it.
+    Deny(Deny),
+}
+
+impl Decision {
+    /// The reason code, or `None` for an allow.
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            Decision::Allow(_) => None,
+            Decision::Deny(d) => Some(d.reason),
+        }
+    }
+
+    /// The HTTP status a frontend answers with (200 on allow).
+    pub fn status(&self) -> u16 {
+        match self {
+            Decision::Allow(_) => 200,
+            Decision::Deny(d) => d.status,
+        }
+    }
+}
+
+impl Deny {
+    /// The `WWW-Authenticate` value for this deny, if any (RFC 6750 §3).
+    pub fn www_authenticate(&self) -> Option<String> {
+        match self.reason {
+            Reason::TokenMissing => Some(r#"Bearer realm="portcullis""#.to_owned()),
+            Reason::ScopeMissing => Some(r#"Bearer error="insufficient_scope""#.to_owned()),
+            r if self.status == 401 => Some(format!(
+                r#"Bearer realm="portcullis", error="invalid_token", error_description="{}""#,
+                description(r)
+            )),
+            _ => None,
+        }
+    }
+
+    /// The fixed JSON body: `{"error": "...", "reason": "..."}`.
+    pub fn body(&self) -> String {
+        format!(
+            r#"{{"error":"{}","reason":"{}"}}"#,
+            error_code(self.reason),
+            self.reason.as_str()
+        )
+    }
+}
+
+/// OAuth-style error code of a reason (RFC 6750 §3.1).
+pub fn error_code(reason: Reason) -> &'static str {
+    match reason {
+        Reason::TokenMissing => "unauthorized",
+        Reason::ScopeMissing => "insufficient_scope",
+        Reason::ClaimMismatch | Reason::NoRule => "access_denied",
+        _ => "invalid_token",
+    }
+}
+
+/// A fixed, human description of a reason: never data from the token.
+pub fn description(reason: Reason) -> &'static str {
+    match reason {
+        Reason::AlgorithmNotAllowed => "the token's algorithm is not allowed",
+        Reason::AudienceMismatch => "the token is not meant for this audience",
+        Reason::ClaimMismatch => "a required claim does not match",
+        Reason::IssuerMismatch => "the token's issuer is not trusted",
+        Reason::KeyNotFound => "no key is known for the token",
+        Reason::NoRule => "no rule allows this request",
+        Reason::ScopeMissing => "a required scope is missing",
+        Reason::SignatureInvalid => "the signature is invalid",
+        Reason::TokenExpired => "the token has expired",
+        Reason::TokenMalformed => "the token is malformed",
+        Reason::TokenMissing => "a bearer token is required",
+        Reason::TokenNotYetValid => "the token is not valid yet",
+        _ => "the token was rejected",
+    }
+}

@@ -1,0 +1,620 @@
+//! `Engine::decide`: a pure function from a request and a config snapshot (with
+//! its providers' current key sets) to a [`Decision`].
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::{HeaderName, HeaderValue};
+use portcullis_jose::{Claims, Reason, TokenError, Validation, b64, verify_jwt};
+use serde_json::Value;
+
+use crate::cache::{CachedToken, TokenCache};
+use crate::config::{Access, Config, Limits, ProviderConfig, RuleConfig, TokenLocation};
+use crate::decision::{Allow, Decision, Deny, Identity, TokenHints};
+use crate::extract::{Found, find};
+use crate::keyslot::KeySlot;
+use crate::matcher::normalize_path;
+use crate::request::AuthRequest;
+
+/// A provider, ready to verify.
+#[derive(Debug)]
+pub struct Provider {
+    name: Arc<str>,
+    config: ProviderConfig,
+    validation: Validation,
+    slot: Arc<KeySlot>,
+}
+
+impl Provider {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its config.
+    pub fn config(&self) -> &ProviderConfig {
+        &self.config
+    }
+
+    /// Its key slot.
+    pub fn slot(&self) -> &Arc<KeySlot> {
+        &self.slot
+    }
+}
+
+#[derive(Debug)]
+struct Rule {
+    name: Arc<str>,
+    config: RuleConfig,
+}
+
+/// Counters of the token cache.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    /// Lookups that found a valid entry.
+    pub hits: AtomicU64,
+    /// Lookups that did not.
+    pub misses: AtomicU64,
+}
+
+/// A compiled config: rules, providers and the token cache. Immutable but for the cache.
+#[derive(Debug)]
+pub struct Engine {
+    providers: Vec<Provider>,
+    rules: Vec<Rule>,
+    /// Every header any provider or rule may set: removed from requests unless we set it.
+    identity_headers: Vec<HeaderName>,
+    cache: Option<TokenCache>,
+    cache_stats: CacheStats,
+    limits: Limits,
+}
+
+impl Engine {
+    /// Builds an engine. `slots[i]` holds the keys of `config.providers[i]`;
+    /// a missing slot is an empty one (its provider denies until keys arrive).
+    pub fn new(config: Config, slots: Vec<Arc<KeySlot>>) -> Engine {
+        let Config {
+            listen: _,
+            providers,
+            rules,
+            limits,
+        } = config;
+        let mut slots = slots.into_iter();
+        let providers: Vec<Provider> = providers
+            .into_iter()
+            .map(|config| {
+                let validation = Validation {
+                    issuer: config.issuer.clone(),
+                    audiences: config.audiences.clone(),
+                    algorithms: config.algorithms,
+                    clock_skew_secs: config.clock_skew_secs,
+                    require_exp: config.require_exp,
+                    typ: config.typ.clone(),
+                    max_token_bytes: limits.max_token_bytes,
+                };
+                Provider {
+                    name: Arc::from(config.name.as_str()),
+                    validation,
+                    slot: slots.next().unwrap_or_else(|| Arc::new(KeySlot::empty())),
+                    config,
+                }
+            })
+            .collect();
+        let mut identity_headers: Vec<HeaderName> = Vec::new();
+        let mut note = |h: &HeaderName| {
+            if !identity_headers.contains(h) {
+                identity_headers.push(h.clone());
+            }
+        };
+        for p in &providers {
+            p.config.claims_to_headers.iter().for_each(|(h, _)| note(h));
+        }
+        for r in &rules {
+            r.headers.iter().for_each(|(h, _)| note(h));
+        }
+        let cache =
+            (limits.token_cache_entries > 0).then(|| TokenCache::new(limits.token_cache_entries));
+        Engine {
+            providers,
+            rules: rules
+                .into_iter()
+                .map(|config| Rule {
+                    name: Arc::from(config.name.as_str()),
+                    config,
+                })
+                .collect(),
+            identity_headers,
+            cache,
+            cache_stats: CacheStats::default(),
+            limits,
+        }
+    }
+
+    /// The providers, in config order.
+    pub fn providers(&self) -> &[Provider] {
+        &self.providers
+    }
+
+    /// Whether every provider has usable keys.
+    pub fn is_ready(&self) -> bool {
+        self.providers.iter().all(|p| p.slot.is_ready())
+    }
+
+    /// Every identity header this config may set.
+    pub fn identity_headers(&self) -> &[HeaderName] {
+        &self.identity_headers
+    }
+
+    /// Token cache counters.
+    pub fn cache_stats(&self) -> &CacheStats {
+        &self.cache_stats
+    }
+
+    /// Names of the rules, in order.
+    pub fn rule_names(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| &*r.name)
+    }
+
+    /// Decides a request at `now` (seconds since the epoch).
+    pub fn decide(&self, req: &AuthRequest<'_>, now: i64) -> Decision {
+        let rule = match req.rule {
+            Some(name) => self.rules.iter().find(|r| &*r.name == name),
+            None => {
+                let path = normalize_path(req.path);
+                self.rules.iter().find(|r| matches(&r.config, req, &path))
+            }
+        };
+        let Some(rule) = rule else {
+            return Decision::Deny(deny(
+                403,
+                Reason::NoRule,
+                None,
+                None,
+                match req.rule {
+                    Some(_) => "the rule named by the proxy does not exist".to_owned(),
+                    None => "no rule matches".to_owned(),
+                },
+            ));
+        };
+        match rule.config.access {
+            Access::Anonymous => {
+                return Decision::Allow(Allow {
+                    rule: rule.name.clone(),
+                    identity: None,
+                    set_headers: Vec::new(),
+                    remove_headers: self.identity_headers.clone(),
+                    cache_max_age: None,
+                });
+            }
+            Access::Deny => {
+                return Decision::Deny(deny(
+                    403,
+                    Reason::NoRule,
+                    Some(&rule.name),
+                    None,
+                    "the rule denies".to_owned(),
+                ));
+            }
+            Access::Authenticated => {}
+        }
+        let (token, candidates, location) = match self.find_token(rule, req) {
+            Ok(found) => found,
+            Err(d) => return Decision::Deny(d),
+        };
+        let identity = match self.verify(&token, &candidates, rule, now) {
+            Ok(identity) => identity,
+            Err(d) => return Decision::Deny(d),
+        };
+        let provider = &self.providers[identity.0];
+        if let Err(d) = authorize(rule, req, &identity.1.claims) {
+            let mut d = d;
+            d.provider = Some(provider.name.clone());
+            d.token_hints = hints_from_claims(&identity.1.claims);
+            return Decision::Deny(d);
+        }
+        Decision::Allow(self.allow(rule, provider, identity.1, location, now))
+    }
+
+    /// The token, the providers that may have issued it, and where it was.
+    #[expect(clippy::type_complexity, reason = "private helper")]
+    fn find_token<'r>(
+        &self,
+        rule: &Rule,
+        req: &AuthRequest<'r>,
+    ) -> Result<(Cow<'r, str>, Vec<usize>, Option<&TokenLocation>), Deny> {
+        let query = req.query();
+        let mut token: Option<Cow<'r, str>> = None;
+        let mut candidates = Vec::new();
+        let mut location = None;
+        for &idx in &rule.config.providers {
+            let provider = &self.providers[idx];
+            for loc in &provider.config.locations {
+                match find(loc, req.headers, query) {
+                    Found::Absent => {}
+                    Found::Malformed(why) => {
+                        return Err(deny(
+                            401,
+                            Reason::TokenMalformed,
+                            Some(&rule.name),
+                            Some(&provider.name),
+                            why.to_owned(),
+                        ));
+                    }
+                    Found::Token(t) => {
+                        match &token {
+                            Some(existing) if *existing != t => {
+                                return Err(deny(
+                                    401,
+                                    Reason::TokenMalformed,
+                                    Some(&rule.name),
+                                    None,
+                                    "two different tokens in one request".to_owned(),
+                                ));
+                            }
+                            Some(_) => {}
+                            None => {
+                                token = Some(t);
+                                location = Some(loc);
+                            }
+                        }
+                        if !candidates.contains(&idx) {
+                            candidates.push(idx);
+                        }
+                    }
+                }
+            }
+        }
+        match token {
+            Some(t) => Ok((t, candidates, location)),
+            None => Err(deny(
+                401,
+                Reason::TokenMissing,
+                Some(&rule.name),
+                None,
+                "no token in the request".to_owned(),
+            )),
+        }
+    }
+
+    /// Verifies with the candidate providers: those whose issuer the token claims first.
+    fn verify(
+        &self,
+        token: &str,
+        candidates: &[usize],
+        rule: &Rule,
+        now: i64,
+    ) -> Result<(usize, Arc<Identity>), Deny> {
+        if let Some(cache) = &self.cache {
+            let hit = cache.get(token, now, |p| {
+                self.providers
+                    .get(p)
+                    .map_or(u64::MAX, |p| p.slot.generation())
+            });
+            match hit {
+                Some(hit) if candidates.contains(&hit.provider) => {
+                    self.cache_stats.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok((hit.provider, hit.identity));
+                }
+                _ => {
+                    self.cache_stats.misses.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let claimed_iss = peek_issuer(token);
+        let mut order: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&i| {
+                self.providers[i].config.issuer.as_deref() == claimed_iss.as_deref()
+                    && claimed_iss.is_some()
+            })
+            .collect();
+        order.extend(
+            candidates
+                .iter()
+                .copied()
+                .filter(|&i| self.providers[i].config.issuer.is_none()),
+        );
+        if order.is_empty() {
+            // No provider claims this issuer: let the first one explain why.
+            order.extend(candidates.first().copied());
+        }
+        let mut first_error: Option<Deny> = None;
+        for idx in order {
+            let provider = &self.providers[idx];
+            let Some(keys) = provider.slot.load() else {
+                let d = deny(
+                    401,
+                    Reason::KeyNotFound,
+                    Some(&rule.name),
+                    Some(&provider.name),
+                    "the provider has no keys yet".to_owned(),
+                );
+                first_error.get_or_insert(d);
+                continue;
+            };
+            let generation = provider.slot.generation();
+            match verify_jwt(token, &keys, &provider.validation, now) {
+                Ok(jwt) => {
+                    let expires_at = jwt.claims.expires_at().ok().flatten();
+                    let identity = Arc::new(Identity {
+                        provider: provider.name.clone(),
+                        claims: jwt.claims,
+                        expires_at,
+                    });
+                    if let Some(cache) = &self.cache {
+                        cache.insert(
+                            token,
+                            CachedToken {
+                                provider: idx,
+                                generation,
+                                valid_until: expires_at
+                                    .map(|e| e + provider.config.clock_skew_secs as f64),
+                                identity: identity.clone(),
+                            },
+                        );
+                    }
+                    return Ok((idx, identity));
+                }
+                Err(e) => {
+                    let mut d = deny(
+                        401,
+                        e.reason(),
+                        Some(&rule.name),
+                        Some(&provider.name),
+                        e.to_string(),
+                    );
+                    d.token_hints = unverified_hints(token);
+                    if let TokenError::KeyNotFound { kid: Some(_) } = e {
+                        if provider.slot.request_refetch() {
+                            d.refetch_started = Some(idx);
+                        }
+                    }
+                    first_error.get_or_insert(d);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| {
+            deny(
+                401,
+                Reason::KeyNotFound,
+                Some(&rule.name),
+                None,
+                "no provider".to_owned(),
+            )
+        }))
+    }
+
+    fn allow(
+        &self,
+        rule: &Rule,
+        provider: &Provider,
+        identity: Arc<Identity>,
+        location: Option<&TokenLocation>,
+        now: i64,
+    ) -> Allow {
+        let mut set_headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
+        let templates = provider
+            .config
+            .claims_to_headers
+            .iter()
+            .chain(rule.config.headers.iter());
+        for (name, template) in templates {
+            if let Some(value) = template.render(&identity.claims) {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    // A rule header overrides a provider header of the same name.
+                    set_headers.retain(|(n, _)| n != name);
+                    set_headers.push((name.clone(), v));
+                }
+            }
+        }
+        let mut remove_headers: Vec<HeaderName> = self
+            .identity_headers
+            .iter()
+            .filter(|h| !set_headers.iter().any(|(n, _)| n == *h))
+            .cloned()
+            .collect();
+        if !provider.config.forward_token {
+            if let Some(TokenLocation::Header { name, .. }) = location {
+                remove_headers.push(name.clone());
+            }
+        }
+        let cache_max_age = identity.expires_at.map(|exp| {
+            let left = exp.floor() - now as f64;
+            if left > 0.0 { left as u64 } else { 0 }
+        });
+        Allow {
+            rule: rule.name.clone(),
+            identity: Some(identity),
+            set_headers,
+            remove_headers,
+            cache_max_age,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Entries in the token cache.
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.as_ref().map_or(0, TokenCache::len)
+    }
+}
+
+fn deny(
+    status: u16,
+    reason: Reason,
+    rule: Option<&Arc<str>>,
+    provider: Option<&Arc<str>>,
+    detail: String,
+) -> Deny {
+    Deny {
+        status,
+        reason,
+        rule: rule.cloned(),
+        provider: provider.cloned(),
+        detail,
+        token_hints: TokenHints::default(),
+        refetch_started: None,
+    }
+}
+
+fn matches(rule: &RuleConfig, req: &AuthRequest<'_>, path: &str) -> bool {
+    (rule.hosts.is_empty() || rule.hosts.iter().any(|h| h.matches(req.host)))
+        && (rule.paths.is_empty() || rule.paths.iter().any(|p| p.matches(path)))
+        && (rule.methods.is_empty()
+            || rule
+                .methods
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(req.method)))
+}
+
+/// Checks the rule's claims and scopes and the request's extra claims.
+fn authorize(rule: &Rule, req: &AuthRequest<'_>, claims: &Claims) -> Result<(), Deny> {
+    for (path, accepted) in &rule.config.claims {
+        if !claim_matches(claims.path(path), |v| {
+            accepted.iter().any(|a| value_eq(v, a))
+        }) {
+            return Err(deny(
+                403,
+                Reason::ClaimMismatch,
+                Some(&rule.name),
+                None,
+                format!("claim {path:?} does not match"),
+            ));
+        }
+    }
+    // Extra requirements: each distinct name must hold one of its values.
+    let mut names: Vec<&str> = req.extra_claims.iter().map(|(n, _)| n.as_str()).collect();
+    names.dedup();
+    for name in names {
+        let ok = claim_matches(claims.path(name), |v| {
+            req.extra_claims
+                .iter()
+                .filter(|(n, _)| n == name)
+                .any(|(_, want)| value_eq(v, &Value::from(want.as_str())))
+        });
+        if !ok {
+            return Err(deny(
+                403,
+                Reason::ClaimMismatch,
+                Some(&rule.name),
+                None,
+                format!("claim {name:?} does not match the request's requirement"),
+            ));
+        }
+    }
+    if !rule.config.scopes.is_empty() {
+        let granted = scopes(claims);
+        if let Some(missing) = rule
+            .config
+            .scopes
+            .iter()
+            .find(|s| !granted.contains(&s.as_str()))
+        {
+            return Err(deny(
+                403,
+                Reason::ScopeMissing,
+                Some(&rule.name),
+                None,
+                format!("scope {missing:?} missing"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn claim_matches(value: Option<&Value>, ok: impl Fn(&Value) -> bool) -> bool {
+    match value {
+        None => false,
+        Some(Value::Array(items)) => items.iter().any(&ok),
+        Some(v) => ok(v),
+    }
+}
+
+/// A claim equals a configured value: same JSON value, or the same text for a
+/// number or boolean compared with a string (`"true"`, `"42"`).
+fn value_eq(claim: &Value, wanted: &Value) -> bool {
+    if claim == wanted {
+        return true;
+    }
+    match (claim, wanted) {
+        (Value::Number(_) | Value::Bool(_), Value::String(s)) => claim.to_string() == *s,
+        (Value::String(s), Value::Number(_) | Value::Bool(_)) => wanted.to_string() == *s,
+        _ => false,
+    }
+}
+
+/// Scopes from `scope` (space-separated string or array) and `scp` (array or string).
+fn scopes(claims: &Claims) -> Vec<&str> {
+    let mut out = Vec::new();
+    for name in ["scope", "scp"] {
+        match claims.get(name) {
+            Some(Value::String(s)) => out.extend(s.split(' ').filter(|s| !s.is_empty())),
+            Some(Value::Array(items)) => out.extend(items.iter().filter_map(Value::as_str)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The unverified `iss`, only to choose which provider verifies (never to trust).
+fn peek_issuer(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    if payload.len() > 16 * 1024 {
+        return None;
+    }
+    let bytes = b64::decode(payload.as_bytes())?;
+    #[derive(serde::Deserialize)]
+    struct Iss {
+        iss: Option<String>,
+    }
+    serde_json::from_slice::<Iss>(&bytes).ok()?.iss
+}
+
+fn unverified_hints(token: &str) -> TokenHints {
+    let mut hints = TokenHints::default();
+    let mut parts = token.split('.');
+    if let Some(h) = parts
+        .next()
+        .filter(|h| h.len() < 4096)
+        .and_then(|h| b64::decode(h.as_bytes()))
+    {
+        if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(&h) {
+            hints.kid = m.get("kid").and_then(Value::as_str).map(clip);
+        }
+    }
+    if let Some(p) = parts
+        .next()
+        .filter(|p| p.len() < 16 * 1024)
+        .and_then(|p| b64::decode(p.as_bytes()))
+    {
+        if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(&p) {
+            hints.iss = m.get("iss").and_then(Value::as_str).map(clip);
+            hints.sub = m.get("sub").and_then(Value::as_str).map(clip);
+        }
+    }
+    hints
+}
+
+fn hints_from_claims(claims: &Claims) -> TokenHints {
+    TokenHints {
+        kid: None,
+        iss: claims.issuer().map(clip),
+        sub: claims.subject().map(clip),
+    }
+}
+
+/// Keeps logged values short and printable.
+fn clip(s: &str) -> String {
+    s.chars()
+        .take(128)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,314 @@
+use std::path::Path;
+
+use http::{HeaderMap, HeaderValue};
+use portcullis_jose::{Algorithm, SigningKey};
+use serde_json::json;
+
+use super::*;
+use crate::config;
+
+const NOW: i64 = 1_700_000_000;
+const SECRET: &[u8] = b"secret-secret-secret-secret-secret";
+
+fn engine(rules: &str) -> Engine {
+    let k = b64::encode(SECRET);
+    let text = format!(
+        r#"
+providers:
+  - name: corp
+    issuer: https://idp
+    audiences: [api]
+    jwks:
+      inline: {{"keys":[{{"kty":"oct","k":"{k}","kid":"h1"}}]}}
+    from:
+      - header: Authorization
+        prefix: "Bearer "
+      - cookie: session
+    claims_to_headers:
+      - {{header: x-user, claim: sub}}
+{rules}"#
+    );
+    let config = config::parse(&text, "t.yaml", Path::new("."), &|_| None).unwrap();
+    let slots = config
+        .providers
+        .iter()
+        .map(|p| match &p.jwks.source {
+            config::JwksSource::Static(keys) => Arc::new(KeySlot::with_keys(keys.clone())),
+            _ => Arc::new(KeySlot::empty()),
+        })
+        .collect();
+    Engine::new(config, slots)
+}
+
+fn token(claims: serde_json::Value) -> String {
+    let key = SigningKey::from_secret(SECRET, Algorithm::HS256).unwrap();
+    key.encode(
+        Some("h1"),
+        &Default::default(),
+        claims.to_string().as_bytes(),
+    )
+    .unwrap()
+}
+
+fn good_claims() -> serde_json::Value {
+    json!({"iss": "https://idp", "aud": "api", "sub": "alice", "exp": NOW + 600, "groups": ["dev", "admins"], "scope": "read write", "tenant": "acme"})
+}
+
+fn request_with(headers: &HeaderMap, path: &str, f: impl FnOnce(&Decision)) {
+    let req = AuthRequest::new("GET", "api.example.com", path, headers);
+    let d = engine(RULES).decide(&req, NOW);
+    f(&d);
+}
+
+fn bearer(t: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {t}")).unwrap(),
+    );
+    h
+}
+
+const RULES: &str = r#"
+rules:
+  - name: health
+    match: {path: /healthz}
+    allow: anonymous
+  - name: admin
+    match: {path: "/admin/**", methods: [GET]}
+    claims: {groups: [admins, ops]}
+    scopes: [write]
+    headers: {x-tenant: "{{ claims.tenant }}"}
+  - name: ops
+    match: {path: "/ops/**"}
+    claims: {groups: ops}
+  - name: scoped
+    match: {path: "/billing/**"}
+    scopes: [billing]
+  - name: api
+    match: {path: "/api/**"}
+"#;
+
+fn reason(d: &Decision) -> &'static str {
+    d.reason().map_or("allow", |r| r.as_str())
+}
+
+#[test]
+fn allows_anonymous_rule_without_token() {
+    request_with(&HeaderMap::new(), "/healthz", |d| {
+        assert_eq!(reason(d), "allow");
+        let Decision::Allow(a) = d else {
+            unreachable!()
+        };
+        assert!(a.remove_headers.iter().any(|h| h == "x-user"));
+    });
+}
+
+#[test]
+fn denies_unmatched_request_with_no_rule() {
+    request_with(&HeaderMap::new(), "/elsewhere", |d| {
+        assert_eq!((d.status(), reason(d)), (403, "no_rule"));
+    });
+}
+
+#[test]
+fn denies_missing_token_with_401() {
+    request_with(&HeaderMap::new(), "/api/x", |d| {
+        assert_eq!((d.status(), reason(d)), (401, "token_missing"));
+        let Decision::Deny(deny) = d else {
+            unreachable!()
+        };
+        assert_eq!(
+            deny.www_authenticate().as_deref(),
+            Some(r#"Bearer realm="portcullis""#)
+        );
+        assert_eq!(
+            deny.body(),
+            r#"{"error":"unauthorized","reason":"token_missing"}"#
+        );
+    });
+}
+
+#[test]
+fn allows_valid_token_and_sets_identity_headers() {
+    let t = token(good_claims());
+    request_with(&bearer(&t), "/admin/users", |d| {
+        let Decision::Allow(a) = d else {
+            panic!("{d:?}")
+        };
+        let set: Vec<_> = a
+            .set_headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(set, vec![("x-user", "alice"), ("x-tenant", "acme")]);
+        assert!(a.remove_headers.is_empty());
+        assert_eq!(a.cache_max_age, Some(600));
+    });
+}
+
+#[test]
+fn denies_invalid_tokens_with_their_reason() {
+    let mut c = good_claims();
+    c["exp"] = json!(NOW - 3600);
+    request_with(&bearer(&token(c)), "/api/x", |d| {
+        assert_eq!((d.status(), reason(d)), (401, "token_expired"))
+    });
+    let mut c = good_claims();
+    c["iss"] = json!("https://evil");
+    request_with(&bearer(&token(c)), "/api/x", |d| {
+        assert_eq!(reason(d), "issuer_mismatch")
+    });
+    let mut c = good_claims();
+    c["aud"] = json!("other");
+    request_with(&bearer(&token(c)), "/api/x", |d| {
+        assert_eq!(reason(d), "audience_mismatch")
+    });
+    let mut t = token(good_claims());
+    t.push('A');
+    request_with(&bearer(&t), "/api/x", |d| {
+        assert!(matches!(reason(d), "signature_invalid" | "token_malformed"));
+        let Decision::Deny(deny) = d else {
+            unreachable!()
+        };
+        assert!(
+            deny.www_authenticate()
+                .unwrap()
+                .contains(r#"error="invalid_token""#)
+        );
+    });
+    request_with(&bearer("not.a.jwt"), "/api/x", |d| {
+        assert_eq!(reason(d), "token_malformed")
+    });
+}
+
+#[test]
+fn denies_missing_claim_with_403() {
+    let mut c = good_claims();
+    c["groups"] = json!(["dev"]);
+    request_with(&bearer(&token(c)), "/admin/x", |d| {
+        assert_eq!((d.status(), reason(d)), (403, "claim_mismatch"))
+    });
+    request_with(&bearer(&token(good_claims())), "/ops/x", |d| {
+        assert_eq!(reason(d), "claim_mismatch")
+    });
+}
+
+#[test]
+fn allows_scalar_claim_requirement_matching_array_element() {
+    let mut c = good_claims();
+    c["groups"] = json!(["ops"]);
+    request_with(&bearer(&token(c)), "/ops/x", |d| {
+        assert_eq!(reason(d), "allow")
+    });
+}
+
+#[test]
+fn denies_missing_scope_with_insufficient_scope() {
+    request_with(&bearer(&token(good_claims())), "/billing/x", |d| {
+        assert_eq!((d.status(), reason(d)), (403, "scope_missing"));
+        let Decision::Deny(deny) = d else {
+            unreachable!()
+        };
+        assert_eq!(
+            deny.www_authenticate().as_deref(),
+            Some(r#"Bearer error="insufficient_scope""#)
+        );
+    });
+    let mut c = good_claims();
+    c["scp"] = json!(["billing"]);
+    request_with(&bearer(&token(c)), "/billing/x", |d| {
+        assert_eq!(reason(d), "allow")
+    });
+}
+
+#[test]
+fn denies_two_different_tokens() {
+    let mut h = bearer(&token(good_claims()));
+    let mut c = good_claims();
+    c["sub"] = json!("mallory");
+    h.insert(
+        "cookie",
+        HeaderValue::from_str(&format!("session={}", token(c))).unwrap(),
+    );
+    request_with(&h, "/api/x", |d| {
+        assert_eq!((d.status(), reason(d)), (401, "token_malformed"))
+    });
+}
+
+#[test]
+fn allows_token_from_cookie() {
+    let mut h = HeaderMap::new();
+    h.insert(
+        "cookie",
+        HeaderValue::from_str(&format!("a=b; session={}", token(good_claims()))).unwrap(),
+    );
+    request_with(&h, "/api/x", |d| assert_eq!(reason(d), "allow"));
+}
+
+#[test]
+fn denies_traversal_into_protected_path() {
+    request_with(&HeaderMap::new(), "/healthz/../admin/x", |d| {
+        assert_eq!(reason(d), "token_missing")
+    });
+    request_with(&HeaderMap::new(), "/healthz?/../admin", |d| {
+        assert_eq!(reason(d), "allow")
+    });
+}
+
+#[test]
+fn allows_with_extra_claims_only_when_they_hold() {
+    let e = engine(RULES);
+    let h = bearer(&token(good_claims()));
+    let extra = [
+        ("groups".to_owned(), "admins".to_owned()),
+        ("groups".to_owned(), "nobody".to_owned()),
+    ];
+    let mut req = AuthRequest::new("GET", "h", "/api/x", &h);
+    req.extra_claims = &extra;
+    assert_eq!(reason(&e.decide(&req, NOW)), "allow");
+    let extra = [("groups".to_owned(), "nobody".to_owned())];
+    req.extra_claims = &extra;
+    assert_eq!(reason(&e.decide(&req, NOW)), "claim_mismatch");
+}
+
+#[test]
+fn selects_rule_by_name() {
+    let e = engine(RULES);
+    let h = HeaderMap::new();
+    let mut req = AuthRequest::new("GET", "h", "/admin/x", &h);
+    req.rule = Some("health");
+    assert_eq!(reason(&e.decide(&req, NOW)), "allow");
+    req.rule = Some("nope");
+    assert_eq!(reason(&e.decide(&req, NOW)), "no_rule");
+}
+
+#[test]
+fn cache_never_outlives_exp_or_key_set() {
+    let e = engine(RULES);
+    let mut c = good_claims();
+    c["exp"] = json!(NOW + 10);
+    let h = bearer(&token(c));
+    let req = AuthRequest::new("GET", "h", "/api/x", &h);
+    assert_eq!(reason(&e.decide(&req, NOW)), "allow");
+    assert_eq!(reason(&e.decide(&req, NOW + 1)), "allow");
+    assert_eq!(e.cache_stats().hits.load(Ordering::Relaxed), 1);
+    // exp + skew (60 s) is where the verifier stops, cached or not.
+    assert_eq!(reason(&e.decide(&req, NOW + 70)), "token_expired");
+    assert_eq!(reason(&e.decide(&req, NOW + 5)), "allow");
+    // A new key set (rotation) drops what was verified under the old one.
+    let other = portcullis_jose::KeySet::new(vec![]);
+    e.providers()[0].slot().store(other);
+    assert_eq!(reason(&e.decide(&req, NOW + 5)), "key_not_found");
+}
+
+#[test]
+fn denies_when_provider_has_no_keys() {
+    let text = "providers:\n  - name: remote\n    jwks: {uri: http://127.0.0.1:1/jwks}\nrules:\n  - name: all\n";
+    let config = config::parse(text, "t.yaml", Path::new("."), &|_| None).unwrap();
+    let e = Engine::new(config, vec![]);
+    assert!(!e.is_ready());
+    let h = bearer(&token(good_claims()));
+    let req = AuthRequest::new("GET", "h", "/", &h);
+    assert_eq!(reason(&e.decide(&req, NOW)), "key_not_found");
+}

@@ -1,0 +1,23 @@
+//! The config model and the pure decision engine of Portcullis.
+//!
+//! [`config::parse`] turns the YAML file into a validated [`Config`];
+//! [`Engine::new`] compiles it; [`Engine::decide`] maps an [`AuthRequest`] to a
+//! [`Decision`] without IO. Key sources (elsewhere) publish key sets into each
+//! provider's [`KeySlot`].
+#![warn(missing_docs)]
+
+mod cache;
+pub mod config;
+mod decision;
+mod engine;
+mod extract;
+mod keyslot;
+pub mod matcher;
+mod request;
+pub mod template;
+
+pub use config::{Config, ConfigError, parse_duration};
+pub use decision::{Allow, Decision, Deny, Identity, TokenHints, description, error_code};
+pub use engine::{CacheStats, Engine, Provider};
+pub use keyslot::{KeySlot, RefetchHook};
+pub use request::AuthRequest;

@@ -1,0 +1,280 @@
+//! Host and path patterns, compiled once, and the path normalization that keeps
+//! `/public/../admin` from matching a rule meant for `/public/**`.
+
+use std::borrow::Cow;
+
+/// `api.example.com` (exact, case-insensitive) or `*.example.com` (any subdomain).
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum HostPattern {
+    /// Exactly this host (lower case, no port).
+    Exact(String),
+    /// Any host ending in `.suffix` (stored with the dot, lower case).
+    Suffix(String),
+}
+
+impl HostPattern {
+    /// Compiles a host pattern.
+    ///
+    /// # Errors
+    /// Empty, or `*` anywhere but a leading `*.`.
+    pub fn parse(text: &str) -> Result<HostPattern, String> {
+        let lower = text.trim().to_ascii_lowercase();
+        if let Some(suffix) = lower.strip_prefix("*.") {
+            if suffix.is_empty() || suffix.contains('*') {
+                return Err(format!("{text:?}: only a leading `*.` is allowed"));
+            }
+            return Ok(HostPattern::Suffix(format!(".{suffix}")));
+        }
+        if lower.is_empty() || lower.contains('*') {
+            return Err(format!("{text:?} is not a host or *.suffix"));
+        }
+        Ok(HostPattern::Exact(lower))
+    }
+
+    /// Whether `host` (any case, port ignored) matches.
+    pub fn matches(&self, host: &str) -> bool {
+        let host = strip_port(host);
+        match self {
+            HostPattern::Exact(h) => host.eq_ignore_ascii_case(h),
+            HostPattern::Suffix(s) => {
+                host.len() > s.len() && host[host.len() - s.len()..].eq_ignore_ascii_case(s)
+            }
+        }
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // [v6]:port
+        return match host.find(']') {
+            Some(end) => &host[..=end],
+            None => host,
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+#[derive(Clone, Debug, Eq, PartialEq)]
+enum Segment {
+    /// `**`: any number of segments, including none.
+    Any,
+    /// A segment with `*` wildcards (none: literal).
+    Glob(String),
+}
+
+/// A path pattern: exact, `/prefix/**`, `*` within a segment.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct PathPattern {
+    text: String,
+    segments: Vec<Segment>,
+}
+
+impl PathPattern {
+    /// Compiles a path pattern.
+    ///
+    /// # Errors
+    /// Not starting with `/`, or `**` mixed with other characters in a segment.
+    pub fn parse(text: &str) -> Result<PathPattern, String> {
+        if !text.starts_with('/') {
+            return Err(format!("{text:?} must start with /"));
+        }
+        let segments = text[1..]
+            .split('/')
+            .map(|s| {
+                if s == "**" {
+                    Ok(Segment::Any)
+                } else if s.contains("**") {
+                    Err(format!("{text:?}: `**` must be a whole segment"))
+                } else {
+                    Ok(Segment::Glob(s.to_owned()))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(PathPattern {
+            text: text.to_owned(),
+            segments,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether a normalized path (no query) matches.
+    pub fn matches(&self, path: &str) -> bool {
+        let Some(rest) = path.strip_prefix('/') else {
+            return false;
+        };
+        let parts: Vec<&str> = rest.split('/').collect();
+        match_segments(&self.segments, &parts)
+    }
+}
+
+fn match_segments(pattern: &[Segment], parts: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => parts.is_empty(),
+        Some((Segment::Any, rest)) => {
+            // `/a/**` also matches `/a` and `/a/`.
+            (0..=parts.len()).any(|skip| match_segments(rest, &parts[skip..]))
+                || (rest.is_empty() && parts.len() == 1 && parts[0].is_empty())
+        }
+        Some((Segment::Glob(g), rest)) => match parts.split_first() {
+            Some((first, others)) => {
+                glob_segment(g.as_bytes(), first.as_bytes()) && match_segments(rest, others)
+            }
+            None => false,
+        },
+    }
+}
+
+/// `*` matches any run of characters within one segment.
+fn glob_segment(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] != b'*' && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some(p);
+            mark = t;
+            p += 1;
+        } else if let Some(s) = star {
+            p = s + 1;
+            mark += 1;
+            t = mark;
+        } else {
+            return false;
+        }
+    }
+    while p < pattern.len() && pattern[p] == b'*' {
+        p += 1;
+    }
+    p == pattern.len()
+}
+
+/// Normalizes a request path for matching: drops the query, decodes percent-encoded
+/// unreserved characters (so `%2e%2e` is `..`, `%61dmin` is `admin`), merges
+/// repeated slashes and resolves `.` and `..` (RFC 3986 §5.2.4). Encoded slashes
+/// (`%2F`) stay encoded: they are not separators.
+pub fn normalize_path(raw: &str) -> Cow<'_, str> {
+    let path = raw.split(['?', '#']).next().unwrap_or("");
+    let simple = path.starts_with('/')
+        && !path.contains("//")
+        && !path.contains('%')
+        && !path.split('/').any(|s| s == "." || s == "..");
+    if simple {
+        return Cow::Borrowed(path);
+    }
+    let decoded = decode_unreserved(path);
+    let mut out: Vec<&str> = Vec::new();
+    let trailing = decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
+    for seg in decoded.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    let mut joined = String::with_capacity(decoded.len() + 1);
+    for s in &out {
+        joined.push('/');
+        joined.push_str(s);
+    }
+    if joined.is_empty() || (trailing && !out.is_empty()) {
+        joined.push('/');
+    }
+    Cow::Owned(joined)
+}
+
+fn decode_unreserved(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                let c = (h * 16 + l) as u8;
+                if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
+                    out.push(c as char);
+                    i += 3;
+                    continue;
+                }
+                // Keep other escapes, upper-cased, so equal paths compare equal.
+                out.push('%');
+                out.push(bytes[i + 1].to_ascii_uppercase() as char);
+                out.push(bytes[i + 2].to_ascii_uppercase() as char);
+                i += 3;
+                continue;
+            }
+        }
+        // Safe: we only split at ASCII bytes, so `path[i..]` stays on char boundaries.
+        let ch_len = path[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&path[i..i + ch_len]);
+        i += ch_len;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        let exact = HostPattern::parse("API.example.com").unwrap();
+        assert!(exact.matches("api.example.com"));
+        assert!(exact.matches("api.EXAMPLE.com:8443"));
+        assert!(!exact.matches("xapi.example.com"));
+        let wild = HostPattern::parse("*.example.com").unwrap();
+        assert!(wild.matches("a.example.com"));
+        assert!(wild.matches("a.b.example.com:80"));
+        assert!(!wild.matches("example.com"));
+        assert!(!wild.matches("evilexample.com"));
+        assert!(HostPattern::parse("a.*.com").is_err());
+    }
+
+    #[test]
+    fn paths() {
+        let p = |pat: &str, path: &str| PathPattern::parse(pat).unwrap().matches(path);
+        assert!(p("/healthz", "/healthz"));
+        assert!(!p("/healthz", "/healthz/x"));
+        assert!(p("/admin/**", "/admin"));
+        assert!(p("/admin/**", "/admin/"));
+        assert!(p("/admin/**", "/admin/a/b"));
+        assert!(!p("/admin/**", "/administrator"));
+        assert!(p("/api/*/items", "/api/v1/items"));
+        assert!(!p("/api/*/items", "/api/v1/x/items"));
+        assert!(p("/files/*.png", "/files/a.png"));
+        assert!(!p("/files/*.png", "/files/a.jpg"));
+        assert!(p("/**", "/"));
+        assert!(p("/**", "/anything/at/all"));
+        assert!(p("/a/**/z", "/a/z"));
+        assert!(p("/a/**/z", "/a/b/c/z"));
+        assert!(PathPattern::parse("admin").is_err());
+        assert!(PathPattern::parse("/a**").is_err());
+    }
+
+    #[test]
+    fn normalization_defeats_traversal() {
+        assert_eq!(normalize_path("/public/../admin/x"), "/admin/x");
+        assert_eq!(normalize_path("/public/%2e%2e/admin"), "/admin");
+        assert_eq!(normalize_path("/public/%2E%2E/admin"), "/admin");
+        assert_eq!(normalize_path("//admin"), "/admin");
+        assert_eq!(normalize_path("/%61dmin/"), "/admin/");
+        assert_eq!(normalize_path("/a/./b?x=/../y"), "/a/b");
+        assert_eq!(normalize_path("/../../"), "/");
+        assert_eq!(normalize_path("/a%2Fb"), "/a%2Fb");
+        assert_eq!(normalize_path("/a%2fb"), "/a%2Fb");
+        assert_eq!(normalize_path(""), "/");
+        assert_eq!(normalize_path("/é/%"), "/é/%");
+        assert_eq!(normalize_path("/ok/path?q"), "/ok/path");
+    }
+}
