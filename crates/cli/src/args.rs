@@ -15,6 +15,16 @@ pub(crate) struct Args {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Run every listener the config names until SIGTERM/SIGINT, then drain and exit 0.
+    ///
+    /// Example: portcullis serve --config portcullis.yaml
+    Serve(ServeArgs),
+    /// Run the embedded default: an issuer, its JWKS, /verify and a protected upstream on 127.0.0.1.
+    ///
+    /// Prints curl lines to paste (one 401, one 200 with a fresh token).
+    Demo(DemoArgs),
+    /// Validate a config without serving: exit 0, or exit 2 with FILE:LINE: field: problem.
+    Check(CheckArgs),
     /// Generate a private key (PKCS#8 PEM) and print its public JWKS.
     ///
     /// Example: portcullis keygen --alg ES256 --out es256.pem > jwks.json
@@ -35,6 +45,30 @@ pub(crate) enum Command {
     ///
     /// Example: portcullis verify --jwks jwks.json --issuer https://issuer --audience api "$TOKEN"
     Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// The config file (YAML).
+    #[arg(long, env = "PORTCULLIS_CONFIG")]
+    pub(crate) config: PathBuf,
+    /// Worker threads [default: the number of cores].
+    #[arg(long, env = "PORTCULLIS_WORKERS")]
+    pub(crate) workers: Option<usize>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Port of the verify endpoint [default: 8080, or a free port].
+    #[arg(long)]
+    pub(crate) port: Option<u16>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CheckArgs {
+    /// The config file (YAML).
+    #[arg(long, env = "PORTCULLIS_CONFIG")]
+    pub(crate) config: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -113,9 +147,15 @@ pub(crate) struct InspectArgs {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct VerifyArgs {
+    /// Verify as the server configured by this file does.
+    #[arg(long, conflicts_with_all = ["jwks", "issuer", "audience", "alg", "allow_missing_exp", "typ"], required_unless_present = "jwks")]
+    pub(crate) config: Option<PathBuf>,
+    /// With --config: the provider to verify as [default: each, the one whose issuer matches first].
+    #[arg(long, requires = "config")]
+    pub(crate) provider: Option<String>,
     /// Keys: a JWKS or JWK JSON file, or a PEM public key / certificate.
     #[arg(long)]
-    pub(crate) jwks: PathBuf,
+    pub(crate) jwks: Option<PathBuf>,
     /// Required `iss`.
     #[arg(long)]
     pub(crate) issuer: Option<String>,

@@ -4,6 +4,7 @@ pub(crate) mod inspect;
 pub(crate) mod jwk;
 pub(crate) mod keygen;
 pub(crate) mod mint;
+pub(crate) mod server;
 pub(crate) mod verify;
 
 use anyhow::{Result, anyhow};

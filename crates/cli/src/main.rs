@@ -29,6 +29,9 @@ impl std::error::Error for Negative {}
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
+        Command::Serve(a) => cmd::server::serve(a),
+        Command::Demo(a) => cmd::server::demo(a),
+        Command::Check(a) => cmd::server::check(a),
         Command::Keygen(a) => cmd::keygen::run(a),
         Command::Jwk(a) => cmd::jwk::run(a),
         Command::Mint(a) => cmd::mint::run(a),
@@ -42,11 +45,17 @@ fn main() -> ExitCode {
                 eprintln!("{negative}");
                 ExitCode::from(1)
             }
-            None => {
-                // One line naming the problem, with its causes.
-                eprintln!("portcullis: {err:#}");
-                ExitCode::from(2)
-            }
+            None => match err.downcast_ref::<portcullis_app::AppError>() {
+                Some(app) => {
+                    eprintln!("{app}");
+                    ExitCode::from(app.exit_code())
+                }
+                None => {
+                    // One line naming the problem, with its causes.
+                    eprintln!("portcullis: {err:#}");
+                    ExitCode::from(2)
+                }
+            },
         },
     }
 }

@@ -142,7 +142,7 @@ pub fn key_set_from_jwks(bytes: &[u8]) -> Result<(KeySet, Vec<RejectedKey>), Key
     let mut good = Vec::with_capacity(keys.len());
     let mut rejected = Vec::new();
     for (index, key) in keys.iter().enumerate() {
-        let kid = key.get("kid").and_then(Value::as_str).map(|k| printable(k));
+        let kid = key.get("kid").and_then(Value::as_str).map(printable);
         let result = match key.as_object() {
             Some(jwk) => verifying_key_from_jwk(jwk),
             None => Err(KeyError::InvalidDocument {

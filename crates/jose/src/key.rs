@@ -155,12 +155,14 @@ impl fmt::Debug for KeyMaterial {
 }
 
 /// One ready-to-use verifier for one algorithm.
+#[derive(Clone)]
 enum Verifier {
-    Hmac(hmac::Key),
+    Hmac(Box<hmac::Key>),
     Public(signature::ParsedPublicKey),
 }
 
 /// A key that verifies signatures, with the algorithms it may be used with.
+#[derive(Clone)]
 pub struct VerifyingKey {
     kid: Option<Kid>,
     algorithms: AlgorithmSet,
@@ -363,7 +365,7 @@ fn make_verifier(material: &KeyMaterial, alg: Algorithm) -> Result<Verifier, Key
     let parsed = match material {
         KeyMaterial::Hmac { secret } => {
             let (hmac_alg, _) = alg.hmac().ok_or_else(mismatch)?;
-            return Ok(Verifier::Hmac(hmac::Key::new(hmac_alg, secret)));
+            return Ok(Verifier::Hmac(Box::new(hmac::Key::new(hmac_alg, secret))));
         }
         KeyMaterial::Rsa { n, e } => signature::RsaPublicKeyComponents { n, e }
             .to_parsed_public_key(rsa_params(alg).ok_or_else(mismatch)?)

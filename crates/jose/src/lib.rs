@@ -21,6 +21,8 @@ mod alg;
 pub mod b64;
 mod claims;
 mod error;
+#[doc(hidden)]
+pub mod fuzz_logic;
 pub mod json;
 mod jwk;
 mod key;

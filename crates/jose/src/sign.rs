@@ -24,7 +24,7 @@ const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 enum Signer {
     Ec(signature::EcdsaKeyPair),
     Ed25519(signature::Ed25519KeyPair),
-    Hmac(hmac::Key),
+    Hmac(Box<hmac::Key>),
     Rsa(signature::RsaKeyPair),
 }
 
@@ -170,7 +170,7 @@ impl SigningKey {
         }
         Ok(SigningKey {
             alg,
-            signer: Signer::Hmac(hmac::Key::new(hmac_alg, secret)),
+            signer: Signer::Hmac(Box::new(hmac::Key::new(hmac_alg, secret))),
             public: KeyMaterial::Hmac {
                 secret: Zeroizing::new(secret.to_vec()),
             },

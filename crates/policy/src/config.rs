@@ -253,9 +253,9 @@ fn yaml_error(cx: &Ctx<'_>, e: &serde_saphyr::Error) -> ConfigError {
     let message = first
         .split_once(": ")
         .map(|(_, rest)| rest)
-        .and_then(|rest| match rest.split_once(": ") {
-            Some((pos, msg)) if pos.starts_with("line ") => Some(msg),
-            _ => Some(rest),
+        .map(|rest| match rest.split_once(": ") {
+            Some((pos, msg)) if pos.starts_with("line ") => msg,
+            _ => rest,
         })
         .unwrap_or(first);
     let field = message

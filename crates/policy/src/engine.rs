@@ -37,6 +37,11 @@ impl Provider {
         &self.config
     }
 
+    /// What its tokens must satisfy.
+    pub fn validation(&self) -> &Validation {
+        &self.validation
+    }
+
     /// Its key slot.
     pub fn slot(&self) -> &Arc<KeySlot> {
         &self.slot
@@ -66,7 +71,7 @@ pub struct Engine {
     /// Every header any provider or rule may set: removed from requests unless we set it.
     identity_headers: Vec<HeaderName>,
     cache: Option<TokenCache>,
-    cache_stats: CacheStats,
+    cache_stats: Arc<CacheStats>,
     limits: Limits,
 }
 
@@ -126,9 +131,16 @@ impl Engine {
                 .collect(),
             identity_headers,
             cache,
-            cache_stats: CacheStats::default(),
+            cache_stats: Arc::default(),
             limits,
         }
+    }
+
+    /// Shares cache counters across engines (so metrics survive reloads).
+    #[must_use]
+    pub fn with_cache_stats(mut self, stats: Arc<CacheStats>) -> Engine {
+        self.cache_stats = stats;
+        self
     }
 
     /// The providers, in config order.
@@ -200,15 +212,15 @@ impl Engine {
         }
         let (token, candidates, location) = match self.find_token(rule, req) {
             Ok(found) => found,
-            Err(d) => return Decision::Deny(d),
+            Err(d) => return Decision::Deny(*d),
         };
         let identity = match self.verify(&token, &candidates, rule, now) {
             Ok(identity) => identity,
-            Err(d) => return Decision::Deny(d),
+            Err(d) => return Decision::Deny(*d),
         };
         let provider = &self.providers[identity.0];
         if let Err(d) = authorize(rule, req, &identity.1.claims) {
-            let mut d = d;
+            let mut d = *d;
             d.provider = Some(provider.name.clone());
             d.token_hints = hints_from_claims(&identity.1.claims);
             return Decision::Deny(d);
@@ -222,7 +234,7 @@ impl Engine {
         &self,
         rule: &Rule,
         req: &AuthRequest<'r>,
-    ) -> Result<(Cow<'r, str>, Vec<usize>, Option<&TokenLocation>), Deny> {
+    ) -> Result<(Cow<'r, str>, Vec<usize>, Option<&TokenLocation>), Box<Deny>> {
         let query = req.query();
         let mut token: Option<Cow<'r, str>> = None;
         let mut candidates = Vec::new();
@@ -233,7 +245,7 @@ impl Engine {
                 match find(loc, req.headers, query) {
                     Found::Absent => {}
                     Found::Malformed(why) => {
-                        return Err(deny(
+                        return Err(boxed(
                             401,
                             Reason::TokenMalformed,
                             Some(&rule.name),
@@ -244,7 +256,7 @@ impl Engine {
                     Found::Token(t) => {
                         match &token {
                             Some(existing) if *existing != t => {
-                                return Err(deny(
+                                return Err(boxed(
                                     401,
                                     Reason::TokenMalformed,
                                     Some(&rule.name),
@@ -267,7 +279,7 @@ impl Engine {
         }
         match token {
             Some(t) => Ok((t, candidates, location)),
-            None => Err(deny(
+            None => Err(boxed(
                 401,
                 Reason::TokenMissing,
                 Some(&rule.name),
@@ -284,7 +296,7 @@ impl Engine {
         candidates: &[usize],
         rule: &Rule,
         now: i64,
-    ) -> Result<(usize, Arc<Identity>), Deny> {
+    ) -> Result<(usize, Arc<Identity>), Box<Deny>> {
         if let Some(cache) = &self.cache {
             let hit = cache.get(token, now, |p| {
                 self.providers
@@ -320,11 +332,11 @@ impl Engine {
             // No provider claims this issuer: let the first one explain why.
             order.extend(candidates.first().copied());
         }
-        let mut first_error: Option<Deny> = None;
+        let mut first_error: Option<Box<Deny>> = None;
         for idx in order {
             let provider = &self.providers[idx];
             let Some(keys) = provider.slot.load() else {
-                let d = deny(
+                let d = boxed(
                     401,
                     Reason::KeyNotFound,
                     Some(&rule.name),
@@ -358,7 +370,7 @@ impl Engine {
                     return Ok((idx, identity));
                 }
                 Err(e) => {
-                    let mut d = deny(
+                    let mut d = boxed(
                         401,
                         e.reason(),
                         Some(&rule.name),
@@ -376,7 +388,7 @@ impl Engine {
             }
         }
         Err(first_error.unwrap_or_else(|| {
-            deny(
+            boxed(
                 401,
                 Reason::KeyNotFound,
                 Some(&rule.name),
@@ -462,6 +474,16 @@ fn deny(
     }
 }
 
+fn boxed(
+    status: u16,
+    reason: Reason,
+    rule: Option<&Arc<str>>,
+    provider: Option<&Arc<str>>,
+    detail: String,
+) -> Box<Deny> {
+    Box::new(deny(status, reason, rule, provider, detail))
+}
+
 fn matches(rule: &RuleConfig, req: &AuthRequest<'_>, path: &str) -> bool {
     (rule.hosts.is_empty() || rule.hosts.iter().any(|h| h.matches(req.host)))
         && (rule.paths.is_empty() || rule.paths.iter().any(|p| p.matches(path)))
@@ -473,12 +495,12 @@ fn matches(rule: &RuleConfig, req: &AuthRequest<'_>, path: &str) -> bool {
 }
 
 /// Checks the rule's claims and scopes and the request's extra claims.
-fn authorize(rule: &Rule, req: &AuthRequest<'_>, claims: &Claims) -> Result<(), Deny> {
+fn authorize(rule: &Rule, req: &AuthRequest<'_>, claims: &Claims) -> Result<(), Box<Deny>> {
     for (path, accepted) in &rule.config.claims {
         if !claim_matches(claims.path(path), |v| {
             accepted.iter().any(|a| value_eq(v, a))
         }) {
-            return Err(deny(
+            return Err(boxed(
                 403,
                 Reason::ClaimMismatch,
                 Some(&rule.name),
@@ -498,7 +520,7 @@ fn authorize(rule: &Rule, req: &AuthRequest<'_>, claims: &Claims) -> Result<(), 
                 .any(|(_, want)| value_eq(v, &Value::from(want.as_str())))
         });
         if !ok {
-            return Err(deny(
+            return Err(boxed(
                 403,
                 Reason::ClaimMismatch,
                 Some(&rule.name),
@@ -515,7 +537,7 @@ fn authorize(rule: &Rule, req: &AuthRequest<'_>, claims: &Claims) -> Result<(), 
             .iter()
             .find(|s| !granted.contains(&s.as_str()))
         {
-            return Err(deny(
+            return Err(boxed(
                 403,
                 Reason::ScopeMissing,
                 Some(&rule.name),
@@ -542,8 +564,12 @@ fn value_eq(claim: &Value, wanted: &Value) -> bool {
         return true;
     }
     match (claim, wanted) {
-        (Value::Number(_) | Value::Bool(_), Value::String(s)) => claim.to_string() == *s,
-        (Value::String(s), Value::Number(_) | Value::Bool(_)) => wanted.to_string() == *s,
+        (Value::Number(n), Value::String(s)) | (Value::String(s), Value::Number(n)) => {
+            s.parse::<f64>().ok().is_some_and(|f| Some(f) == n.as_f64())
+        }
+        (Value::Bool(b), Value::String(s)) | (Value::String(s), Value::Bool(b)) => {
+            s == if *b { "true" } else { "false" }
+        }
         _ => false,
     }
 }

@@ -62,11 +62,13 @@ pub(crate) fn find<'a>(
                 }
                 // The auth scheme is case-insensitive (RFC 9110 §11.1); other schemes are not ours.
                 match text.get(..prefix.len()) {
-                    Some(p) if p.eq_ignore_ascii_case(prefix) => {
-                        if !add(Cow::Borrowed(&text[prefix.len()..])) {
-                            break;
-                        }
+                    Some(p)
+                        if p.eq_ignore_ascii_case(prefix)
+                            && !add(Cow::Borrowed(&text[prefix.len()..])) =>
+                    {
+                        break;
                     }
+                    Some(p) if p.eq_ignore_ascii_case(prefix) => {}
                     _ if text.eq_ignore_ascii_case(prefix.trim_end()) => {
                         found = Found::Malformed("empty token");
                         break;

@@ -11,7 +11,21 @@ use crate::cmd::{algorithm, pretty};
 use crate::{Negative, input, time};
 
 pub(crate) fn run(args: VerifyArgs) -> Result<()> {
-    let keys = load_keys(&args.jwks)?;
+    if let Some(config) = &args.config {
+        let token = input::token(args.token.as_deref())?;
+        return match portcullis_app::verify_with_config(config, args.provider.as_deref(), &token) {
+            Ok(claims) => {
+                println!("{}", pretty(&claims)?);
+                Ok(())
+            }
+            Err(portcullis_app::AppError::Invalid(why)) => Err(Negative(why).into()),
+            Err(e) => Err(e.into()),
+        };
+    }
+    let Some(jwks) = &args.jwks else {
+        anyhow::bail!("give --jwks FILE_OR_PEM or --config FILE");
+    };
+    let keys = load_keys(jwks)?;
     let algorithms = if args.alg.is_empty() {
         None
     } else {

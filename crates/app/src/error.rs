@@ -1,0 +1,46 @@
+//! Errors of the application layer, each with the contract's exit code.
+
+use std::net::SocketAddr;
+
+use portcullis_policy::ConfigError;
+
+/// Why serving (or a command of this layer) stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The config file is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The config file cannot be read.
+    #[error("{path}: {source}")]
+    ReadConfig {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A listener cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Anything else at runtime.
+    #[error("{0}")]
+    Runtime(String),
+    /// `verify --config`: the token is invalid (exit 1).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl AppError {
+    /// The contract's exit code: 1 for a negative answer, 2 for bad usage or config.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AppError::Invalid(_) | AppError::Runtime(_) => 1,
+            AppError::Config(_) | AppError::ReadConfig { .. } | AppError::Bind { .. } => 2,
+        }
+    }
+}

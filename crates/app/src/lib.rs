@@ -1,0 +1,20 @@
+//! Wires Portcullis together: config loading and hot reload, key sources,
+//! listeners with limits and graceful shutdown, and the embedded demo.
+//! Everything with IO lives here or in the key sources; the decision itself
+//! is the pure `portcullis_policy::Engine`.
+#![warn(missing_docs)]
+
+mod demo;
+mod error;
+mod listener;
+mod logging;
+mod runtime;
+mod serve;
+mod verify;
+
+pub use demo::{DemoOptions, run_demo};
+pub use error::AppError;
+pub use logging::init_logging;
+pub use runtime::load_config;
+pub use serve::{ServeOptions, run_serve};
+pub use verify::verify_with_config;

@@ -1,0 +1,224 @@
+//! `portcullis serve`: every listener the config names, hot reload, graceful exit.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use portcullis_decider::{Decider, Metrics, ReloadOutcome};
+use portcullis_policy::config::Listen;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::error::AppError;
+use crate::listener::serve_http;
+use crate::runtime::{Sources, load_config};
+
+/// Options of `serve`.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// The config file.
+    pub config_path: PathBuf,
+    /// Worker threads (default: the number of cores).
+    pub workers: Option<usize>,
+}
+
+/// Runs until SIGTERM/SIGINT, then drains in-flight requests and returns.
+///
+/// # Errors
+/// Invalid config or a listener that cannot be bound (before anything is served).
+pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
+    // Validate before anything starts: a bad config never binds a socket.
+    let config = load_config(&options.config_path)?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = options.workers {
+        builder.worker_threads(n.max(1));
+    }
+    let runtime = builder
+        .build()
+        .map_err(|e| AppError::Runtime(e.to_string()))?;
+    runtime.block_on(async move {
+        let metrics = Arc::new(Metrics::new());
+        let mut sources = Sources::new(metrics.clone())?;
+        let listen = config.listen.clone();
+        let decider = Arc::new(Decider::new(sources.engine(config), metrics.clone()));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let tasks = start_listeners(&listen, &decider, &stop_rx).await?;
+        tokio::spawn(watch_config(
+            options.config_path.clone(),
+            sources,
+            decider.clone(),
+            listen,
+        ));
+        wait_for_stop().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = stop_tx.send(true);
+        for t in tasks {
+            let _ = t.await;
+        }
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, AppError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind { addr, source })
+}
+
+/// Listeners bound (and so validated) before anything is served.
+pub(crate) struct Bound {
+    pub(crate) http: Option<TcpListener>,
+    pub(crate) grpc: Option<TcpListener>,
+    pub(crate) admin: Option<TcpListener>,
+}
+
+pub(crate) async fn start_listeners(
+    listen: &Listen,
+    decider: &Arc<Decider>,
+    stop: &watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, AppError> {
+    if listen.http.is_none() && listen.grpc.is_none() && listen.admin.is_none() {
+        return Err(AppError::Config(portcullis_policy::ConfigError {
+            file: "config".to_owned(),
+            line: 0,
+            field: "listen".to_owned(),
+            problem: "names no listener (http, grpc or admin)".to_owned(),
+        }));
+    }
+    // Bind everything first, so a bad address fails before anything serves.
+    let mut bound = Bound {
+        http: None,
+        grpc: None,
+        admin: None,
+    };
+    if let Some(a) = listen.http {
+        bound.http = Some(bind(a).await?);
+    }
+    if let Some(a) = listen.grpc {
+        bound.grpc = Some(bind(a).await?);
+    }
+    if let Some(a) = listen.admin {
+        bound.admin = Some(bind(a).await?);
+    }
+    Ok(spawn_listeners(bound, decider, stop))
+}
+
+/// Serves each bound listener with its frontend.
+pub(crate) fn spawn_listeners(
+    bound: Bound,
+    decider: &Arc<Decider>,
+    stop: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let Bound { http, grpc, admin } = bound;
+    if let Some(l) = http {
+        tracing::info!(addr = ?l.local_addr().ok(), "forward-auth listening");
+        let d = decider.clone();
+        tasks.push(tokio::spawn(serve_http(
+            l,
+            move |req| {
+                let d = d.clone();
+                async move {
+                    if portcullis_frontend_forward_auth::is_verify_path(req.uri().path()) {
+                        portcullis_frontend_forward_auth::handle(&d, &req).await
+                    } else {
+                        not_found()
+                    }
+                }
+            },
+            stop.clone(),
+        )));
+    }
+    if let Some(l) = grpc {
+        tracing::info!(addr = ?l.local_addr().ok(), "ext_authz gRPC listening");
+        let d = decider.clone();
+        let mut s = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = s.wait_for(|v| *v).await;
+            };
+            if let Err(e) = portcullis_frontend_envoy::serve(l, d, shutdown).await {
+                tracing::error!(error = %e, "ext_authz gRPC listener failed");
+            }
+        }));
+    }
+    if let Some(l) = admin {
+        tracing::info!(addr = ?l.local_addr().ok(), "admin listening");
+        let d = decider.clone();
+        tasks.push(tokio::spawn(serve_http(
+            l,
+            move |req| {
+                let d = d.clone();
+                async move { portcullis_frontend_admin::handle(&d, &req) }
+            },
+            stop.clone(),
+        )));
+    }
+    tasks
+}
+
+pub(crate) fn not_found() -> http::Response<http_body_util::Full<bytes::Bytes>> {
+    let mut r = http::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(
+        b"not found\n",
+    )));
+    *r.status_mut() = http::StatusCode::NOT_FOUND;
+    r
+}
+
+async fn wait_for_stop() {
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()))
+}
+
+/// Reloads on SIGHUP and when the file changes: a good config is swapped in
+/// whole; a bad one is refused, logged and counted, and the old one keeps serving.
+async fn watch_config(path: PathBuf, mut sources: Sources, decider: Arc<Decider>, listen: Listen) {
+    let mut hup = signal(SignalKind::hangup()).ok();
+    let mut seen = stamp(&path);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let by_signal = tokio::select! {
+            _ = tick.tick() => false,
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+        };
+        let now = stamp(&path);
+        if !by_signal && now == seen {
+            continue;
+        }
+        seen = now;
+        match load_config(&path) {
+            Ok(config) => {
+                if config.listen != listen {
+                    tracing::warn!("listen addresses changed: they take effect on restart only");
+                }
+                decider.swap(sources.engine(config));
+                decider.metrics().reload(ReloadOutcome::Applied);
+                tracing::info!(path = %path.display(), by_signal, "config reloaded");
+            }
+            Err(e) => {
+                decider.metrics().reload(ReloadOutcome::Rejected);
+                tracing::warn!(error = %e, "config reload refused; the previous config keeps serving");
+            }
+        }
+    }
+}

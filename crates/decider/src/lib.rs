@@ -1,0 +1,130 @@
+//! The async side of deciding, shared by every frontend: the current [`Engine`]
+//! (swapped whole on reload), metrics, one log line per deny, and a short wait
+//! for keys when a token names a `kid` that a refetch may bring.
+#![warn(missing_docs)]
+
+mod metrics;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use portcullis_policy::{AuthRequest, CacheStats, Decision, Engine};
+
+pub use metrics::{FetchOutcome, Metrics, ReloadOutcome};
+
+/// How long a request waits for a key refetch started because of its unknown `kid`.
+pub const REFETCH_WAIT: Duration = Duration::from_secs(2);
+
+/// The engine in force, and what every decision reports to.
+#[derive(Debug)]
+pub struct Decider {
+    engine: ArcSwap<Engine>,
+    metrics: Arc<Metrics>,
+    cache_stats: Arc<CacheStats>,
+}
+
+impl Decider {
+    /// Starts with `engine`.
+    pub fn new(engine: Engine, metrics: Arc<Metrics>) -> Decider {
+        let cache_stats = metrics.cache_stats();
+        Decider {
+            engine: ArcSwap::from_pointee(engine.with_cache_stats(cache_stats.clone())),
+            metrics,
+            cache_stats,
+        }
+    }
+
+    /// Swaps in a new engine; requests in flight finish on the old one.
+    pub fn swap(&self, engine: Engine) {
+        self.engine
+            .store(Arc::new(engine.with_cache_stats(self.cache_stats.clone())));
+    }
+
+    /// The engine in force.
+    pub fn engine(&self) -> Arc<Engine> {
+        self.engine.load_full()
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Decides, records and logs. `frontend` names the protocol (`forward_auth`, `ext_authz_grpc`...).
+    pub async fn decide(&self, req: &AuthRequest<'_>, frontend: &'static str) -> Decision {
+        let started = Instant::now();
+        let engine = self.engine.load_full();
+        let mut decision = engine.decide(req, now());
+        if let Decision::Deny(deny) = &decision {
+            if let Some(provider) = deny.refetch_started {
+                // An unknown kid may be a key just rotated in: give the refetch a moment.
+                if let Some(slot) = engine.providers().get(provider).map(|p| p.slot().clone()) {
+                    let before = slot.generation();
+                    let deadline = Instant::now() + REFETCH_WAIT;
+                    while slot.generation() == before && Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    if slot.generation() != before {
+                        decision = engine.decide(req, now());
+                    }
+                }
+            }
+        }
+        self.metrics.record(&decision, frontend, started.elapsed());
+        log(&decision, req, frontend);
+        decision
+    }
+
+    /// Decides without waiting (for callers that cannot await).
+    pub fn decide_now(&self, req: &AuthRequest<'_>, frontend: &'static str) -> Decision {
+        let started = Instant::now();
+        let decision = self.engine.load().decide(req, now());
+        self.metrics.record(&decision, frontend, started.elapsed());
+        log(&decision, req, frontend);
+        decision
+    }
+}
+
+/// Seconds since the epoch: the one clock of the decision path.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn log(decision: &Decision, req: &AuthRequest<'_>, frontend: &'static str) {
+    match decision {
+        Decision::Allow(a) => tracing::debug!(
+            frontend,
+            rule = &*a.rule,
+            provider = a.identity.as_ref().map(|i| &*i.provider),
+            method = req.method,
+            path = clip(req.path),
+            "allow"
+        ),
+        // One line per deny: rule, provider, reason; never the token (at most kid, iss, sub).
+        Decision::Deny(d) => tracing::warn!(
+            frontend,
+            status = d.status,
+            reason = d.reason.as_str(),
+            rule = d.rule.as_deref(),
+            provider = d.provider.as_deref(),
+            kid = d.token_hints.kid.as_deref(),
+            iss = d.token_hints.iss.as_deref(),
+            sub = d.token_hints.sub.as_deref(),
+            method = clip(req.method),
+            host = clip(req.host),
+            path = clip(req.path),
+            detail = d.detail.as_str(),
+            "deny"
+        ),
+    }
+}
+
+fn clip(s: &str) -> &str {
+    match s.char_indices().nth(256) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}

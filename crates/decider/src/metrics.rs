@@ -1,0 +1,235 @@
+//! Prometheus metrics (text format): decisions, latency, JWKS fetches, cache, reloads.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use portcullis_policy::{CacheStats, Decision};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, EncodeLabelSet, Eq, Hash, PartialEq)]
+struct DecisionLabels {
+    frontend: &'static str,
+    result: &'static str,
+    reason: &'static str,
+    rule: String,
+    provider: String,
+}
+
+#[derive(Clone, Debug, EncodeLabelSet, Eq, Hash, PartialEq)]
+struct FrontendLabel {
+    frontend: &'static str,
+}
+
+#[derive(Clone, Debug, EncodeLabelSet, Eq, Hash, PartialEq)]
+struct FetchLabels {
+    provider: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, EncodeLabelSet, Eq, Hash, PartialEq)]
+struct ProviderLabel {
+    provider: String,
+}
+
+#[derive(Clone, Debug, EncodeLabelSet, Eq, Hash, PartialEq)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+/// How a JWKS fetch ended.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum FetchOutcome {
+    /// New keys published.
+    Success,
+    /// The fetch failed (network, status, timeout); the last good keys stay.
+    Error,
+    /// The document was unusable (not JSON, no usable key); the last good keys stay.
+    Invalid,
+}
+
+/// How a config reload ended.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum ReloadOutcome {
+    /// Swapped in.
+    Applied,
+    /// Refused; the old config keeps serving.
+    Rejected,
+}
+
+/// Every metric Portcullis exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    decisions: Family<DecisionLabels, Counter>,
+    latency: Family<FrontendLabel, Histogram>,
+    fetches: Family<FetchLabels, Counter>,
+    keys: Family<ProviderLabel, Gauge>,
+    reloads: Family<OutcomeLabel, Counter>,
+    cache: Arc<CacheStats>,
+}
+
+#[derive(Debug)]
+struct CacheCollector(Arc<CacheStats>);
+
+impl Collector for CacheCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, help, value) in [
+            (
+                "portcullis_token_cache_hits",
+                "Decisions answered from the verified-token cache",
+                &self.0.hits,
+            ),
+            (
+                "portcullis_token_cache_misses",
+                "Decisions that had to verify the token",
+                &self.0.misses,
+            ),
+        ] {
+            let counter = ConstCounter::new(value.load(Ordering::Relaxed));
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every series.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "portcullis_decisions",
+            "Decisions by frontend, result, reason, rule and provider",
+            decisions.clone(),
+        );
+        let latency = Family::<FrontendLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
+                0.01, 0.025, 0.1, 1.0,
+            ])
+        });
+        registry.register(
+            "portcullis_decision_duration_seconds",
+            "Time to decide, by frontend",
+            latency.clone(),
+        );
+        let fetches = Family::<FetchLabels, Counter>::default();
+        registry.register(
+            "portcullis_jwks_fetches",
+            "JWKS fetches by provider and outcome",
+            fetches.clone(),
+        );
+        let keys = Family::<ProviderLabel, Gauge>::default();
+        registry.register(
+            "portcullis_provider_keys",
+            "Usable keys per provider",
+            keys.clone(),
+        );
+        let reloads = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "portcullis_config_reloads",
+            "Config reloads by outcome",
+            reloads.clone(),
+        );
+        let cache = Arc::new(CacheStats::default());
+        registry.register_collector(Box::new(CacheCollector(cache.clone())));
+        Metrics {
+            registry,
+            decisions,
+            latency,
+            fetches,
+            keys,
+            reloads,
+            cache,
+        }
+    }
+
+    /// The cache counters shared with every engine.
+    pub fn cache_stats(&self) -> Arc<CacheStats> {
+        self.cache.clone()
+    }
+
+    /// Counts a decision.
+    pub fn record(&self, decision: &Decision, frontend: &'static str, elapsed: Duration) {
+        let labels = match decision {
+            Decision::Allow(a) => DecisionLabels {
+                frontend,
+                result: "allow",
+                reason: "",
+                rule: a.rule.to_string(),
+                provider: a
+                    .identity
+                    .as_ref()
+                    .map(|i| i.provider.to_string())
+                    .unwrap_or_default(),
+            },
+            Decision::Deny(d) => DecisionLabels {
+                frontend,
+                result: "deny",
+                reason: d.reason.as_str(),
+                rule: d.rule.as_deref().unwrap_or_default().to_owned(),
+                provider: d.provider.as_deref().unwrap_or_default().to_owned(),
+            },
+        };
+        self.decisions.get_or_create(&labels).inc();
+        self.latency
+            .get_or_create(&FrontendLabel { frontend })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a JWKS fetch.
+    pub fn jwks_fetch(&self, provider: &str, outcome: FetchOutcome) {
+        let outcome = match outcome {
+            FetchOutcome::Success => "success",
+            FetchOutcome::Error => "error",
+            FetchOutcome::Invalid => "invalid",
+        };
+        self.fetches
+            .get_or_create(&FetchLabels {
+                provider: provider.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Sets the number of usable keys of a provider.
+    pub fn provider_keys(&self, provider: &str, count: usize) {
+        self.keys
+            .get_or_create(&ProviderLabel {
+                provider: provider.to_owned(),
+            })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a config reload.
+    pub fn reload(&self, outcome: ReloadOutcome) {
+        let outcome = match outcome {
+            ReloadOutcome::Applied => "applied",
+            ReloadOutcome::Rejected => "rejected",
+        };
+        self.reloads.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

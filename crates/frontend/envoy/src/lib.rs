@@ -1,0 +1,92 @@
+//! Envoy ext_authz v3 gRPC frontend: `envoy.service.auth.v3.Authorization/Check`,
+//! plus the standard `grpc.health.v1.Health` service, on one listener.
+//!
+//! Each `CheckRequest` is mapped to an [`AuthRequest`](portcullis_policy::AuthRequest)
+//! (method, host, path with query, headers, and the rule named by the route's
+//! `context_extensions: {rule: NAME}`), decided by the shared [`Decider`] under the
+//! frontend name `ext_authz_grpc`, and answered:
+//!
+//! - allow: status OK, `OkHttpResponse` headers that overwrite (never append),
+//!   `headers_to_remove` naming every identity header not set, and the identity
+//!   (`provider`, `iss`, `sub`, `claims`) as dynamic metadata for RBAC and access logs;
+//! - deny: UNAUTHENTICATED (401) or PERMISSION_DENIED (403), with a
+//!   `DeniedHttpResponse` carrying the status, `WWW-Authenticate` and the JSON body.
+//!
+//! ```
+//! use std::path::Path;
+//! use std::sync::Arc;
+//!
+//! use portcullis_decider::{Decider, Metrics};
+//! use portcullis_policy::{Engine, config};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let yaml = "rules:\n  - name: health\n    match: {path: /healthz}\n    allow: anonymous\n";
+//! let config = config::parse(yaml, "portcullis.yaml", Path::new("."), &|_| None)?;
+//! let decider = Arc::new(Decider::new(Engine::new(config, vec![]), Arc::new(Metrics::new())));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! // Serves until the shutdown future completes (here at once), then drains.
+//! portcullis_frontend_envoy::serve(listener, decider, async {}).await?;
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+mod metadata;
+mod request;
+mod response;
+mod service;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
+use portcullis_decider::Decider;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::service::AuthorizationService;
+
+/// The gRPC service name Envoy calls (also reported SERVING by the health service).
+pub const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
+
+/// Serves `envoy.service.auth.v3.Authorization/Check` and `grpc.health.v1.Health`
+/// on `listener` until `shutdown` completes; then stops accepting, lets in-flight
+/// calls finish and returns.
+///
+/// # Errors
+/// The server fails (an accept error alone does not stop it).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    decider: Arc<Decider>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    // "" (the whole server) starts SERVING; so does the authorization service.
+    reporter
+        .set_serving::<AuthorizationServer<AuthorizationService>>()
+        .await;
+    // Small unary calls: send each answer at once.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    Server::builder()
+        .add_service(health)
+        .add_service(AuthorizationServer::new(AuthorizationService::new(decider)))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(std::io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::server::NamedService;
+
+    use super::*;
+
+    #[test]
+    fn service_name_is_the_one_envoy_calls() {
+        assert_eq!(
+            <AuthorizationServer<AuthorizationService> as NamedService>::NAME,
+            SERVICE_NAME
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! `Decision` → `CheckResponse`: OK with header mutations on allow, a denied HTTP
+//! response (status, `WWW-Authenticate`, JSON body) on deny.
+
+use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
+use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
+use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+use envoy_types::pb::envoy::service::auth::v3::{
+    CheckResponse, DeniedHttpResponse, OkHttpResponse,
+};
+use envoy_types::pb::envoy::r#type::v3::{HttpStatus, StatusCode as HttpStatusCode};
+use envoy_types::pb::google::rpc::Status;
+use portcullis_policy::{Allow, Decision, Deny};
+
+use crate::metadata::identity_metadata;
+
+/// `google.rpc.Code` values used in `CheckResponse.status`.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+#[repr(i32)]
+pub(crate) enum RpcCode {
+    InvalidArgument = 3,
+    Ok = 0,
+    PermissionDenied = 7,
+    Unauthenticated = 16,
+}
+
+/// The fixed body of a deny for a `CheckRequest` we cannot read.
+pub(crate) const INVALID_REQUEST_BODY: &str =
+    r#"{"error":"invalid_request","reason":"invalid_request"}"#;
+
+/// The answer to Envoy for a decision.
+pub(crate) fn check_response(decision: &Decision) -> CheckResponse {
+    match decision {
+        Decision::Allow(allow) => allowed(allow),
+        Decision::Deny(deny) => denied(deny),
+    }
+}
+
+/// OK, with the identity headers set (overwriting client-sent copies), every other
+/// identity header removed, and the identity as dynamic metadata.
+pub(crate) fn allowed(allow: &Allow) -> CheckResponse {
+    let Allow {
+        rule: _,
+        identity,
+        set_headers,
+        remove_headers,
+        // The gRPC API has no caching of answers.
+        cache_max_age: _,
+    } = allow;
+    let ok = OkHttpResponse {
+        headers: set_headers
+            .iter()
+            .map(|(name, value)| overwrite(name.as_str(), value.as_bytes()))
+            .collect(),
+        headers_to_remove: remove_headers
+            .iter()
+            .map(|name| name.as_str().to_owned())
+            .collect(),
+        ..OkHttpResponse::default()
+    };
+    CheckResponse {
+        status: Some(status(RpcCode::Ok, "")),
+        dynamic_metadata: identity.as_deref().map(identity_metadata),
+        http_response: Some(HttpResponse::OkResponse(ok)),
+    }
+}
+
+/// UNAUTHENTICATED for 401, PERMISSION_DENIED otherwise, with the HTTP answer
+/// Envoy sends to the client.
+pub(crate) fn denied(deny: &Deny) -> CheckResponse {
+    let code = match deny.status {
+        401 => RpcCode::Unauthenticated,
+        _ => RpcCode::PermissionDenied,
+    };
+    denied_with(
+        code,
+        deny.reason.as_str(),
+        deny.status,
+        deny.www_authenticate().as_deref(),
+        deny.body(),
+    )
+}
+
+/// A 403 for a `CheckRequest` without the HTTP attributes every Envoy HTTP check has.
+/// An answer, not a gRPC error: Envoy's `failure_mode_allow` must not turn it into an allow.
+pub(crate) fn invalid_request() -> CheckResponse {
+    denied_with(
+        RpcCode::InvalidArgument,
+        "invalid_request",
+        403,
+        None,
+        INVALID_REQUEST_BODY.to_owned(),
+    )
+}
+
+fn denied_with(
+    code: RpcCode,
+    message: &str,
+    http_status: u16,
+    www_authenticate: Option<&str>,
+    body: String,
+) -> CheckResponse {
+    // Anything Envoy's StatusCode enum lacks (never produced by the engine) becomes 403.
+    let http_code = HttpStatusCode::try_from(i32::from(http_status))
+        .ok()
+        .filter(|c| *c != HttpStatusCode::Empty)
+        .unwrap_or(HttpStatusCode::Forbidden);
+    let mut headers = Vec::with_capacity(2);
+    if let Some(value) = www_authenticate {
+        headers.push(overwrite("www-authenticate", value.as_bytes()));
+    }
+    headers.push(overwrite("content-type", b"application/json"));
+    CheckResponse {
+        status: Some(status(code, message)),
+        dynamic_metadata: None,
+        http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
+            status: Some(HttpStatus {
+                code: http_code.into(),
+            }),
+            headers,
+            body,
+        })),
+    }
+}
+
+/// A header that replaces any existing value (`append` stays unset: it is deprecated).
+fn overwrite(name: &str, value: &[u8]) -> HeaderValueOption {
+    // `value` must be UTF-8; bytes that are not go in `raw_value`.
+    let (value, raw_value) = match std::str::from_utf8(value) {
+        Ok(text) => (text.to_owned(), Vec::new()),
+        Err(_) => (String::new(), value.to_vec()),
+    };
+    HeaderValueOption {
+        header: Some(HeaderValue {
+            key: name.to_owned(),
+            value,
+            raw_value,
+        }),
+        append_action: HeaderAppendAction::OverwriteIfExistsOrAdd.into(),
+        ..HeaderValueOption::default()
+    }
+}
+
+fn status(code: RpcCode, message: &str) -> Status {
+    Status {
+        code: code as i32,
+        message: message.to_owned(),
+        details: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

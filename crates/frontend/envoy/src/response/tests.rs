@@ -1,0 +1,223 @@
+use std::sync::Arc;
+
+use envoy_types::pb::google::protobuf::value::Kind;
+use http::{HeaderName, HeaderValue as HttpHeaderValue};
+use portcullis_jose::{Claims, Reason};
+use portcullis_policy::{Identity, TokenHints};
+
+use super::*;
+
+fn allow(
+    identity: Option<Identity>,
+    set: &[(&'static str, &[u8])],
+    remove: &[&'static str],
+) -> Allow {
+    Allow {
+        rule: Arc::from("api"),
+        identity: identity.map(Arc::new),
+        set_headers: set
+            .iter()
+            .map(|(n, v)| {
+                (
+                    HeaderName::from_static(n),
+                    HttpHeaderValue::from_bytes(v).unwrap(),
+                )
+            })
+            .collect(),
+        remove_headers: remove.iter().map(|n| HeaderName::from_static(n)).collect(),
+        cache_max_age: Some(60),
+    }
+}
+
+fn deny(status: u16, reason: Reason) -> Deny {
+    Deny {
+        status,
+        reason,
+        rule: None,
+        provider: None,
+        detail: "for logs only".to_owned(),
+        token_hints: TokenHints::default(),
+        refetch_started: None,
+    }
+}
+
+fn alice() -> Identity {
+    Identity {
+        provider: Arc::from("corp"),
+        claims: Claims::from_json(br#"{"iss":"https://idp","sub":"alice"}"#).unwrap(),
+        expires_at: None,
+    }
+}
+
+fn ok_part(r: &CheckResponse) -> &OkHttpResponse {
+    match &r.http_response {
+        Some(HttpResponse::OkResponse(ok)) => ok,
+        other => panic!("not an OK response: {other:?}"),
+    }
+}
+
+fn denied_part(r: &CheckResponse) -> &DeniedHttpResponse {
+    match &r.http_response {
+        Some(HttpResponse::DeniedResponse(denied)) => denied,
+        other => panic!("not a denied response: {other:?}"),
+    }
+}
+
+fn header_pairs(headers: &[HeaderValueOption]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|h| {
+            let hv = h.header.as_ref().unwrap();
+            (hv.key.as_str(), hv.value.as_str())
+        })
+        .collect()
+}
+
+#[test]
+fn allows_with_overwritten_identity_headers_and_metadata() {
+    let a = allow(
+        Some(alice()),
+        &[("x-user", b"alice"), ("x-tenant", b"acme")],
+        &["x-groups"],
+    );
+    let r = check_response(&Decision::Allow(a));
+    assert_eq!(r.status.as_ref().unwrap().code, RpcCode::Ok as i32);
+    let ok = ok_part(&r);
+    assert_eq!(
+        header_pairs(&ok.headers),
+        [("x-user", "alice"), ("x-tenant", "acme")]
+    );
+    for h in &ok.headers {
+        assert_eq!(
+            h.append_action,
+            i32::from(HeaderAppendAction::OverwriteIfExistsOrAdd)
+        );
+        #[expect(deprecated, reason = "checks the deprecated field stays unset")]
+        let append = &h.append;
+        assert!(append.as_ref().is_none_or(|b| !b.value));
+        assert!(!h.keep_empty_value);
+    }
+    assert_eq!(ok.headers_to_remove, ["x-groups"]);
+    let meta = r.dynamic_metadata.as_ref().unwrap();
+    assert_eq!(
+        meta.fields["sub"].kind,
+        Some(Kind::StringValue("alice".to_owned()))
+    );
+    assert_eq!(
+        meta.fields["provider"].kind,
+        Some(Kind::StringValue("corp".to_owned()))
+    );
+}
+
+#[test]
+fn allows_anonymous_with_headers_to_remove_and_no_metadata() {
+    let r = allowed(&allow(None, &[], &["x-user", "x-tenant"]));
+    assert_eq!(r.status.as_ref().unwrap().code, 0);
+    assert_eq!(r.dynamic_metadata, None);
+    let ok = ok_part(&r);
+    assert!(ok.headers.is_empty());
+    assert_eq!(ok.headers_to_remove, ["x-user", "x-tenant"]);
+}
+
+#[test]
+fn allows_non_utf8_header_value_as_raw_value() {
+    let r = allowed(&allow(None, &[("x-name", b"caf\xe9")], &[]));
+    let h = ok_part(&r).headers[0].header.as_ref().unwrap();
+    assert_eq!(
+        (h.value.as_str(), h.raw_value.as_slice()),
+        ("", &b"caf\xe9"[..])
+    );
+}
+
+#[test]
+fn denies_missing_token_with_unauthenticated_401() {
+    let r = check_response(&Decision::Deny(deny(401, Reason::TokenMissing)));
+    let status = r.status.as_ref().unwrap();
+    assert_eq!(status.code, RpcCode::Unauthenticated as i32);
+    assert_eq!(status.message, "token_missing");
+    assert_eq!(r.dynamic_metadata, None);
+    let d = denied_part(&r);
+    assert_eq!(
+        d.status.as_ref().unwrap().code,
+        i32::from(HttpStatusCode::Unauthorized)
+    );
+    assert_eq!(
+        header_pairs(&d.headers),
+        [
+            ("www-authenticate", r#"Bearer realm="portcullis""#),
+            ("content-type", "application/json"),
+        ]
+    );
+    assert_eq!(
+        d.body,
+        r#"{"error":"unauthorized","reason":"token_missing"}"#
+    );
+    assert!(!d.body.contains("for logs only"));
+}
+
+#[test]
+fn denies_invalid_token_with_invalid_token_challenge() {
+    let r = denied(&deny(401, Reason::TokenExpired));
+    let d = denied_part(&r);
+    let challenge = header_pairs(&d.headers)[0].1;
+    assert!(
+        challenge.contains(r#"error="invalid_token""#),
+        "{challenge}"
+    );
+    assert_eq!(
+        d.body,
+        r#"{"error":"invalid_token","reason":"token_expired"}"#
+    );
+}
+
+#[test]
+fn denies_claim_mismatch_with_permission_denied_403() {
+    let r = denied(&deny(403, Reason::ClaimMismatch));
+    assert_eq!(
+        r.status.as_ref().unwrap().code,
+        RpcCode::PermissionDenied as i32
+    );
+    let d = denied_part(&r);
+    assert_eq!(d.status.as_ref().unwrap().code, 403);
+    assert_eq!(
+        header_pairs(&d.headers),
+        [("content-type", "application/json")],
+        "no challenge for a claim mismatch"
+    );
+    assert_eq!(
+        d.body,
+        r#"{"error":"access_denied","reason":"claim_mismatch"}"#
+    );
+}
+
+#[test]
+fn denies_missing_scope_with_insufficient_scope() {
+    let r = denied(&deny(403, Reason::ScopeMissing));
+    let d = denied_part(&r);
+    assert_eq!(
+        header_pairs(&d.headers)[0],
+        ("www-authenticate", r#"Bearer error="insufficient_scope""#)
+    );
+}
+
+#[test]
+fn denies_unreadable_check_request_with_403() {
+    let r = invalid_request();
+    assert_eq!(
+        r.status.as_ref().unwrap().code,
+        RpcCode::InvalidArgument as i32
+    );
+    let d = denied_part(&r);
+    assert_eq!(d.status.as_ref().unwrap().code, 403);
+    assert_eq!(d.body, INVALID_REQUEST_BODY);
+}
+
+#[test]
+fn denies_with_403_for_a_status_envoy_cannot_express() {
+    let r = denied(&deny(0, Reason::NoRule));
+    assert_eq!(
+        r.status.as_ref().unwrap().code,
+        RpcCode::PermissionDenied as i32
+    );
+    assert_eq!(denied_part(&r).status.as_ref().unwrap().code, 403);
+}

@@ -1,0 +1,53 @@
+//! The `envoy.service.auth.v3.Authorization` service: map, decide, render.
+
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
+use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
+use portcullis_decider::Decider;
+use tonic::{Request, Response, Status};
+
+use crate::request::EnvoyRequest;
+use crate::response;
+
+/// The frontend name in metrics and logs.
+pub(crate) const FRONTEND: &str = "ext_authz_grpc";
+
+/// Answers `Check` with the decider's decision.
+#[derive(Debug)]
+pub(crate) struct AuthorizationService {
+    decider: Arc<Decider>,
+}
+
+// === impl AuthorizationService ===
+
+impl AuthorizationService {
+    pub(crate) fn new(decider: Arc<Decider>) -> Self {
+        AuthorizationService { decider }
+    }
+
+    /// Decides one `CheckRequest`. Never an error: every outcome is an answer Envoy
+    /// enforces, whatever its `failure_mode_allow`.
+    pub(crate) async fn decide(&self, check: CheckRequest) -> CheckResponse {
+        match EnvoyRequest::try_from(check) {
+            Ok(req) => {
+                let decision = self.decider.decide(&req.auth_request(), FRONTEND).await;
+                response::check_response(&decision)
+            }
+            Err(error) => {
+                tracing::warn!(frontend = FRONTEND, %error, "deny: unreadable CheckRequest");
+                response::invalid_request()
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Authorization for AuthorizationService {
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        Ok(Response::new(self.decide(request.into_inner()).await))
+    }
+}

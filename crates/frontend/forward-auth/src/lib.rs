@@ -1,0 +1,89 @@
+//! HTTP forward auth: `/verify` for NGINX `auth_request`, ingress-nginx `auth-url`,
+//! Traefik `forwardAuth`, Caddy `forward_auth`, and Envoy's HTTP ext_authz mode
+//! (`/verify/<original path>`). This crate only translates HTTP to an
+//! [`AuthRequest`] and a [`Decision`] back to HTTP.
+#![warn(missing_docs)]
+
+mod original;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use portcullis_decider::Decider;
+use portcullis_policy::{AuthRequest, Decision};
+
+pub use original::{OriginalRequest, original_request};
+
+/// The header Envoy's HTTP ext_authz reads to drop headers from the upstream request.
+pub const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
+
+/// Whether a path is served by this frontend.
+pub fn is_verify_path(path: &str) -> bool {
+    path == "/verify" || path.starts_with("/verify/")
+}
+
+/// Answers one forward-auth request.
+pub async fn handle<B>(decider: &Decider, req: &Request<B>) -> Response<Full<Bytes>> {
+    let original = original_request(req);
+    let mut auth = AuthRequest::new(
+        &original.method,
+        &original.host,
+        &original.path,
+        req.headers(),
+    );
+    auth.extra_claims = &original.extra_claims;
+    let decision = decider.decide(&auth, "forward_auth").await;
+    render(&decision, req.method() == Method::HEAD)
+}
+
+/// Renders a decision: 200 with identity headers, or 401/403 with `WWW-Authenticate`
+/// and the JSON body. Nothing else: NGINX turns any other status into a 500.
+pub fn render(decision: &Decision, head: bool) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    match decision {
+        Decision::Allow(allow) => {
+            *response.status_mut() = StatusCode::OK;
+            let headers = response.headers_mut();
+            for (name, value) in &allow.set_headers {
+                headers.insert(name.clone(), value.clone());
+            }
+            if !allow.remove_headers.is_empty() {
+                let names: Vec<&str> = allow.remove_headers.iter().map(|h| h.as_str()).collect();
+                if let Ok(v) = HeaderValue::from_str(&names.join(",")) {
+                    headers.insert(HEADERS_TO_REMOVE, v);
+                }
+            }
+            let cache = match allow.cache_max_age {
+                Some(secs) => format!("private, max-age={secs}"),
+                None => "no-store".to_owned(),
+            };
+            if let Ok(v) = HeaderValue::from_str(&cache) {
+                headers.insert(CACHE_CONTROL, v);
+            }
+        }
+        Decision::Deny(deny) => {
+            *response.status_mut() = if deny.status == 401 {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            let headers = response.headers_mut();
+            if let Some(v) = deny
+                .www_authenticate()
+                .and_then(|v| HeaderValue::from_str(&v).ok())
+            {
+                headers.insert(WWW_AUTHENTICATE, v);
+            }
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            if !head {
+                *response.body_mut() = Full::new(Bytes::from(deny.body()));
+            }
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests;

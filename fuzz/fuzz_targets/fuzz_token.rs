@@ -1,0 +1,4 @@
+//! Compact JWS / JWT parsing, verification and claim validation on arbitrary input.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| portcullis_jose::fuzz_logic::token(data));
