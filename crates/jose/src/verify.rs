@@ -76,7 +76,18 @@ pub fn verify_jwt<'k>(
     now: i64,
 ) -> Result<VerifiedJwt<'k>, TokenError> {
     let allowed = validation.algorithms.unwrap_or_else(|| keys.algorithms());
-    let jws = verify_jws(token, keys, allowed, validation.max_token_bytes)?;
+    let jws = verify_jws(token, keys, allowed, validation.max_token_bytes).map_err(|e| {
+        // With the default allow-list (the keys' algorithms), a token for a key we do
+        // not have yet may use an algorithm none of our keys has: that is an unknown
+        // key (worth a refetch), not a forbidden algorithm. Still never an allow.
+        match (&e, validation.algorithms) {
+            (TokenError::AlgorithmNotAllowed { .. }, None) => match unknown_kid(token, keys) {
+                Some(kid) => TokenError::KeyNotFound { kid: Some(kid) },
+                None => e,
+            },
+            _ => e,
+        }
+    })?;
     let claims = Claims::from_json(&jws.payload)?;
     validation.validate(&jws.header, &claims, now)?;
     Ok(VerifiedJwt {
@@ -84,4 +95,11 @@ pub fn verify_jwt<'k>(
         claims,
         key: jws.key,
     })
+}
+
+/// The header's `kid` when the key set does not hold it.
+fn unknown_kid(token: &str, keys: &KeySet) -> Option<String> {
+    let jws = CompactJws::parse(token, usize::MAX).ok()?;
+    let kid = jws.header().kid()?;
+    (!keys.has_kid(kid)).then(|| printable(kid))
 }

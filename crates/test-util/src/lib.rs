@@ -1,0 +1,176 @@
+//! Fixtures for integration tests that start real peers (NGINX, Envoy, Traefik,
+//! Caddy, OpenID providers) on 127.0.0.1: child processes killed on drop, free
+//! ports, a header-echoing upstream, a JWKS server whose keys can rotate or go
+//! down, token minting, and a tiny blocking HTTP client.
+//!
+//! Peers are installed by `scripts/install-peers` under `$PORTCULLIS_PEERS`
+//! (default `<workspace>/.peers`); a missing peer is a test failure naming that script.
+#![warn(missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test fixtures: a panic is a test failure"
+)]
+
+mod http;
+mod issuer;
+mod peers;
+mod process;
+mod servers;
+
+pub use http::{Response, get, request};
+pub use issuer::Issuer;
+pub use peers::{peer_bin, peers_dir, python};
+pub use process::{Child, free_port, wait_for_port};
+pub use servers::{EchoUpstream, JwksServer};
+
+/// A unique scratch folder under the system temp dir, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// Creates `portcullis-<label>-<pid>-<n>`.
+    pub fn new(label: &str) -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "portcullis-{label}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// Writes a file in it and returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> std::path::PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `portcullis serve` with its listeners on free loopback ports.
+#[derive(Debug)]
+pub struct Portcullis {
+    /// The process.
+    pub child: Child,
+    /// Forward-auth port.
+    pub http: u16,
+    /// ext_authz gRPC port.
+    pub grpc: u16,
+    /// Admin port.
+    pub admin: u16,
+    /// The config file.
+    pub config: std::path::PathBuf,
+    /// Its scratch folder (holds the config and the log).
+    pub dir: TempDir,
+}
+
+impl Portcullis {
+    /// Starts `bin serve` with `providers_and_rules` (YAML without `listen:`), and waits
+    /// for `/healthz`. Ports are chosen here.
+    pub fn start(bin: &str, providers_and_rules: &str) -> Portcullis {
+        let (http, grpc, admin) = (free_port(), free_port(), free_port());
+        Portcullis::start_on(bin, providers_and_rules, http, grpc, admin)
+    }
+
+    /// As [`Portcullis::start`] on given ports (to restart on the same ones).
+    pub fn start_on(
+        bin: &str,
+        providers_and_rules: &str,
+        http: u16,
+        grpc: u16,
+        admin: u16,
+    ) -> Portcullis {
+        let dir = TempDir::new("serve");
+        let config = dir.write(
+            "portcullis.yaml",
+            &Portcullis::config_text(providers_and_rules, http, grpc, admin),
+        );
+        let log = dir.path().join("portcullis.log");
+        let child = Child::spawn(
+            std::process::Command::new(bin)
+                .args(["serve", "--config"])
+                .arg(&config)
+                .args(["--workers", "2"]),
+            &log,
+        );
+        let p = Portcullis {
+            child,
+            http,
+            grpc,
+            admin,
+            config,
+            dir,
+        };
+        wait_for_port(admin, std::time::Duration::from_secs(20));
+        let r = get(&format!("http://127.0.0.1:{admin}/healthz"), &[]);
+        assert_eq!(r.status, 200, "portcullis /healthz; log:\n{}", p.log());
+        p
+    }
+
+    /// The full config text for the given ports.
+    pub fn config_text(providers_and_rules: &str, http: u16, grpc: u16, admin: u16) -> String {
+        format!(
+            "listen:\n  http: 127.0.0.1:{http}\n  grpc: 127.0.0.1:{grpc}\n  admin: 127.0.0.1:{admin}\n{providers_and_rules}"
+        )
+    }
+
+    /// Rewrites the config file (the server reloads it on change).
+    pub fn rewrite_config(&self, providers_and_rules: &str) {
+        // Write to a temp file and rename, so the watcher never reads half a file.
+        let tmp = self.dir.path().join("portcullis.yaml.tmp");
+        std::fs::write(
+            &tmp,
+            Portcullis::config_text(providers_and_rules, self.http, self.grpc, self.admin),
+        )
+        .unwrap();
+        std::fs::rename(&tmp, &self.config).unwrap();
+    }
+
+    /// Waits until `/readyz` answers 200 (or panics after `timeout`).
+    pub fn wait_ready(&self, timeout: std::time::Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let r = get(&format!("http://127.0.0.1:{}/readyz", self.admin), &[]);
+            if r.status == 200 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not ready: {}\nlog:\n{}",
+                r.body,
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// `GET /verify` with headers.
+    pub fn verify(&self, headers: &[(&str, &str)]) -> Response {
+        get(&format!("http://127.0.0.1:{}/verify", self.http), headers)
+    }
+
+    /// The `/metrics` text.
+    pub fn metrics(&self) -> String {
+        get(&format!("http://127.0.0.1:{}/metrics", self.admin), &[]).body
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        self.child.log()
+    }
+}
