@@ -9,7 +9,14 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-fn read_head(stream: &mut TcpStream) -> Option<(String, String, Vec<(String, String)>)> {
+/// A request head: method, path, headers (names lower-cased).
+struct Head {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+fn read_head(stream: &mut TcpStream) -> Option<Head> {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .ok()?;
@@ -35,7 +42,7 @@ fn read_head(stream: &mut TcpStream) -> Option<(String, String, Vec<(String, Str
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    Some((method, path, headers))
+    Some(Head { method, path, headers })
 }
 
 fn respond(stream: &mut TcpStream, status: u16, extra: &str, body: &str) {
@@ -68,8 +75,8 @@ fn spawn_server(
             let Ok(mut stream) = stream else { continue };
             let handler = handler.clone();
             std::thread::spawn(move || {
-                if let Some((m, p, h)) = read_head(&mut stream) {
-                    handler(&mut stream, m, p, h);
+                if let Some(head) = read_head(&mut stream) {
+                    handler(&mut stream, head.method, head.path, head.headers);
                 }
             });
         }
