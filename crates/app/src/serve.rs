@@ -54,8 +54,21 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
         wait_for_stop().await;
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
-        for t in tasks {
-            let _ = t.await;
+        // Each listener drains within its own limit; this bounds the whole (a gRPC
+        // client holding a stream open must not keep us from exiting).
+        let drained = async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        };
+        if tokio::time::timeout(
+            crate::listener::DRAIN_TIMEOUT + Duration::from_secs(2),
+            drained,
+        )
+        .await
+        .is_err()
+        {
+            tracing::warn!("drain timed out; exiting with connections still open");
         }
         tracing::info!("stopped");
         Ok(())

@@ -6,20 +6,34 @@ use std::time::Duration;
 
 use portcullis_policy::{CacheStats, Decision};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use std::fmt::Write as _;
+
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+/// A shared label value: cloning it is an atomic increment, not an allocation.
+#[derive(Clone, Debug, Default, Eq, Hash, PartialEq)]
+struct Name(Option<Arc<str>>);
+
+impl EncodeLabelValue for Name {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.0.as_deref().unwrap_or(""))
+    }
+}
+
 #[derive(Clone, Debug, EncodeLabelSet, Eq, Hash, PartialEq)]
 struct DecisionLabels {
     frontend: &'static str,
     result: &'static str,
     reason: &'static str,
-    rule: String,
-    provider: String,
+    rule: Name,
+    provider: Name,
 }
 
 #[derive(Clone, Debug, EncodeLabelSet, Eq, Hash, PartialEq)]
@@ -170,19 +184,15 @@ impl Metrics {
                 frontend,
                 result: "allow",
                 reason: "",
-                rule: a.rule.to_string(),
-                provider: a
-                    .identity
-                    .as_ref()
-                    .map(|i| i.provider.to_string())
-                    .unwrap_or_default(),
+                rule: Name(Some(a.rule.clone())),
+                provider: Name(a.identity.as_ref().map(|i| i.provider.clone())),
             },
             Decision::Deny(d) => DecisionLabels {
                 frontend,
                 result: "deny",
                 reason: d.reason.as_str(),
-                rule: d.rule.as_deref().unwrap_or_default().to_owned(),
-                provider: d.provider.as_deref().unwrap_or_default().to_owned(),
+                rule: Name(d.rule.clone()),
+                provider: Name(d.provider.clone()),
             },
         };
         self.decisions.get_or_create(&labels).inc();

@@ -14,6 +14,9 @@ pub struct Identity {
     pub claims: Claims,
     /// `exp`, if the token has one.
     pub expires_at: Option<f64>,
+    /// The provider's `claims_to_headers`, rendered once when the token verified
+    /// (and so cached with it).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// Allow the request.

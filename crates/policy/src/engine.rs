@@ -350,10 +350,12 @@ impl Engine {
             match verify_jwt(token, &keys, &provider.validation, now) {
                 Ok(jwt) => {
                     let expires_at = jwt.claims.expires_at().ok().flatten();
+                    let headers = render_headers(&provider.config.claims_to_headers, &jwt.claims);
                     let identity = Arc::new(Identity {
                         provider: provider.name.clone(),
                         claims: jwt.claims,
                         expires_at,
+                        headers,
                     });
                     if let Some(cache) = &self.cache {
                         cache.insert(
@@ -406,20 +408,11 @@ impl Engine {
         location: Option<&TokenLocation>,
         now: i64,
     ) -> Allow {
-        let mut set_headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
-        let templates = provider
-            .config
-            .claims_to_headers
-            .iter()
-            .chain(rule.config.headers.iter());
-        for (name, template) in templates {
-            if let Some(value) = template.render(&identity.claims) {
-                if let Ok(v) = HeaderValue::from_str(&value) {
-                    // A rule header overrides a provider header of the same name.
-                    set_headers.retain(|(n, _)| n != name);
-                    set_headers.push((name.clone(), v));
-                }
-            }
+        let mut set_headers = identity.headers.clone();
+        for (name, value) in render_headers(&rule.config.headers, &identity.claims) {
+            // A rule header overrides a provider header of the same name.
+            set_headers.retain(|(n, _)| *n != name);
+            set_headers.push((name, value));
         }
         let mut remove_headers: Vec<HeaderName> = self
             .identity_headers
@@ -454,6 +447,25 @@ impl Engine {
     pub fn cached_tokens(&self) -> usize {
         self.cache.as_ref().map_or(0, TokenCache::len)
     }
+}
+
+/// Renders header templates; a header whose claim is missing (or whose value is no
+/// valid header value) is not set.
+fn render_headers(
+    templates: &[(HeaderName, crate::template::Template)],
+    claims: &Claims,
+) -> Vec<(HeaderName, HeaderValue)> {
+    let mut out: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(templates.len());
+    for (name, template) in templates {
+        if let Some(v) = template
+            .render(claims)
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+        {
+            out.retain(|(n, _)| n != name);
+            out.push((name.clone(), v));
+        }
+    }
+    out
 }
 
 fn deny(

@@ -106,25 +106,49 @@ impl PathPattern {
 
     /// Whether a normalized path (no query) matches.
     pub fn matches(&self, path: &str) -> bool {
-        let Some(rest) = path.strip_prefix('/') else {
-            return false;
-        };
-        let parts: Vec<&str> = rest.split('/').collect();
-        match_segments(&self.segments, &parts)
+        match path.strip_prefix('/') {
+            Some(rest) => match_segments(&self.segments, Some(rest)),
+            None => false,
+        }
     }
 }
 
-fn match_segments(pattern: &[Segment], parts: &[&str]) -> bool {
+/// The first segment of `rest` and what follows its `/` (`None` when it was the last).
+fn split_first(rest: &str) -> (&str, Option<&str>) {
+    match rest.split_once('/') {
+        Some((first, after)) => (first, Some(after)),
+        None => (rest, None),
+    }
+}
+
+/// Matches segments against `rest` (the path after a `/`; `None`: no segments left).
+/// Works on the borrowed path: no allocation per request.
+fn match_segments(pattern: &[Segment], rest: Option<&str>) -> bool {
     match pattern.split_first() {
-        None => parts.is_empty(),
-        Some((Segment::Any, rest)) => {
-            // `/a/**` also matches `/a` and `/a/`.
-            (0..=parts.len()).any(|skip| match_segments(rest, &parts[skip..]))
-                || (rest.is_empty() && parts.len() == 1 && parts[0].is_empty())
+        None => rest.is_none(),
+        Some((Segment::Any, tail)) => {
+            // `**` takes zero or more whole segments; `/a/**` also matches `/a` and `/a/`.
+            let mut cursor = rest;
+            loop {
+                if match_segments(tail, cursor) {
+                    return true;
+                }
+                match cursor {
+                    None => return false,
+                    Some(r) => {
+                        let (first, after) = split_first(r);
+                        if tail.is_empty() && first.is_empty() && after.is_none() {
+                            return true;
+                        }
+                        cursor = after;
+                    }
+                }
+            }
         }
-        Some((Segment::Glob(g), rest)) => match parts.split_first() {
-            Some((first, others)) => {
-                glob_segment(g.as_bytes(), first.as_bytes()) && match_segments(rest, others)
+        Some((Segment::Glob(g), tail)) => match rest {
+            Some(r) => {
+                let (first, after) = split_first(r);
+                glob_segment(g.as_bytes(), first.as_bytes()) && match_segments(tail, after)
             }
             None => false,
         },

@@ -112,6 +112,7 @@ mod tests {
             provider: Arc::from("corp"),
             claims,
             expires_at: None,
+            headers: Vec::new(),
         };
         let m = identity_metadata(&identity);
         assert_eq!(m.fields["provider"], s("corp"));
@@ -130,6 +131,7 @@ mod tests {
             provider: Arc::from("corp"),
             claims: Claims::from_json(b"{}").unwrap(),
             expires_at: None,
+            headers: Vec::new(),
         };
         let m = identity_metadata(&identity);
         assert!(!m.fields.contains_key("iss"));

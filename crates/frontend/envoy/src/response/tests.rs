@@ -46,6 +46,7 @@ fn alice() -> Identity {
         provider: Arc::from("corp"),
         claims: Claims::from_json(br#"{"iss":"https://idp","sub":"alice"}"#).unwrap(),
         expires_at: None,
+        headers: Vec::new(),
     }
 }
 
