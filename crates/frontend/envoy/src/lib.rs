@@ -39,6 +39,7 @@ mod service;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
 use portcullis_decider::Decider;
@@ -68,7 +69,14 @@ pub async fn serve(
         .await;
     // Small unary calls: send each answer at once.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    // Limits: a Check is small and fast; anything slow or huge is an attack or a bug.
     Server::builder()
+        .timeout(Duration::from_secs(10))
+        .max_concurrent_streams(1024)
+        .http2_max_header_list_size(64 * 1024)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .http2_max_pending_accept_reset_streams(Some(100))
         .add_service(health)
         .add_service(AuthorizationServer::new(AuthorizationService::new(decider)))
         .serve_with_incoming_shutdown(incoming, shutdown)
