@@ -76,6 +76,20 @@ impl Decider {
         decision
     }
 
+    /// Records and logs a deny a frontend made before it could ask the engine
+    /// (a request it cannot describe), so it is counted like every other decision.
+    pub fn reject(
+        &self,
+        deny: portcullis_policy::Deny,
+        req: &AuthRequest<'_>,
+        frontend: &'static str,
+    ) -> Decision {
+        let decision = Decision::Deny(deny);
+        self.metrics.record(&decision, frontend, Duration::ZERO);
+        log(&decision, req, frontend);
+        decision
+    }
+
     /// Decides without waiting (for callers that cannot await).
     pub fn decide_now(&self, req: &AuthRequest<'_>, frontend: &'static str) -> Decision {
         let started = Instant::now();

@@ -18,6 +18,9 @@ pub enum Reason {
     KeyNotFound,
     /// No rule matched the request.
     NoRule,
+    /// The request itself is unusable: the proxy's description of the original
+    /// request is contradictory, or an ext_authz request lacks its HTTP attributes.
+    RequestInvalid,
     /// A required scope is missing.
     ScopeMissing,
     /// The signature does not verify.
@@ -33,8 +36,8 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// Every reason code, in the contract's order.
-    pub const ALL: [Reason; 12] = [
+    /// Every reason code: the contract's, in its order, then our additions.
+    pub const ALL: [Reason; 13] = [
         Reason::TokenMissing,
         Reason::TokenMalformed,
         Reason::SignatureInvalid,
@@ -47,6 +50,7 @@ impl Reason {
         Reason::ClaimMismatch,
         Reason::ScopeMissing,
         Reason::NoRule,
+        Reason::RequestInvalid,
     ];
 
     /// The wire name of the reason code (`token_expired`, ...).
@@ -58,6 +62,7 @@ impl Reason {
             Reason::IssuerMismatch => "issuer_mismatch",
             Reason::KeyNotFound => "key_not_found",
             Reason::NoRule => "no_rule",
+            Reason::RequestInvalid => "request_invalid",
             Reason::ScopeMissing => "scope_missing",
             Reason::SignatureInvalid => "signature_invalid",
             Reason::TokenExpired => "token_expired",
@@ -319,7 +324,8 @@ mod tests {
                 "token_not_yet_valid",
                 "claim_mismatch",
                 "scope_missing",
-                "no_rule"
+                "no_rule",
+                "request_invalid"
             ]
         );
     }

@@ -94,6 +94,20 @@ impl Decision {
 }
 
 impl Deny {
+    /// A 403 for a request a frontend cannot even describe (contradictory proxy
+    /// headers, an ext_authz request without HTTP attributes). `detail` is for logs.
+    pub fn request_invalid(detail: String) -> Deny {
+        Deny {
+            status: 403,
+            reason: Reason::RequestInvalid,
+            rule: None,
+            provider: None,
+            detail,
+            token_hints: TokenHints::default(),
+            refetch_started: None,
+        }
+    }
+
     /// The `WWW-Authenticate` value for this deny, if any (RFC 6750 §3).
     pub fn www_authenticate(&self) -> Option<String> {
         match self.reason {
@@ -123,6 +137,7 @@ pub fn error_code(reason: Reason) -> &'static str {
         Reason::TokenMissing => "unauthorized",
         Reason::ScopeMissing => "insufficient_scope",
         Reason::ClaimMismatch | Reason::NoRule => "access_denied",
+        Reason::RequestInvalid => "invalid_request",
         _ => "invalid_token",
     }
 }
@@ -136,6 +151,7 @@ pub fn description(reason: Reason) -> &'static str {
         Reason::IssuerMismatch => "the token's issuer is not trusted",
         Reason::KeyNotFound => "no key is known for the token",
         Reason::NoRule => "no rule allows this request",
+        Reason::RequestInvalid => "the request is contradictory or incomplete",
         Reason::ScopeMissing => "a required scope is missing",
         Reason::SignatureInvalid => "the signature is invalid",
         Reason::TokenExpired => "the token has expired",

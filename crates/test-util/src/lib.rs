@@ -14,12 +14,14 @@
 
 mod http;
 mod issuer;
+mod matrix;
 mod peers;
 mod process;
 mod servers;
 
 pub use http::{Response, get, request};
 pub use issuer::Issuer;
+pub use matrix::{Matrix, MatrixEnv, ProxyUnderTest};
 pub use peers::{peer_bin, peers_dir, python};
 pub use process::{Child, free_port, wait_for_port};
 pub use servers::{EchoUpstream, JwksServer};

@@ -42,7 +42,11 @@ fn read_head(stream: &mut TcpStream) -> Option<Head> {
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    Some(Head { method, path, headers })
+    Some(Head {
+        method,
+        path,
+        headers,
+    })
 }
 
 fn respond(stream: &mut TcpStream, status: u16, extra: &str, body: &str) {

@@ -9,6 +9,7 @@ use envoy_types::pb::envoy::service::auth::v3::{
 };
 use envoy_types::pb::envoy::r#type::v3::{HttpStatus, StatusCode as HttpStatusCode};
 use envoy_types::pb::google::rpc::Status;
+use portcullis_jose::Reason;
 use portcullis_policy::{Allow, Decision, Deny};
 
 use crate::metadata::identity_metadata;
@@ -22,10 +23,6 @@ pub(crate) enum RpcCode {
     PermissionDenied = 7,
     Unauthenticated = 16,
 }
-
-/// The fixed body of a deny for a `CheckRequest` we cannot read.
-pub(crate) const INVALID_REQUEST_BODY: &str =
-    r#"{"error":"invalid_request","reason":"invalid_request"}"#;
 
 /// The answer to Envoy for a decision.
 pub(crate) fn check_response(decision: &Decision) -> CheckResponse {
@@ -67,8 +64,9 @@ pub(crate) fn allowed(allow: &Allow) -> CheckResponse {
 /// UNAUTHENTICATED for 401, PERMISSION_DENIED otherwise, with the HTTP answer
 /// Envoy sends to the client.
 pub(crate) fn denied(deny: &Deny) -> CheckResponse {
-    let code = match deny.status {
-        401 => RpcCode::Unauthenticated,
+    let code = match (deny.status, deny.reason) {
+        (_, Reason::RequestInvalid) => RpcCode::InvalidArgument,
+        (401, _) => RpcCode::Unauthenticated,
         _ => RpcCode::PermissionDenied,
     };
     denied_with(
@@ -77,18 +75,6 @@ pub(crate) fn denied(deny: &Deny) -> CheckResponse {
         deny.status,
         deny.www_authenticate().as_deref(),
         deny.body(),
-    )
-}
-
-/// A 403 for a `CheckRequest` without the HTTP attributes every Envoy HTTP check has.
-/// An answer, not a gRPC error: Envoy's `failure_mode_allow` must not turn it into an allow.
-pub(crate) fn invalid_request() -> CheckResponse {
-    denied_with(
-        RpcCode::InvalidArgument,
-        "invalid_request",
-        403,
-        None,
-        INVALID_REQUEST_BODY.to_owned(),
     )
 }
 

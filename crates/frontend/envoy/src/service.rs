@@ -5,6 +5,7 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use portcullis_decider::Decider;
+use portcullis_policy::{AuthRequest, Deny};
 use tonic::{Request, Response, Status};
 
 use crate::request::EnvoyRequest;
@@ -35,8 +36,12 @@ impl AuthorizationService {
                 response::check_response(&decision)
             }
             Err(error) => {
-                tracing::warn!(frontend = FRONTEND, %error, "deny: unreadable CheckRequest");
-                response::invalid_request()
+                // Counted and logged like every decision; an answer, not a gRPC error,
+                // so Envoy's `failure_mode_allow` cannot turn it into an allow.
+                let headers = http::HeaderMap::new();
+                let nothing = AuthRequest::new("", "", "", &headers);
+                let deny = Deny::request_invalid(format!("unreadable CheckRequest: {error}"));
+                response::check_response(&self.decider.reject(deny, &nothing, FRONTEND))
             }
         }
     }

@@ -11,9 +11,9 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use portcullis_decider::Decider;
-use portcullis_policy::{AuthRequest, Decision};
+use portcullis_policy::{AuthRequest, Decision, Deny};
 
-pub use original::{OriginalRequest, original_request};
+pub use original::{Conflict, OriginalRequest, original_request};
 
 /// The header Envoy's HTTP ext_authz reads to drop headers from the upstream request.
 pub const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
@@ -25,15 +25,26 @@ pub fn is_verify_path(path: &str) -> bool {
 
 /// Answers one forward-auth request.
 pub async fn handle<B>(decider: &Decider, req: &Request<B>) -> Response<Full<Bytes>> {
-    let original = original_request(req);
-    let mut auth = AuthRequest::new(
-        &original.method,
-        &original.host,
-        &original.path,
-        req.headers(),
-    );
-    auth.extra_claims = &original.extra_claims;
-    let decision = decider.decide(&auth, "forward_auth").await;
+    let decision = match original_request(req) {
+        Ok(original) => {
+            let mut auth = AuthRequest::new(
+                &original.method,
+                &original.host,
+                &original.path,
+                req.headers(),
+            );
+            auth.extra_claims = &original.extra_claims;
+            decider.decide(&auth, "forward_auth").await
+        }
+        Err(conflict) => {
+            let auth = AuthRequest::new(req.method().as_str(), "", req.uri().path(), req.headers());
+            decider.reject(
+                Deny::request_invalid(conflict.to_string()),
+                &auth,
+                "forward_auth",
+            )
+        }
+    };
     render(&decision, req.method() == Method::HEAD)
 }
 

@@ -1,4 +1,12 @@
 //! Recovering the original request from what each proxy sends to `/verify`.
+//!
+//! Every proxy names the original request in its own headers, and passes the
+//! client's other headers through: Traefik and Caddy overwrite `X-Forwarded-*` but
+//! forward a client's `X-Original-*`; NGINX and ingress-nginx set `X-Original-*` but
+//! forward a client's `X-Forwarded-*`. So a client can always add the other family.
+//! We read every family and, when two of them disagree about the method, path or
+//! host, refuse the request: deciding on the client's version would let it pick a
+//! public path for a protected one.
 
 use http::{HeaderMap, Request};
 
@@ -15,6 +23,22 @@ pub struct OriginalRequest {
     pub extra_claims: Vec<(String, String)>,
 }
 
+/// Two headers name different original requests.
+#[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
+#[error("conflicting {what}: {first} says {first_value:?}, {second} says {second_value:?}")]
+pub struct Conflict {
+    /// `method`, `path` or `host`.
+    pub what: &'static str,
+    /// The first source.
+    pub first: &'static str,
+    /// What it says (cut short).
+    pub first_value: String,
+    /// The second source.
+    pub second: &'static str,
+    /// What it says (cut short).
+    pub second_value: String,
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get(name)
@@ -23,26 +47,54 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// Reads the original request:
-/// - `/verify/<path>` (Envoy HTTP mode appends the original path to its `path_prefix`): that path, with the query;
+/// The one value all present sources agree on (`eq` decides equality).
+fn agree(
+    what: &'static str,
+    sources: &[(&'static str, Option<String>)],
+    eq: fn(&str, &str) -> bool,
+) -> Result<Option<String>, Conflict> {
+    let mut found: Option<(&'static str, &String)> = None;
+    for (name, value) in sources {
+        let Some(value) = value else { continue };
+        match found {
+            None => found = Some((name, value)),
+            Some((first, first_value)) if !eq(first_value, value) => {
+                let cut = |s: &str| s.chars().take(128).collect::<String>();
+                return Err(Conflict {
+                    what,
+                    first,
+                    first_value: cut(first_value),
+                    second: name,
+                    second_value: cut(value),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(found.map(|(_, v)| v.clone()))
+}
+
+/// Reads the original request from:
+/// - `/verify/<path>` (Envoy HTTP mode appends the original path to its `path_prefix`);
 /// - `X-Forwarded-Method`/`-Host`/`-Uri` (Traefik, Caddy);
 /// - `X-Original-Method`, `X-Original-URI` or `X-Original-URL` (NGINX, ingress-nginx);
 /// - else the verify request itself.
-pub fn original_request<B>(req: &Request<B>) -> OriginalRequest {
+///
+/// # Errors
+/// Two sources disagree about the method, path or host.
+pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, Conflict> {
     let headers = req.headers();
     let uri = req.uri();
-    let verify_path = uri.path();
     let mut extra_claims = Vec::new();
-    let envoy_path = verify_path
+    let envoy_path = uri
+        .path()
         .strip_prefix("/verify")
-        .filter(|rest| rest.starts_with('/'));
-    let original_url = header(headers, "x-original-url").and_then(|u| u.parse::<http::Uri>().ok());
-    let path = if let Some(rest) = envoy_path {
-        match uri.query() {
+        .filter(|rest| rest.starts_with('/'))
+        .map(|rest| match uri.query() {
             Some(q) => format!("{rest}?{q}"),
             None => rest.to_owned(),
-        }
-    } else {
+        });
+    if envoy_path.is_none() {
         if let Some(q) = uri.query() {
             for pair in q.split('&') {
                 let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -52,38 +104,81 @@ pub fn original_request<B>(req: &Request<B>) -> OriginalRequest {
             }
             extra_claims.sort_by(|a, b| a.0.cmp(&b.0));
         }
-        header(headers, "x-forwarded-uri")
-            .or_else(|| header(headers, "x-original-uri"))
-            .map(str::to_owned)
-            .or_else(|| {
-                original_url
-                    .as_ref()
-                    .and_then(|u| u.path_and_query())
-                    .map(|pq| pq.as_str().to_owned())
-            })
-            .unwrap_or_else(|| "/".to_owned())
-    };
-    let method = header(headers, "x-forwarded-method")
-        .or_else(|| header(headers, "x-original-method"))
-        .unwrap_or_else(|| req.method().as_str())
-        .to_owned();
-    let host = header(headers, "x-forwarded-host")
+    }
+    let original_url = header(headers, "x-original-url").and_then(|u| u.parse::<http::Uri>().ok());
+    let forwarded_uri = header(headers, "x-forwarded-uri").map(str::to_owned);
+    let original_uri = header(headers, "x-original-uri").map(str::to_owned);
+    let url_path = original_url
+        .as_ref()
+        .and_then(|u| u.path_and_query())
+        .map(|pq| pq.as_str().to_owned());
+    // NGINX family: it names the request in X-Original-* and its Host is the original
+    // host (examples/nginx sets `Host $host`; ingress-nginx puts the host in X-Original-URL).
+    let nginx_family = envoy_path.is_none()
+        && forwarded_uri.is_none()
+        && (original_uri.is_some() || url_path.is_some());
+    let path = agree(
+        "path",
+        &[
+            ("/verify/<path>", envoy_path.clone()),
+            ("X-Forwarded-Uri", forwarded_uri),
+            ("X-Original-URI", original_uri),
+            ("X-Original-URL", url_path),
+        ],
+        |a, b| a == b,
+    )?
+    .unwrap_or_else(|| "/".to_owned());
+    let method = agree(
+        "method",
+        &[
+            (
+                "X-Forwarded-Method",
+                header(headers, "x-forwarded-method").map(str::to_owned),
+            ),
+            (
+                "X-Original-Method",
+                header(headers, "x-original-method").map(str::to_owned),
+            ),
+        ],
+        |a, b| a.eq_ignore_ascii_case(b),
+    )?
+    .unwrap_or_else(|| req.method().as_str().to_owned());
+    let host_header = header(headers, "host")
         .map(str::to_owned)
-        .or_else(|| {
-            original_url
-                .as_ref()
-                .and_then(|u| u.authority())
-                .map(|a| a.as_str().to_owned())
-        })
-        .or_else(|| header(headers, "host").map(str::to_owned))
-        .or_else(|| uri.authority().map(|a| a.as_str().to_owned()))
-        .unwrap_or_default();
-    OriginalRequest {
+        .or_else(|| uri.authority().map(|a| a.as_str().to_owned()));
+    let url_host = original_url
+        .as_ref()
+        .and_then(|u| u.authority())
+        .map(|a| a.as_str().to_owned());
+    let host = agree(
+        "host",
+        &[
+            (
+                "X-Forwarded-Host",
+                header(headers, "x-forwarded-host").map(str::to_owned),
+            ),
+            ("X-Original-URL", url_host.clone()),
+            // With NGINX and no X-Original-URL, Host is the original host: a client's
+            // X-Forwarded-Host must agree with it.
+            (
+                "Host",
+                if nginx_family && url_host.is_none() {
+                    host_header.clone()
+                } else {
+                    None
+                },
+            ),
+        ],
+        |a, b| a.eq_ignore_ascii_case(b),
+    )?
+    .or(host_header)
+    .unwrap_or_default();
+    Ok(OriginalRequest {
         method,
         host,
         path,
         extra_claims,
-    }
+    })
 }
 
 fn decode(s: &str) -> String {

@@ -10,9 +10,13 @@ fn req(uri: &str, headers: &[(&str, &str)]) -> Request<()> {
     b.body(()).unwrap()
 }
 
+fn original(uri: &str, headers: &[(&str, &str)]) -> OriginalRequest {
+    original_request(&req(uri, headers)).unwrap()
+}
+
 #[test]
 fn reads_traefik_and_caddy_headers() {
-    let r = req(
+    let o = original(
         "/verify",
         &[
             ("host", "auth:8080"),
@@ -21,7 +25,6 @@ fn reads_traefik_and_caddy_headers() {
             ("x-forwarded-uri", "/admin/x?y=1"),
         ],
     );
-    let o = original_request(&r);
     assert_eq!(
         (o.method.as_str(), o.host.as_str(), o.path.as_str()),
         ("POST", "api.example.com", "/admin/x?y=1")
@@ -30,7 +33,7 @@ fn reads_traefik_and_caddy_headers() {
 
 #[test]
 fn reads_nginx_headers() {
-    let r = req(
+    let o = original(
         "/verify",
         &[
             ("host", "api.example.com"),
@@ -38,19 +41,17 @@ fn reads_nginx_headers() {
             ("x-original-uri", "/a/b"),
         ],
     );
-    let o = original_request(&r);
     assert_eq!(
         (o.method.as_str(), o.host.as_str(), o.path.as_str()),
         ("DELETE", "api.example.com", "/a/b")
     );
-    let r = req(
+    let o = original(
         "/verify",
         &[
             ("host", "auth"),
             ("x-original-url", "https://shop.example.com/cart?id=3"),
         ],
     );
-    let o = original_request(&r);
     assert_eq!(
         (o.host.as_str(), o.path.as_str()),
         ("shop.example.com", "/cart?id=3")
@@ -59,8 +60,7 @@ fn reads_nginx_headers() {
 
 #[test]
 fn reads_envoy_http_mode_path() {
-    let r = req("/verify/api/items?x=1", &[("host", "api.example.com")]);
-    let o = original_request(&r);
+    let o = original("/verify/api/items?x=1", &[("host", "api.example.com")]);
     assert_eq!(
         (o.host.as_str(), o.path.as_str()),
         ("api.example.com", "/api/items?x=1")
@@ -73,11 +73,10 @@ fn reads_envoy_http_mode_path() {
 
 #[test]
 fn reads_claim_requirements() {
-    let r = req(
+    let o = original(
         "/verify?claims_group=developers&claims_group=admins&other=1",
         &[],
     );
-    let o = original_request(&r);
     assert_eq!(
         o.extra_claims,
         vec![
@@ -86,4 +85,71 @@ fn reads_claim_requirements() {
         ]
     );
     assert_eq!(o.path, "/");
+}
+
+#[test]
+fn refuses_a_client_sent_family_that_contradicts_the_proxy() {
+    // ingress-nginx sets X-Original-URL; a client adds X-Forwarded-Uri naming a public path.
+    let conflict = original_request(&req(
+        "/verify",
+        &[
+            ("x-original-url", "https://api.example.com/api/items"),
+            ("x-forwarded-uri", "/public/forged"),
+        ],
+    ))
+    .unwrap_err();
+    assert_eq!(conflict.what, "path");
+    // ... or X-Forwarded-Host naming an anonymous host.
+    let conflict = original_request(&req(
+        "/verify",
+        &[
+            ("x-original-url", "https://api.example.com/api/items"),
+            ("x-forwarded-host", "anonymous.invalid"),
+        ],
+    ))
+    .unwrap_err();
+    assert_eq!(conflict.what, "host");
+    // Plain NGINX: Host is the original host; a client's X-Forwarded-Host must agree.
+    let conflict = original_request(&req(
+        "/verify",
+        &[
+            ("host", "api.example.com"),
+            ("x-original-uri", "/api"),
+            ("x-forwarded-host", "anonymous.invalid"),
+        ],
+    ))
+    .unwrap_err();
+    assert_eq!(conflict.what, "host");
+    // Traefik sets X-Forwarded-*; a client adds X-Original-URI.
+    let conflict = original_request(&req(
+        "/verify",
+        &[
+            ("x-forwarded-uri", "/api/items"),
+            ("x-original-uri", "/public/x"),
+        ],
+    ))
+    .unwrap_err();
+    assert_eq!(conflict.what, "path");
+    let conflict = original_request(&req(
+        "/verify",
+        &[("x-forwarded-method", "POST"), ("x-original-method", "GET")],
+    ))
+    .unwrap_err();
+    assert_eq!(conflict.what, "method");
+    // Envoy HTTP mode: the path in the URL wins only if nothing contradicts it.
+    assert!(original_request(&req("/verify/api", &[("x-forwarded-uri", "/public")])).is_err());
+}
+
+#[test]
+fn agreeing_families_are_fine() {
+    let o = original(
+        "/verify",
+        &[
+            ("x-forwarded-uri", "/a"),
+            ("x-original-uri", "/a"),
+            ("x-forwarded-method", "get"),
+            ("x-original-method", "GET"),
+        ],
+    );
+    assert_eq!(o.path, "/a");
 }

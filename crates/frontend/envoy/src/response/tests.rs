@@ -203,14 +203,17 @@ fn denies_missing_scope_with_insufficient_scope() {
 
 #[test]
 fn denies_unreadable_check_request_with_403() {
-    let r = invalid_request();
+    let r = denied(&Deny::request_invalid("no attributes".to_owned()));
     assert_eq!(
         r.status.as_ref().unwrap().code,
         RpcCode::InvalidArgument as i32
     );
     let d = denied_part(&r);
     assert_eq!(d.status.as_ref().unwrap().code, 403);
-    assert_eq!(d.body, INVALID_REQUEST_BODY);
+    assert_eq!(
+        d.body,
+        r#"{"error":"invalid_request","reason":"request_invalid"}"#
+    );
 }
 
 #[test]

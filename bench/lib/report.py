@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Renders bench/run's results (a TSV of measured rows plus key=value facts) as Markdown.
+
+    report.py RESULTS.tsv FACTS.env
+
+Rows (tab-separated): scenario, role, label, rps, p50_ms, p99_ms, rss_kb, cpu_us_per_req,
+requests, non2xx, errors, loadgen_cpu_pct, expect (2xx|non2xx).
+`role` is one of: portcullis, envoy, ceiling, ceiling-hyper, paced-portcullis,
+paced-envoy, info. Ratios are Portcullis / Envoy for each scenario (req/s; for CPU and
+RSS the ratio is also Portcullis / Envoy, so lower is better there).
+"""
+
+import sys
+
+SCENARIOS = [
+    ("1", "RS256, one token repeated"),
+    ("2a", "RS256, 10,000 distinct tokens, caches on (warm)"),
+    ("2b", "RS256, 10,000 distinct tokens, caches off (every request verifies)"),
+    ("3a", "ES256, one token repeated"),
+    ("3b", "ES256, 10,000 distinct tokens, caches off"),
+    ("4", "RS256 expired token (both answer 401)"),
+    ("5", "end to end: Envoy ext_authz gRPC -> Portcullis vs Envoy jwt_authn; -> upstream"),
+    ("6", "NGINX auth_request -> Portcullis -> upstream (vs Envoy jwt_authn -> upstream)"),
+]
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            c = line.rstrip("\n").split("\t")
+            rows.append(
+                {
+                    "scenario": c[0],
+                    "role": c[1],
+                    "label": c[2],
+                    "rps": float(c[3]),
+                    "p50": float(c[4]),
+                    "p99": float(c[5]),
+                    "rss": int(c[6]),
+                    "cpu": float(c[7]),
+                    "requests": int(c[8]),
+                    "non2xx": int(c[9]),
+                    "errors": int(c[10]),
+                    "lg": float(c[11]),
+                    "expect": c[12],
+                }
+            )
+    return rows
+
+
+def facts(path):
+    out = {}
+    with open(path) as f:
+        for line in f:
+            if "=" in line:
+                k, v = line.rstrip("\n").split("=", 1)
+                out[k] = v
+    return out
+
+
+def ms(v):
+    if v < 1:
+        return f"{v * 1000:.0f} µs"
+    return f"{v:.2f} ms"
+
+
+def mb(kb):
+    return f"{kb / 1024:.1f} MB"
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}×" if b else "n/a"
+
+
+def flags(r):
+    out = []
+    if r["expect"] == "2xx" and r["non2xx"]:
+        out.append(f"{r['non2xx']} non-2xx!")
+    if r["expect"] == "non2xx" and r["non2xx"] != r["requests"]:
+        out.append(f"only {r['non2xx']}/{r['requests']} denied!")
+    if r["errors"]:
+        out.append(f"{r['errors']} socket errors")
+    if r["lg"] >= 90:
+        out.append(f"load generator at {r['lg']:.0f}% CPU: may be load-bound")
+    return "; ".join(out)
+
+
+def main():
+    rows = load(sys.argv[1])
+    f = facts(sys.argv[2])
+    by = {}
+    for r in rows:
+        by.setdefault((r["scenario"], r["role"]), r)
+
+    print("| # | scenario | Portcullis req/s | Envoy req/s | **P/E req/s** | p50 P / E | p99 P / E "
+          "| peak RSS P / E | CPU µs/req P / E | notes |")
+    print("|---|---|---:|---:|---:|---|---|---|---|---|")
+    for sid, title in SCENARIOS:
+        p = by.get((sid, "portcullis"))
+        e = by.get((sid, "envoy"))
+        if not p and not e:
+            continue
+        notes = []
+        for r in (p, e):
+            if r and flags(r):
+                notes.append(f"{r['label']}: {flags(r)}")
+        if p and e:
+            print(
+                f"| {sid} | {title} | {p['rps']:,.0f} | {e['rps']:,.0f} | **{ratio(p['rps'], e['rps'])}** "
+                f"| {ms(p['p50'])} / {ms(e['p50'])} | {ms(p['p99'])} / {ms(e['p99'])} "
+                f"| {mb(p['rss'])} / {mb(e['rss'])} | {p['cpu']:.1f} / {e['cpu']:.1f} | {'; '.join(notes)} |"
+            )
+        else:
+            r = p or e
+            print(f"| {sid} | {title} | {r['rps']:,.0f} | | | {ms(r['p50'])} | {ms(r['p99'])} "
+                  f"| {mb(r['rss'])} | {r['cpu']:.1f} | {'; '.join(notes)} |")
+
+    extra = [r for r in rows if r["role"] not in ("portcullis", "envoy")]
+    if extra:
+        print()
+        print("| # | measurement | req/s | p50 | p99 | peak RSS | CPU µs/req | vs Portcullis (same scenario) | notes |")
+        print("|---|---|---:|---|---|---|---|---|---|")
+        for r in extra:
+            p = by.get((r["scenario"], "portcullis"))
+            if r["role"].startswith("ceiling") and p:
+                vs = f"Portcullis / this = **{ratio(p['rps'], r['rps'])}**"
+            elif r["role"] == "paced-portcullis" and p:
+                vs = f"{r['rps'] / p['rps'] * 100:.0f}% of Portcullis's peak"
+            else:
+                vs = ""
+            print(f"| {r['scenario']} | {r['label']} | {r['rps']:,.0f} | {ms(r['p50'])} | {ms(r['p99'])} "
+                  f"| {mb(r['rss'])} | {r['cpu']:.1f} | {vs} | {flags(r)} |")
+
+    lines = []
+    if "rss100k_after_kb" in f:
+        base = int(f["rss100k_base_kb"])
+        after = int(f["rss100k_after_kb"])
+        hwm = int(f["rss100k_hwm_kb"])
+        n = int(f["rss100k_tokens"])
+        kept = f.get("rss100k_retained", "?")
+        lines.append(
+            f"- **RSS with {n:,} cached RS256 tokens** (one pass of {n:,} distinct tokens, "
+            f"default `token_cache_entries: 100000`): VmRSS {mb(after)} (peak {mb(hwm)}); "
+            f"{mb(base)} before traffic, so ≈ {(after - base) * 1024 / n:,.0f} bytes per cached token; "
+            f"a second pass found {kept} of them still cached (cache hits)."
+        )
+    if "primitive_rs256_us" in f:
+        lines.append(
+            f"- **Raw aws-lc-rs verify** (criterion, `crates/jose/benches/verify.rs`, same core): "
+            f"RS256 {float(f['primitive_rs256_us']):.1f} µs, ES256 {float(f['primitive_es256_us']):.1f} µs; "
+            f"`verify_jwt` RS256 {float(f['full_rs256_us']):.1f} µs, ES256 {float(f['full_es256_us']):.1f} µs."
+        )
+        p2 = by.get(("2b", "portcullis"))
+        p3 = by.get(("3b", "portcullis"))
+        for name, r, prim in (("RS256", p2, "primitive_rs256_us"), ("ES256", p3, "primitive_es256_us")):
+            if r:
+                lines.append(
+                    f"- CPU per uncached {name} decision (Portcullis process CPU / requests, caches off): "
+                    f"{r['cpu']:.1f} µs = **{r['cpu'] / float(f[prim]):.2f}×** the raw verify "
+                    f"(target ≤ 1.3×)."
+                )
+    if lines:
+        print()
+        print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

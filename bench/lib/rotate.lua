@@ -1,0 +1,56 @@
+-- wrk script: every request carries `Authorization: Bearer <token>`, the tokens
+-- taken in turn from a file (one a line); a one-line file repeats one token.
+--
+-- Environment:
+--   BENCH_TOKENS      the token file (required)
+--   BENCH_PATH        request path (default /)
+--   BENCH_LIMIT       use only the first N tokens of the file (default: all)
+--   BENCH_DELAY_MS    pause each connection this long after a response (paced load)
+--   BENCH_STOP_AFTER  stop after this many responses (one pass over a token set)
+--
+-- Requests are formatted once at load, so the per-request Lua cost is a table
+-- lookup: the load generator stays as cheap as possible for every server alike.
+
+local file = os.getenv("BENCH_TOKENS") or error("BENCH_TOKENS is not set")
+local path = os.getenv("BENCH_PATH") or "/"
+local limit = tonumber(os.getenv("BENCH_LIMIT") or "0")
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+local stop_after = tonumber(os.getenv("BENCH_STOP_AFTER") or "0")
+
+local requests = {}
+local n = 0
+local i = 0
+
+-- init runs after wrk has set its Host header (wrk.format needs it).
+function init(args)
+  for line in io.lines(file) do
+    if line ~= "" then
+      requests[#requests + 1] = wrk.format("GET", path, { ["Authorization"] = "Bearer " .. line })
+      if limit > 0 and #requests >= limit then break end
+    end
+  end
+  n = #requests
+  if n == 0 then error("no tokens in " .. file) end
+end
+
+function request()
+  i = i + 1
+  if i > n then i = 1 end
+  return requests[i]
+end
+
+if delay_ms > 0 then
+  function delay()
+    return delay_ms
+  end
+end
+
+if stop_after > 0 then
+  local seen = 0
+  function response(status, headers, body)
+    seen = seen + 1
+    if seen >= stop_after then
+      wrk.thread:stop()
+    end
+  end
+end

