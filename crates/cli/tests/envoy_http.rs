@@ -97,14 +97,18 @@ fn http_mode_settings_are_needed() {
     );
     drop(s);
 
-    // No `cookie` in allowed_headers: Portcullis never sees the session cookie.
+    // No allowed_headers: Portcullis never sees the session cookie.
     let s = Stack::start_edited(Mode::Http, &|t| {
-        edit(&t, "                          - exact: cookie\n", "")
+        edit(
+            &t,
+            "                      allowed_headers:\n                        patterns:\n                          - exact: cookie\n",
+            "",
+        )
     });
     let cookie = format!("session={}", s.token("alice", json!({})));
     let r = s.send("GET", "/api/items", &[("cookie", &cookie)]);
     f.denied(
-        "cookie not in allowed_headers (token unseen)",
+        "cookie not in allowed_headers (the token is not seen)",
         &r,
         401,
         "token_missing",
