@@ -33,7 +33,9 @@ pub struct RejectedKey {
 pub fn verifying_key_from_jwk(jwk: &Map<String, Value>) -> Result<VerifyingKey, KeyError> {
     let kty = str_member(jwk, "kty")?;
     if let Some(use_) = jwk.get("use") {
-        if use_.as_str() != Some("sig") {
+        // `jwt-svid` marks a JWT authority in a SPIFFE trust bundle (SPIFFE Trust
+        // Domain and Bundle §4.2.2): a signature key too.
+        if !matches!(use_.as_str(), Some("sig" | "jwt-svid")) {
             return Err(KeyError::NotForSignatures { member: "use" });
         }
     }
@@ -222,6 +224,15 @@ mod tests {
         assert!(key_set_from_jwks(b"[]").is_err());
         assert!(key_set_from_jwks(br#"{"keys":{}}"#).is_err());
         assert!(key_set_from_jwks(br#"{"keys":[],"keys":[]}"#).is_err());
+    }
+
+    #[test]
+    fn spiffe_bundle_jwt_authorities_are_signature_keys() {
+        let x509 =
+            r#"{"kty":"oct","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","use":"x509-svid"}"#;
+        let jwt = x509.replace("x509-svid", "jwt-svid");
+        assert!(verifying_key_from_jwk(&json::parse_object(jwt.as_bytes()).unwrap()).is_ok());
+        assert!(verifying_key_from_jwk(&json::parse_object(x509.as_bytes()).unwrap()).is_err());
     }
 
     #[test]

@@ -75,7 +75,8 @@ fn agree(
 }
 
 /// Reads the original request from:
-/// - `/verify/<path>` (Envoy HTTP mode appends the original path to its `path_prefix`);
+/// - `/verify/<path>` (Envoy HTTP mode appends the original path to its `path_prefix`),
+///   with the verify request's own method and Host, and nothing else;
 /// - `X-Forwarded-Method`/`-Host`/`-Uri` (Traefik, Caddy);
 /// - `X-Original-Method`, `X-Original-URI` or `X-Original-URL` (NGINX, ingress-nginx);
 /// - else the verify request itself.
@@ -105,6 +106,22 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, Conflict
             extra_claims.sort_by(|a, b| a.0.cmp(&b.0));
         }
     }
+    if let Some(path) = envoy_path {
+        // Envoy's HTTP mode sends the original method and Host itself, with the
+        // original path after the prefix. Any X-Forwarded-*/X-Original-* here came
+        // from the client (Envoy forwards only what `allowed_headers` lets through,
+        // and Emissary lets X-Forwarded-Host through): never let them decide.
+        let host = header(headers, "host")
+            .map(str::to_owned)
+            .or_else(|| uri.authority().map(|a| a.as_str().to_owned()))
+            .unwrap_or_default();
+        return Ok(OriginalRequest {
+            method: req.method().as_str().to_owned(),
+            host,
+            path,
+            extra_claims,
+        });
+    }
     let original_url = header(headers, "x-original-url").and_then(|u| u.parse::<http::Uri>().ok());
     let forwarded_uri = header(headers, "x-forwarded-uri").map(str::to_owned);
     let original_uri = header(headers, "x-original-uri").map(str::to_owned);
@@ -120,7 +137,6 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, Conflict
     let path = agree(
         "path",
         &[
-            ("/verify/<path>", envoy_path.clone()),
             ("X-Forwarded-Uri", forwarded_uri),
             ("X-Original-URI", original_uri),
             ("X-Original-URL", url_path),

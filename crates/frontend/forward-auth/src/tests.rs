@@ -136,8 +136,21 @@ fn refuses_a_client_sent_family_that_contradicts_the_proxy() {
     ))
     .unwrap_err();
     assert_eq!(conflict.what, "method");
-    // Envoy HTTP mode: the path in the URL wins only if nothing contradicts it.
-    assert!(original_request(&req("/verify/api", &[("x-forwarded-uri", "/public")])).is_err());
+    // Envoy HTTP mode: the verify request itself is the original; client-sent
+    // X-Forwarded-*/X-Original-* are ignored, whatever they say.
+    let o = original(
+        "/verify/api",
+        &[
+            ("host", "api.example.com"),
+            ("x-forwarded-uri", "/public"),
+            ("x-forwarded-host", "anonymous.invalid"),
+            ("x-original-method", "GET"),
+        ],
+    );
+    assert_eq!(
+        (o.method.as_str(), o.host.as_str(), o.path.as_str()),
+        ("GET", "api.example.com", "/api")
+    );
 }
 
 #[test]
