@@ -295,3 +295,43 @@ fn check_names_file_line_and_field() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn sighup_reloads_even_when_the_file_looks_unchanged() {
+    let a = Issuer::new(Algorithm::ES256, "key-a", ISS);
+    let jwks = JwksServer::start(&jwks_of(&[&a]), None);
+    let open = config(&jwks.url(), "1h");
+    let p = Portcullis::start(BIN, &open);
+    p.wait_ready(Duration::from_secs(10));
+    let t = token(&a, "alice");
+    assert_eq!(p.verify(&[("authorization", &bearer(&t))]).status, 200);
+
+    // Same length and same mtime: the file watcher cannot tell; SIGHUP must.
+    let before = std::fs::metadata(&p.config).unwrap().modified().unwrap();
+    let other_audience = open.replace("audiences: [api]", "audiences: [xyz]");
+    assert_eq!(other_audience.len(), open.len());
+    let full = std::fs::read_to_string(&p.config)
+        .unwrap()
+        .replace(&open, &other_audience);
+    std::fs::write(&p.config, full).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&p.config)
+        .unwrap()
+        .set_modified(before)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        p.verify(&[("authorization", &bearer(&t))]).status,
+        200,
+        "no reload without a signal"
+    );
+    p.child.signal("HUP");
+    eventually(Duration::from_secs(5), "SIGHUP reload", || {
+        p.verify(&[("authorization", &bearer(&t))]).status == 401
+    });
+    assert_eq!(
+        p.verify(&[("authorization", &bearer(&t))]).json()["reason"],
+        "audience_mismatch"
+    );
+}
