@@ -4,9 +4,9 @@
     report.py RESULTS.tsv FACTS.env
 
 Rows (tab-separated): scenario, role, label, rps, p50_ms, p99_ms, rss_kb, cpu_us_per_req,
-requests, non2xx, errors, loadgen_cpu_pct, expect (2xx|non2xx).
+requests, non2xx, errors, loadgen_cpu_pct, expect (2xx|non2xx), cpu split by process.
 `role` is one of: portcullis, envoy, ceiling, ceiling-hyper, paced-portcullis,
-paced-envoy, info. Ratios are Portcullis / Envoy for each scenario (req/s; for CPU and
+paced-ceiling, variant. Ratios are Portcullis / Envoy for each scenario (req/s; for CPU and
 RSS the ratio is also Portcullis / Envoy, so lower is better there).
 """
 
@@ -46,6 +46,7 @@ def load(path):
                     "errors": int(c[10]),
                     "lg": float(c[11]),
                     "expect": c[12],
+                    "split": c[13] if len(c) > 13 else "",
                 }
             )
     return rows
@@ -77,6 +78,8 @@ def ratio(a, b):
 
 def flags(r):
     out = []
+    if r["split"]:
+        out.append(f"CPU µs/req: {r['split']}")
     if r["expect"] == "2xx" and r["non2xx"]:
         out.append(f"{r['non2xx']} non-2xx!")
     if r["expect"] == "non2xx" and r["non2xx"] != r["requests"]:
@@ -127,8 +130,10 @@ def main():
             p = by.get((r["scenario"], "portcullis"))
             if r["role"].startswith("ceiling") and p:
                 vs = f"Portcullis / this = **{ratio(p['rps'], r['rps'])}**"
-            elif r["role"] == "paced-portcullis" and p:
+            elif r["role"].startswith("paced") and p:
                 vs = f"{r['rps'] / p['rps'] * 100:.0f}% of Portcullis's peak"
+            elif r["role"] == "variant" and p:
+                vs = f"this / Portcullis default = {ratio(r['rps'], p['rps'])}"
             else:
                 vs = ""
             print(f"| {r['scenario']} | {r['label']} | {r['rps']:,.0f} | {ms(r['p50'])} | {ms(r['p99'])} "

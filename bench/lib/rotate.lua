@@ -7,15 +7,19 @@
 --   BENCH_LIMIT       use only the first N tokens of the file (default: all)
 --   BENCH_DELAY_MS    pause each connection this long after a response (paced load)
 --   BENCH_STOP_AFTER  stop after this many responses (one pass over a token set)
+--   BENCH_STATUS_OUT  write "STATUS COUNT" lines to this file at the end (bench/run
+--                     sets it on warm-up runs only, to prove every answer was the
+--                     expected one without taxing measured runs with a response hook)
 --
 -- Requests are formatted once at load, so the per-request Lua cost is a table
 -- lookup: the load generator stays as cheap as possible for every server alike.
 
 local file = os.getenv("BENCH_TOKENS") or error("BENCH_TOKENS is not set")
-local path = os.getenv("BENCH_PATH") or "/"
+local path = os.getenv("BENCH_PATH") -- default: the URL's path (wrk.path)
 local limit = tonumber(os.getenv("BENCH_LIMIT") or "0")
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 local stop_after = tonumber(os.getenv("BENCH_STOP_AFTER") or "0")
+local status_out = os.getenv("BENCH_STATUS_OUT")
 
 local requests = {}
 local n = 0
@@ -23,6 +27,7 @@ local i = 0
 
 -- init runs after wrk has set its Host header (wrk.format needs it).
 function init(args)
+  path = path or wrk.path
   for line in io.lines(file) do
     if line ~= "" then
       requests[#requests + 1] = wrk.format("GET", path, { ["Authorization"] = "Bearer " .. line })
@@ -45,12 +50,32 @@ if delay_ms > 0 then
   end
 end
 
-if stop_after > 0 then
+if stop_after > 0 or status_out then
+  counts = {} -- global: done() reads it with thread:get()
   local seen = 0
   function response(status, headers, body)
+    local k = tostring(status)
+    counts[k] = (counts[k] or 0) + 1
     seen = seen + 1
-    if seen >= stop_after then
+    if stop_after > 0 and seen >= stop_after then
       wrk.thread:stop()
     end
   end
+end
+
+-- setup() and done() run in wrk's main environment, apart from the threads'.
+local threads = {}
+function setup(thread)
+  threads[#threads + 1] = thread
+end
+
+function done(summary, latency, requests)
+  if not status_out then return end
+  local f = assert(io.open(status_out, "w"))
+  for _, t in ipairs(threads) do
+    for k, v in pairs(t:get("counts") or {}) do
+      f:write(k .. " " .. v .. "\n")
+    end
+  end
+  f:close()
 end

@@ -24,6 +24,11 @@ pub fn decode_into(input: &[u8], out: &mut Vec<u8>) -> bool {
     STRICT.decode_vec(input, out).is_ok()
 }
 
+/// Decodes into a caller-owned slice; `None` when not canonical or longer than `out`.
+pub fn decode_to_slice(input: &[u8], out: &mut [u8]) -> Option<usize> {
+    STRICT.decode_slice(input, out).ok()
+}
+
 /// Encodes unpadded base64url.
 pub fn encode(input: &[u8]) -> String {
     STRICT.encode(input)

@@ -110,14 +110,19 @@ impl<'de> Visitor<'de> for StrictSeed {
         let inner = self.nested()?;
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                return Err(A::Error::custom(format_args!(
-                    "duplicate member {:?}",
-                    crate::error::printable(&key)
-                )));
-            }
             let value = map.next_value_seed(inner)?;
-            out.insert(key, value);
+            // One search per member: insert, or find the repeat.
+            match out.entry(key) {
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+                serde_json::map::Entry::Occupied(slot) => {
+                    return Err(A::Error::custom(format_args!(
+                        "duplicate member {:?}",
+                        crate::error::printable(slot.key())
+                    )));
+                }
+            }
         }
         Ok(Value::Object(out))
     }

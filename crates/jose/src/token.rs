@@ -16,8 +16,6 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Header {
     alg: Algorithm,
-    kid: Option<String>,
-    typ: Option<String>,
     members: Map<String, Value>,
 }
 
@@ -56,19 +54,14 @@ impl Header {
                 });
             }
         };
-        let kid = optional_string(&members, "kid")?;
-        let typ = optional_string(&members, "typ")?;
+        optional_string(&members, "kid")?;
+        optional_string(&members, "typ")?;
         if let Some(cty) = optional_string(&members, "cty")? {
             if cty.eq_ignore_ascii_case("JWT") {
                 return Err(TokenError::UnsupportedHeader { name: "cty" });
             }
         }
-        Ok(Header {
-            alg,
-            kid,
-            typ,
-            members,
-        })
+        Ok(Header { alg, members })
     }
 
     /// The signature algorithm.
@@ -78,12 +71,12 @@ impl Header {
 
     /// The key id.
     pub fn kid(&self) -> Option<&str> {
-        self.kid.as_deref()
+        self.members.get("kid").and_then(Value::as_str)
     }
 
     /// The media type of the token.
     pub fn typ(&self) -> Option<&str> {
-        self.typ.as_deref()
+        self.members.get("typ").and_then(Value::as_str)
     }
 
     /// Every member, as parsed.
@@ -92,13 +85,13 @@ impl Header {
     }
 }
 
-fn optional_string(
-    members: &Map<String, Value>,
+fn optional_string<'m>(
+    members: &'m Map<String, Value>,
     name: &'static str,
-) -> Result<Option<String>, TokenError> {
+) -> Result<Option<&'m str>, TokenError> {
     match members.get(name) {
         None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(TokenError::InvalidJson {
             segment: Segment::Header,
             problem: format!("{name} is not a string"),
@@ -152,6 +145,22 @@ impl<'a> CompactJws<'a> {
     /// The checked header.
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    /// The checked header, moved out.
+    pub fn into_header(self) -> Header {
+        self.header
+    }
+
+    /// Decodes the signature into `out` (a caller-owned buffer, e.g. on the stack) and
+    /// returns its length.
+    ///
+    /// # Errors
+    /// Not canonical base64url, or longer than `out`.
+    pub fn signature_into(&self, out: &mut [u8]) -> Result<usize, TokenError> {
+        b64::decode_to_slice(self.signature_b64.as_bytes(), out).ok_or(TokenError::InvalidBase64 {
+            segment: Segment::Signature,
+        })
     }
 
     /// The bytes the signature covers: `BASE64URL(header) || '.' || BASE64URL(payload)`.

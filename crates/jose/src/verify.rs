@@ -7,6 +7,9 @@ use crate::key::VerifyingKey;
 use crate::keyset::KeySet;
 use crate::token::{CompactJws, Header};
 
+/// The longest signature of any algorithm we verify (RSA with an 8,192-bit modulus).
+const MAX_SIGNATURE_BYTES: usize = crate::key::MAX_RSA_BITS / 8;
+
 /// A JWS whose signature verified, with the key that verified it.
 #[derive(Debug)]
 pub struct VerifiedJws<'k> {
@@ -54,12 +57,19 @@ pub fn verify_jws<'k>(
             alg: printable(alg.name()),
         });
     }
-    let signature = jws.signature()?;
-    let key = keys.verify(jws.header().kid(), alg, jws.signing_input(), &signature)?;
+    // The longest signature we verify is RSA-8192's 1,024 bytes: decode on the stack.
+    let mut signature = [0u8; MAX_SIGNATURE_BYTES];
+    let len = jws.signature_into(&mut signature)?;
+    let key = keys.verify(
+        jws.header().kid(),
+        alg,
+        jws.signing_input(),
+        &signature[..len],
+    )?;
     // Decoded only once the signature holds: unsigned bytes are never parsed.
     let payload = jws.payload()?.into_owned();
     Ok(VerifiedJws {
-        header: jws.header().clone(),
+        header: jws.into_header(),
         payload,
         key,
     })
