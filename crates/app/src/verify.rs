@@ -22,15 +22,15 @@ pub fn verify_with_config(
     token: &str,
 ) -> Result<Value, AppError> {
     let config = load_config(path)?;
-    if let Some(name) = provider {
-        if !config.providers.iter().any(|p| p.name == name) {
-            return Err(AppError::Config(portcullis_policy::ConfigError {
-                file: path.display().to_string(),
-                line: 0,
-                field: "--provider".to_owned(),
-                problem: format!("no provider is named {name:?}"),
-            }));
-        }
+    if let Some(name) = provider
+        && !config.providers.iter().any(|p| p.name == name)
+    {
+        return Err(AppError::Config(portcullis_policy::ConfigError {
+            file: path.display().to_string(),
+            line: 0,
+            field: "--provider".to_owned(),
+            problem: format!("no provider is named {name:?}"),
+        }));
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -397,7 +397,10 @@ fn non_canonical(f: &Fixture) -> Vec<Case> {
             &format!(r#","x":"{filler}""#),
         ));
         let p = seg(&claims(&[("note", &format!(r#""???>>>{filler}""#))]));
-        if h.len() % 4 != 0 && p.len() % 4 != 0 && (p.contains('-') || p.contains('_')) {
+        if !h.len().is_multiple_of(4)
+            && !p.len().is_multiple_of(4)
+            && (p.contains('-') || p.contains('_'))
+        {
             break (h, p);
         }
         filler.push('a');

@@ -590,10 +590,10 @@ pub(crate) fn judge(case: &Case, answer: &Answer, frontend: &str) -> Option<Stri
             answer.status, case.status
         ));
     }
-    if let Some((code, expected)) = answer.grpc_code {
-        if code != expected {
-            problems.push(format!("gRPC code {code} (expected {expected})"));
-        }
+    if let Some((code, expected)) = answer.grpc_code
+        && code != expected
+    {
+        problems.push(format!("gRPC code {code} (expected {expected})"));
     }
     if case.status != 200 {
         if !reason.as_deref().is_some_and(|r| case.reasons.contains(&r)) {

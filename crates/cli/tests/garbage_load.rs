@@ -127,11 +127,10 @@ fn garbage_flood_keeps_memory_bounded_and_never_allows() {
                         )
                         .into_bytes(),
                     };
-                    if let Some(response) = send_raw(port, &request) {
-                        if status_of(&response) == Some(200) {
+                    if let Some(response) = send_raw(port, &request)
+                        && status_of(&response) == Some(200) {
                             allowed += 1;
                         }
-                    }
                 }
                 allowed
             })

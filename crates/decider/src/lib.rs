@@ -56,18 +56,18 @@ impl Decider {
         let started = Instant::now();
         let engine = self.engine.load_full();
         let mut decision = engine.decide(req, now());
-        if let Decision::Deny(deny) = &decision {
-            if let Some(provider) = deny.refetch_started {
-                // An unknown kid may be a key just rotated in: give the refetch a moment.
-                if let Some(slot) = engine.providers().get(provider).map(|p| p.slot().clone()) {
-                    let before = slot.generation();
-                    let deadline = Instant::now() + REFETCH_WAIT;
-                    while slot.generation() == before && Instant::now() < deadline {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                    if slot.generation() != before {
-                        decision = engine.decide(req, now());
-                    }
+        if let Decision::Deny(deny) = &decision
+            && let Some(provider) = deny.refetch_started
+        {
+            // An unknown kid may be a key just rotated in: give the refetch a moment.
+            if let Some(slot) = engine.providers().get(provider).map(|p| p.slot().clone()) {
+                let before = slot.generation();
+                let deadline = Instant::now() + REFETCH_WAIT;
+                while slot.generation() == before && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                if slot.generation() != before {
+                    decision = engine.decide(req, now());
                 }
             }
         }

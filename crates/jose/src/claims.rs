@@ -182,32 +182,32 @@ impl Validation {
             None if self.require_exp => return Err(TokenError::MissingExp),
             _ => {}
         }
-        if let Some(nbf) = nbf {
-            if nbf > now_f + skew {
-                return Err(TokenError::NotYetValid { nbf, now });
-            }
+        if let Some(nbf) = nbf
+            && nbf > now_f + skew
+        {
+            return Err(TokenError::NotYetValid { nbf, now });
         }
-        if let Some(iat) = iat {
-            if iat > now_f + skew {
-                return Err(TokenError::IssuedInFuture { iat, now });
-            }
+        if let Some(iat) = iat
+            && iat > now_f + skew
+        {
+            return Err(TokenError::IssuedInFuture { iat, now });
         }
-        if let Some(issuer) = &self.issuer {
-            if claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str()) {
-                return Err(TokenError::IssuerMismatch);
-            }
+        if let Some(issuer) = &self.issuer
+            && claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str())
+        {
+            return Err(TokenError::IssuerMismatch);
         }
         let auds = claims.audiences()?;
         if !self.audiences.is_empty() && !auds.iter().any(|a| self.audiences.iter().any(|w| w == a))
         {
             return Err(TokenError::AudienceMismatch);
         }
-        if let Some(expected) = &self.typ {
-            if !typ_matches(header.typ(), expected) {
-                return Err(TokenError::TypeMismatch {
-                    expected: expected.clone(),
-                });
-            }
+        if let Some(expected) = &self.typ
+            && !typ_matches(header.typ(), expected)
+        {
+            return Err(TokenError::TypeMismatch {
+                expected: expected.clone(),
+            });
         }
         Ok(())
     }
@@ -215,13 +215,8 @@ impl Validation {
 
 /// RFC 7515 §4.1.9: `typ` compares case-insensitively and may omit `application/`.
 fn typ_matches(actual: Option<&str>, expected: &str) -> bool {
-    fn strip(s: &str) -> &str {
-        match s.get(..12) {
-            Some(p) if p.eq_ignore_ascii_case("application/") => &s[12..],
-            _ => s,
-        }
-    }
-    actual.is_some_and(|a| strip(a).eq_ignore_ascii_case(strip(expected)))
+    use crate::token::strip_application;
+    actual.is_some_and(|a| strip_application(a).eq_ignore_ascii_case(strip_application(expected)))
 }
 
 #[cfg(test)]

@@ -343,19 +343,17 @@ fn check_token(fx: &Fixture, text: &str, resign: bool) {
     );
     let _ = jws.signature();
     let _ = jws.as_str();
-    if let Ok(payload) = jws.payload() {
-        if let Ok(claims) = Claims::from_json(&payload) {
-            claim_accessors(&claims);
-            validate_everywhere(header, &claims);
-        }
+    if let Ok(payload) = jws.payload()
+        && let Ok(claims) = Claims::from_json(&payload)
+    {
+        claim_accessors(&claims);
+        validate_everywhere(header, &claims);
     }
-    if resign {
-        if let Some(signed) = fx.resign(jws.signing_input(), header.alg(), header.kid()) {
-            for validation in fx.validations.iter().take(2) {
-                match verify_jwt(&signed, &fx.keys, validation, NOW) {
-                    Ok(jwt) => claim_accessors(&jwt.claims),
-                    Err(e) => describe(&e),
-                }
+    if resign && let Some(signed) = fx.resign(jws.signing_input(), header.alg(), header.kid()) {
+        for validation in fx.validations.iter().take(2) {
+            match verify_jwt(&signed, &fx.keys, validation, NOW) {
+                Ok(jwt) => claim_accessors(&jwt.claims),
+                Err(e) => describe(&e),
             }
         }
     }
@@ -374,17 +372,17 @@ pub fn jwks(data: &[u8]) {
     if let Ok((set, _)) = jwk::key_set_from_json(data) {
         use_key_set(fx, &set);
     }
-    if let Ok(obj) = json::parse_object(data) {
-        if let Ok(key) = jwk::verifying_key_from_jwk(&obj) {
-            use_key_set(fx, &KeySet::new(vec![key]));
-        }
+    if let Ok(obj) = json::parse_object(data)
+        && let Ok(key) = jwk::verifying_key_from_jwk(&obj)
+    {
+        use_key_set(fx, &KeySet::new(vec![key]));
     }
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(material) = pem::public_key_from_pem(text) {
-            let _ = (material.kty(), material.family(), material.public_jwk());
-            if let Ok(key) = VerifyingKey::try_new(material, None, None) {
-                use_key_set(fx, &KeySet::new(vec![key]));
-            }
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(material) = pem::public_key_from_pem(text)
+    {
+        let _ = (material.kty(), material.family(), material.public_jwk());
+        if let Ok(key) = VerifyingKey::try_new(material, None, None) {
+            use_key_set(fx, &KeySet::new(vec![key]));
         }
     }
 }

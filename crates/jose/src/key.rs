@@ -242,10 +242,10 @@ impl VerifyingKey {
             Verifier::Hmac(key) => hmac::verify(key, message, sig).is_ok(),
             Verifier::Public(key) => {
                 // JWS ECDSA signatures are exactly R || S (RFC 7518 §3.4); no DER, no short forms.
-                if let Family::Ec(curve) = alg.family() {
-                    if sig.len() != 2 * curve.coordinate_len() {
-                        return false;
-                    }
+                if let Family::Ec(curve) = alg.family()
+                    && sig.len() != 2 * curve.coordinate_len()
+                {
+                    return false;
                 }
                 key.verify_sig(message, sig).is_ok()
             }
@@ -294,10 +294,72 @@ fn normalize(material: KeyMaterial) -> Result<KeyMaterial, KeyError> {
                     problem: "an Ed25519 public key is 32 bytes",
                 });
             }
+            if is_weak_ed25519(&x) {
+                // With a small-order key, (R = identity, S = 0) "verifies" any message:
+                // anyone could forge tokens. aws-lc does not refuse such keys itself.
+                return Err(KeyError::Weak {
+                    problem: "Ed25519 public key of small order or not canonically encoded"
+                        .to_owned(),
+                });
+            }
             KeyMaterial::Ed25519 { x }
         }
         other => other,
     })
+}
+
+/// The y coordinates (sign bit cleared) of the Ed25519 points of small order, including
+/// their non-canonical encodings p and p + 1 (as libsodium's `has_small_order` lists them).
+const ED25519_SMALL_ORDER: [[u8; 32]; 7] = [
+    // 0 (order 4)
+    [0; 32],
+    // 1 (order 1: the identity)
+    [
+        1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0,
+    ],
+    // order 8
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ],
+    // order 8
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ],
+    // p - 1 (order 2)
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    // p (= 0, non-canonical)
+    [
+        0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    // p + 1 (= 1, non-canonical)
+    [
+        0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+];
+
+/// Whether an encoded Ed25519 public key is of small order, or its y is not
+/// canonical (y >= p = 2^255 - 19). Compared with the sign bit cleared.
+fn is_weak_ed25519(x: &[u8]) -> bool {
+    let Ok(bytes) = <[u8; 32]>::try_from(x) else {
+        return true;
+    };
+    let mut y = bytes;
+    y[31] &= 0x7f;
+    let non_canonical = y[31] == 0x7f && y[1..31].iter().all(|b| *b == 0xff) && y[0] >= 0xed;
+    non_canonical || ED25519_SMALL_ORDER.contains(&y)
 }
 
 fn bit_len(bytes: &[u8]) -> usize {
@@ -450,6 +512,27 @@ mod tests {
             y: vec![2; 32],
         };
         assert!(VerifyingKey::try_new(short, None, None).is_err());
+    }
+
+    #[test]
+    fn rejects_small_order_and_non_canonical_ed25519_keys() {
+        for weak in ED25519_SMALL_ORDER {
+            for sign in [0u8, 0x80] {
+                let mut x = weak.to_vec();
+                x[31] |= sign;
+                let key = KeyMaterial::Ed25519 { x };
+                assert!(matches!(
+                    VerifyingKey::try_new(key, None, None),
+                    Err(KeyError::Weak { .. })
+                ));
+            }
+        }
+        let mut big = vec![0xff; 32];
+        big[31] = 0x7f;
+        assert!(VerifyingKey::try_new(KeyMaterial::Ed25519 { x: big }, None, None).is_err());
+        // RFC 8037 A.2's public key is fine.
+        let good = b64::decode(b"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo").unwrap();
+        assert!(VerifyingKey::try_new(KeyMaterial::Ed25519 { x: good }, None, None).is_ok());
     }
 
     #[test]

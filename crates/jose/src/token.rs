@@ -56,10 +56,11 @@ impl Header {
         };
         optional_string(&members, "kid")?;
         optional_string(&members, "typ")?;
-        if let Some(cty) = optional_string(&members, "cty")? {
-            if cty.eq_ignore_ascii_case("JWT") {
-                return Err(TokenError::UnsupportedHeader { name: "cty" });
-            }
+        // RFC 7515 §4.1.10: `application/` may be omitted; compare without it.
+        if let Some(cty) = optional_string(&members, "cty")?
+            && strip_application(cty).eq_ignore_ascii_case("JWT")
+        {
+            return Err(TokenError::UnsupportedHeader { name: "cty" });
         }
         Ok(Header { alg, members })
     }
@@ -96,6 +97,14 @@ fn optional_string<'m>(
             segment: Segment::Header,
             problem: format!("{name} is not a string"),
         }),
+    }
+}
+
+/// A media type without its optional `application/` prefix (RFC 7515 §4.1.9, §4.1.10).
+pub(crate) fn strip_application(media_type: &str) -> &str {
+    match media_type.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &media_type[12..],
+        _ => media_type,
     }
 }
 
@@ -236,6 +245,7 @@ mod tests {
             r#"{"alg":"RS256","zip":"DEF"}"#,
             r#"{"alg":"RS256","enc":"A128GCM"}"#,
             r#"{"alg":"RS256","cty":"JWT"}"#,
+            r#"{"alg":"RS256","cty":"application/jwt"}"#,
             r#"{"alg":"RS256","alg":"RS256"}"#,
             r#"{"alg":"RS256","kid":7}"#,
         ] {

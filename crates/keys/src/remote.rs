@@ -105,12 +105,12 @@ async fn cycle(
     metrics: &Metrics,
     fetcher: &Fetcher,
 ) -> Result<Option<Duration>, String> {
-    if jwks_uri.is_none() {
-        if let Target::Discovery(issuer) = target {
-            *jwks_uri = Some(discover(issuer, tuning, fetcher).await.inspect_err(|_| {
-                metrics.jwks_fetch(provider, FetchOutcome::Error);
-            })?);
-        }
+    if jwks_uri.is_none()
+        && let Target::Discovery(issuer) = target
+    {
+        *jwks_uri = Some(discover(issuer, tuning, fetcher).await.inspect_err(|_| {
+            metrics.jwks_fetch(provider, FetchOutcome::Error);
+        })?);
     }
     let Some(uri) = jwks_uri.clone() else {
         return Err("no jwks_uri".to_owned());

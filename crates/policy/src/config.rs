@@ -449,14 +449,14 @@ fn validate_provider(
             Some(set)
         }
     };
-    if let (Some(allowed), JwksSource::Static(keys)) = (algorithms, &jwks.source) {
-        if keys.algorithms().intersect(allowed).is_empty() {
-            return Err(cx.err(
-                jwks_line,
-                f("algorithms"),
-                "no key of this provider can verify any of these algorithms",
-            ));
-        }
+    if let (Some(allowed), JwksSource::Static(keys)) = (algorithms, &jwks.source)
+        && keys.algorithms().intersect(allowed).is_empty()
+    {
+        return Err(cx.err(
+            jwks_line,
+            f("algorithms"),
+            "no key of this provider can verify any of these algorithms",
+        ));
     }
     let locations = match from {
         None => vec![TokenLocation::Header {

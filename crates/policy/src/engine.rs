@@ -380,10 +380,10 @@ impl Engine {
                         e.to_string(),
                     );
                     d.token_hints = unverified_hints(token);
-                    if let TokenError::KeyNotFound { kid: Some(_) } = e {
-                        if provider.slot.request_refetch() {
-                            d.refetch_started = Some(idx);
-                        }
+                    if let TokenError::KeyNotFound { kid: Some(_) } = e
+                        && provider.slot.request_refetch()
+                    {
+                        d.refetch_started = Some(idx);
                     }
                     first_error.get_or_insert(d);
                 }
@@ -420,10 +420,10 @@ impl Engine {
             .filter(|h| !set_headers.iter().any(|(n, _)| n == *h))
             .cloned()
             .collect();
-        if !provider.config.forward_token {
-            if let Some(TokenLocation::Header { name, .. }) = location {
-                remove_headers.push(name.clone());
-            }
+        if !provider.config.forward_token
+            && let Some(TokenLocation::Header { name, .. }) = location
+        {
+            remove_headers.push(name.clone());
         }
         let cache_max_age = identity.expires_at.map(|exp| {
             let left = exp.floor() - now as f64;
@@ -620,20 +620,18 @@ fn unverified_hints(token: &str) -> TokenHints {
         .next()
         .filter(|h| h.len() < 4096)
         .and_then(|h| b64::decode(h.as_bytes()))
+        && let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(&h)
     {
-        if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(&h) {
-            hints.kid = m.get("kid").and_then(Value::as_str).map(clip);
-        }
+        hints.kid = m.get("kid").and_then(Value::as_str).map(clip);
     }
     if let Some(p) = parts
         .next()
         .filter(|p| p.len() < 16 * 1024)
         .and_then(|p| b64::decode(p.as_bytes()))
+        && let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(&p)
     {
-        if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(&p) {
-            hints.iss = m.get("iss").and_then(Value::as_str).map(clip);
-            hints.sub = m.get("sub").and_then(Value::as_str).map(clip);
-        }
+        hints.iss = m.get("iss").and_then(Value::as_str).map(clip);
+        hints.sub = m.get("sub").and_then(Value::as_str).map(clip);
     }
     hints
 }

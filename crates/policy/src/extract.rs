@@ -81,10 +81,11 @@ pub(crate) fn find<'a>(
             'outer: for value in headers.get_all(COOKIE) {
                 let Ok(text) = value.to_str() else { continue };
                 for pair in text.split(';') {
-                    if let Some((n, v)) = pair.trim().split_once('=') {
-                        if n.trim() == cookie && !add(Cow::Borrowed(v.trim().trim_matches('"'))) {
-                            break 'outer;
-                        }
+                    if let Some((n, v)) = pair.trim().split_once('=')
+                        && n.trim() == cookie
+                        && !add(Cow::Borrowed(v.trim().trim_matches('"')))
+                    {
+                        break 'outer;
                     }
                 }
             }

@@ -11,6 +11,8 @@ pub mod config;
 mod decision;
 mod engine;
 mod extract;
+#[doc(hidden)]
+pub mod fuzz_logic;
 mod keyslot;
 pub mod matcher;
 mod request;

@@ -587,13 +587,13 @@ impl<'a> Matrix<'a> {
             .headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("authorization"));
-        if let Some((_, v)) = sent {
-            if seen["headers"]["authorization"] != v.as_str() {
-                problems.push(format!(
+        if let Some((_, v)) = sent
+            && seen["headers"]["authorization"] != v.as_str()
+        {
+            problems.push(format!(
                     "the upstream saw authorization {}, want the client's (forward_token defaults to true)",
                     seen["headers"]["authorization"]
                 ));
-            }
         }
     }
 

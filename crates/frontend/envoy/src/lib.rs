@@ -32,6 +32,8 @@
 //! ```
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+pub mod fuzz_logic;
 mod metadata;
 mod request;
 mod response;

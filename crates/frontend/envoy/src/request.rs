@@ -69,10 +69,10 @@ impl EnvoyRequest {
                 "path" => &mut self.path,
                 _ => return Ok(()),
             };
-            if field.is_empty() {
-                if let Ok(value) = String::from_utf8(value) {
-                    *field = value;
-                }
+            if field.is_empty()
+                && let Ok(value) = String::from_utf8(value)
+            {
+                *field = value;
             }
             return Ok(());
         }

@@ -4,6 +4,8 @@
 //! [`AuthRequest`] and a [`Decision`] back to HTTP.
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+pub mod fuzz_logic;
 mod original;
 
 use bytes::Bytes;

@@ -95,16 +95,16 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, Conflict
             Some(q) => format!("{rest}?{q}"),
             None => rest.to_owned(),
         });
-    if envoy_path.is_none() {
-        if let Some(q) = uri.query() {
-            for pair in q.split('&') {
-                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                if let Some(claim) = name.strip_prefix("claims_").filter(|c| !c.is_empty()) {
-                    extra_claims.push((decode(claim), decode(value)));
-                }
+    if envoy_path.is_none()
+        && let Some(q) = uri.query()
+    {
+        for pair in q.split('&') {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if let Some(claim) = name.strip_prefix("claims_").filter(|c| !c.is_empty()) {
+                extra_claims.push((decode(claim), decode(value)));
             }
-            extra_claims.sort_by(|a, b| a.0.cmp(&b.0));
         }
+        extra_claims.sort_by(|a, b| a.0.cmp(&b.0));
     }
     if let Some(path) = envoy_path {
         // Envoy's HTTP mode sends the original method and Host itself, with the
