@@ -131,6 +131,16 @@ mod tests {
         assert_eq!(fixed_engine().rule_names().count(), 3);
     }
 
+    /// fuzz_request found a host with a multi-byte character where the `*.suffix`
+    /// comparison sliced the string: a panic on input (now bytes are compared).
+    #[test]
+    fn regression_host_suffix_multibyte() {
+        let mut input = b"GET\napi.exampledmin/us".to_vec();
+        input.extend_from_slice(&[0xd8, 0x72, 0x73, 0x66, 0xcf, 0xcf, 0xcf, 0xcf]);
+        input.extend_from_slice(b"sessi\n");
+        request(&input);
+    }
+
     #[test]
     fn hostile_inputs_do_not_panic() {
         config(b"providers: [");

@@ -36,8 +36,12 @@ impl HostPattern {
         let host = strip_port(host);
         match self {
             HostPattern::Exact(h) => host.eq_ignore_ascii_case(h),
+            // Bytes, not `str` slicing: a host with multi-byte characters must not
+            // split one (found by fuzz_request).
             HostPattern::Suffix(s) => {
-                host.len() > s.len() && host[host.len() - s.len()..].eq_ignore_ascii_case(s)
+                let (host, suffix) = (host.as_bytes(), s.as_bytes());
+                host.len() > suffix.len()
+                    && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
             }
         }
     }
@@ -262,6 +266,9 @@ mod tests {
         assert!(wild.matches("a.b.example.com:80"));
         assert!(!wild.matches("example.com"));
         assert!(!wild.matches("evilexample.com"));
+        // Multi-byte characters where the suffix would start (fuzz_request crash).
+        assert!(!wild.matches("ééééééééééé"));
+        assert!(!wild.matches("aé.example.co"));
         assert!(HostPattern::parse("a.*.com").is_err());
     }
 
