@@ -4,7 +4,8 @@
     report.py RESULTS.tsv FACTS.env
 
 Rows (tab-separated): scenario, role, label, rps, p50_ms, p99_ms, rss_kb, cpu_us_per_req,
-requests, non2xx, errors, loadgen_cpu_pct, expect (2xx|non2xx), cpu split by process.
+requests, non2xx, errors, loadgen_cpu_pct, expect (2xx|non2xx), cpu split by process,
+server busy % (server CPU time / wall time), user share of that CPU time %.
 `role` is one of: portcullis, envoy, ceiling, ceiling-hyper, paced-portcullis,
 paced-ceiling, variant. Ratios are Portcullis / Envoy for each scenario (req/s; for CPU and
 RSS the ratio is also Portcullis / Envoy, so lower is better there).
@@ -47,6 +48,8 @@ def load(path):
                     "lg": float(c[11]),
                     "expect": c[12],
                     "split": c[13] if len(c) > 13 else "",
+                    "busy": float(c[14]) if len(c) > 14 and c[14] else 0.0,
+                    "user": float(c[15]) if len(c) > 15 and c[15] else 0.0,
                 }
             )
     return rows
@@ -98,9 +101,9 @@ def main():
     for r in rows:
         by.setdefault((r["scenario"], r["role"]), r)
 
-    print("| # | scenario | Portcullis req/s | Envoy req/s | **P/E req/s** | p50 P / E | p99 P / E "
-          "| peak RSS P / E | CPU µs/req P / E | notes |")
-    print("|---|---|---:|---:|---:|---|---|---|---|---|")
+    print("| # | scenario | Portcullis req/s | Envoy req/s | **P/E req/s** | CPU µs/req P / E (user %) | **E/P CPU** "
+          "| p50 P / E | p99 P / E | peak RSS P / E | server busy P / E | notes |")
+    print("|---|---|---:|---:|---:|---|---:|---|---|---|---|---|")
     for sid, title in SCENARIOS:
         p = by.get((sid, "portcullis"))
         e = by.get((sid, "envoy"))
@@ -113,19 +116,20 @@ def main():
         if p and e:
             print(
                 f"| {sid} | {title} | {p['rps']:,.0f} | {e['rps']:,.0f} | **{ratio(p['rps'], e['rps'])}** "
+                f"| {p['cpu']:.1f} / {e['cpu']:.1f} ({p['user']:.0f}% / {e['user']:.0f}%) | **{ratio(e['cpu'], p['cpu'])}** "
                 f"| {ms(p['p50'])} / {ms(e['p50'])} | {ms(p['p99'])} / {ms(e['p99'])} "
-                f"| {mb(p['rss'])} / {mb(e['rss'])} | {p['cpu']:.1f} / {e['cpu']:.1f} | {'; '.join(notes)} |"
+                f"| {mb(p['rss'])} / {mb(e['rss'])} | {p['busy']:.0f}% / {e['busy']:.0f}% | {'; '.join(notes)} |"
             )
         else:
             r = p or e
-            print(f"| {sid} | {title} | {r['rps']:,.0f} | | | {ms(r['p50'])} | {ms(r['p99'])} "
-                  f"| {mb(r['rss'])} | {r['cpu']:.1f} | {'; '.join(notes)} |")
+            print(f"| {sid} | {title} | {r['rps']:,.0f} | | | {r['cpu']:.1f} | | {ms(r['p50'])} | {ms(r['p99'])} "
+                  f"| {mb(r['rss'])} | {r['busy']:.0f}% | {'; '.join(notes)} |")
 
     extra = [r for r in rows if r["role"] not in ("portcullis", "envoy")]
     if extra:
         print()
-        print("| # | measurement | req/s | p50 | p99 | peak RSS | CPU µs/req | vs Portcullis (same scenario) | notes |")
-        print("|---|---|---:|---|---|---|---|---|---|")
+        print("| # | measurement | req/s | p50 | p99 | peak RSS | CPU µs/req (user %) | server busy | vs Portcullis (same scenario) | notes |")
+        print("|---|---|---:|---|---|---|---|---|---|---|")
         for r in extra:
             p = by.get((r["scenario"], "portcullis"))
             if r["role"].startswith("ceiling") and p:
@@ -136,8 +140,10 @@ def main():
                 vs = f"this / Portcullis default = {ratio(r['rps'], p['rps'])}"
             else:
                 vs = ""
+            if r["role"].startswith("ceiling") and p:
+                vs += f"; by CPU/req: this / Portcullis = **{ratio(r['cpu'], p['cpu'])}**"
             print(f"| {r['scenario']} | {r['label']} | {r['rps']:,.0f} | {ms(r['p50'])} | {ms(r['p99'])} "
-                  f"| {mb(r['rss'])} | {r['cpu']:.1f} | {vs} | {flags(r)} |")
+                  f"| {mb(r['rss'])} | {r['cpu']:.1f} ({r['user']:.0f}%) | {r['busy']:.0f}% | {vs} | {flags(r)} |")
 
     lines = []
     if "rss100k_after_kb" in f:
@@ -152,6 +158,13 @@ def main():
             f"{mb(base)} before traffic, so ≈ {(after - base) * 1024 / n:,.0f} bytes per cached token; "
             f"a second pass found {kept} of them still cached (cache hits)."
         )
+        if "rss100k_nocache_kb" in f:
+            ctl = int(f["rss100k_nocache_kb"])
+            lines.append(
+                f"- Control: the same {n:,} requests with `token_cache_entries: 0` leave VmRSS at {mb(ctl)}, "
+                f"so the cache itself holds ≈ {mb(after - ctl)} ≈ {(after - ctl) * 1024 / n:,.0f} bytes per token "
+                f"(each RS256 token here is {f.get('rs256_token_bytes', '?')} bytes; the cache keys on the whole token)."
+            )
     if "primitive_rs256_us" in f:
         lines.append(
             f"- **Raw aws-lc-rs verify** (criterion, `crates/jose/benches/verify.rs`, same core): "

@@ -1,47 +1,62 @@
 -- wrk script: every request carries `Authorization: Bearer <token>`, the tokens
--- taken in turn from a file (one a line); a one-line file repeats one token.
+-- taken in turn from a file (one a line).
 --
 -- Environment:
 --   BENCH_TOKENS      the token file (required)
---   BENCH_PATH        request path (default /)
 --   BENCH_LIMIT       use only the first N tokens of the file (default: all)
 --   BENCH_DELAY_MS    pause each connection this long after a response (paced load)
---   BENCH_STOP_AFTER  stop after this many responses (one pass over a token set)
+--   BENCH_STOP_AFTER  stop after this many responses (one pass over a token set);
+--                     the thread stops, but wrk's main thread sleeps out -d, so
+--   BENCH_DONE_FILE   is created then: the caller sends wrk SIGINT on seeing it
+--                     (wrk then prints its results and exits at once)
 --   BENCH_STATUS_OUT  write "STATUS COUNT" lines to this file at the end (bench/run
 --                     sets it on warm-up runs only, to prove every answer was the
 --                     expected one without taxing measured runs with a response hook)
 --
--- Requests are formatted once at load, so the per-request Lua cost is a table
--- lookup: the load generator stays as cheap as possible for every server alike.
+-- A one-token file is sent as wrk's static request (no Lua call per request: the
+-- load generator is as cheap as it can be, which matters most against the fastest
+-- servers); several tokens are formatted once, in init, and rotated by request().
 
 local file = os.getenv("BENCH_TOKENS") or error("BENCH_TOKENS is not set")
-local path = os.getenv("BENCH_PATH") -- default: the URL's path (wrk.path)
 local limit = tonumber(os.getenv("BENCH_LIMIT") or "0")
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 local stop_after = tonumber(os.getenv("BENCH_STOP_AFTER") or "0")
 local status_out = os.getenv("BENCH_STATUS_OUT")
+local done_file = os.getenv("BENCH_DONE_FILE")
 
-local requests = {}
-local n = 0
-local i = 0
-
--- init runs after wrk has set its Host header (wrk.format needs it).
-function init(args)
-  path = path or wrk.path
-  for line in io.lines(file) do
-    if line ~= "" then
-      requests[#requests + 1] = wrk.format("GET", path, { ["Authorization"] = "Bearer " .. line })
-      if limit > 0 and #requests >= limit then break end
-    end
-  end
-  n = #requests
-  if n == 0 then error("no tokens in " .. file) end
+local first, second
+do
+  local f = assert(io.open(file))
+  first = f:read("*l")
+  second = f:read("*l")
+  f:close()
 end
+if not first or first == "" then error("no tokens in " .. file) end
+local single = limit == 1 or not second or second == ""
 
-function request()
-  i = i + 1
-  if i > n then i = 1 end
-  return requests[i]
+if single then
+  wrk.headers["Authorization"] = "Bearer " .. first
+else
+  local requests = {}
+  local n = 0
+  local i = 0
+
+  -- init runs after wrk has set its Host header (wrk.format needs it).
+  function init(args)
+    for line in io.lines(file) do
+      if line ~= "" then
+        requests[#requests + 1] = wrk.format("GET", wrk.path, { ["Authorization"] = "Bearer " .. line })
+        if limit > 0 and #requests >= limit then break end
+      end
+    end
+    n = #requests
+  end
+
+  function request()
+    i = i + 1
+    if i > n then i = 1 end
+    return requests[i]
+  end
 end
 
 if delay_ms > 0 then
@@ -57,7 +72,8 @@ if stop_after > 0 or status_out then
     local k = tostring(status)
     counts[k] = (counts[k] or 0) + 1
     seen = seen + 1
-    if stop_after > 0 and seen >= stop_after then
+    if stop_after > 0 and seen == stop_after then
+      if done_file then assert(io.open(done_file, "w")):close() end
       wrk.thread:stop()
     end
   end

@@ -313,7 +313,12 @@ impl Engine {
                 }
             }
         }
-        let claimed_iss = peek_issuer(token);
+        // Only to order several candidates; with one there is nothing to choose.
+        let claimed_iss = if candidates.len() > 1 {
+            peek_issuer(token)
+        } else {
+            None
+        };
         let mut order: Vec<usize> = candidates
             .iter()
             .copied()
