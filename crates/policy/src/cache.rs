@@ -20,16 +20,32 @@ pub(crate) struct CachedToken {
     pub(crate) identity: Arc<Identity>,
 }
 
-/// A bounded cache of verified tokens.
+/// Estimated bytes an entry holds: the token itself (the key), the parsed claims
+/// (measured at about four times the token's length: B-tree nodes, strings) and
+/// fixed overhead. Kept cheap: the cache calls it while evicting.
+#[derive(Clone, Copy, Debug)]
+struct EntryBytes;
+
+impl quick_cache::Weighter<Box<str>, CachedToken> for EntryBytes {
+    fn weight(&self, key: &Box<str>, _value: &CachedToken) -> u64 {
+        (key.len() as u64).saturating_mul(5).saturating_add(256)
+    }
+}
+
+/// A cache of verified tokens, bounded in memory (and so in entries).
 pub(crate) struct TokenCache {
-    inner: quick_cache::sync::Cache<Box<str>, CachedToken>,
+    inner: quick_cache::sync::Cache<Box<str>, CachedToken, EntryBytes>,
 }
 
 impl TokenCache {
-    /// A cache of at most `entries` tokens.
-    pub(crate) fn new(entries: usize) -> TokenCache {
+    /// A cache of about `entries` tokens using at most about `bytes` of memory.
+    pub(crate) fn new(entries: usize, bytes: u64) -> TokenCache {
         TokenCache {
-            inner: quick_cache::sync::Cache::new(entries.max(1)),
+            inner: quick_cache::sync::Cache::with_weighter(
+                entries.max(1),
+                bytes.max(1),
+                EntryBytes,
+            ),
         }
     }
 

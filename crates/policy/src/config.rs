@@ -60,6 +60,8 @@ pub struct Listen {
 pub struct Limits {
     /// Entries of the verified-token cache (0: off).
     pub token_cache_entries: usize,
+    /// Memory the verified-token cache may use, in bytes (estimated per entry).
+    pub token_cache_bytes: u64,
     /// Longest token accepted.
     pub max_token_bytes: usize,
 }
@@ -68,6 +70,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             token_cache_entries: 100_000,
+            token_cache_bytes: 64 * 1024 * 1024,
             max_token_bytes: portcullis_jose::DEFAULT_MAX_TOKEN_BYTES,
         }
     }
@@ -298,6 +301,22 @@ fn substitute_env(
     Ok(out)
 }
 
+/// Parses a size: plain bytes, or with a `KiB`/`MiB`/`GiB` (or `KB`/`MB`/`GB`, same meaning) suffix.
+fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(factor)
+}
+
 /// Parses `90s`, `5m`, `1h`, `1h30m`, or plain seconds.
 ///
 /// # Errors
@@ -340,8 +359,18 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
     if let Some(l) = limits {
         let raw::RawLimits {
             token_cache_entries,
+            token_cache_memory,
             max_token_bytes,
         } = l.value;
+        if let Some(text) = token_cache_memory {
+            limits_out.token_cache_bytes = parse_bytes(&text).ok_or_else(|| {
+                cx.err(
+                    l.referenced.line(),
+                    "limits.token_cache_memory",
+                    format!("{text:?} is not a size like 64MiB, 512KiB or 1000000"),
+                )
+            })?;
+        }
         if let Some(n) = token_cache_entries {
             limits_out.token_cache_entries = n;
         }

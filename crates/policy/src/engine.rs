@@ -118,8 +118,8 @@ impl Engine {
         for r in &rules {
             r.headers.iter().for_each(|(h, _)| note(h));
         }
-        let cache =
-            (limits.token_cache_entries > 0).then(|| TokenCache::new(limits.token_cache_entries));
+        let cache = (limits.token_cache_entries > 0)
+            .then(|| TokenCache::new(limits.token_cache_entries, limits.token_cache_bytes));
         Engine {
             providers,
             rules: rules

@@ -43,6 +43,8 @@ pub struct RawListen {
 pub struct RawLimits {
     /// Entries of the verified-token cache (0 turns it off).
     pub token_cache_entries: Option<usize>,
+    /// Memory the verified-token cache may use (`64MiB`).
+    pub token_cache_memory: Option<String>,
     /// Longest token accepted, in bytes.
     pub max_token_bytes: Option<usize>,
 }

@@ -129,6 +129,20 @@ fn resolves_files_against_the_config_folder() {
 }
 
 #[test]
+fn reads_cache_limits() {
+    let c = load("limits:\n  token_cache_entries: 10\n  token_cache_memory: 8MiB\n").unwrap();
+    assert_eq!(
+        (c.limits.token_cache_entries, c.limits.token_cache_bytes),
+        (10, 8 << 20)
+    );
+    let e = load("limits:\n  token_cache_memory: lots\n").unwrap_err();
+    assert_eq!(e.field, "limits.token_cache_memory");
+    assert_eq!(parse_bytes("512KiB"), Some(512 << 10));
+    assert_eq!(parse_bytes("1000"), Some(1000));
+    assert_eq!(parse_bytes("99999999999999999999GiB"), None);
+}
+
+#[test]
 fn rejects_bad_values() {
     for (text, field) in [
         (
