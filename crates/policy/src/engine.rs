@@ -136,6 +136,23 @@ impl Engine {
         }
     }
 
+    /// Builds an engine whose inline and PEM providers hold their keys and whose
+    /// remote providers have none (they deny until a key source fills their slot):
+    /// for tools and tests that run no key source.
+    pub fn with_static_keys(config: Config) -> Engine {
+        let slots = config
+            .providers
+            .iter()
+            .map(|p| match &p.jwks.source {
+                crate::config::JwksSource::Static(keys) => {
+                    Arc::new(KeySlot::with_keys(keys.clone()))
+                }
+                _ => Arc::new(KeySlot::empty()),
+            })
+            .collect();
+        Engine::new(config, slots)
+    }
+
     /// Shares cache counters across engines (so metrics survive reloads).
     #[must_use]
     pub fn with_cache_stats(mut self, stats: Arc<CacheStats>) -> Engine {

@@ -2,13 +2,12 @@
 //! Thin `fuzz/` targets call these; they must never panic, whatever the input.
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::config::{self, JwksSource};
+use crate::config;
 use crate::engine::Engine;
-use crate::keyslot::KeySlot;
 use crate::request::AuthRequest;
 
 const NOW: i64 = 1_700_000_000;
@@ -25,7 +24,7 @@ pub fn config(data: &[u8]) {
     let Ok(config) = config::parse(text, "fuzz.yaml", Path::new("/nonexistent"), &env) else {
         return;
     };
-    let engine = build(config);
+    let engine = Engine::with_static_keys(config);
     let headers = HeaderMap::new();
     for (method, host, path) in [
         ("GET", "api.example.com", "/"),
@@ -67,18 +66,6 @@ pub fn request(data: &[u8]) {
     }
 }
 
-fn build(config: config::Config) -> Engine {
-    let slots = config
-        .providers
-        .iter()
-        .map(|p| match &p.jwks.source {
-            JwksSource::Static(keys) => Arc::new(KeySlot::with_keys(keys.clone())),
-            _ => Arc::new(KeySlot::empty()),
-        })
-        .collect();
-    Engine::new(config, slots)
-}
-
 /// The engine `request` decides with, built once.
 pub fn fixed_engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
@@ -109,7 +96,7 @@ rules:
     match: {}
 "#;
         match config::parse(text, "fixed.yaml", Path::new("."), &|_| None) {
-            Ok(c) => build(c),
+            Ok(c) => Engine::with_static_keys(c),
             // The text above is fixed and valid (a unit test proves it); an empty
             // engine would still decide (no_rule) without panicking.
             Err(_) => Engine::new(config::Config {

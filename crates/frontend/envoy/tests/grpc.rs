@@ -17,8 +17,8 @@ use envoy_types::pb::envoy::service::auth::v3::{
 use envoy_types::pb::google::protobuf::value::Kind;
 use portcullis_decider::{Decider, Metrics};
 use portcullis_jose::{Algorithm, SigningKey, b64};
-use portcullis_policy::config::{self, JwksSource};
-use portcullis_policy::{Engine, KeySlot};
+use portcullis_policy::Engine;
+use portcullis_policy::config;
 use serde_json::json;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -61,16 +61,11 @@ rules:
 "#
     );
     let config = config::parse(&yaml, "grpc.yaml", Path::new("."), &|_| None).unwrap();
-    let slots = config
-        .providers
-        .iter()
-        .map(|p| match &p.jwks.source {
-            JwksSource::Static(keys) => Arc::new(KeySlot::with_keys(keys.clone())),
-            _ => Arc::new(KeySlot::empty()),
-        })
-        .collect();
     let metrics = Arc::new(Metrics::new());
-    let decider = Arc::new(Decider::new(Engine::new(config, slots), metrics.clone()));
+    let decider = Arc::new(Decider::new(
+        Engine::with_static_keys(config),
+        metrics.clone(),
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();

@@ -29,15 +29,7 @@ providers:
 {rules}"#
     );
     let config = config::parse(&text, "t.yaml", Path::new("."), &|_| None).unwrap();
-    let slots = config
-        .providers
-        .iter()
-        .map(|p| match &p.jwks.source {
-            config::JwksSource::Static(keys) => Arc::new(KeySlot::with_keys(keys.clone())),
-            _ => Arc::new(KeySlot::empty()),
-        })
-        .collect();
-    Engine::new(config, slots)
+    Engine::with_static_keys(config)
 }
 
 fn token(claims: serde_json::Value) -> String {
