@@ -38,20 +38,7 @@ pub(crate) fn examples_dir() -> PathBuf {
 pub(crate) fn example_portcullis_config(jwks_uri: &str) -> String {
     let path = examples_dir().join("envoy/portcullis.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let mut out = String::new();
-    let mut in_listen = false;
-    for line in text.lines() {
-        if line == "listen:" {
-            in_listen = true;
-            continue;
-        }
-        if in_listen && (line.starts_with(' ') || line.is_empty()) {
-            continue;
-        }
-        in_listen = false;
-        out.push_str(line);
-        out.push('\n');
-    }
+    let out = portcullis_test_util::without_listen(&text);
     let replace_once = |text: &str, from: &str, to: &str| {
         assert_eq!(
             text.matches(from).count(),

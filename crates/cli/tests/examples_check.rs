@@ -68,21 +68,7 @@ fn adapt(example: &str, from: &str, to: &str) -> String {
     let text = std::fs::read_to_string(examples_dir().join(example)).unwrap();
     assert_eq!(text.matches(from).count(), 1, "{example}: `{from}` once");
     let text = text.replace(from, to);
-    let mut out = String::new();
-    let mut in_listen = false;
-    for line in text.lines() {
-        if line == "listen:" {
-            in_listen = true;
-            continue;
-        }
-        if in_listen && (line.starts_with(' ') || line.is_empty()) {
-            continue;
-        }
-        in_listen = false;
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
+    portcullis_test_util::without_listen(&text)
 }
 
 fn verify(p: &Portcullis, path: &str, token: Option<&str>) -> Response {

@@ -64,6 +64,26 @@ impl Drop for TempDir {
     }
 }
 
+/// A Portcullis config without its `listen:` block, ready for [`Portcullis::start`]
+/// (which chooses the ports): how tests run the configs under `examples/`.
+pub fn without_listen(text: &str) -> String {
+    let mut out = String::new();
+    let mut in_listen = false;
+    for line in text.lines() {
+        if line == "listen:" {
+            in_listen = true;
+            continue;
+        }
+        if in_listen && (line.starts_with(' ') || line.is_empty()) {
+            continue;
+        }
+        in_listen = false;
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// A running `portcullis serve` with its listeners on free loopback ports.
 #[derive(Debug)]
 pub struct Portcullis {
