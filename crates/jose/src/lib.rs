@@ -44,4 +44,6 @@ pub use keyset::{KeySet, MAX_CANDIDATES};
 pub use pem::{public_key_from_pem, public_key_from_spki};
 pub use sign::SigningKey;
 pub use token::{CompactJws, DEFAULT_MAX_TOKEN_BYTES, Header};
-pub use verify::{VerifiedJws, VerifiedJwt, verify_jws, verify_jwt};
+pub use verify::{
+    Rejected, VerifiedJws, VerifiedJwt, verify_jws, verify_jwt, verify_jwt_explained,
+};

@@ -85,6 +85,40 @@ pub fn verify_jwt<'k>(
     validation: &Validation,
     now: i64,
 ) -> Result<VerifiedJwt<'k>, TokenError> {
+    verify_jwt_explained(token, keys, validation, now).map_err(|r| r.error)
+}
+
+/// Why [`verify_jwt_explained`] refused a token.
+#[derive(Debug)]
+pub struct Rejected {
+    /// The check that failed.
+    pub error: TokenError,
+    /// The header and claims when the signature held and only the claims failed
+    /// (an expired token, a wrong audience): what a deny log may name, without
+    /// parsing the token a second time. `None` when the signature did not hold.
+    pub signed: Option<Box<(Header, Claims)>>,
+}
+
+impl From<TokenError> for Rejected {
+    fn from(error: TokenError) -> Rejected {
+        Rejected {
+            error,
+            signed: None,
+        }
+    }
+}
+
+/// [`verify_jwt`], keeping the signed header and claims of a token whose claims
+/// failed validation.
+///
+/// # Errors
+/// The [`TokenError`] of the first check that fails, in a [`Rejected`].
+pub fn verify_jwt_explained<'k>(
+    token: &str,
+    keys: &'k KeySet,
+    validation: &Validation,
+    now: i64,
+) -> Result<VerifiedJwt<'k>, Rejected> {
     let allowed = validation.algorithms.unwrap_or_else(|| keys.algorithms());
     let jws = verify_jws(token, keys, allowed, validation.max_token_bytes).map_err(|e| {
         // With the default allow-list (the keys' algorithms), a token for a key we do
@@ -99,7 +133,12 @@ pub fn verify_jwt<'k>(
         }
     })?;
     let claims = Claims::from_json(&jws.payload)?;
-    validation.validate(&jws.header, &claims, now)?;
+    if let Err(error) = validation.validate(&jws.header, &claims, now) {
+        return Err(Rejected {
+            error,
+            signed: Some(Box::new((jws.header, claims))),
+        });
+    }
     Ok(VerifiedJwt {
         header: jws.header,
         claims,

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::{HeaderName, HeaderValue};
-use portcullis_jose::{Claims, Reason, TokenError, Validation, b64, verify_jwt};
+use portcullis_jose::{
+    Claims, Reason, Rejected, TokenError, Validation, b64, verify_jwt_explained,
+};
 use serde_json::Value;
 
 use crate::cache::{CachedToken, TokenCache};
@@ -369,7 +371,7 @@ impl Engine {
                 continue;
             };
             let generation = provider.slot.generation();
-            match verify_jwt(token, &keys, &provider.validation, now) {
+            match verify_jwt_explained(token, &keys, &provider.validation, now) {
                 Ok(jwt) => {
                     let expires_at = jwt.claims.expires_at().ok().flatten();
                     let headers = render_headers(&provider.config.claims_to_headers, &jwt.claims);
@@ -393,7 +395,7 @@ impl Engine {
                     }
                     return Ok((idx, identity));
                 }
-                Err(e) => {
+                Err(Rejected { error: e, signed }) => {
                     let mut d = boxed(
                         401,
                         e.reason(),
@@ -401,7 +403,14 @@ impl Engine {
                         Some(&provider.name),
                         e.to_string(),
                     );
-                    d.token_hints = unverified_hints(token);
+                    d.token_hints = match signed {
+                        // The signature held: name what it signed, without a second parse.
+                        Some(parts) => TokenHints {
+                            kid: parts.0.kid().map(clip),
+                            ..hints_from_claims(&parts.1)
+                        },
+                        None => unverified_hints(token),
+                    };
                     if let TokenError::KeyNotFound { kid: Some(_) } = e
                         && provider.slot.request_refetch()
                     {

@@ -175,6 +175,36 @@ fn denies_invalid_tokens_with_their_reason() {
 }
 
 #[test]
+fn deny_hints_name_kid_iss_and_sub_of_signed_and_unsigned_tokens() {
+    let hints = |t: &str| {
+        let mut out = None;
+        request_with(&bearer(t), "/api/x", |d| {
+            let Decision::Deny(deny) = d else {
+                panic!("expected a deny")
+            };
+            let h = &deny.token_hints;
+            out = Some((h.kid.clone(), h.iss.clone(), h.sub.clone()));
+        });
+        out.unwrap()
+    };
+    let named = (
+        Some("h1".to_owned()),
+        Some("https://idp".to_owned()),
+        Some("alice".to_owned()),
+    );
+    // Signature held, claims failed: taken from what verified.
+    let mut c = good_claims();
+    c["exp"] = json!(NOW - 3600);
+    assert_eq!(hints(&token(c)), named);
+    // Signature failed: read (untrusted) from the token itself.
+    let t = token(good_claims());
+    let (head, sig) = t.rsplit_once('.').unwrap();
+    let other = if sig.starts_with('A') { 'B' } else { 'A' };
+    let forged = format!("{head}.{other}{}", &sig[1..]);
+    assert_eq!(hints(&forged), named);
+}
+
+#[test]
 fn denies_missing_claim_with_403() {
     let mut c = good_claims();
     c["groups"] = json!(["dev"]);
