@@ -138,6 +138,10 @@ def main():
                 vs = f"{r['rps'] / p['rps'] * 100:.0f}% of Portcullis's peak"
             elif r["role"] == "variant" and p:
                 vs = f"this / Portcullis default = {ratio(r['rps'], p['rps'])}"
+                e = by.get((r["scenario"], "envoy"))
+                if e:
+                    vs += (f"; this / Envoy = **{ratio(r['rps'], e['rps'])}** req/s, "
+                           f"**{ratio(e['cpu'], r['cpu'])}** by CPU")
             else:
                 vs = ""
             if r["role"].startswith("ceiling") and p:

@@ -4,7 +4,6 @@
 -- Environment:
 --   BENCH_TOKENS      the token file (required)
 --   BENCH_LIMIT       use only the first N tokens of the file (default: all)
---   BENCH_DELAY_MS    pause each connection this long after a response (paced load)
 --   BENCH_STOP_AFTER  stop after this many responses (one pass over a token set);
 --                     the thread stops, but wrk's main thread sleeps out -d, so
 --   BENCH_DONE_FILE   is created then: the caller sends wrk SIGINT on seeing it
@@ -19,7 +18,6 @@
 
 local file = os.getenv("BENCH_TOKENS") or error("BENCH_TOKENS is not set")
 local limit = tonumber(os.getenv("BENCH_LIMIT") or "0")
-local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 local stop_after = tonumber(os.getenv("BENCH_STOP_AFTER") or "0")
 local status_out = os.getenv("BENCH_STATUS_OUT")
 local done_file = os.getenv("BENCH_DONE_FILE")
@@ -56,12 +54,6 @@ else
     i = i + 1
     if i > n then i = 1 end
     return requests[i]
-  end
-end
-
-if delay_ms > 0 then
-  function delay()
-    return delay_ms
   end
 end
 
