@@ -156,18 +156,27 @@ def main():
         hwm = int(f["rss100k_hwm_kb"])
         n = int(f["rss100k_tokens"])
         kept = f.get("rss100k_retained", "?")
+        mem = f.get("rss100k_cache_memory", "")
         lines.append(
-            f"- **RSS with {n:,} cached RS256 tokens** (one pass of {n:,} distinct tokens, "
-            f"default `token_cache_entries: 100000`): VmRSS {mb(after)} (peak {mb(hwm)}); "
-            f"{mb(base)} before traffic, so ≈ {(after - base) * 1024 / n:,.0f} bytes per cached token; "
+            f"- **RSS with {n:,} RS256 tokens** (one pass of {n:,} distinct tokens, "
+            f"`token_cache_entries: 100000`{', token_cache_memory: ' + mem if mem else ''}): "
+            f"VmRSS {mb(after)} (peak {mb(hwm)}); {mb(base)} before traffic; "
             f"a second pass found {kept} of them still cached (cache hits)."
         )
         if "rss100k_nocache_kb" in f:
             ctl = int(f["rss100k_nocache_kb"])
+            per = f"{(after - ctl) * 1024 / int(kept):,.0f}" if str(kept).isdigit() and int(kept) > 0 else "?"
             lines.append(
                 f"- Control: the same {n:,} requests with `token_cache_entries: 0` leave VmRSS at {mb(ctl)}, "
-                f"so the cache itself holds ≈ {mb(after - ctl)} ≈ {(after - ctl) * 1024 / n:,.0f} bytes per token "
+                f"so the cache itself holds ≈ {mb(after - ctl)} ≈ {per} bytes per cached token "
                 f"(each RS256 token here is {f.get('rs256_token_bytes', '?')} bytes; the cache keys on the whole token)."
+            )
+        if "rss100k_parsed_kb" in f:
+            parsed = int(f["rss100k_parsed_kb"])
+            lines.append(
+                f"- With a rule that reads claims on every request (`scopes: [orders:read]`), so that "
+                f"claims are kept parsed: VmRSS {mb(parsed)} after the same pass"
+                + (f", ≈ {(parsed - ctl) * 1024 / n:,.0f} bytes per token." if "rss100k_nocache_kb" in f else ".")
             )
     if "primitive_rs256_us" in f:
         lines.append(

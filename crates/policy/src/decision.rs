@@ -1,5 +1,6 @@
 //! The outcome of a decision, the same for every frontend.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
@@ -10,13 +11,110 @@ use portcullis_jose::{Claims, Reason};
 pub struct Identity {
     /// The provider that accepted the token.
     pub provider: Arc<str>,
-    /// The verified claims.
-    pub claims: Claims,
     /// `exp`, if the token has one.
     pub expires_at: Option<f64>,
     /// The provider's `claims_to_headers`, rendered once when the token verified
     /// (and so cached with it).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    claims: ClaimsForm,
+}
+
+/// How an identity keeps its claims.
+#[derive(Debug)]
+enum ClaimsForm {
+    /// Parsed: for configs whose rules read claims on every request.
+    Parsed(Claims),
+    /// The verified payload's JSON, parsed again where a request needs the claims
+    /// (request-time claim requirements, gRPC metadata): a parsed claim set takes
+    /// about eight times the bytes of its JSON, and the token cache keeps many.
+    Json(Box<[u8]>),
+}
+
+impl Identity {
+    /// An identity holding its parsed claims.
+    pub fn new(
+        provider: Arc<str>,
+        claims: Claims,
+        expires_at: Option<f64>,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    ) -> Identity {
+        Identity {
+            provider,
+            expires_at,
+            headers,
+            claims: ClaimsForm::Parsed(claims),
+        }
+    }
+
+    /// An identity holding only the JSON of its claims (`payload`, which verified
+    /// and parsed as `Claims` once already).
+    pub fn from_payload(
+        provider: Arc<str>,
+        payload: Box<[u8]>,
+        expires_at: Option<f64>,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    ) -> Identity {
+        Identity {
+            provider,
+            expires_at,
+            headers,
+            claims: ClaimsForm::Json(payload),
+        }
+    }
+
+    /// The verified claims.
+    pub fn claims(&self) -> Cow<'_, Claims> {
+        match &self.claims {
+            ClaimsForm::Parsed(claims) => Cow::Borrowed(claims),
+            // These bytes parsed when the token verified; should they not now (they
+            // cannot), an empty claim set satisfies no requirement: it fails closed.
+            ClaimsForm::Json(json) => Cow::Owned(Claims::from_json(json).unwrap_or_default()),
+        }
+    }
+
+    /// About how many bytes of memory the identity holds (for the cache's bound).
+    pub fn estimated_bytes(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 48)
+            .sum();
+        let claims = match &self.claims {
+            ClaimsForm::Parsed(claims) => object_bytes(claims.members()),
+            ClaimsForm::Json(json) => json.len(),
+        };
+        std::mem::size_of::<Identity>() + 16 + headers + claims
+    }
+}
+
+/// Heap bytes of a parsed JSON object, roughly as the allocator sees them: B-tree
+/// nodes hold up to 11 members of 56 bytes, every string is its own allocation.
+fn object_bytes(members: &serde_json::Map<String, serde_json::Value>) -> usize {
+    let nodes = members.len().div_ceil(11).max(1) * (11 * 56 + 96);
+    nodes
+        + members
+            .iter()
+            .map(|(name, value)| string_bytes(name) + value_bytes(value))
+            .sum::<usize>()
+}
+
+fn value_bytes(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::String(s) => string_bytes(s),
+        serde_json::Value::Array(items) => {
+            items.len() * 32 + items.iter().map(value_bytes).sum::<usize>()
+        }
+        serde_json::Value::Object(members) => object_bytes(members),
+        _ => 0,
+    }
+}
+
+fn string_bytes(s: &str) -> usize {
+    if s.is_empty() {
+        0
+    } else {
+        s.len().next_multiple_of(16) + 16
+    }
 }
 
 /// Allow the request.

@@ -75,6 +75,10 @@ pub struct Engine {
     cache: Option<TokenCache>,
     cache_stats: Arc<CacheStats>,
     limits: Limits,
+    /// Whether some rule reads claims on every request it allows (claims, scopes,
+    /// header templates): identities then keep their claims parsed. Otherwise they
+    /// keep the payload's JSON, and the cache holds about three times the tokens.
+    keep_claims_parsed: bool,
 }
 
 impl Engine {
@@ -120,6 +124,9 @@ impl Engine {
         for r in &rules {
             r.headers.iter().for_each(|(h, _)| note(h));
         }
+        let keep_claims_parsed = rules
+            .iter()
+            .any(|r| !r.claims.is_empty() || !r.scopes.is_empty() || !r.headers.is_empty());
         let cache = (limits.token_cache_entries > 0)
             .then(|| TokenCache::new(limits.token_cache_entries, limits.token_cache_bytes));
         Engine {
@@ -135,6 +142,7 @@ impl Engine {
             cache,
             cache_stats: Arc::default(),
             limits,
+            keep_claims_parsed,
         }
     }
 
@@ -238,13 +246,21 @@ impl Engine {
             Err(d) => return Decision::Deny(*d),
         };
         let provider = &self.providers[identity.0];
-        if let Err(d) = authorize(rule, req, &identity.1.claims) {
+        // Parsed again only when this request reads claims (see `keep_claims_parsed`).
+        let claims = rule_reads_claims(&rule.config, req).then(|| identity.1.claims());
+        if let Some(claims) = &claims
+            && let Err(d) = authorize(rule, req, claims)
+        {
             let mut d = *d;
             d.provider = Some(provider.name.clone());
-            d.token_hints = hints_from_claims(&identity.1.claims);
+            d.token_hints = hints_from_claims(claims);
             return Decision::Deny(d);
         }
-        Decision::Allow(self.allow(rule, provider, identity.1, location, now))
+        let rule_headers = match &claims {
+            Some(claims) => render_headers(&rule.config.headers, claims),
+            None => Vec::new(),
+        };
+        Decision::Allow(self.allow(rule, provider, identity.1, rule_headers, location, now))
     }
 
     /// The token, the providers that may have issued it, and where it was.
@@ -375,22 +391,18 @@ impl Engine {
                 Ok(jwt) => {
                     let expires_at = jwt.claims.expires_at().ok().flatten();
                     let headers = render_headers(&provider.config.claims_to_headers, &jwt.claims);
-                    let identity = Arc::new(Identity {
-                        provider: provider.name.clone(),
-                        claims: jwt.claims,
-                        expires_at,
-                        headers,
+                    let name = provider.name.clone();
+                    let identity = Arc::new(if self.keep_claims_parsed {
+                        Identity::new(name, jwt.claims, expires_at, headers)
+                    } else {
+                        Identity::from_payload(name, jwt.payload.into(), expires_at, headers)
                     });
                     if let Some(cache) = &self.cache {
+                        let valid_until =
+                            expires_at.map(|e| e + provider.config.clock_skew_secs as f64);
                         cache.insert(
                             token,
-                            CachedToken {
-                                provider: idx,
-                                generation,
-                                valid_until: expires_at
-                                    .map(|e| e + provider.config.clock_skew_secs as f64),
-                                identity: identity.clone(),
-                            },
+                            CachedToken::new(idx, generation, valid_until, identity.clone()),
                         );
                     }
                     return Ok((idx, identity));
@@ -436,11 +448,12 @@ impl Engine {
         rule: &Rule,
         provider: &Provider,
         identity: Arc<Identity>,
+        rule_headers: Vec<(HeaderName, HeaderValue)>,
         location: Option<&TokenLocation>,
         now: i64,
     ) -> Allow {
         let mut set_headers = identity.headers.clone();
-        for (name, value) in render_headers(&rule.config.headers, &identity.claims) {
+        for (name, value) in rule_headers {
             // A rule header overrides a provider header of the same name.
             set_headers.retain(|(n, _)| *n != name);
             set_headers.push((name, value));
@@ -525,6 +538,15 @@ fn boxed(
     detail: String,
 ) -> Box<Deny> {
     Box::new(deny(status, reason, rule, provider, detail))
+}
+
+/// Whether deciding `req` under `rule` reads the token's claims beyond what the
+/// identity holds ready (`exp`, the provider's headers).
+fn rule_reads_claims(rule: &RuleConfig, req: &AuthRequest<'_>) -> bool {
+    !rule.claims.is_empty()
+        || !rule.scopes.is_empty()
+        || !rule.headers.is_empty()
+        || !req.extra_claims.is_empty()
 }
 
 fn matches(rule: &RuleConfig, req: &AuthRequest<'_>, path: &str) -> bool {

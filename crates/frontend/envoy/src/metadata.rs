@@ -10,17 +10,18 @@ use serde_json::Map;
 
 /// `{provider, iss, sub, claims}` of a verified identity (`iss`/`sub` when present).
 pub(crate) fn identity_metadata(identity: &Identity) -> Struct {
+    let claims = identity.claims();
     let mut fields = HashMap::with_capacity(4);
     fields.insert("provider".to_owned(), string(&identity.provider));
-    if let Some(iss) = identity.claims.issuer() {
+    if let Some(iss) = claims.issuer() {
         fields.insert("iss".to_owned(), string(iss));
     }
-    if let Some(sub) = identity.claims.subject() {
+    if let Some(sub) = claims.subject() {
         fields.insert("sub".to_owned(), string(sub));
     }
     fields.insert(
         "claims".to_owned(),
-        kind(Kind::StructValue(object(identity.claims.members()))),
+        kind(Kind::StructValue(object(claims.members()))),
     );
     Struct { fields }
 }
@@ -108,31 +109,31 @@ mod tests {
     fn identity_has_provider_iss_sub_and_claims() {
         let claims =
             Claims::from_json(br#"{"iss":"https://idp","sub":"alice","groups":["dev"]}"#).unwrap();
-        let identity = Identity {
-            provider: Arc::from("corp"),
-            claims,
-            expires_at: None,
-            headers: Vec::new(),
-        };
-        let m = identity_metadata(&identity);
-        assert_eq!(m.fields["provider"], s("corp"));
-        assert_eq!(m.fields["iss"], s("https://idp"));
-        assert_eq!(m.fields["sub"], s("alice"));
-        let Some(Kind::StructValue(claims)) = &m.fields["claims"].kind else {
-            panic!("{m:?}")
-        };
-        assert_eq!(claims.fields.len(), 3);
-        assert_eq!(claims.fields["sub"], s("alice"));
+        let json = br#"{"iss":"https://idp","sub":"alice","groups":["dev"]}"#;
+        let parsed = Identity::new(Arc::from("corp"), claims, None, Vec::new());
+        // The same identity keeping only its payload's JSON gives the same metadata.
+        let compact = Identity::from_payload(Arc::from("corp"), json[..].into(), None, Vec::new());
+        for identity in [parsed, compact] {
+            let m = identity_metadata(&identity);
+            assert_eq!(m.fields["provider"], s("corp"));
+            assert_eq!(m.fields["iss"], s("https://idp"));
+            assert_eq!(m.fields["sub"], s("alice"));
+            let Some(Kind::StructValue(claims)) = &m.fields["claims"].kind else {
+                panic!("{m:?}")
+            };
+            assert_eq!(claims.fields.len(), 3);
+            assert_eq!(claims.fields["sub"], s("alice"));
+        }
     }
 
     #[test]
     fn identity_without_iss_or_sub_omits_them() {
-        let identity = Identity {
-            provider: Arc::from("corp"),
-            claims: Claims::from_json(b"{}").unwrap(),
-            expires_at: None,
-            headers: Vec::new(),
-        };
+        let identity = Identity::new(
+            Arc::from("corp"),
+            Claims::from_json(b"{}").unwrap(),
+            None,
+            Vec::new(),
+        );
         let m = identity_metadata(&identity);
         assert!(!m.fields.contains_key("iss"));
         assert!(!m.fields.contains_key("sub"));

@@ -334,3 +334,57 @@ fn denies_when_provider_has_no_keys() {
     let req = AuthRequest::new("GET", "h", "/", &h);
     assert_eq!(reason(&e.decide(&req, NOW)), "key_not_found");
 }
+
+/// Rules that read no claims: identities keep only their payload's JSON, and what
+/// a request does read (claim requirements from the proxy) is parsed again for it.
+const PLAIN_RULES: &str = r#"
+rules:
+  - name: api
+    match: {path: "/api/**"}
+"#;
+
+#[test]
+fn identities_keep_json_when_no_rule_reads_claims_and_decide_the_same() {
+    let plain = engine(PLAIN_RULES);
+    assert!(!plain.keep_claims_parsed);
+    assert!(engine(RULES).keep_claims_parsed);
+    let h = bearer(&token(good_claims()));
+    let admins = [("groups".to_owned(), "admins".to_owned())];
+    let other_tenant = [("tenant".to_owned(), "other".to_owned())];
+    let mut req = AuthRequest::new("GET", "h", "/api/x", &h);
+    for round in 0..2 {
+        // The first round verifies, the second is a cache hit.
+        let Decision::Allow(allow) = plain.decide(&req, NOW) else {
+            panic!("round {round}: expected an allow")
+        };
+        let identity = allow.identity.unwrap();
+        assert_eq!(identity.claims().subject(), Some("alice"));
+        assert_eq!(identity.headers.len(), 1, "x-user from claims_to_headers");
+        req.extra_claims = &admins;
+        assert_eq!(reason(&plain.decide(&req, NOW)), "allow");
+        req.extra_claims = &other_tenant;
+        let d = plain.decide(&req, NOW);
+        assert_eq!(reason(&d), "claim_mismatch");
+        let Decision::Deny(deny) = d else {
+            unreachable!()
+        };
+        assert_eq!(deny.token_hints.sub.as_deref(), Some("alice"));
+        req.extra_claims = &[];
+    }
+    assert!(plain.cache_stats().hits.load(Ordering::Relaxed) >= 3);
+}
+
+#[test]
+fn an_identity_holding_json_weighs_less_than_a_parsed_one() {
+    let json = serde_json::to_vec(&good_claims()).unwrap();
+    let parsed = Identity::new(
+        Arc::from("corp"),
+        Claims::from_json(&json).unwrap(),
+        None,
+        Vec::new(),
+    );
+    let compact = Identity::from_payload(Arc::from("corp"), json.clone().into(), None, Vec::new());
+    assert_eq!(*compact.claims(), *parsed.claims());
+    assert!(compact.estimated_bytes() < json.len() + 256);
+    assert!(parsed.estimated_bytes() > 3 * json.len());
+}

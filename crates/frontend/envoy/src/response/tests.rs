@@ -42,12 +42,12 @@ fn deny(status: u16, reason: Reason) -> Deny {
 }
 
 fn alice() -> Identity {
-    Identity {
-        provider: Arc::from("corp"),
-        claims: Claims::from_json(br#"{"iss":"https://idp","sub":"alice"}"#).unwrap(),
-        expires_at: None,
-        headers: Vec::new(),
-    }
+    Identity::new(
+        Arc::from("corp"),
+        Claims::from_json(br#"{"iss":"https://idp","sub":"alice"}"#).unwrap(),
+        None,
+        Vec::new(),
+    )
 }
 
 fn ok_part(r: &CheckResponse) -> &OkHttpResponse {
