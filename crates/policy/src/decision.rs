@@ -72,6 +72,15 @@ impl Identity {
         }
     }
 
+    /// The verified payload's JSON, when the identity keeps its claims that way
+    /// (a frontend that needs every claim may read them straight from it).
+    pub fn claims_json(&self) -> Option<&[u8]> {
+        match &self.claims {
+            ClaimsForm::Parsed(_) => None,
+            ClaimsForm::Json(json) => Some(json),
+        }
+    }
+
     /// About how many bytes of memory the identity holds (for the cache's bound).
     pub fn estimated_bytes(&self) -> usize {
         let headers: usize = self

@@ -2,28 +2,114 @@
 //! (namespace `envoy.filters.http.ext_authz`): RBAC, routing and access logs can read it.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use envoy_types::pb::google::protobuf::value::Kind;
 use envoy_types::pb::google::protobuf::{ListValue, NullValue, Struct, Value};
 use portcullis_policy::Identity;
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Map;
 
-/// `{provider, iss, sub, claims}` of a verified identity (`iss`/`sub` when present).
+/// `{provider, iss, sub, claims}` of a verified identity (`iss`/`sub` when strings).
 pub(crate) fn identity_metadata(identity: &Identity) -> Struct {
-    let claims = identity.claims();
+    let claims = claims_struct(identity);
     let mut fields = HashMap::with_capacity(4);
     fields.insert("provider".to_owned(), string(&identity.provider));
-    if let Some(iss) = claims.issuer() {
-        fields.insert("iss".to_owned(), string(iss));
+    for name in ["iss", "sub"] {
+        if let Some(
+            v @ Value {
+                kind: Some(Kind::StringValue(_)),
+            },
+        ) = claims.fields.get(name)
+        {
+            fields.insert(name.to_owned(), v.clone());
+        }
     }
-    if let Some(sub) = claims.subject() {
-        fields.insert("sub".to_owned(), string(sub));
-    }
-    fields.insert(
-        "claims".to_owned(),
-        kind(Kind::StructValue(object(claims.members()))),
-    );
+    fields.insert("claims".to_owned(), kind(Kind::StructValue(claims)));
     Struct { fields }
+}
+
+/// The claims as a `Struct`: straight from the payload's JSON when the identity
+/// keeps it that way (one pass, no intermediate map), else from the parsed claims.
+fn claims_struct(identity: &Identity) -> Struct {
+    match identity.claims_json() {
+        // The JSON verified and parsed as an object once; should it not now (it
+        // cannot), the metadata names no claim rather than a wrong one.
+        Some(json) => serde_json::from_slice::<ProtoValue>(json)
+            .ok()
+            .and_then(|v| match v.0.kind {
+                Some(Kind::StructValue(s)) => Some(s),
+                _ => None,
+            })
+            .unwrap_or_default(),
+        None => object(identity.claims().members()),
+    }
+}
+
+/// A protobuf `Value` deserialized from JSON, with the same mapping as
+/// [`json_value`] (numbers become doubles).
+struct ProtoValue(Value);
+
+impl<'de> Deserialize<'de> for ProtoValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ProtoValue, D::Error> {
+        deserializer.deserialize_any(ProtoValueVisitor)
+    }
+}
+
+struct ProtoValueVisitor;
+
+impl<'de> Visitor<'de> for ProtoValueVisitor {
+    type Value = ProtoValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<ProtoValue, E> {
+        Ok(ProtoValue(kind(Kind::NullValue(
+            NullValue::NullValue.into(),
+        ))))
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<ProtoValue, E> {
+        Ok(ProtoValue(kind(Kind::BoolValue(b))))
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<ProtoValue, E> {
+        Ok(ProtoValue(kind(Kind::NumberValue(n as f64))))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<ProtoValue, E> {
+        Ok(ProtoValue(kind(Kind::NumberValue(n as f64))))
+    }
+
+    fn visit_f64<E>(self, n: f64) -> Result<ProtoValue, E> {
+        Ok(ProtoValue(kind(Kind::NumberValue(n))))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<ProtoValue, E> {
+        Ok(ProtoValue(string(s)))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<ProtoValue, E> {
+        Ok(ProtoValue(kind(Kind::StringValue(s))))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ProtoValue, A::Error> {
+        let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(ProtoValue(v)) = seq.next_element()? {
+            values.push(v);
+        }
+        Ok(ProtoValue(kind(Kind::ListValue(ListValue { values }))))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ProtoValue, A::Error> {
+        let mut fields = HashMap::with_capacity(map.size_hint().unwrap_or(0).min(64));
+        while let Some((name, ProtoValue(v))) = map.next_entry::<String, ProtoValue>()? {
+            fields.insert(name, v);
+        }
+        Ok(ProtoValue(kind(Kind::StructValue(Struct { fields }))))
+    }
 }
 
 /// A JSON object as a `Struct`.
@@ -124,6 +210,19 @@ mod tests {
             assert_eq!(claims.fields.len(), 3);
             assert_eq!(claims.fields["sub"], s("alice"));
         }
+    }
+
+    #[test]
+    fn json_and_parsed_claims_give_the_same_struct() {
+        let json = br#"{"n":null,"b":true,"i":-7,"u":18446744073709551615,"f":1.5e300,"s":"x\u00e9\"\n","a":[1,"y",[],{}],"o":{"k":[false,{"deep":[null]}]},"iss":42,"sub":"bob"}"#;
+        let claims = Claims::from_json(json).unwrap();
+        let parsed = Identity::new(Arc::from("p"), claims, None, Vec::new());
+        let compact = Identity::from_payload(Arc::from("p"), json[..].into(), None, Vec::new());
+        let (a, b) = (identity_metadata(&parsed), identity_metadata(&compact));
+        assert_eq!(a, b);
+        // `iss` is not a string here: not promoted, as with parsed claims.
+        assert!(!a.fields.contains_key("iss"));
+        assert_eq!(a.fields["sub"], s("bob"));
     }
 
     #[test]
