@@ -77,12 +77,18 @@ pub enum ReloadOutcome {
     Rejected,
 }
 
+/// The frontends whose latency series exist from the start.
+const KNOWN_FRONTENDS: [&str; 2] = ["forward_auth", "ext_authz_grpc"];
+
 /// Every metric Portcullis exports.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     decisions: Family<DecisionLabels, Counter>,
     latency: Family<FrontendLabel, Histogram>,
+    /// The latency series of the frontends every process runs, resolved once: the
+    /// family's lookup hashes the labels under a lock on every request.
+    known_latency: [(&'static str, Histogram); 2],
     fetches: Family<FetchLabels, Counter>,
     keys: Family<ProviderLabel, Gauge>,
     reloads: Family<OutcomeLabel, Counter>,
@@ -161,10 +167,15 @@ impl Metrics {
         );
         let cache = Arc::new(CacheStats::default());
         registry.register_collector(Box::new(CacheCollector(cache.clone())));
+        let known_latency = KNOWN_FRONTENDS.map(|frontend| {
+            let histogram = latency.get_or_create(&FrontendLabel { frontend }).clone();
+            (frontend, histogram)
+        });
         Metrics {
             registry,
             decisions,
             latency,
+            known_latency,
             fetches,
             keys,
             reloads,
@@ -196,9 +207,14 @@ impl Metrics {
             },
         };
         self.decisions.get_or_create(&labels).inc();
-        self.latency
-            .get_or_create(&FrontendLabel { frontend })
-            .observe(elapsed.as_secs_f64());
+        let seconds = elapsed.as_secs_f64();
+        match self.known_latency.iter().find(|(f, _)| *f == frontend) {
+            Some((_, histogram)) => histogram.observe(seconds),
+            None => self
+                .latency
+                .get_or_create(&FrontendLabel { frontend })
+                .observe(seconds),
+        }
     }
 
     /// Counts a JWKS fetch.
@@ -241,5 +257,39 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use portcullis_policy::Deny;
+
+    use super::*;
+
+    fn count(text: &str, frontend: &str) -> Option<u64> {
+        let prefix =
+            format!("portcullis_decision_duration_seconds_count{{frontend=\"{frontend}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(|n| n.trim().parse().unwrap())
+    }
+
+    #[test]
+    fn latency_is_counted_per_frontend_known_or_not() {
+        let m = Metrics::new();
+        let deny = Decision::Deny(Deny::request_invalid("test".to_owned()));
+        let text = m.encode();
+        assert_eq!(count(&text, "forward_auth"), Some(0), "{text}");
+        assert_eq!(count(&text, "ext_authz_grpc"), Some(0));
+        assert_eq!(count(&text, "demo_upstream"), None);
+        m.record(&deny, "forward_auth", Duration::from_micros(20));
+        m.record(&deny, "forward_auth", Duration::from_micros(20));
+        m.record(&deny, "ext_authz_grpc", Duration::from_micros(20));
+        m.record(&deny, "demo_upstream", Duration::from_micros(20));
+        let text = m.encode();
+        assert_eq!(count(&text, "forward_auth"), Some(2), "{text}");
+        assert_eq!(count(&text, "ext_authz_grpc"), Some(1));
+        assert_eq!(count(&text, "demo_upstream"), Some(1));
+        assert!(text.contains(r#"portcullis_decisions_total{frontend="forward_auth",result="deny",reason="request_invalid""#), "{text}");
     }
 }

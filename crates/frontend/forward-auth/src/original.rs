@@ -8,7 +8,16 @@
 //! host, refuse the request: deciding on the client's version would let it pick a
 //! public path for a protected one.
 
-use http::{HeaderMap, Request};
+use http::header::HOST;
+use http::{HeaderMap, HeaderName, Request};
+
+// Looked up on every request: names built once, not parsed from text each time.
+const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
 
 /// The request the proxy asks about.
 #[derive(Clone, Debug, Eq, PartialEq)]
@@ -39,7 +48,7 @@ pub struct Conflict {
     pub second_value: String,
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -48,13 +57,13 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The one value all present sources agree on (`eq` decides equality).
-fn agree(
+fn agree<'a>(
     what: &'static str,
-    sources: &[(&'static str, Option<String>)],
+    sources: &[(&'static str, Option<&'a str>)],
     eq: fn(&str, &str) -> bool,
-) -> Result<Option<String>, Conflict> {
-    let mut found: Option<(&'static str, &String)> = None;
-    for (name, value) in sources {
+) -> Result<Option<&'a str>, Conflict> {
+    let mut found: Option<(&'static str, &'a str)> = None;
+    for &(name, value) in sources {
         let Some(value) = value else { continue };
         match found {
             None => found = Some((name, value)),
@@ -71,7 +80,7 @@ fn agree(
             Some(_) => {}
         }
     }
-    Ok(found.map(|(_, v)| v.clone()))
+    Ok(found.map(|(_, v)| v))
 }
 
 /// Reads the original request from:
@@ -111,10 +120,10 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, Conflict
         // original path after the prefix. Any X-Forwarded-*/X-Original-* here came
         // from the client (Envoy forwards only what `allowed_headers` lets through,
         // and Emissary lets X-Forwarded-Host through): never let them decide.
-        let host = header(headers, "host")
-            .map(str::to_owned)
-            .or_else(|| uri.authority().map(|a| a.as_str().to_owned()))
-            .unwrap_or_default();
+        let host = header(headers, &HOST)
+            .or_else(|| uri.authority().map(|a| a.as_str()))
+            .unwrap_or_default()
+            .to_owned();
         return Ok(OriginalRequest {
             method: req.method().as_str().to_owned(),
             host,
@@ -122,13 +131,13 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, Conflict
             extra_claims,
         });
     }
-    let original_url = header(headers, "x-original-url").and_then(|u| u.parse::<http::Uri>().ok());
-    let forwarded_uri = header(headers, "x-forwarded-uri").map(str::to_owned);
-    let original_uri = header(headers, "x-original-uri").map(str::to_owned);
+    let original_url = header(headers, &X_ORIGINAL_URL).and_then(|u| u.parse::<http::Uri>().ok());
+    let forwarded_uri = header(headers, &X_FORWARDED_URI);
+    let original_uri = header(headers, &X_ORIGINAL_URI);
     let url_path = original_url
         .as_ref()
         .and_then(|u| u.path_and_query())
-        .map(|pq| pq.as_str().to_owned());
+        .map(|pq| pq.as_str());
     // NGINX family: it names the request in X-Original-* and its Host is the original
     // host (examples/nginx sets `Host $host`; ingress-nginx puts the host in X-Original-URL).
     let nginx_family = envoy_path.is_none()
@@ -143,43 +152,34 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, Conflict
         ],
         |a, b| a == b,
     )?
-    .unwrap_or_else(|| "/".to_owned());
+    .unwrap_or("/")
+    .to_owned();
     let method = agree(
         "method",
         &[
-            (
-                "X-Forwarded-Method",
-                header(headers, "x-forwarded-method").map(str::to_owned),
-            ),
-            (
-                "X-Original-Method",
-                header(headers, "x-original-method").map(str::to_owned),
-            ),
+            ("X-Forwarded-Method", header(headers, &X_FORWARDED_METHOD)),
+            ("X-Original-Method", header(headers, &X_ORIGINAL_METHOD)),
         ],
         |a, b| a.eq_ignore_ascii_case(b),
     )?
-    .unwrap_or_else(|| req.method().as_str().to_owned());
-    let host_header = header(headers, "host")
-        .map(str::to_owned)
-        .or_else(|| uri.authority().map(|a| a.as_str().to_owned()));
+    .unwrap_or(req.method().as_str())
+    .to_owned();
+    let host_header = header(headers, &HOST).or_else(|| uri.authority().map(|a| a.as_str()));
     let url_host = original_url
         .as_ref()
         .and_then(|u| u.authority())
-        .map(|a| a.as_str().to_owned());
+        .map(|a| a.as_str());
     let host = agree(
         "host",
         &[
-            (
-                "X-Forwarded-Host",
-                header(headers, "x-forwarded-host").map(str::to_owned),
-            ),
-            ("X-Original-URL", url_host.clone()),
+            ("X-Forwarded-Host", header(headers, &X_FORWARDED_HOST)),
+            ("X-Original-URL", url_host),
             // With NGINX and no X-Original-URL, Host is the original host: a client's
             // X-Forwarded-Host must agree with it.
             (
                 "Host",
                 if nginx_family && url_host.is_none() {
-                    host_header.clone()
+                    host_header
                 } else {
                     None
                 },
@@ -188,7 +188,8 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, Conflict
         |a, b| a.eq_ignore_ascii_case(b),
     )?
     .or(host_header)
-    .unwrap_or_default();
+    .unwrap_or_default()
+    .to_owned();
     Ok(OriginalRequest {
         method,
         host,
