@@ -44,6 +44,19 @@ impl Claims {
         self.members
     }
 
+    /// Keeps only the claims whose names `keep` accepts, in a map of their own size
+    /// (removing in place would keep the emptied tree's nodes allocated).
+    #[must_use]
+    pub fn retain(self, mut keep: impl FnMut(&str) -> bool) -> Claims {
+        Claims {
+            members: self
+                .members
+                .into_iter()
+                .filter(|(name, _)| keep(name))
+                .collect(),
+        }
+    }
+
     /// A claim by name.
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.members.get(name)

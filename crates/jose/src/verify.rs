@@ -28,8 +28,6 @@ pub struct VerifiedJwt<'k> {
     pub header: Header,
     /// The claims.
     pub claims: Claims,
-    /// The decoded payload the claims were parsed from.
-    pub payload: Vec<u8>,
     /// The key that verified the signature.
     pub key: &'k VerifyingKey,
 }
@@ -144,7 +142,6 @@ pub fn verify_jwt_explained<'k>(
     Ok(VerifiedJwt {
         header: jws.header,
         claims,
-        payload: jws.payload,
         key: jws.key,
     })
 }

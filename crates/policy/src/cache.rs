@@ -48,8 +48,8 @@ impl CachedToken {
 #[derive(Clone, Copy, Debug)]
 struct EntryBytes;
 
-impl quick_cache::Weighter<Box<str>, CachedToken> for EntryBytes {
-    fn weight(&self, key: &Box<str>, value: &CachedToken) -> u64 {
+impl quick_cache::Weighter<Arc<str>, CachedToken> for EntryBytes {
+    fn weight(&self, key: &Arc<str>, value: &CachedToken) -> u64 {
         (key.len() as u64)
             .saturating_add(u64::from(value.identity_bytes))
             .saturating_add(320)
@@ -58,7 +58,7 @@ impl quick_cache::Weighter<Box<str>, CachedToken> for EntryBytes {
 
 /// A cache of verified tokens, bounded in memory (and so in entries).
 pub(crate) struct TokenCache {
-    inner: quick_cache::sync::Cache<Box<str>, CachedToken, EntryBytes>,
+    inner: quick_cache::sync::Cache<Arc<str>, CachedToken, EntryBytes>,
 }
 
 impl TokenCache {
@@ -91,9 +91,9 @@ impl TokenCache {
         }
     }
 
-    /// Remembers a verified token.
-    pub(crate) fn insert(&self, token: &str, entry: CachedToken) {
-        self.inner.insert(Box::from(token), entry);
+    /// Remembers a verified token (shared with its identity when that keeps it).
+    pub(crate) fn insert(&self, token: Arc<str>, entry: CachedToken) {
+        self.inner.insert(token, entry);
     }
 
     /// Number of entries.

@@ -22,12 +22,14 @@ pub struct Identity {
 /// How an identity keeps its claims.
 #[derive(Debug)]
 enum ClaimsForm {
-    /// Parsed: for configs whose rules read claims on every request.
+    /// All of them, parsed.
     Parsed(Claims),
-    /// The verified payload's JSON, parsed again where a request needs the claims
-    /// (request-time claim requirements, gRPC metadata): a parsed claim set takes
+    /// The verified token itself, shared with the token cache's key, and parsed
+    /// only the claims the config's rules read on every request (`members`). A
+    /// request that needs every claim (request-time claim requirements, gRPC
+    /// metadata) decodes and parses the payload again. A parsed claim set takes
     /// about eight times the bytes of its JSON, and the token cache keeps many.
-    Json(Box<[u8]>),
+    Token { token: Arc<str>, members: Claims },
 }
 
 impl Identity {
@@ -46,11 +48,12 @@ impl Identity {
         }
     }
 
-    /// An identity holding only the JSON of its claims (`payload`, which verified
-    /// and parsed as `Claims` once already).
-    pub fn from_payload(
+    /// An identity keeping its token (a compact JWS whose payload verified and
+    /// parsed as claims once already) and, parsed, only the claims in `members`.
+    pub fn from_token(
         provider: Arc<str>,
-        payload: Box<[u8]>,
+        token: Arc<str>,
+        members: Claims,
         expires_at: Option<f64>,
         headers: Vec<(HeaderName, HeaderValue)>,
     ) -> Identity {
@@ -58,30 +61,57 @@ impl Identity {
             provider,
             expires_at,
             headers,
-            claims: ClaimsForm::Json(payload),
+            claims: ClaimsForm::Token { token, members },
         }
     }
 
-    /// The verified claims.
+    /// Every verified claim.
     pub fn claims(&self) -> Cow<'_, Claims> {
         match &self.claims {
             ClaimsForm::Parsed(claims) => Cow::Borrowed(claims),
-            // These bytes parsed when the token verified; should they not now (they
-            // cannot), an empty claim set satisfies no requirement: it fails closed.
-            ClaimsForm::Json(json) => Cow::Owned(Claims::from_json(json).unwrap_or_default()),
+            // This payload decoded and parsed when the token verified; should it not
+            // now (it cannot), an empty claim set meets no requirement: fails closed.
+            ClaimsForm::Token { .. } => Cow::Owned(
+                self.claims_json()
+                    .and_then(|json| Claims::from_json(&json).ok())
+                    .unwrap_or_default(),
+            ),
         }
     }
 
-    /// The verified payload's JSON, when the identity keeps its claims that way
-    /// (a frontend that needs every claim may read them straight from it).
-    pub fn claims_json(&self) -> Option<&[u8]> {
+    /// The claims kept parsed: all of them, or those the rules read (see
+    /// [`Identity::from_token`]). A missing claim meets no requirement.
+    pub fn kept_claims(&self) -> &Claims {
+        match &self.claims {
+            ClaimsForm::Parsed(claims)
+            | ClaimsForm::Token {
+                members: claims, ..
+            } => claims,
+        }
+    }
+
+    /// The verified payload's JSON, when the identity keeps its token rather than
+    /// parsed claims (a frontend that needs every claim may read them straight from it).
+    pub fn claims_json(&self) -> Option<Vec<u8>> {
         match &self.claims {
             ClaimsForm::Parsed(_) => None,
-            ClaimsForm::Json(json) => Some(json),
+            ClaimsForm::Token { token, .. } => {
+                let payload = token.split('.').nth(1)?;
+                portcullis_jose::b64::decode(payload.as_bytes())
+            }
         }
     }
 
-    /// About how many bytes of memory the identity holds (for the cache's bound).
+    /// The token the identity keeps, if it keeps it (see [`Identity::from_token`]).
+    pub fn token(&self) -> Option<&Arc<str>> {
+        match &self.claims {
+            ClaimsForm::Parsed(_) => None,
+            ClaimsForm::Token { token, .. } => Some(token),
+        }
+    }
+
+    /// About how many bytes of memory the identity holds (for the cache's bound),
+    /// not counting a kept token (the cache counts it as its key).
     pub fn estimated_bytes(&self) -> usize {
         let headers: usize = self
             .headers
@@ -90,7 +120,8 @@ impl Identity {
             .sum();
         let claims = match &self.claims {
             ClaimsForm::Parsed(claims) => object_bytes(claims.members()),
-            ClaimsForm::Json(json) => json.len(),
+            ClaimsForm::Token { members, .. } if members.members().is_empty() => 0,
+            ClaimsForm::Token { members, .. } => object_bytes(members.members()),
         };
         std::mem::size_of::<Identity>() + 16 + headers + claims
     }

@@ -75,10 +75,11 @@ pub struct Engine {
     cache: Option<TokenCache>,
     cache_stats: Arc<CacheStats>,
     limits: Limits,
-    /// Whether some rule reads claims on every request it allows (claims, scopes,
-    /// header templates): identities then keep their claims parsed. Otherwise they
-    /// keep the payload's JSON, and the cache holds about three times the tokens.
-    keep_claims_parsed: bool,
+    /// The claims rules read on every request they allow (`claims`, `scopes`,
+    /// header templates; and `iss`, `sub` for deny logs): identities keep these
+    /// parsed, and otherwise only the token, shared with the cache key. A claim set
+    /// parsed in full takes about eight times the bytes of its JSON.
+    kept_claims: Vec<String>,
 }
 
 impl Engine {
@@ -124,9 +125,7 @@ impl Engine {
         for r in &rules {
             r.headers.iter().for_each(|(h, _)| note(h));
         }
-        let keep_claims_parsed = rules
-            .iter()
-            .any(|r| !r.claims.is_empty() || !r.scopes.is_empty() || !r.headers.is_empty());
+        let kept_claims = claims_rules_read(&rules);
         let cache = (limits.token_cache_entries > 0)
             .then(|| TokenCache::new(limits.token_cache_entries, limits.token_cache_bytes));
         Engine {
@@ -142,7 +141,7 @@ impl Engine {
             cache,
             cache_stats: Arc::default(),
             limits,
-            keep_claims_parsed,
+            kept_claims,
         }
     }
 
@@ -246,8 +245,13 @@ impl Engine {
             Err(d) => return Decision::Deny(*d),
         };
         let provider = &self.providers[identity.0];
-        // Parsed again only when this request reads claims (see `keep_claims_parsed`).
-        let claims = rule_reads_claims(&rule.config, req).then(|| identity.1.claims());
+        // The claims the rules read are kept parsed (see `kept_claims`); a request
+        // with its own claim requirements may name any claim: all of them, parsed again.
+        let claims = if !req.extra_claims.is_empty() {
+            Some(identity.1.claims())
+        } else {
+            rule_reads_claims(&rule.config).then(|| Cow::Borrowed(identity.1.kept_claims()))
+        };
         if let Some(claims) = &claims
             && let Err(d) = authorize(rule, req, claims)
         {
@@ -392,16 +396,26 @@ impl Engine {
                     let expires_at = jwt.claims.expires_at().ok().flatten();
                     let headers = render_headers(&provider.config.claims_to_headers, &jwt.claims);
                     let name = provider.name.clone();
-                    let identity = Arc::new(if self.keep_claims_parsed {
-                        Identity::new(name, jwt.claims, expires_at, headers)
-                    } else {
-                        Identity::from_payload(name, jwt.payload.into(), expires_at, headers)
-                    });
+                    let kept = jwt
+                        .claims
+                        .retain(|claim| self.kept_claims.iter().any(|k| k == claim));
+                    let identity = Arc::new(Identity::from_token(
+                        name,
+                        Arc::from(token),
+                        kept,
+                        expires_at,
+                        headers,
+                    ));
                     if let Some(cache) = &self.cache {
                         let valid_until =
                             expires_at.map(|e| e + provider.config.clock_skew_secs as f64);
+                        // One copy of the token: the key and the identity share it.
+                        let key = identity
+                            .token()
+                            .cloned()
+                            .unwrap_or_else(|| Arc::from(token));
                         cache.insert(
-                            token,
+                            key,
                             CachedToken::new(idx, generation, valid_until, identity.clone()),
                         );
                     }
@@ -540,13 +554,43 @@ fn boxed(
     Box::new(deny(status, reason, rule, provider, detail))
 }
 
-/// Whether deciding `req` under `rule` reads the token's claims beyond what the
-/// identity holds ready (`exp`, the provider's headers).
-fn rule_reads_claims(rule: &RuleConfig, req: &AuthRequest<'_>) -> bool {
-    !rule.claims.is_empty()
-        || !rule.scopes.is_empty()
-        || !rule.headers.is_empty()
-        || !req.extra_claims.is_empty()
+/// Whether `rule` reads the token's claims beyond what the identity holds ready
+/// (`exp`, the provider's headers).
+fn rule_reads_claims(rule: &RuleConfig) -> bool {
+    !rule.claims.is_empty() || !rule.scopes.is_empty() || !rule.headers.is_empty()
+}
+
+/// The top-level claims `rules` read (for `realm_access.roles`: `realm_access`,
+/// and the whole name too, as a claim may have dots in its own name), plus `iss`
+/// and `sub`, which deny logs name. Empty when no rule reads claims.
+fn claims_rules_read(rules: &[RuleConfig]) -> Vec<String> {
+    fn add(names: &mut Vec<String>, path: &str) {
+        for name in [path, path.split('.').next().unwrap_or(path)] {
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    let mut names: Vec<String> = Vec::new();
+    for rule in rules {
+        rule.claims
+            .iter()
+            .for_each(|(path, _)| add(&mut names, path));
+        if !rule.scopes.is_empty() {
+            add(&mut names, "scope");
+            add(&mut names, "scp");
+        }
+        for (_, template) in &rule.headers {
+            template
+                .claim_paths()
+                .for_each(|path| add(&mut names, path));
+        }
+    }
+    if !names.is_empty() {
+        add(&mut names, "iss");
+        add(&mut names, "sub");
+    }
+    names
 }
 
 fn matches(rule: &RuleConfig, req: &AuthRequest<'_>, path: &str) -> bool {

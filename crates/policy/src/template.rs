@@ -55,6 +55,14 @@ impl Template {
         }
     }
 
+    /// The claim paths the template reads.
+    pub fn claim_paths(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Claim(path) => Some(path.as_str()),
+            _ => None,
+        })
+    }
+
     /// Renders with `claims`. `None` when a referenced claim is missing (the header is then not set).
     /// Control characters (CR, LF, NUL...) are dropped so a claim cannot split a header.
     pub fn render(&self, claims: &Claims) -> Option<String> {

@@ -30,12 +30,12 @@ pub(crate) fn identity_metadata(identity: &Identity) -> Struct {
 }
 
 /// The claims as a `Struct`: straight from the payload's JSON when the identity
-/// keeps it that way (one pass, no intermediate map), else from the parsed claims.
+/// keeps its token (one pass, no intermediate map), else from the parsed claims.
 fn claims_struct(identity: &Identity) -> Struct {
     match identity.claims_json() {
         // The JSON verified and parsed as an object once; should it not now (it
         // cannot), the metadata names no claim rather than a wrong one.
-        Some(json) => serde_json::from_slice::<ProtoValue>(json)
+        Some(json) => serde_json::from_slice::<ProtoValue>(&json)
             .ok()
             .and_then(|v| match v.0.kind {
                 Some(Kind::StructValue(s)) => Some(s),
@@ -162,6 +162,14 @@ mod tests {
         string(v)
     }
 
+    /// A compact JWS carrying `payload` (the identity does not verify it again).
+    fn token_of(payload: &[u8]) -> Arc<str> {
+        Arc::from(format!(
+            "e30.{}.c2ln",
+            portcullis_jose::b64::encode(payload)
+        ))
+    }
+
     #[test]
     fn converts_every_json_kind() {
         let v = json!({"n": null, "b": true, "i": 7, "f": 1.5, "s": "x", "a": [1, "y"], "o": {"k": [false]}});
@@ -198,7 +206,13 @@ mod tests {
         let json = br#"{"iss":"https://idp","sub":"alice","groups":["dev"]}"#;
         let parsed = Identity::new(Arc::from("corp"), claims, None, Vec::new());
         // The same identity keeping only its payload's JSON gives the same metadata.
-        let compact = Identity::from_payload(Arc::from("corp"), json[..].into(), None, Vec::new());
+        let compact = Identity::from_token(
+            Arc::from("corp"),
+            token_of(json),
+            Claims::default(),
+            None,
+            Vec::new(),
+        );
         for identity in [parsed, compact] {
             let m = identity_metadata(&identity);
             assert_eq!(m.fields["provider"], s("corp"));
@@ -217,7 +231,13 @@ mod tests {
         let json = br#"{"n":null,"b":true,"i":-7,"u":18446744073709551615,"f":1.5e300,"s":"x\u00e9\"\n","a":[1,"y",[],{}],"o":{"k":[false,{"deep":[null]}]},"iss":42,"sub":"bob"}"#;
         let claims = Claims::from_json(json).unwrap();
         let parsed = Identity::new(Arc::from("p"), claims, None, Vec::new());
-        let compact = Identity::from_payload(Arc::from("p"), json[..].into(), None, Vec::new());
+        let compact = Identity::from_token(
+            Arc::from("p"),
+            token_of(json),
+            Claims::default(),
+            None,
+            Vec::new(),
+        );
         let (a, b) = (identity_metadata(&parsed), identity_metadata(&compact));
         assert_eq!(a, b);
         // `iss` is not a string here: not promoted, as with parsed claims.

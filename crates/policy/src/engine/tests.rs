@@ -344,10 +344,12 @@ rules:
 "#;
 
 #[test]
-fn identities_keep_json_when_no_rule_reads_claims_and_decide_the_same() {
+fn identities_keep_only_the_token_when_no_rule_reads_claims_and_decide_the_same() {
     let plain = engine(PLAIN_RULES);
-    assert!(!plain.keep_claims_parsed);
-    assert!(engine(RULES).keep_claims_parsed);
+    assert!(plain.kept_claims.is_empty());
+    let mut kept = engine(RULES).kept_claims;
+    kept.sort();
+    assert_eq!(kept, ["groups", "iss", "scope", "scp", "sub", "tenant"]);
     let h = bearer(&token(good_claims()));
     let admins = [("groups".to_owned(), "admins".to_owned())];
     let other_tenant = [("tenant".to_owned(), "other".to_owned())];
@@ -359,6 +361,7 @@ fn identities_keep_json_when_no_rule_reads_claims_and_decide_the_same() {
         };
         let identity = allow.identity.unwrap();
         assert_eq!(identity.claims().subject(), Some("alice"));
+        assert!(identity.kept_claims().members().is_empty());
         assert_eq!(identity.headers.len(), 1, "x-user from claims_to_headers");
         req.extra_claims = &admins;
         assert_eq!(reason(&plain.decide(&req, NOW)), "allow");
@@ -375,7 +378,7 @@ fn identities_keep_json_when_no_rule_reads_claims_and_decide_the_same() {
 }
 
 #[test]
-fn an_identity_holding_json_weighs_less_than_a_parsed_one() {
+fn an_identity_holding_its_token_weighs_less_than_a_parsed_one() {
     let json = serde_json::to_vec(&good_claims()).unwrap();
     let parsed = Identity::new(
         Arc::from("corp"),
@@ -383,8 +386,79 @@ fn an_identity_holding_json_weighs_less_than_a_parsed_one() {
         None,
         Vec::new(),
     );
-    let compact = Identity::from_payload(Arc::from("corp"), json.clone().into(), None, Vec::new());
+    let token = format!("e30.{}.c2ln", b64::encode(&json));
+    let compact = Identity::from_token(
+        Arc::from("corp"),
+        Arc::from(token),
+        Claims::default(),
+        None,
+        Vec::new(),
+    );
     assert_eq!(*compact.claims(), *parsed.claims());
-    assert!(compact.estimated_bytes() < json.len() + 256);
+    assert_eq!(compact.claims_json(), Some(json.clone()));
+    assert!(
+        compact.estimated_bytes() < 256,
+        "the token is the cache key's"
+    );
     assert!(parsed.estimated_bytes() > 3 * json.len());
+}
+
+#[test]
+fn identities_keep_parsed_only_the_claims_rules_read() {
+    let e = engine(RULES);
+    let mut c = good_claims();
+    c["realm_access"] = json!({"roles": ["x"]});
+    let h = bearer(&token(c));
+    let req = AuthRequest::new("GET", "h", "/admin/x", &h);
+    for round in 0..2 {
+        let Decision::Allow(allow) = e.decide(&req, NOW) else {
+            panic!("round {round}: expected an allow")
+        };
+        let identity = allow.identity.unwrap();
+        let mut kept: Vec<&str> = identity
+            .kept_claims()
+            .members()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["groups", "iss", "scope", "sub", "tenant"]);
+        assert!(identity.claims().get("realm_access").is_some());
+        // Rule headers come from the kept claims, provider headers from all of them.
+        let set: Vec<(&str, &str)> = allow
+            .set_headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert!(set.contains(&("x-tenant", "acme")), "{set:?}");
+        assert!(set.contains(&("x-user", "alice")), "{set:?}");
+    }
+    assert_eq!(e.cache_stats().hits.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn claims_rules_read_names_dotted_paths_whole_and_by_first_step() {
+    let e = engine(
+        r#"
+rules:
+  - name: a
+    claims: {realm_access.roles: [admin], "https://x.example/tier": [gold]}
+    headers: {x-org: "org {{ claims.org.name }}"}
+"#,
+    );
+    let mut kept = e.kept_claims.clone();
+    kept.sort();
+    assert_eq!(
+        kept,
+        [
+            "https://x",
+            "https://x.example/tier",
+            "iss",
+            "org",
+            "org.name",
+            "realm_access",
+            "realm_access.roles",
+            "sub"
+        ]
+    );
 }
