@@ -1,12 +1,17 @@
 //! The outcome of a decision, the same for every frontend.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
 use portcullis_jose::{Claims, Reason};
 
 /// Who the caller is, once a token verified.
+///
+/// It keeps the verified token itself (shared with the token cache's key) and,
+/// parsed, only the claims the config's rules read on every request. A request
+/// that needs every claim (request-time claim requirements, gRPC metadata)
+/// decodes and parses the payload again: a parsed claim set takes about eight
+/// times the bytes of its JSON, and the token cache keeps many identities.
 #[derive(Debug)]
 pub struct Identity {
     /// The provider that accepted the token.
@@ -16,44 +21,17 @@ pub struct Identity {
     /// The provider's `claims_to_headers`, rendered once when the token verified
     /// (and so cached with it).
     pub headers: Vec<(HeaderName, HeaderValue)>,
-    claims: ClaimsForm,
-}
-
-/// How an identity keeps its claims.
-#[derive(Debug)]
-enum ClaimsForm {
-    /// All of them, parsed.
-    Parsed(Claims),
-    /// The verified token itself, shared with the token cache's key, and parsed
-    /// only the claims the config's rules read on every request (`members`). A
-    /// request that needs every claim (request-time claim requirements, gRPC
-    /// metadata) decodes and parses the payload again. A parsed claim set takes
-    /// about eight times the bytes of its JSON, and the token cache keeps many.
-    Token { token: Arc<str>, members: Claims },
+    token: Arc<str>,
+    kept_claims: Claims,
 }
 
 impl Identity {
-    /// An identity holding its parsed claims.
+    /// An identity for `token` (a compact JWS whose signature held and whose payload
+    /// parsed as claims), keeping `kept_claims`, the claims rules read, parsed.
     pub fn new(
         provider: Arc<str>,
-        claims: Claims,
-        expires_at: Option<f64>,
-        headers: Vec<(HeaderName, HeaderValue)>,
-    ) -> Identity {
-        Identity {
-            provider,
-            expires_at,
-            headers,
-            claims: ClaimsForm::Parsed(claims),
-        }
-    }
-
-    /// An identity keeping its token (a compact JWS whose payload verified and
-    /// parsed as claims once already) and, parsed, only the claims in `members`.
-    pub fn from_token(
-        provider: Arc<str>,
         token: Arc<str>,
-        members: Claims,
+        kept_claims: Claims,
         expires_at: Option<f64>,
         headers: Vec<(HeaderName, HeaderValue)>,
     ) -> Identity {
@@ -61,67 +39,49 @@ impl Identity {
             provider,
             expires_at,
             headers,
-            claims: ClaimsForm::Token { token, members },
+            token,
+            kept_claims,
         }
     }
 
-    /// Every verified claim.
-    pub fn claims(&self) -> Cow<'_, Claims> {
-        match &self.claims {
-            ClaimsForm::Parsed(claims) => Cow::Borrowed(claims),
-            // This payload decoded and parsed when the token verified; should it not
-            // now (it cannot), an empty claim set meets no requirement: fails closed.
-            ClaimsForm::Token { .. } => Cow::Owned(
-                self.claims_json()
-                    .and_then(|json| Claims::from_json(&json).ok())
-                    .unwrap_or_default(),
-            ),
-        }
+    /// Every verified claim, parsed again from the token.
+    pub fn claims(&self) -> Claims {
+        // This payload decoded and parsed when the token verified; should it not
+        // now (it cannot), an empty claim set meets no requirement: fails closed.
+        self.claims_json()
+            .and_then(|json| Claims::from_json(&json).ok())
+            .unwrap_or_default()
     }
 
-    /// The claims kept parsed: all of them, or those the rules read (see
-    /// [`Identity::from_token`]). A missing claim meets no requirement.
+    /// The claims kept parsed: those the rules read. A missing claim meets no
+    /// requirement.
     pub fn kept_claims(&self) -> &Claims {
-        match &self.claims {
-            ClaimsForm::Parsed(claims)
-            | ClaimsForm::Token {
-                members: claims, ..
-            } => claims,
-        }
+        &self.kept_claims
     }
 
-    /// The verified payload's JSON, when the identity keeps its token rather than
-    /// parsed claims (a frontend that needs every claim may read them straight from it).
+    /// The verified payload's JSON (a frontend that needs every claim may read
+    /// them straight from it).
     pub fn claims_json(&self) -> Option<Vec<u8>> {
-        match &self.claims {
-            ClaimsForm::Parsed(_) => None,
-            ClaimsForm::Token { token, .. } => {
-                let payload = token.split('.').nth(1)?;
-                portcullis_jose::b64::decode(payload.as_bytes())
-            }
-        }
+        let payload = self.token.split('.').nth(1)?;
+        portcullis_jose::b64::decode(payload.as_bytes())
     }
 
-    /// The token the identity keeps, if it keeps it (see [`Identity::from_token`]).
-    pub fn token(&self) -> Option<&Arc<str>> {
-        match &self.claims {
-            ClaimsForm::Parsed(_) => None,
-            ClaimsForm::Token { token, .. } => Some(token),
-        }
+    /// The verified token.
+    pub fn token(&self) -> &Arc<str> {
+        &self.token
     }
 
     /// About how many bytes of memory the identity holds (for the cache's bound),
-    /// not counting a kept token (the cache counts it as its key).
+    /// not counting the token (the cache counts it as its key).
     pub fn estimated_bytes(&self) -> usize {
         let headers: usize = self
             .headers
             .iter()
             .map(|(n, v)| n.as_str().len() + v.len() + 48)
             .sum();
-        let claims = match &self.claims {
-            ClaimsForm::Parsed(claims) => object_bytes(claims.members()),
-            ClaimsForm::Token { members, .. } if members.members().is_empty() => 0,
-            ClaimsForm::Token { members, .. } => object_bytes(members.members()),
+        let claims = match self.kept_claims.members() {
+            m if m.is_empty() => 0,
+            m => object_bytes(m),
         };
         std::mem::size_of::<Identity>() + 16 + headers + claims
     }

@@ -248,7 +248,7 @@ impl Engine {
         // The claims the rules read are kept parsed (see `kept_claims`); a request
         // with its own claim requirements may name any claim: all of them, parsed again.
         let claims = if !req.extra_claims.is_empty() {
-            Some(identity.1.claims())
+            Some(Cow::Owned(identity.1.claims()))
         } else {
             rule_reads_claims(&rule.config).then(|| Cow::Borrowed(identity.1.kept_claims()))
         };
@@ -399,7 +399,7 @@ impl Engine {
                     let kept = jwt
                         .claims
                         .retain(|claim| self.kept_claims.iter().any(|k| k == claim));
-                    let identity = Arc::new(Identity::from_token(
+                    let identity = Arc::new(Identity::new(
                         name,
                         Arc::from(token),
                         kept,
@@ -410,10 +410,7 @@ impl Engine {
                         let valid_until =
                             expires_at.map(|e| e + provider.config.clock_skew_secs as f64);
                         // One copy of the token: the key and the identity share it.
-                        let key = identity
-                            .token()
-                            .cloned()
-                            .unwrap_or_else(|| Arc::from(token));
+                        let key = identity.token().clone();
                         cache.insert(
                             key,
                             CachedToken::new(idx, generation, valid_until, identity.clone()),

@@ -8,7 +8,6 @@ use envoy_types::pb::google::protobuf::value::Kind;
 use envoy_types::pb::google::protobuf::{ListValue, NullValue, Struct, Value};
 use portcullis_policy::Identity;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::Map;
 
 /// `{provider, iss, sub, claims}` of a verified identity (`iss`/`sub` when strings).
 pub(crate) fn identity_metadata(identity: &Identity) -> Struct {
@@ -29,25 +28,28 @@ pub(crate) fn identity_metadata(identity: &Identity) -> Struct {
     Struct { fields }
 }
 
-/// The claims as a `Struct`: straight from the payload's JSON when the identity
-/// keeps its token (one pass, no intermediate map), else from the parsed claims.
+/// The claims as a `Struct`, straight from the payload's JSON (one pass, no
+/// intermediate map).
 fn claims_struct(identity: &Identity) -> Struct {
-    match identity.claims_json() {
+    identity
+        .claims_json()
+        .and_then(|json| json_object(&json))
         // The JSON verified and parsed as an object once; should it not now (it
         // cannot), the metadata names no claim rather than a wrong one.
-        Some(json) => serde_json::from_slice::<ProtoValue>(&json)
-            .ok()
-            .and_then(|v| match v.0.kind {
-                Some(Kind::StructValue(s)) => Some(s),
-                _ => None,
-            })
-            .unwrap_or_default(),
-        None => object(identity.claims().members()),
+        .unwrap_or_default()
+}
+
+/// A JSON object as a `Struct`; `None` for anything else.
+fn json_object(json: &[u8]) -> Option<Struct> {
+    match serde_json::from_slice::<ProtoValue>(json).ok()?.0.kind {
+        Some(Kind::StructValue(s)) => Some(s),
+        _ => None,
     }
 }
 
-/// A protobuf `Value` deserialized from JSON, with the same mapping as
-/// [`json_value`] (numbers become doubles).
+/// A protobuf `Value` deserialized from JSON. Numbers become doubles, as in
+/// protobuf's JSON mapping. Recursion is bounded: claims passed the JOSE layer's
+/// depth limit (and serde_json has its own).
 struct ProtoValue(Value);
 
 impl<'de> Deserialize<'de> for ProtoValue {
@@ -112,34 +114,6 @@ impl<'de> Visitor<'de> for ProtoValueVisitor {
     }
 }
 
-/// A JSON object as a `Struct`.
-pub(crate) fn object(members: &Map<String, serde_json::Value>) -> Struct {
-    Struct {
-        fields: members
-            .iter()
-            .map(|(name, value)| (name.clone(), json_value(value)))
-            .collect(),
-    }
-}
-
-/// A JSON value as a protobuf `Value`. Recursion is bounded: claims passed the
-/// JOSE layer's depth limit. Numbers become doubles, as in protobuf's JSON mapping.
-pub(crate) fn json_value(value: &serde_json::Value) -> Value {
-    kind(match value {
-        serde_json::Value::Null => Kind::NullValue(NullValue::NullValue.into()),
-        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
-        serde_json::Value::Number(n) => match n.as_f64() {
-            Some(f) => Kind::NumberValue(f),
-            None => Kind::StringValue(n.to_string()),
-        },
-        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
-        serde_json::Value::Array(items) => Kind::ListValue(ListValue {
-            values: items.iter().map(json_value).collect(),
-        }),
-        serde_json::Value::Object(members) => Kind::StructValue(object(members)),
-    })
-}
-
 fn string(s: &str) -> Value {
     kind(Kind::StringValue(s.to_owned()))
 }
@@ -154,7 +128,6 @@ mod tests {
     use std::sync::Arc;
 
     use portcullis_jose::Claims;
-    use serde_json::json;
 
     use super::*;
 
@@ -162,30 +135,39 @@ mod tests {
         string(v)
     }
 
-    /// A compact JWS carrying `payload` (the identity does not verify it again).
-    fn token_of(payload: &[u8]) -> Arc<str> {
-        Arc::from(format!(
-            "e30.{}.c2ln",
-            portcullis_jose::b64::encode(payload)
-        ))
+    /// An identity of provider `corp` for a compact JWS carrying `payload` (the
+    /// identity does not verify it again).
+    fn identity_of(payload: &[u8]) -> Identity {
+        let token = format!("e30.{}.c2ln", portcullis_jose::b64::encode(payload));
+        Identity::new(
+            Arc::from("corp"),
+            Arc::from(token),
+            Claims::default(),
+            None,
+            Vec::new(),
+        )
     }
 
     #[test]
     fn converts_every_json_kind() {
-        let v = json!({"n": null, "b": true, "i": 7, "f": 1.5, "s": "x", "a": [1, "y"], "o": {"k": [false]}});
-        let serde_json::Value::Object(members) = v else {
-            unreachable!()
-        };
-        let s = object(&members);
+        let json = br#"{"n":null,"b":true,"i":7,"neg":-7,"u":18446744073709551615,"f":1.5,"s":"x\u00e9\"\n","a":[1,"y",[],{}],"o":{"k":[false]}}"#;
+        let s = json_object(json).unwrap();
         assert_eq!(s.fields["n"].kind, Some(Kind::NullValue(0)));
         assert_eq!(s.fields["b"].kind, Some(Kind::BoolValue(true)));
         assert_eq!(s.fields["i"].kind, Some(Kind::NumberValue(7.0)));
+        assert_eq!(s.fields["neg"].kind, Some(Kind::NumberValue(-7.0)));
+        assert_eq!(s.fields["u"].kind, Some(Kind::NumberValue(u64::MAX as f64)));
         assert_eq!(s.fields["f"].kind, Some(Kind::NumberValue(1.5)));
-        assert_eq!(s.fields["s"], string("x"));
+        assert_eq!(s.fields["s"], string("x\u{e9}\"\n"));
         assert_eq!(
             s.fields["a"].kind,
             Some(Kind::ListValue(ListValue {
-                values: vec![kind(Kind::NumberValue(1.0)), string("y")]
+                values: vec![
+                    kind(Kind::NumberValue(1.0)),
+                    string("y"),
+                    kind(Kind::ListValue(ListValue { values: vec![] })),
+                    kind(Kind::StructValue(Struct::default())),
+                ]
             }))
         );
         let Some(Kind::StructValue(inner)) = &s.fields["o"].kind else {
@@ -197,63 +179,32 @@ mod tests {
                 values: vec![kind(Kind::BoolValue(false))]
             }))
         );
+        assert_eq!(json_object(b"[1]"), None);
+        assert_eq!(json_object(b"{"), None);
     }
 
     #[test]
     fn identity_has_provider_iss_sub_and_claims() {
-        let claims =
-            Claims::from_json(br#"{"iss":"https://idp","sub":"alice","groups":["dev"]}"#).unwrap();
         let json = br#"{"iss":"https://idp","sub":"alice","groups":["dev"]}"#;
-        let parsed = Identity::new(Arc::from("corp"), claims, None, Vec::new());
-        // The same identity keeping only its payload's JSON gives the same metadata.
-        let compact = Identity::from_token(
-            Arc::from("corp"),
-            token_of(json),
-            Claims::default(),
-            None,
-            Vec::new(),
-        );
-        for identity in [parsed, compact] {
-            let m = identity_metadata(&identity);
-            assert_eq!(m.fields["provider"], s("corp"));
-            assert_eq!(m.fields["iss"], s("https://idp"));
-            assert_eq!(m.fields["sub"], s("alice"));
-            let Some(Kind::StructValue(claims)) = &m.fields["claims"].kind else {
-                panic!("{m:?}")
-            };
-            assert_eq!(claims.fields.len(), 3);
-            assert_eq!(claims.fields["sub"], s("alice"));
-        }
-    }
-
-    #[test]
-    fn json_and_parsed_claims_give_the_same_struct() {
-        let json = br#"{"n":null,"b":true,"i":-7,"u":18446744073709551615,"f":1.5e300,"s":"x\u00e9\"\n","a":[1,"y",[],{}],"o":{"k":[false,{"deep":[null]}]},"iss":42,"sub":"bob"}"#;
-        let claims = Claims::from_json(json).unwrap();
-        let parsed = Identity::new(Arc::from("p"), claims, None, Vec::new());
-        let compact = Identity::from_token(
-            Arc::from("p"),
-            token_of(json),
-            Claims::default(),
-            None,
-            Vec::new(),
-        );
-        let (a, b) = (identity_metadata(&parsed), identity_metadata(&compact));
-        assert_eq!(a, b);
-        // `iss` is not a string here: not promoted, as with parsed claims.
-        assert!(!a.fields.contains_key("iss"));
-        assert_eq!(a.fields["sub"], s("bob"));
+        let identity = identity_of(json);
+        let m = identity_metadata(&identity);
+        assert_eq!(m.fields["provider"], s("corp"));
+        assert_eq!(m.fields["iss"], s("https://idp"));
+        assert_eq!(m.fields["sub"], s("alice"));
+        let Some(Kind::StructValue(claims)) = &m.fields["claims"].kind else {
+            panic!("{m:?}")
+        };
+        assert_eq!(claims.fields.len(), 3);
+        assert_eq!(claims.fields["sub"], s("alice"));
+        // `iss` that is not a string is not promoted.
+        let m = identity_metadata(&identity_of(br#"{"iss":42,"sub":"bob"}"#));
+        assert!(!m.fields.contains_key("iss"));
+        assert_eq!(m.fields["sub"], s("bob"));
     }
 
     #[test]
     fn identity_without_iss_or_sub_omits_them() {
-        let identity = Identity::new(
-            Arc::from("corp"),
-            Claims::from_json(b"{}").unwrap(),
-            None,
-            Vec::new(),
-        );
-        let m = identity_metadata(&identity);
+        let m = identity_metadata(&identity_of(b"{}"));
         assert!(!m.fields.contains_key("iss"));
         assert!(!m.fields.contains_key("sub"));
         assert_eq!(m.fields.len(), 2);

@@ -42,9 +42,11 @@ fn deny(status: u16, reason: Reason) -> Deny {
 }
 
 fn alice() -> Identity {
+    let payload = portcullis_jose::b64::encode(br#"{"iss":"https://idp","sub":"alice"}"#);
     Identity::new(
         Arc::from("corp"),
-        Claims::from_json(br#"{"iss":"https://idp","sub":"alice"}"#).unwrap(),
+        Arc::from(format!("e30.{payload}.c2ln")),
+        Claims::default(),
         None,
         Vec::new(),
     )
