@@ -21,6 +21,8 @@ mod alg;
 pub mod b64;
 mod claims;
 mod error;
+// Fuzzing entry points with fixed secrets: never in a release build.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz_logic;
 pub mod json;

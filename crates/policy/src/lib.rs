@@ -12,6 +12,8 @@ pub mod config;
 mod decision;
 mod engine;
 mod extract;
+// Fuzzing entry points with fixed secrets: never in a release build.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz_logic;
 mod keyslot;
