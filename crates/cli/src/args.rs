@@ -79,9 +79,13 @@ pub(crate) struct KeygenArgs {
     /// Key id for the JWKS [default: the RFC 7638 thumbprint].
     #[arg(long)]
     pub(crate) kid: Option<String>,
-    /// Where to write the private key (mode 0600) [default: key.pem, never overwritten].
+    /// Where to write the private key (mode 0600, written atomically) [default: key.pem].
+    /// An existing file is never replaced without --force.
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
+    /// Replace the --out file if it exists (the old key is lost).
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, clap::Args)]
