@@ -21,5 +21,5 @@ pub mod template;
 pub use config::{Config, ConfigError, parse_duration};
 pub use decision::{Allow, Decision, Deny, Identity, TokenHints, description, error_code};
 pub use engine::{CacheStats, Engine, Provider};
-pub use keyslot::{KeySlot, RefetchHook};
+pub use keyslot::{Changed, KeySlot, KeySnapshot, RefetchHook};
 pub use request::AuthRequest;
