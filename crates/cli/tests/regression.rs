@@ -4,7 +4,9 @@
 
 use std::process::{Command, Output, Stdio};
 
+use portcullis_jose::b64;
 use portcullis_test_util::TempDir;
+use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
@@ -18,6 +20,141 @@ fn portcullis(args: &[&str]) -> Output {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const ISS: &str = "https://idp.example.com";
+
+fn provider_config(jwks: &Value, extra: &str) -> String {
+    format!(
+        "providers:\n  - name: corp\n    issuer: {ISS}\n    audiences: [api]\n    jwks:\n      inline: {jwks}\n{extra}rules:\n  - name: default\n    match: {{}}\n"
+    )
+}
+
+/// Issue 10, bug 2: RFC 9864's fully specified name `Ed25519` was an unknown
+/// algorithm (header, JWK `alg`, `algorithms:`, `--alg`). It now names the same
+/// verification as `EdDSA` for an Ed25519 key, both ways; `Ed448` is refused as
+/// not supported, by name.
+#[test]
+fn regression_issue10_ed25519_is_the_fully_specified_eddsa() {
+    let dir = TempDir::new("regression-ed25519");
+    let key = dir.path().join("ed.pem");
+    let key_arg = key.to_str().unwrap();
+    let out = portcullis(&["keygen", "--alg", "Ed25519", "--out", key_arg]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let jwks: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(jwks["keys"][0]["alg"], "Ed25519");
+    assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
+    let pinned = dir.write("ed25519.json", &jwks.to_string());
+    let mut eddsa_jwks = jwks.clone();
+    eddsa_jwks["keys"][0]["alg"] = json!("EdDSA");
+    let eddsa_pinned = dir.write("eddsa.json", &eddsa_jwks.to_string());
+
+    let out = portcullis(&["jwk", key_arg, "--alg", "Ed25519"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("\"alg\": \"Ed25519\""),
+        "{}",
+        stdout(&out)
+    );
+
+    let mint = |alg: &str| {
+        let out = portcullis(&[
+            "mint", "--key", key_arg, "--alg", alg, "--iss", ISS, "--aud", "api", "--sub", "alice",
+        ]);
+        assert!(out.status.success(), "{alg}: {}", stderr(&out));
+        stdout(&out).trim().to_owned()
+    };
+    let ed25519 = mint("Ed25519");
+    let header: Value = serde_json::from_slice(
+        &b64::decode(ed25519.split('.').next().unwrap().as_bytes()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["alg"], "Ed25519");
+    let eddsa = mint("EdDSA");
+    // Either name of the token, either name of the key, either name allowed.
+    for (token, jwks) in [
+        (&ed25519, &pinned),
+        (&ed25519, &eddsa_pinned),
+        (&eddsa, &pinned),
+        (&eddsa, &eddsa_pinned),
+    ] {
+        for allowed in [None, Some("EdDSA"), Some("Ed25519")] {
+            let mut args = vec![
+                "verify",
+                "--jwks",
+                jwks.to_str().unwrap(),
+                "--issuer",
+                ISS,
+                "--audience",
+                "api",
+            ];
+            if let Some(a) = allowed {
+                args.extend(["--alg", a]);
+            }
+            args.push(token);
+            let out = portcullis(&args);
+            assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        }
+    }
+    // A provider listing `EdDSA` accepts `Ed25519` tokens, and the other way round.
+    for listed in ["EdDSA", "Ed25519"] {
+        let config = dir.write(
+            "eddsa.yaml",
+            &provider_config(&jwks, &format!("    algorithms: [{listed}]\n")),
+        );
+        for token in [&ed25519, &eddsa] {
+            let out = portcullis(&["verify", "--config", config.to_str().unwrap(), token]);
+            assert!(out.status.success(), "{listed}: {}", stderr(&out));
+        }
+    }
+    // A provider that allows only ES256 still refuses both names.
+    let out = portcullis(&[
+        "verify",
+        "--jwks",
+        pinned.to_str().unwrap(),
+        "--alg",
+        "ES256",
+        &ed25519,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
+    // Ed448: refused by name, never silently.
+    let out = portcullis(&[
+        "keygen",
+        "--alg",
+        "Ed448",
+        "--out",
+        dir.path().join("x.pem").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("\"Ed448\" is not supported"),
+        "{}",
+        stderr(&out)
+    );
+    let config = dir.write(
+        "ed448.yaml",
+        &provider_config(&jwks, "    algorithms: [Ed448]\n"),
+    );
+    let out = portcullis(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("providers[0].algorithms: algorithm \"Ed448\" is not supported"),
+        "{}",
+        stderr(&out)
+    );
+    let rest = ed25519.split_once('.').unwrap().1;
+    let forged = format!("{}.{rest}", b64::encode(br#"{"alg":"Ed448","kid":"x"}"#));
+    let out = portcullis(&["verify", "--jwks", pinned.to_str().unwrap(), &forged]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        "algorithm_not_allowed: algorithm \"Ed448\" is not supported"
+    );
 }
 
 /// Issue 10, bug 4: `keygen --out FILE` replaced an existing private key without a

@@ -32,7 +32,7 @@ mod sign;
 mod token;
 mod verify;
 
-pub use alg::{Algorithm, AlgorithmSet, Curve, Family};
+pub use alg::{Algorithm, AlgorithmSet, Curve, Family, UnsupportedAlgorithm};
 pub use claims::{Claims, DEFAULT_CLOCK_SKEW_SECS, MAX_NUMERIC_DATE, Validation};
 pub use error::{KeyError, Reason, Segment, TokenError};
 pub use jwk::{

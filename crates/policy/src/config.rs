@@ -460,15 +460,14 @@ fn validate_provider(
         Some(list) => {
             let mut set = AlgorithmSet::EMPTY;
             for a in list {
-                let alg = Algorithm::from_name(&a.value).ok_or_else(|| {
-                    cx.err(
-                        a.referenced.line(),
-                        f("algorithms"),
-                        format!(
-                            "{:?} is not one of RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA HS256 HS384 HS512 (`none` is never allowed)",
-                            a.value
-                        ),
-                    )
+                // `EdDSA` and `Ed25519` (RFC 9864) name the same verification: either allows both.
+                let alg = Algorithm::try_from_name(&a.value).map_err(|e| {
+                    let problem = if e.is_registered() || e.name == "none" {
+                        e.to_string()
+                    } else {
+                        format!("{e} (`none` is never allowed)")
+                    };
+                    cx.err(a.referenced.line(), f("algorithms"), problem)
                 })?;
                 set = set.with(alg);
             }
