@@ -3,9 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-use portcullis_jose::b64;
-use portcullis_test_util::TempDir;
+use portcullis_jose::{Algorithm, b64};
+use portcullis_test_util::{Issuer, Portcullis, TempDir};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
@@ -32,6 +33,92 @@ fn provider_config(jwks: &Value, extra: &str) -> String {
     format!(
         "providers:\n  - name: corp\n    issuer: {ISS}\n    audiences: [api]\n    jwks:\n      inline: {jwks}\n{extra}rules:\n  - name: default\n    match: {{}}\n"
     )
+}
+
+/// Issue 10, bug 1: an inline JWKS with one key of an unsupported type, curve or
+/// algorithm, or meant for encryption, refused the whole config, while `file:` and
+/// `uri:` sources ignored such a key with a warning. RFC 7517 §5: such keys are
+/// ignored. Now every source imports through one function: inline skips are
+/// `warning:` lines of `check` (and of `serve`'s log) naming file, line, key index,
+/// `kid` and why, and the other keys serve. Weak keys are still refused, and a JWKS
+/// with no usable key is still an error.
+#[test]
+fn regression_issue10_inline_jwks_skips_unusable_key() {
+    let dir = TempDir::new("regression-inline");
+    let good = Issuer::new(Algorithm::EdDSA, "good", ISS);
+    let rsa = Issuer::new(Algorithm::RS256, "rsa", ISS).jwk();
+    let ed448 = json!({"kty": "OKP", "crv": "Ed448", "kid": "ed448",
+                       "x": b64::encode(&[9u8; 57])});
+    let k1 = json!({"kty": "EC", "crv": "secp256k1", "kid": "k1",
+                    "x": b64::encode(&[1u8; 32]), "y": b64::encode(&[2u8; 32])});
+    let enc = json!({"kty": "RSA", "kid": "enc", "use": "enc", "n": rsa["n"], "e": rsa["e"]});
+    let jwks = json!({"keys": [good.jwk(), ed448, k1, enc]});
+    let text = provider_config(&jwks, "");
+    let file = dir.write("inline.yaml", &text);
+    let file_arg = file.to_str().unwrap();
+
+    let out = portcullis(&["check", "--config", file_arg]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(stdout(&out).contains(": ok"), "{}", stdout(&out));
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(warnings.len(), 3, "{err}");
+    let line = text.lines().position(|l| l.contains("inline:")).unwrap() + 1;
+    for (i, (kid, why)) in [
+        ("ed448", "unsupported curve: \"Ed448\""),
+        ("k1", "unsupported curve: \"secp256k1\""),
+        ("enc", "key is not meant for signatures (use)"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let want = format!(
+            "warning: {file_arg}:{line}: providers[0].jwks.inline.keys[{}]: key (kid {kid:?}) ignored: {why}",
+            i + 1
+        );
+        assert_eq!(warnings[i], want, "{err}");
+    }
+
+    // The usable key serves; the skipped ones are named in the log.
+    let p = Portcullis::start(BIN, &text);
+    p.wait_ready(Duration::from_secs(10));
+    let token = good.mint(json!({"sub": "alice", "aud": "api"}));
+    let r = p.verify(&[("authorization", &format!("Bearer {token}"))]);
+    assert_eq!(r.status, 200, "{}", p.log());
+    let log = p.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("warning: ") && l.contains("kid \\\"ed448\\\"")),
+        "{log}"
+    );
+
+    // A weak key is still the config's mistake: refused, naming the key.
+    let weak = json!({"kty": "oct", "kid": "short", "k": b64::encode(b"short")});
+    let file = dir.write(
+        "weak.yaml",
+        &provider_config(&json!({"keys": [good.jwk(), weak]}), ""),
+    );
+    let out = portcullis(&["check", "--config", file.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("providers[0].jwks.inline.keys[1]: key too weak"),
+        "{err}"
+    );
+
+    // No usable key at all is still an error.
+    let file = dir.write(
+        "none.yaml",
+        &provider_config(&json!({"keys": [jwks["keys"][1], jwks["keys"][3]]}), ""),
+    );
+    let out = portcullis(&["check", "--config", file.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("providers[0].jwks.inline: holds no usable key"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 /// Issue 10, bug 2: RFC 9864's fully specified name `Ed25519` was an unknown

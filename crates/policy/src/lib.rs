@@ -18,7 +18,7 @@ pub mod matcher;
 mod request;
 pub mod template;
 
-pub use config::{Config, ConfigError, parse_duration};
+pub use config::{Config, ConfigError, ConfigWarning, parse_duration};
 pub use decision::{Allow, Decision, Deny, Identity, TokenHints, description, error_code};
 pub use engine::{CacheStats, Engine, Provider};
 pub use keyslot::{Changed, KeySlot, KeySnapshot, RefetchHook};
