@@ -121,7 +121,7 @@ fn log(decision: &Decision, req: &AuthRequest<'_>, frontend: &'static str) {
         // One line per deny: rule, provider, reason; never the token (at most kid, iss, sub).
         Decision::Deny(d) => tracing::warn!(
             frontend,
-            status = d.status,
+            status = d.status(),
             reason = d.reason.as_str(),
             rule = d.rule.as_deref(),
             provider = d.provider.as_deref(),

@@ -2,78 +2,59 @@
 
 use std::fmt;
 
-/// The stable reason codes of the contract: used in responses, logs and metrics.
+/// Why a token failed, as a reason code: the token core's share of the contract's
+/// reason codes (the request-level ones, `token_missing`, `claim_mismatch`,
+/// `scope_missing`, `no_rule`, `request_invalid`, belong to the policy layer).
 #[derive(Clone, Copy, Debug, Eq, Hash, PartialEq, PartialOrd, Ord)]
 #[non_exhaustive]
-pub enum Reason {
+pub enum TokenReason {
     /// The header's `alg` is not allowed for the provider or for the key.
     AlgorithmNotAllowed,
     /// The token's `aud` holds none of the configured audiences.
     AudienceMismatch,
-    /// A required claim does not hold one of the required values.
-    ClaimMismatch,
     /// The token's `iss` differs from the configured issuer.
     IssuerMismatch,
     /// No key of the key set fits the token (`kid` unknown or no key of the family).
     KeyNotFound,
-    /// No rule matched the request.
-    NoRule,
-    /// The request itself is unusable: the proxy's description of the original
-    /// request is contradictory, or an ext_authz request lacks its HTTP attributes.
-    RequestInvalid,
-    /// A required scope is missing.
-    ScopeMissing,
     /// The signature does not verify.
     SignatureInvalid,
     /// `exp` is in the past (beyond the clock skew).
     TokenExpired,
     /// The token is not well formed (encoding, JSON, header or claim types).
     TokenMalformed,
-    /// No token where one is required.
-    TokenMissing,
     /// `nbf` is in the future (beyond the clock skew).
     TokenNotYetValid,
 }
 
-impl Reason {
-    /// Every reason code: the contract's, in its order, then our additions.
-    pub const ALL: [Reason; 13] = [
-        Reason::TokenMissing,
-        Reason::TokenMalformed,
-        Reason::SignatureInvalid,
-        Reason::AlgorithmNotAllowed,
-        Reason::KeyNotFound,
-        Reason::IssuerMismatch,
-        Reason::AudienceMismatch,
-        Reason::TokenExpired,
-        Reason::TokenNotYetValid,
-        Reason::ClaimMismatch,
-        Reason::ScopeMissing,
-        Reason::NoRule,
-        Reason::RequestInvalid,
+impl TokenReason {
+    /// Every token reason code.
+    pub const ALL: [TokenReason; 8] = [
+        TokenReason::TokenMalformed,
+        TokenReason::SignatureInvalid,
+        TokenReason::AlgorithmNotAllowed,
+        TokenReason::KeyNotFound,
+        TokenReason::IssuerMismatch,
+        TokenReason::AudienceMismatch,
+        TokenReason::TokenExpired,
+        TokenReason::TokenNotYetValid,
     ];
 
     /// The wire name of the reason code (`token_expired`, ...).
     pub const fn as_str(self) -> &'static str {
         match self {
-            Reason::AlgorithmNotAllowed => "algorithm_not_allowed",
-            Reason::AudienceMismatch => "audience_mismatch",
-            Reason::ClaimMismatch => "claim_mismatch",
-            Reason::IssuerMismatch => "issuer_mismatch",
-            Reason::KeyNotFound => "key_not_found",
-            Reason::NoRule => "no_rule",
-            Reason::RequestInvalid => "request_invalid",
-            Reason::ScopeMissing => "scope_missing",
-            Reason::SignatureInvalid => "signature_invalid",
-            Reason::TokenExpired => "token_expired",
-            Reason::TokenMalformed => "token_malformed",
-            Reason::TokenMissing => "token_missing",
-            Reason::TokenNotYetValid => "token_not_yet_valid",
+            TokenReason::AlgorithmNotAllowed => "algorithm_not_allowed",
+            TokenReason::AudienceMismatch => "audience_mismatch",
+            TokenReason::IssuerMismatch => "issuer_mismatch",
+            TokenReason::KeyNotFound => "key_not_found",
+            TokenReason::SignatureInvalid => "signature_invalid",
+            TokenReason::TokenExpired => "token_expired",
+            TokenReason::TokenMalformed => "token_malformed",
+            TokenReason::TokenNotYetValid => "token_not_yet_valid",
         }
     }
 }
 
-impl fmt::Display for Reason {
+impl fmt::Display for TokenReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -100,7 +81,7 @@ impl fmt::Display for Segment {
     }
 }
 
-/// Why a token was rejected. Each variant maps to exactly one [`Reason`].
+/// Why a token was rejected. Each variant maps to exactly one [`TokenReason`].
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenError {
@@ -207,17 +188,17 @@ pub enum TokenError {
 
 impl TokenError {
     /// The contract's reason code for this error.
-    pub const fn reason(&self) -> Reason {
+    pub const fn reason(&self) -> TokenReason {
         match self {
             TokenError::AlgorithmNotAllowed { .. } | TokenError::UnsupportedAlgorithm { .. } => {
-                Reason::AlgorithmNotAllowed
+                TokenReason::AlgorithmNotAllowed
             }
-            TokenError::AudienceMismatch => Reason::AudienceMismatch,
-            TokenError::Expired { .. } => Reason::TokenExpired,
-            TokenError::IssuerMismatch => Reason::IssuerMismatch,
-            TokenError::KeyNotFound { .. } => Reason::KeyNotFound,
-            TokenError::NotYetValid { .. } => Reason::TokenNotYetValid,
-            TokenError::SignatureInvalid => Reason::SignatureInvalid,
+            TokenError::AudienceMismatch => TokenReason::AudienceMismatch,
+            TokenError::Expired { .. } => TokenReason::TokenExpired,
+            TokenError::IssuerMismatch => TokenReason::IssuerMismatch,
+            TokenError::KeyNotFound { .. } => TokenReason::KeyNotFound,
+            TokenError::NotYetValid { .. } => TokenReason::TokenNotYetValid,
+            TokenError::SignatureInvalid => TokenReason::SignatureInvalid,
             TokenError::InvalidBase64 { .. }
             | TokenError::InvalidClaim { .. }
             | TokenError::InvalidJson { .. }
@@ -226,7 +207,7 @@ impl TokenError {
             | TokenError::SegmentCount
             | TokenError::TooLarge { .. }
             | TokenError::TypeMismatch { .. }
-            | TokenError::UnsupportedHeader { .. } => Reason::TokenMalformed,
+            | TokenError::UnsupportedHeader { .. } => TokenReason::TokenMalformed,
         }
     }
 }
@@ -317,11 +298,10 @@ mod tests {
 
     #[test]
     fn reason_codes_are_the_contracts() {
-        let names: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        let names: Vec<&str> = TokenReason::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(
             names,
             [
-                "token_missing",
                 "token_malformed",
                 "signature_invalid",
                 "algorithm_not_allowed",
@@ -330,10 +310,6 @@ mod tests {
                 "audience_mismatch",
                 "token_expired",
                 "token_not_yet_valid",
-                "claim_mismatch",
-                "scope_missing",
-                "no_rule",
-                "request_invalid"
             ]
         );
     }

@@ -37,7 +37,7 @@ mod verify;
 
 pub use alg::{Algorithm, AlgorithmSet, Curve, Family, UnsupportedAlgorithm};
 pub use claims::{Claims, DEFAULT_CLOCK_SKEW_SECS, MAX_NUMERIC_DATE, Validation};
-pub use error::{KeyError, Reason, Segment, TokenError};
+pub use error::{KeyError, Segment, TokenError, TokenReason};
 pub use import::{ImportedKeys, KeyFormat, Secrets, SkipReason, SkippedKey, import_keys};
 pub use jwk::{
     MAX_JWKS_BYTES, MAX_JWKS_KEYS, RejectedKey, key_set_from_json, key_set_from_jwks,

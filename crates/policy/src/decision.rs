@@ -3,7 +3,11 @@
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
-use portcullis_jose::{Claims, Reason};
+use portcullis_jose::Claims;
+
+mod reason;
+
+pub use reason::{DenyReason, DenyStatus};
 
 /// Who the caller is, once a token verified.
 ///
@@ -133,13 +137,14 @@ pub struct Allow {
     pub cache_max_age: Option<u64>,
 }
 
-/// Deny the request.
+/// Deny the request. Its status is derived from its reason (and a redirect), never
+/// stored beside it.
 #[derive(Debug)]
 pub struct Deny {
-    /// 401 or 403.
-    pub status: u16,
     /// The stable reason code.
-    pub reason: Reason,
+    pub reason: DenyReason,
+    /// Where a browser is sent instead (`Location`, a 302): the login flow.
+    pub redirect: Option<String>,
     /// The rule that matched, if any.
     pub rule: Option<Arc<str>>,
     /// The provider whose check failed, if any.
@@ -175,7 +180,7 @@ pub enum Decision {
 
 impl Decision {
     /// The reason code, or `None` for an allow.
-    pub fn reason(&self) -> Option<Reason> {
+    pub fn reason(&self) -> Option<DenyReason> {
         match self {
             Decision::Allow(_) => None,
             Decision::Deny(d) => Some(d.reason),
@@ -186,7 +191,7 @@ impl Decision {
     pub fn status(&self) -> u16 {
         match self {
             Decision::Allow(_) => 200,
-            Decision::Deny(d) => d.status,
+            Decision::Deny(d) => d.status(),
         }
     }
 }
@@ -197,9 +202,14 @@ impl Deny {
     /// HTTP attributes). Frontends whose proxy turns a 400 into a 500 (NGINX
     /// `auth_request`) answer 403 instead. `detail` is for logs.
     pub fn request_invalid(detail: String) -> Deny {
+        Deny::new(DenyReason::RequestInvalid, detail)
+    }
+
+    /// A deny for `reason`; `detail` is for logs only.
+    pub fn new(reason: DenyReason, detail: String) -> Deny {
         Deny {
-            status: 400,
-            reason: Reason::RequestInvalid,
+            reason,
+            redirect: None,
             rule: None,
             provider: None,
             detail,
@@ -208,14 +218,22 @@ impl Deny {
         }
     }
 
+    /// The HTTP status: 302 with a redirect, else the reason's.
+    pub fn status(&self) -> u16 {
+        match self.redirect {
+            Some(_) => 302,
+            None => self.reason.status().code(),
+        }
+    }
+
     /// The `WWW-Authenticate` value for this deny, if any (RFC 6750 §3).
     pub fn www_authenticate(&self) -> Option<String> {
         match self.reason {
-            Reason::TokenMissing => Some(r#"Bearer realm="portcullis""#.to_owned()),
-            Reason::ScopeMissing => Some(r#"Bearer error="insufficient_scope""#.to_owned()),
-            r if self.status == 401 => Some(format!(
+            DenyReason::TokenMissing => Some(r#"Bearer realm="portcullis""#.to_owned()),
+            DenyReason::ScopeMissing => Some(r#"Bearer error="insufficient_scope""#.to_owned()),
+            r if r.status() == DenyStatus::Unauthorized => Some(format!(
                 r#"Bearer realm="portcullis", error="invalid_token", error_description="{}""#,
-                description(r)
+                r.description()
             )),
             _ => None,
         }
@@ -225,39 +243,8 @@ impl Deny {
     pub fn body(&self) -> String {
         format!(
             r#"{{"error":"{}","reason":"{}"}}"#,
-            error_code(self.reason),
+            self.reason.error_code(),
             self.reason.as_str()
         )
-    }
-}
-
-/// OAuth-style error code of a reason (RFC 6750 §3.1).
-pub fn error_code(reason: Reason) -> &'static str {
-    match reason {
-        Reason::TokenMissing => "unauthorized",
-        Reason::ScopeMissing => "insufficient_scope",
-        Reason::ClaimMismatch | Reason::NoRule => "access_denied",
-        Reason::RequestInvalid => "invalid_request",
-        _ => "invalid_token",
-    }
-}
-
-/// A fixed, human description of a reason: never data from the token.
-pub fn description(reason: Reason) -> &'static str {
-    match reason {
-        Reason::AlgorithmNotAllowed => "the token's algorithm is not allowed",
-        Reason::AudienceMismatch => "the token is not meant for this audience",
-        Reason::ClaimMismatch => "a required claim does not match",
-        Reason::IssuerMismatch => "the token's issuer is not trusted",
-        Reason::KeyNotFound => "no key is known for the token",
-        Reason::NoRule => "no rule allows this request",
-        Reason::RequestInvalid => "the request is contradictory or incomplete",
-        Reason::ScopeMissing => "a required scope is missing",
-        Reason::SignatureInvalid => "the signature is invalid",
-        Reason::TokenExpired => "the token has expired",
-        Reason::TokenMalformed => "the token is malformed",
-        Reason::TokenMissing => "a bearer token is required",
-        Reason::TokenNotYetValid => "the token is not valid yet",
-        _ => "the token was rejected",
     }
 }

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::{HeaderName, HeaderValue};
-use portcullis_jose::{
-    Claims, Reason, Rejected, TokenError, Validation, b64, verify_jwt_explained,
-};
+use portcullis_jose::{Claims, Rejected, TokenError, Validation, b64, verify_jwt_explained};
 use serde_json::Value;
 
 use crate::cache::{CachedToken, TokenCache};
@@ -16,7 +14,7 @@ use crate::canonical::{canonical_host, canonical_path};
 use crate::config::{
     Access, Config, Limits, ProviderConfig, RequestReading, RuleConfig, TokenLocation,
 };
-use crate::decision::{Allow, Decision, Deny, Identity, TokenHints};
+use crate::decision::{Allow, Decision, Deny, DenyReason, Identity, TokenHints};
 use crate::extract::{Found, find};
 use crate::keyslot::{KeySlot, KeySnapshot};
 use crate::request::AuthRequest;
@@ -224,8 +222,7 @@ impl Engine {
         };
         let Some(rule) = rule else {
             return Decision::Deny(deny(
-                403,
-                Reason::NoRule,
+                DenyReason::NoRule,
                 None,
                 None,
                 match req.rule {
@@ -248,8 +245,7 @@ impl Engine {
             }
             Access::Deny => {
                 return Decision::Deny(deny(
-                    403,
-                    Reason::NoRule,
+                    DenyReason::NoRule,
                     Some(&rule.name),
                     None,
                     "the rule denies".to_owned(),
@@ -308,8 +304,7 @@ impl Engine {
                     Found::Absent => {}
                     Found::Malformed(why) => {
                         return Err(boxed(
-                            401,
-                            Reason::TokenMalformed,
+                            DenyReason::TokenMalformed,
                             Some(&rule.name),
                             Some(&provider.name),
                             why.to_owned(),
@@ -319,8 +314,7 @@ impl Engine {
                         match &token {
                             Some(existing) if *existing != t => {
                                 return Err(boxed(
-                                    401,
-                                    Reason::TokenMalformed,
+                                    DenyReason::TokenMalformed,
                                     Some(&rule.name),
                                     None,
                                     "two different tokens in one request".to_owned(),
@@ -342,8 +336,7 @@ impl Engine {
         match token {
             Some(t) => Ok((t, candidates, location)),
             None => Err(boxed(
-                401,
-                Reason::TokenMissing,
+                DenyReason::TokenMissing,
                 Some(&rule.name),
                 None,
                 "no token in the request".to_owned(),
@@ -412,8 +405,7 @@ impl Engine {
         }
         Err(first_error.unwrap_or_else(|| {
             boxed(
-                401,
-                Reason::KeyNotFound,
+                DenyReason::KeyNotFound,
                 Some(&rule.name),
                 None,
                 "no provider".to_owned(),
@@ -435,8 +427,7 @@ impl Engine {
         let provider = &self.providers[idx];
         let Some(keys) = snapshot.keys() else {
             return Err(boxed(
-                401,
-                Reason::KeyNotFound,
+                DenyReason::KeyNotFound,
                 Some(&rule.name),
                 Some(&provider.name),
                 "the provider has no keys yet".to_owned(),
@@ -471,8 +462,7 @@ impl Engine {
             }
             Err(Rejected { error: e, signed }) => {
                 let mut d = boxed(
-                    401,
-                    e.reason(),
+                    DenyReason::from(&e),
                     Some(&rule.name),
                     Some(&provider.name),
                     e.to_string(),
@@ -625,31 +615,24 @@ fn render_headers(
 }
 
 fn deny(
-    status: u16,
-    reason: Reason,
+    reason: DenyReason,
     rule: Option<&Arc<str>>,
     provider: Option<&Arc<str>>,
     detail: String,
 ) -> Deny {
-    Deny {
-        status,
-        reason,
-        rule: rule.cloned(),
-        provider: provider.cloned(),
-        detail,
-        token_hints: TokenHints::default(),
-        refetch_started: None,
-    }
+    let mut d = Deny::new(reason, detail);
+    d.rule = rule.cloned();
+    d.provider = provider.cloned();
+    d
 }
 
 fn boxed(
-    status: u16,
-    reason: Reason,
+    reason: DenyReason,
     rule: Option<&Arc<str>>,
     provider: Option<&Arc<str>>,
     detail: String,
 ) -> Box<Deny> {
-    Box::new(deny(status, reason, rule, provider, detail))
+    Box::new(deny(reason, rule, provider, detail))
 }
 
 /// Whether `rule` reads the token's claims beyond what the identity holds ready
@@ -705,8 +688,7 @@ fn authorize(rule: &Rule, req: &AuthRequest<'_>, claims: &Claims) -> Result<(), 
             accepted.iter().any(|a| value_eq(v, a))
         }) {
             return Err(boxed(
-                403,
-                Reason::ClaimMismatch,
+                DenyReason::ClaimMismatch,
                 Some(&rule.name),
                 None,
                 format!("claim {path:?} does not match"),
@@ -725,8 +707,7 @@ fn authorize(rule: &Rule, req: &AuthRequest<'_>, claims: &Claims) -> Result<(), 
         });
         if !ok {
             return Err(boxed(
-                403,
-                Reason::ClaimMismatch,
+                DenyReason::ClaimMismatch,
                 Some(&rule.name),
                 None,
                 format!("claim {name:?} does not match the request's requirement"),
@@ -742,8 +723,7 @@ fn authorize(rule: &Rule, req: &AuthRequest<'_>, claims: &Claims) -> Result<(), 
             .find(|s| !granted.contains(&s.as_str()))
         {
             return Err(boxed(
-                403,
-                Reason::ScopeMissing,
+                DenyReason::ScopeMissing,
                 Some(&rule.name),
                 None,
                 format!("scope {missing:?} missing"),

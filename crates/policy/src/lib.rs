@@ -22,7 +22,7 @@ mod request;
 pub mod template;
 
 pub use config::{Config, ConfigError, ConfigWarning, RequestReading, parse_duration};
-pub use decision::{Allow, Decision, Deny, Identity, TokenHints, description, error_code};
+pub use decision::{Allow, Decision, Deny, DenyReason, DenyStatus, Identity, TokenHints};
 pub use engine::{CacheStats, Engine, Provider};
 pub use keyslot::{Changed, KeySlot, KeySnapshot, RefetchHook};
 pub use request::AuthRequest;

@@ -9,8 +9,7 @@ use envoy_types::pb::envoy::service::auth::v3::{
 };
 use envoy_types::pb::envoy::r#type::v3::{HttpStatus, StatusCode as HttpStatusCode};
 use envoy_types::pb::google::rpc::Status;
-use portcullis_jose::Reason;
-use portcullis_policy::{Allow, Decision, Deny};
+use portcullis_policy::{Allow, Decision, Deny, DenyStatus};
 
 use crate::metadata::identity_metadata;
 
@@ -61,19 +60,21 @@ pub(crate) fn allowed(allow: &Allow) -> CheckResponse {
     }
 }
 
-/// UNAUTHENTICATED for 401, PERMISSION_DENIED otherwise, with the HTTP answer
-/// Envoy sends to the client.
+/// INVALID_ARGUMENT for a request that cannot be read, UNAUTHENTICATED for 401,
+/// PERMISSION_DENIED otherwise, with the HTTP answer Envoy sends to the client
+/// (302 and `Location` for a login redirect).
 pub(crate) fn denied(deny: &Deny) -> CheckResponse {
-    let code = match (deny.status, deny.reason) {
-        (_, Reason::RequestInvalid) => RpcCode::InvalidArgument,
-        (401, _) => RpcCode::Unauthenticated,
-        _ => RpcCode::PermissionDenied,
+    let code = match deny.reason.status() {
+        DenyStatus::BadRequest => RpcCode::InvalidArgument,
+        DenyStatus::Unauthorized => RpcCode::Unauthenticated,
+        DenyStatus::Forbidden => RpcCode::PermissionDenied,
     };
     denied_with(
         code,
         deny.reason.as_str(),
-        deny.status,
+        deny.status(),
         deny.www_authenticate().as_deref(),
+        deny.redirect.as_deref(),
         deny.body(),
     )
 }
@@ -83,6 +84,7 @@ fn denied_with(
     message: &str,
     http_status: u16,
     www_authenticate: Option<&str>,
+    location: Option<&str>,
     body: String,
 ) -> CheckResponse {
     // Anything Envoy's StatusCode enum lacks (never produced by the engine) becomes 403.
@@ -90,9 +92,12 @@ fn denied_with(
         .ok()
         .filter(|c| *c != HttpStatusCode::Empty)
         .unwrap_or(HttpStatusCode::Forbidden);
-    let mut headers = Vec::with_capacity(2);
+    let mut headers = Vec::with_capacity(3);
     if let Some(value) = www_authenticate {
         headers.push(overwrite("www-authenticate", value.as_bytes()));
+    }
+    if let Some(value) = location {
+        headers.push(overwrite("location", value.as_bytes()));
     }
     headers.push(overwrite("content-type", b"application/json"));
     CheckResponse {

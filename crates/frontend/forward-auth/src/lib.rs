@@ -11,11 +11,11 @@ pub mod fuzz_logic;
 mod original;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use portcullis_decider::Decider;
-use portcullis_policy::{AuthRequest, Decision, Deny};
+use portcullis_policy::{AuthRequest, Decision, Deny, DenyStatus};
 
 pub use original::{
     Conflict, InvalidOriginal, OriginalRequest, Via, nginx_may_be_asking, original_request,
@@ -57,9 +57,9 @@ pub async fn handle<B>(decider: &Decider, req: &Request<B>) -> Response<Full<Byt
     render(&decision, req.method() == Method::HEAD, nginx)
 }
 
-/// Renders a decision: 200 with identity headers, or 400, 401 or 403 with
-/// `WWW-Authenticate` and the JSON body. When NGINX may be asking (`nginx`), only
-/// 401 and 403: NGINX turns any other status into a 500.
+/// Renders a decision: 200 with identity headers, or 302 (a login redirect), 400,
+/// 401 or 403 with `WWW-Authenticate` and the JSON body. When NGINX may be asking
+/// (`nginx`), only 401 and 403: NGINX turns any other status into a 500.
 pub fn render(decision: &Decision, head: bool, nginx: bool) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::new()));
     match decision {
@@ -84,12 +84,24 @@ pub fn render(decision: &Decision, head: bool, nginx: bool) -> Response<Full<Byt
             }
         }
         Decision::Deny(deny) => {
-            *response.status_mut() = match deny.status {
-                401 => StatusCode::UNAUTHORIZED,
-                400 if !nginx => StatusCode::BAD_REQUEST,
+            *response.status_mut() = match (&deny.redirect, deny.reason.status()) {
+                // auth_request passes only 401 and 403: NGINX redirects with
+                // `error_page 401` itself (ingress-nginx `auth-signin`).
+                (Some(_), DenyStatus::Unauthorized) if nginx => StatusCode::UNAUTHORIZED,
+                (Some(_), _) if !nginx => StatusCode::FOUND,
+                (_, DenyStatus::Unauthorized) => StatusCode::UNAUTHORIZED,
+                (_, DenyStatus::BadRequest) if !nginx => StatusCode::BAD_REQUEST,
                 _ => StatusCode::FORBIDDEN,
             };
             let headers = response.headers_mut();
+            if !nginx
+                && let Some(location) = deny
+                    .redirect
+                    .as_deref()
+                    .and_then(|l| HeaderValue::from_str(l).ok())
+            {
+                headers.insert(LOCATION, location);
+            }
             if let Some(v) = deny
                 .www_authenticate()
                 .and_then(|v| HeaderValue::from_str(&v).ok())

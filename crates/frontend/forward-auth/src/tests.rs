@@ -323,3 +323,24 @@ fn request_invalid_status_depends_on_the_proxy() {
     );
     assert_eq!(render(&deny, false, true).status(), StatusCode::FORBIDDEN);
 }
+
+/// A deny with a redirect (login) is a 302 with `Location`, except when NGINX may be
+/// asking: `auth_request` passes only 401 and 403, and NGINX redirects itself.
+#[test]
+fn a_redirect_is_a_302_except_behind_nginx() {
+    let mut deny = Deny::new(
+        portcullis_policy::DenyReason::TokenMissing,
+        "test".to_owned(),
+    );
+    deny.redirect = Some("https://auth.test/oauth2/start?rd=x".to_owned());
+    let deny = Decision::Deny(deny);
+    let r = render(&deny, false, false);
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(
+        r.headers().get(http::header::LOCATION).unwrap(),
+        "https://auth.test/oauth2/start?rd=x"
+    );
+    let r = render(&deny, false, true);
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers().get(http::header::LOCATION).is_none());
+}

@@ -2,8 +2,9 @@ use std::sync::Arc;
 
 use envoy_types::pb::google::protobuf::value::Kind;
 use http::{HeaderName, HeaderValue as HttpHeaderValue};
-use portcullis_jose::{Claims, Reason};
-use portcullis_policy::{Identity, TokenHints};
+use portcullis_jose::Claims;
+use portcullis_policy::DenyReason as Reason;
+use portcullis_policy::Identity;
 
 use super::*;
 
@@ -29,16 +30,11 @@ fn allow(
     }
 }
 
+/// A deny for `reason`, whose status (derived from the reason) must be `status`.
 fn deny(status: u16, reason: Reason) -> Deny {
-    Deny {
-        status,
-        reason,
-        rule: None,
-        provider: None,
-        detail: "for logs only".to_owned(),
-        token_hints: TokenHints::default(),
-        refetch_started: None,
-    }
+    let d = Deny::new(reason, "for logs only".to_owned());
+    assert_eq!(d.status(), status, "{reason}");
+    d
 }
 
 fn alice() -> Identity {
@@ -220,12 +216,21 @@ fn denies_unreadable_check_request_with_400() {
     );
 }
 
+/// A deny with a redirect (the login flow) is a 302 with `Location`; its gRPC code
+/// stays the reason's.
 #[test]
-fn denies_with_403_for_a_status_envoy_cannot_express() {
-    let r = denied(&deny(0, Reason::NoRule));
+fn denies_with_a_redirect_as_302_and_location() {
+    let mut d = deny(401, Reason::TokenMissing);
+    d.redirect = Some("https://auth.test/oauth2/start?rd=https%3A%2F%2Fapp.test%2F".to_owned());
+    let r = denied(&d);
     assert_eq!(
         r.status.as_ref().unwrap().code,
-        RpcCode::PermissionDenied as i32
+        RpcCode::Unauthenticated as i32
     );
-    assert_eq!(denied_part(&r).status.as_ref().unwrap().code, 403);
+    let part = denied_part(&r);
+    assert_eq!(part.status.as_ref().unwrap().code, 302);
+    assert!(header_pairs(&part.headers).contains(&(
+        "location",
+        "https://auth.test/oauth2/start?rd=https%3A%2F%2Fapp.test%2F"
+    )));
 }
