@@ -1,0 +1,690 @@
+//! The raw-request confusion suite (issue 10): confusing requests sent as exact bytes
+//! through a real proxy in front of Portcullis, an upstream that records exactly what
+//! reached it, and a checker that reads each recorded request the strictest way an
+//! upstream might.
+//!
+//! - [`RecordingUpstream`]: a raw TCP server that keeps, per request, the request line
+//!   (the raw target bytes) and every header as received (original case, duplicates
+//!   kept), and answers 200. Each probe carries `X-Probe-Id: N`, so what the upstream
+//!   got is matched to what was sent; a probe with no record did not reach it.
+//! - [`send_raw`]: writes bytes as they are (no client-side normalization) and reads
+//!   the response status.
+//! - [`corpus`]: hundreds of probes from the classes of issue 10 and the peers'
+//!   advisories, plus positive controls (an admin token reaches `/admin/x` with the
+//!   identity header set; `/public/x` reaches without a token; a developer token is
+//!   denied at `/admin/x`), so a deny-everything set-up cannot pass.
+//! - [`Confusion::run`]: sends every probe, checks every record and prints a table per
+//!   class; [`Outcome::finish`] panics with every failure (proxy, class, request bytes,
+//!   what the upstream got) and the logs.
+
+mod corpus;
+mod strict;
+
+pub use corpus::{Check, Credential, Probe, Tokens, corpus};
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+pub(crate) use crate::matrix::{
+    ANONYMOUS_HOST, RESTRICTED_HOST, SPOOFED_USER as SPOOFED, SUBJECT, USER_HEADER,
+};
+use crate::{MatrixEnv, ProxyUnderTest};
+
+/// One request as the upstream received it.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// The request line, without CRLF.
+    pub request_line: Vec<u8>,
+    /// Every header line split at the first `:` (name as sent, value trimmed), in order.
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Received {
+    /// The raw request target (the request line's second field).
+    pub fn target(&self) -> &[u8] {
+        let line = &self.request_line;
+        let start = line.iter().position(|&b| b == b' ').map_or(0, |i| i + 1);
+        let end = line
+            .iter()
+            .rposition(|&b| b == b' ')
+            .filter(|&e| e > start)
+            .unwrap_or(line.len());
+        &line[start..end]
+    }
+
+    /// Values of the headers named exactly `name` (any case).
+    pub fn values(&self, name: &str) -> Vec<&[u8]> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v.as_slice())
+            .collect()
+    }
+
+    /// Values of every header that some upstream reads as `name` (`_` for `-`, any case).
+    pub fn spellings(&self, name: &str) -> Vec<&[u8]> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| strict::is_spelling_of(n, name))
+            .map(|(_, v)| v.as_slice())
+            .collect()
+    }
+
+    /// The `X-Probe-Id` values.
+    pub fn probe_ids(&self) -> Vec<usize> {
+        self.values("x-probe-id")
+            .iter()
+            .filter_map(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
+            .collect()
+    }
+
+    /// One line: request line and headers, escaped.
+    pub fn describe(&self) -> String {
+        let mut out = escape(&self.request_line);
+        for (n, v) in &self.headers {
+            let _ = write!(out, " | {}: {}", escape(n), escape(v));
+        }
+        out
+    }
+}
+
+/// A raw HTTP/1.1 upstream on 127.0.0.1 recording every request (keep-alive, bodies by
+/// `Content-Length` or chunked), answering 200 with `{"path": target, "headers": {}}`
+/// (the shape [`ProxyUnderTest::wait_routed`] looks for).
+#[derive(Debug)]
+pub struct RecordingUpstream {
+    /// Its port.
+    pub port: u16,
+    seen: Arc<Mutex<Vec<Received>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl RecordingUpstream {
+    /// Starts it on a free loopback port.
+    pub fn start() -> RecordingUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen2, stop2) = (seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop2.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let seen = seen2.clone();
+                std::thread::spawn(move || serve(stream, &seen));
+            }
+        });
+        RecordingUpstream { port, seen, stop }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn authority(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for RecordingUpstream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Reads until `buf` holds at least `n` bytes; false on EOF or error.
+fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, n: usize) -> bool {
+    let mut chunk = [0u8; 8192];
+    while buf.len() < n {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+        }
+    }
+    true
+}
+
+/// Reads once more into `buf`; false on EOF or error.
+fn more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+    let n = buf.len() + 1;
+    fill(stream, buf, n)
+}
+
+fn serve(mut stream: TcpStream, seen: &Mutex<Vec<Received>>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut buf = Vec::new();
+    loop {
+        let head_end = loop {
+            if let Some(i) = find(&buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            if buf.len() > 1 << 20 || !more(&mut stream, &mut buf) {
+                return;
+            }
+        };
+        let head: Vec<u8> = buf.drain(..head_end).collect();
+        let mut lines = head[..head.len() - 4]
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+        let request_line = lines.next().unwrap_or_default().to_vec();
+        let headers: Vec<(Vec<u8>, Vec<u8>)> = lines
+            .map(|l| match l.iter().position(|&b| b == b':') {
+                Some(i) => (l[..i].to_vec(), trim_ows(&l[i + 1..]).to_vec()),
+                None => (l.to_vec(), Vec::new()),
+            })
+            .collect();
+        let r = Received {
+            request_line,
+            headers,
+        };
+        // Skip the body, if any.
+        let length = r
+            .values("content-length")
+            .first()
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok());
+        let chunked = r
+            .values("transfer-encoding")
+            .iter()
+            .any(|v| v.to_ascii_lowercase().ends_with(b"chunked"));
+        if chunked {
+            loop {
+                let Some(i) = find(&buf, b"\r\n") else {
+                    if !more(&mut stream, &mut buf) {
+                        return;
+                    }
+                    continue;
+                };
+                let size_text = String::from_utf8_lossy(&buf[..i]).into_owned();
+                let size =
+                    usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+                        .unwrap_or(0);
+                if !fill(&mut stream, &mut buf, i + 2 + size + 2) {
+                    return;
+                }
+                buf.drain(..i + 2 + size + 2);
+                if size == 0 {
+                    break;
+                }
+            }
+        } else if let Some(n) = length {
+            if !fill(&mut stream, &mut buf, n) {
+                return;
+            }
+            buf.drain(..n);
+        }
+        let close = r
+            .values("connection")
+            .iter()
+            .any(|v| v.eq_ignore_ascii_case(b"close"))
+            || r.request_line.ends_with(b"HTTP/1.0");
+        let body = json!({
+            "path": String::from_utf8_lossy(r.target()),
+            "headers": {},
+        })
+        .to_string();
+        // Recorded before answering: once the client has its answer, the record is there.
+        seen.lock().unwrap().push(r);
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n{body}",
+            body.len(),
+            if close { "Connection: close\r\n" } else { "" }
+        );
+        if stream.write_all(answer.as_bytes()).is_err() || close {
+            return;
+        }
+    }
+}
+
+fn trim_ows(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| *c != b' ' && *c != b'\t')
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| *c != b' ' && *c != b'\t')
+        .map_or(start, |i| i + 1);
+    &b[start..end.max(start)]
+}
+
+/// What came back for a raw request.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// The status, if a status line came back.
+    pub status: Option<u16>,
+    /// Whether the read timed out before the response was complete.
+    pub timed_out: bool,
+}
+
+/// Writes `bytes` to `127.0.0.1:port` as they are and reads one response (up to `timeout`).
+pub fn send_raw(port: u16, bytes: &[u8], timeout: Duration) -> Answer {
+    let deadline = Instant::now() + timeout;
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return Answer {
+            status: None,
+            timed_out: false,
+        };
+    };
+    let _ = stream.set_read_timeout(Some(timeout));
+    if stream.write_all(bytes).is_err() {
+        return Answer {
+            status: None,
+            timed_out: false,
+        };
+    }
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let mut timed_out = false;
+    loop {
+        if response_complete(&buf) {
+            break;
+        }
+        if Instant::now() > deadline {
+            timed_out = true;
+            break;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                timed_out = true;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    let status = buf
+        .split(|&b| b == b'\n')
+        .next()
+        .and_then(|l| std::str::from_utf8(l).ok())
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok());
+    Answer { status, timed_out }
+}
+
+fn response_complete(buf: &[u8]) -> bool {
+    let Some(i) = find(buf, b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+    let body = &buf[i + 4..];
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if status == 204 || status == 304 || (100..200).contains(&status) {
+        return true;
+    }
+    for line in head.lines() {
+        if let Some(v) = line.strip_prefix("content-length:") {
+            return v.trim().parse::<usize>().is_ok_and(|n| body.len() >= n);
+        }
+        if line.starts_with("transfer-encoding:") && line.contains("chunked") {
+            return find(body, b"0\r\n\r\n").is_some();
+        }
+    }
+    false
+}
+
+/// `bytes` as printable text: `\r`, `\n`, `\t`, `\\` and `\xNN` escapes.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for &b in bytes {
+        match b {
+            b'\r' => out.push_str("\\r"),
+            b'\n' => out.push_str("\\n"),
+            b'\t' => out.push_str("\\t"),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out
+}
+
+/// One problem found.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// The probe's class.
+    pub class: &'static str,
+    /// The probe's id (`None`: a request the upstream got without a probe id).
+    pub id: Option<usize>,
+    /// What went wrong.
+    pub what: String,
+    /// The bytes sent, escaped (tokens shortened).
+    pub sent: String,
+    /// The status the client got.
+    pub status: Option<u16>,
+    /// What the upstream got, one line per request.
+    pub upstream: Vec<String>,
+}
+
+/// Per-class counts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClassCount {
+    /// Probes sent.
+    pub probes: usize,
+    /// Probes the upstream received.
+    pub reached: usize,
+    /// Probes with at least one failure.
+    pub failing: usize,
+}
+
+/// What one proxy's run found.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The proxy's name.
+    pub proxy: String,
+    /// Counts by class.
+    pub classes: BTreeMap<&'static str, ClassCount>,
+    /// Every failure.
+    pub failures: Vec<Failure>,
+    /// Probes that timed out.
+    pub timeouts: usize,
+    /// How long it took.
+    pub elapsed: Duration,
+    logs: String,
+}
+
+impl Outcome {
+    /// The table: counts per class, then every failure.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let total: ClassCount =
+            self.classes
+                .values()
+                .fold(ClassCount::default(), |a, c| ClassCount {
+                    probes: a.probes + c.probes,
+                    reached: a.reached + c.reached,
+                    failing: a.failing + c.failing,
+                });
+        let _ = writeln!(
+            out,
+            "[{}] {} probes, {} reached the upstream, {} failing, {} timeouts, {:.1?}",
+            self.proxy, total.probes, total.reached, total.failing, self.timeouts, self.elapsed
+        );
+        let _ = writeln!(
+            out,
+            "[{}] {:<22} {:>6} {:>8} {:>8}",
+            self.proxy, "class", "probes", "reached", "failing"
+        );
+        for (class, c) in &self.classes {
+            let _ = writeln!(
+                out,
+                "[{}] {:<22} {:>6} {:>8} {:>8}",
+                self.proxy, class, c.probes, c.reached, c.failing
+            );
+        }
+        for f in &self.failures {
+            let id = f.id.map_or("?".to_owned(), |i| i.to_string());
+            let status = f.status.map_or("none".to_owned(), |s| s.to_string());
+            let _ = writeln!(
+                out,
+                "[{}] FAIL #{id} {}: {}\n    sent:     {}\n    status:   {status}",
+                self.proxy, f.class, f.what, f.sent
+            );
+            for u in &f.upstream {
+                let _ = writeln!(out, "    upstream: {u}");
+            }
+        }
+        out
+    }
+
+    /// Prints the table; panics with it and the logs if anything failed.
+    pub fn finish(&self) {
+        let table = self.table();
+        eprint!("{table}");
+        assert!(
+            self.failures.is_empty(),
+            "{} failure(s) through {}:\n{table}\n{}",
+            self.failures.len(),
+            self.proxy,
+            self.logs
+        );
+    }
+}
+
+/// A confusion run through one proxy.
+#[derive(Debug)]
+pub struct Confusion<'a> {
+    env: &'a MatrixEnv,
+    proxy: &'a ProxyUnderTest,
+    upstream: &'a RecordingUpstream,
+}
+
+/// Probes in flight at once.
+const WORKERS: usize = 4;
+/// How long one probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl<'a> Confusion<'a> {
+    /// A run through `proxy`, whose upstream is `upstream`.
+    pub fn new(
+        env: &'a MatrixEnv,
+        proxy: &'a ProxyUnderTest,
+        upstream: &'a RecordingUpstream,
+    ) -> Confusion<'a> {
+        Confusion {
+            env,
+            proxy,
+            upstream,
+        }
+    }
+
+    /// Sends the corpus and checks what the upstream got.
+    pub fn run(&self) -> Outcome {
+        let started = Instant::now();
+        let authority = self
+            .proxy
+            .base_url
+            .strip_prefix("http://")
+            .expect("http:// base_url")
+            .to_owned();
+        let port: u16 = authority
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("base_url ends with :PORT");
+        let tokens = Tokens {
+            admin: self.env.token(json!({ "groups": ["admins"] })),
+            developer: self.env.token(json!({ "groups": ["developers"] })),
+        };
+        let probes = corpus(&authority, &tokens);
+        let answers: Vec<Mutex<Option<Answer>>> = probes.iter().map(|_| Mutex::new(None)).collect();
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..WORKERS {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(p) = probes.get(i) else { break };
+                        let a = send_raw(port, &p.bytes, PROBE_TIMEOUT);
+                        *answers[i].lock().unwrap() = Some(a);
+                    }
+                });
+            }
+        });
+        // A proxy may still be forwarding a probe whose answer timed out.
+        std::thread::sleep(Duration::from_millis(200));
+        let received = self.upstream.received();
+        let mut by_probe: BTreeMap<usize, Vec<&Received>> = BTreeMap::new();
+        let mut unattributed = Vec::new();
+        for r in &received {
+            let ids = r.probe_ids();
+            if ids.is_empty() {
+                unattributed.push(r);
+            }
+            for id in ids {
+                by_probe.entry(id).or_default().push(r);
+            }
+        }
+        let shorten = |text: String| {
+            text.replace(&tokens.admin, "<admin token>")
+                .replace(&tokens.developer, "<developer token>")
+        };
+        let mut classes: BTreeMap<&'static str, ClassCount> = BTreeMap::new();
+        let mut failures = Vec::new();
+        let mut timeouts = 0;
+        for (p, answer) in probes.iter().zip(&answers) {
+            let answer = answer.lock().unwrap().clone().unwrap_or(Answer {
+                status: None,
+                timed_out: true,
+            });
+            timeouts += usize::from(answer.timed_out);
+            let got = by_probe.get(&p.id).cloned().unwrap_or_default();
+            let problems = check(p, answer.status, &got);
+            let count = classes.entry(p.class).or_default();
+            count.probes += 1;
+            count.reached += usize::from(!got.is_empty());
+            count.failing += usize::from(!problems.is_empty());
+            for what in problems {
+                failures.push(Failure {
+                    class: p.class,
+                    id: Some(p.id),
+                    what,
+                    sent: shorten(escape(&p.bytes)),
+                    status: answer.status,
+                    upstream: got.iter().map(|r| shorten(r.describe())).collect(),
+                });
+            }
+        }
+        // Requests the upstream got without a probe id (a proxy dropped or rewrote it).
+        for r in unattributed {
+            let hosts = r.values("host");
+            let protected = strict::protected_reading(r.target(), &hosts);
+            let spoofed = spoofed_identity(r);
+            if protected.is_some() || spoofed {
+                failures.push(Failure {
+                    class: "unattributed",
+                    id: None,
+                    what: format!(
+                        "a request without X-Probe-Id reached the upstream: protected reading {protected:?}, spoofed identity {spoofed}"
+                    ),
+                    sent: String::new(),
+                    status: None,
+                    upstream: vec![shorten(r.describe())],
+                });
+            }
+        }
+        let logs = if failures.is_empty() {
+            String::new()
+        } else {
+            crate::matrix::logs(self.env, self.proxy)
+        };
+        Outcome {
+            proxy: self.proxy.name.clone(),
+            classes,
+            failures,
+            timeouts,
+            elapsed: started.elapsed(),
+            logs,
+        }
+    }
+}
+
+fn spoofed_identity(r: &Received) -> bool {
+    r.spellings(USER_HEADER)
+        .iter()
+        .any(|v| find(v, SPOOFED.as_bytes()).is_some())
+}
+
+/// Every problem with one probe, given its status and what the upstream got for it.
+fn check(p: &Probe, status: Option<u16>, got: &[&Received]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for r in got {
+        if spoofed_identity(r) {
+            problems.push(format!(
+                "the client's {USER_HEADER}: {SPOOFED} reached the upstream (as {:?})",
+                r.headers
+                    .iter()
+                    .filter(|(n, _)| strict::is_spelling_of(n, USER_HEADER))
+                    .map(|(n, v)| format!("{}: {}", escape(n), escape(v)))
+                    .collect::<Vec<_>>()
+            ));
+        }
+        if p.credential != Credential::Admin
+            && !matches!(p.check, Check::Reaches { .. })
+            && let Some((host, path)) = strict::protected_reading(r.target(), &r.values("host"))
+        {
+            problems.push(format!(
+                "reached the upstream without an admin token, which can read it as host {host:?} path {path:?}"
+            ));
+        }
+    }
+    let users = |r: &Received| -> Vec<String> {
+        r.spellings(USER_HEADER)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    };
+    match &p.check {
+        Check::Attack => {}
+        Check::IdentityKept => {
+            for r in got {
+                let seen = users(r);
+                if seen != [SUBJECT] {
+                    problems.push(format!(
+                        "the upstream saw identity {seen:?}, want exactly [{SUBJECT:?}] (Portcullis's)"
+                    ));
+                }
+            }
+        }
+        Check::Reaches { target, user } => {
+            if status != Some(200) || got.len() != 1 {
+                problems.push(format!(
+                    "control: want 200 from the upstream once, got status {status:?} and {} upstream request(s)",
+                    got.len()
+                ));
+            }
+            for r in got {
+                if r.target() != target.as_bytes() {
+                    problems.push(format!(
+                        "control: the upstream got target {}, want {target}",
+                        escape(r.target())
+                    ));
+                }
+                let seen = users(r);
+                let want: Vec<String> = user.iter().map(|u| (*u).to_owned()).collect();
+                if seen != want {
+                    problems.push(format!(
+                        "control: the upstream saw identity {seen:?}, want {want:?}"
+                    ));
+                }
+            }
+        }
+        Check::Denied => {
+            if !got.is_empty() || !matches!(status, Some(401 | 403)) {
+                problems.push(format!(
+                    "control: want 401/403 and no upstream request, got status {status:?} and {} upstream request(s)",
+                    got.len()
+                ));
+            }
+        }
+    }
+    problems
+}
