@@ -13,7 +13,8 @@
 //! a failure, printed in a table with the bytes sent and what the upstream got.
 //!
 //! Run: `cargo test -p portcullis-cli --test request_confusion` (peers from
-//! `scripts/install-peers`, `$PORTCULLIS_PEERS`).
+//! `scripts/install-peers`, `$PORTCULLIS_PEERS`); `PORTCULLIS_CONFUSION_DUMP=1` prints every probe,
+//! its status and what the upstream got.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

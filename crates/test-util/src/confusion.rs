@@ -550,6 +550,8 @@ impl<'a> Confusion<'a> {
         let mut classes: BTreeMap<&'static str, ClassCount> = BTreeMap::new();
         let mut failures = Vec::new();
         let mut timeouts = 0;
+        // Every probe, its status and what the upstream got, for investigating.
+        let dump = std::env::var_os("PORTCULLIS_CONFUSION_DUMP").is_some();
         for (p, answer) in probes.iter().zip(&answers) {
             let answer = answer.lock().unwrap().clone().unwrap_or(Answer {
                 status: None,
@@ -558,6 +560,20 @@ impl<'a> Confusion<'a> {
             timeouts += usize::from(answer.timed_out);
             let got = by_probe.get(&p.id).cloned().unwrap_or_default();
             let problems = check(p, answer.status, &got);
+            if dump {
+                eprintln!(
+                    "[{}] #{} {} {:?} status {:?}: {}\n    upstream: {:?}",
+                    self.proxy.name,
+                    p.id,
+                    p.class,
+                    p.credential,
+                    answer.status,
+                    shorten(escape(&p.bytes)),
+                    got.iter()
+                        .map(|r| shorten(r.describe()))
+                        .collect::<Vec<_>>()
+                );
+            }
             let count = classes.entry(p.class).or_default();
             count.probes += 1;
             count.reached += usize::from(!got.is_empty());

@@ -431,13 +431,13 @@ fn hosts(b: &mut Builder<'_>) {
     ] {
         let h = host.as_bytes();
         b.push(
-            "trailing-dot-host",
+            "host-spelling",
             Credential::Developer,
             Check::Attack,
             Raw::get(b"/ops/x").host(h),
         );
         b.push(
-            "trailing-dot-host",
+            "host-spelling",
             Credential::Anonymous,
             Check::Attack,
             Raw::get(b"/public/x").host(h),
