@@ -457,7 +457,7 @@ fn hosts(b: &mut Builder<'_>) {
     let absolute = [
         format!("GET http://{RESTRICTED_HOST}/ops/x HTTP/1.1"),
         format!("GET http://{RESTRICTED_HOST}./ops/x HTTP/1.1"),
-        format!("GET http://OPS.TEST/public/x HTTP/1.1"),
+        "GET http://OPS.TEST/public/x HTTP/1.1".to_owned(),
         format!("GET http://{RESTRICTED_HOST}:80/public/x HTTP/1.1"),
         format!("GET HTTP://{RESTRICTED_HOST}/public/x HTTP/1.1"),
         format!("GET http://x@{RESTRICTED_HOST}/public/x HTTP/1.1"),
