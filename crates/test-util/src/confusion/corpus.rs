@@ -510,6 +510,7 @@ fn forwarded(b: &mut Builder<'_>) {
         "X-Original-URI",
         "X-Original-URL",
         "Host",
+        "Authorization",
         "close, X-Forwarded-Uri, X-Original-URI",
     ] {
         b.both("connection-hop", || {
@@ -597,5 +598,43 @@ fn identity(b: &mut Builder<'_>) {
             Check::IdentityKept,
             Raw::get(b"/admin/x").header(&format!("Connection: {connection}")),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_probe_is_one_complete_request_with_its_id() {
+        let tokens = Tokens {
+            admin: "a.b.c".to_owned(),
+            developer: "d.e.f".to_owned(),
+        };
+        let probes = corpus("127.0.0.1:1", &tokens);
+        assert!(probes.len() > 500, "{} probes", probes.len());
+        for (i, p) in probes.iter().enumerate() {
+            assert_eq!(p.id, i);
+            let text = String::from_utf8_lossy(&p.bytes);
+            assert!(
+                text.ends_with(&format!("X-Probe-Id: {i}\r\n\r\n")),
+                "{text}"
+            );
+            assert_eq!(text.matches("\r\n\r\n").count(), 1, "one request: {text}");
+            let bearer = text.contains("Bearer ");
+            assert_eq!(bearer, p.credential != Credential::Anonymous, "{text}");
+        }
+        for class in [
+            "control",
+            "encoded-slash",
+            "merge-then-dots",
+            "unreadable-original",
+            "host-spelling",
+            "absolute-form",
+            "identity-spoof",
+            "identity-dropped",
+        ] {
+            assert!(probes.iter().any(|p| p.class == class), "no {class} probe");
+        }
     }
 }
