@@ -208,7 +208,7 @@ rules:
                                 .collect();
                             json_response(StatusCode::OK, &json!({ "hello": headers.get("x-user").cloned().unwrap_or(Value::from("anonymous")), "path": path, "identity_headers": headers }))
                         }
-                        deny => portcullis_frontend_forward_auth::render(&deny, false),
+                        deny => portcullis_frontend_forward_auth::render(&deny, false, false),
                     }
                 }
             },

@@ -13,6 +13,7 @@ use portcullis_jose::{Algorithm, AlgorithmSet, KeySet, VerifyingKey};
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
+use crate::canonical::EscapedSlashes;
 use crate::matcher::{HostPattern, PathPattern};
 use crate::template::Template;
 use raw::{RawConfig, RawJwks, RawLocation, RawProvider, RawRule};
@@ -42,6 +43,15 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
     /// Limits.
     pub limits: Limits,
+    /// How the original request is read.
+    pub request: RequestReading,
+}
+
+/// `request:`: how the canonical reader reads what a client controls.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct RequestReading {
+    /// `%2F` and `%5C` in paths.
+    pub escaped_slashes: EscapedSlashes,
 }
 
 /// Listener addresses.
@@ -336,6 +346,7 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         providers,
         rules,
         limits,
+        request,
     } = raw;
     let addr =
         |v: Option<Spanned<String>>, field: &str| -> Result<Option<SocketAddr>, ConfigError> {
@@ -385,6 +396,20 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
             limits_out.max_token_bytes = n;
         }
     }
+    let mut reading = RequestReading::default();
+    if let Some(r) = request {
+        let raw::RawRequest { escaped_slashes } = r.value;
+        if let Some(action) = escaped_slashes {
+            reading.escaped_slashes =
+                EscapedSlashes::from_name(&action.value).ok_or_else(|| {
+                    cx.err(
+                        action.referenced.line(),
+                        "request.escaped_slashes",
+                        format!("{:?} is not one of reject, decode, keep", action.value),
+                    )
+                })?;
+        }
+    }
     let mut out_providers: Vec<ProviderConfig> = Vec::with_capacity(providers.len());
     for (i, p) in providers.into_iter().enumerate() {
         let line = p.referenced.line();
@@ -416,6 +441,7 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         providers: out_providers,
         rules: out_rules,
         limits: limits_out,
+        request: reading,
     })
 }
 

@@ -192,11 +192,13 @@ impl Decision {
 }
 
 impl Deny {
-    /// A 403 for a request a frontend cannot even describe (contradictory proxy
-    /// headers, an ext_authz request without HTTP attributes). `detail` is for logs.
+    /// A 400 for a request that cannot be read one way only (an ambiguous path or
+    /// host, contradictory or unreadable proxy headers, an ext_authz request without
+    /// HTTP attributes). Frontends whose proxy turns a 400 into a 500 (NGINX
+    /// `auth_request`) answer 403 instead. `detail` is for logs.
     pub fn request_invalid(detail: String) -> Deny {
         Deny {
-            status: 403,
+            status: 400,
             reason: Reason::RequestInvalid,
             rule: None,
             provider: None,

@@ -12,11 +12,12 @@ use portcullis_jose::{
 use serde_json::Value;
 
 use crate::cache::{CachedToken, TokenCache};
+use crate::canonical::{canonical_host, canonical_path};
+use crate::config::RequestReading;
 use crate::config::{Access, Config, Limits, ProviderConfig, RuleConfig, TokenLocation};
 use crate::decision::{Allow, Decision, Deny, Identity, TokenHints};
 use crate::extract::{Found, find};
 use crate::keyslot::KeySlot;
-use crate::matcher::normalize_path;
 use crate::request::AuthRequest;
 
 /// A provider, ready to verify.
@@ -75,6 +76,8 @@ pub struct Engine {
     cache: Option<TokenCache>,
     cache_stats: Arc<CacheStats>,
     limits: Limits,
+    /// How the original request's path is read.
+    reading: RequestReading,
     /// The claims rules read on every request they allow (`claims`, `scopes`,
     /// header templates; and `iss`, `sub` for deny logs): identities keep these
     /// parsed, and otherwise only the token, shared with the cache key. A claim set
@@ -91,6 +94,7 @@ impl Engine {
             providers,
             rules,
             limits,
+            request: reading,
         } = config;
         let mut slots = slots.into_iter();
         let providers: Vec<Provider> = providers
@@ -141,6 +145,7 @@ impl Engine {
             cache,
             cache_stats: Arc::default(),
             limits,
+            reading,
             kept_claims,
         }
     }
@@ -196,12 +201,25 @@ impl Engine {
 
     /// Decides a request at `now` (seconds since the epoch).
     pub fn decide(&self, req: &AuthRequest<'_>, now: i64) -> Decision {
+        // Every request is read the one canonical way, even when the proxy names the
+        // rule: what cannot be read one way only is refused, never defaulted.
+        let path = match canonical_path(req.path, self.reading.escaped_slashes) {
+            Ok(path) => path,
+            Err(e) => return Decision::Deny(Deny::request_invalid(format!("path: {e}"))),
+        };
+        let host = match canonical_host(req.host) {
+            Ok(host) => host,
+            Err(e) => return Decision::Deny(Deny::request_invalid(format!("host: {e}"))),
+        };
+        if let Some(trick) = self.header_trick(req) {
+            return Decision::Deny(Deny::request_invalid(trick));
+        }
         let rule = match req.rule {
             Some(name) => self.rules.iter().find(|r| &*r.name == name),
-            None => {
-                let path = normalize_path(req.path);
-                self.rules.iter().find(|r| matches(&r.config, req, &path))
-            }
+            None => self
+                .rules
+                .iter()
+                .find(|r| matches(&r.config, req.method, &host, &path)),
         };
         let Some(rule) = rule else {
             return Decision::Deny(deny(
@@ -217,11 +235,13 @@ impl Engine {
         };
         match rule.config.access {
             Access::Anonymous => {
+                let mut remove_headers = self.identity_headers.clone();
+                self.add_spoofed_spellings(req, &mut remove_headers);
                 return Decision::Allow(Allow {
                     rule: rule.name.clone(),
                     identity: None,
                     set_headers: Vec::new(),
-                    remove_headers: self.identity_headers.clone(),
+                    remove_headers,
                     cache_max_age: None,
                 });
             }
@@ -264,7 +284,9 @@ impl Engine {
             Some(claims) => render_headers(&rule.config.headers, claims),
             None => Vec::new(),
         };
-        Decision::Allow(self.allow(rule, provider, identity.1, rule_headers, location, now))
+        let mut allow = self.allow(rule, provider, identity.1, rule_headers, location, now);
+        self.add_spoofed_spellings(req, &mut allow.remove_headers);
+        Decision::Allow(allow)
     }
 
     /// The token, the providers that may have issued it, and where it was.
@@ -493,6 +515,66 @@ impl Engine {
         }
     }
 
+    /// Client-sent spellings of an identity header that are not the header itself
+    /// (`x_user` for `x-user`): CGI and WSGI upstreams read `_` as `-`, so they are
+    /// removed like the header. Header names are already lower case here.
+    fn add_spoofed_spellings(&self, req: &AuthRequest<'_>, remove: &mut Vec<HeaderName>) {
+        for name in req.headers.keys() {
+            if self.is_spoofed_spelling(name) {
+                remove.push(name.clone());
+            }
+        }
+    }
+
+    fn is_spoofed_spelling(&self, name: &HeaderName) -> bool {
+        name.as_str().contains('_') && self.is_identity_spelling(name.as_str().as_bytes())
+    }
+
+    /// Whether `name` spells an identity header, reading `_` as `-` and any case.
+    pub fn is_identity_spelling(&self, name: &[u8]) -> bool {
+        self.identity_headers.iter().any(|h| {
+            h.as_str().len() == name.len()
+                && h.as_str().bytes().zip(name.iter()).all(|(a, &b)| {
+                    let b = if b == b'_' {
+                        b'-'
+                    } else {
+                        b.to_ascii_lowercase()
+                    };
+                    a == b
+                })
+        })
+    }
+
+    /// Header tricks that would make the upstream see other identity headers than
+    /// the ones an allow sets or removes: `Connection` naming an identity header
+    /// (a proxy then drops the header we set), and, where the proxy cannot remove
+    /// headers on our word, a client-sent `x_user` spelling of one.
+    fn header_trick(&self, req: &AuthRequest<'_>) -> Option<String> {
+        if self.identity_headers.is_empty() {
+            return None;
+        }
+        for value in req.headers.get_all(http::header::CONNECTION) {
+            for token in value.as_bytes().split(|&b| b == b',') {
+                if self.is_identity_spelling(token.trim_ascii()) {
+                    return Some("Connection names an identity header".to_owned());
+                }
+            }
+        }
+        if !req.removes_headers
+            && let Some(name) = req.headers.keys().find(|n| self.is_spoofed_spelling(n))
+        {
+            return Some(format!(
+                "{name} spells an identity header, and this proxy cannot be told to remove it"
+            ));
+        }
+        None
+    }
+
+    /// How requests are read.
+    pub fn request_reading(&self) -> RequestReading {
+        self.reading
+    }
+
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.limits
@@ -590,14 +672,11 @@ fn claims_rules_read(rules: &[RuleConfig]) -> Vec<String> {
     names
 }
 
-fn matches(rule: &RuleConfig, req: &AuthRequest<'_>, path: &str) -> bool {
-    (rule.hosts.is_empty() || rule.hosts.iter().any(|h| h.matches(req.host)))
+/// Whether a rule matches the canonical host and path.
+fn matches(rule: &RuleConfig, method: &str, host: &str, path: &str) -> bool {
+    (rule.hosts.is_empty() || rule.hosts.iter().any(|h| h.matches(host)))
         && (rule.paths.is_empty() || rule.paths.iter().any(|p| p.matches(path)))
-        && (rule.methods.is_empty()
-            || rule
-                .methods
-                .iter()
-                .any(|m| m.eq_ignore_ascii_case(req.method)))
+        && (rule.methods.is_empty() || rule.methods.iter().any(|m| m.eq_ignore_ascii_case(method)))
 }
 
 /// Checks the rule's claims and scopes and the request's extra claims.

@@ -10,6 +10,10 @@ use crate::config;
 use crate::engine::Engine;
 use crate::request::AuthRequest;
 
+mod reference;
+
+pub use reference::differential;
+
 const NOW: i64 = 1_700_000_000;
 
 /// A config: parse it (every error path), and when it is valid, compile it and
@@ -104,6 +108,7 @@ rules:
                 providers: Vec::new(),
                 rules: Vec::new(),
                 limits: config::Limits::default(),
+                request: config::RequestReading::default(),
             }, Vec::new()),
         }
     })

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod cache;
+pub mod canonical;
 pub mod config;
 mod decision;
 mod engine;
@@ -18,7 +19,7 @@ pub mod matcher;
 mod request;
 pub mod template;
 
-pub use config::{Config, ConfigError, parse_duration};
+pub use config::{Config, ConfigError, RequestReading, parse_duration};
 pub use decision::{Allow, Decision, Deny, Identity, TokenHints, description, error_code};
 pub use engine::{CacheStats, Engine, Provider};
 pub use keyslot::{KeySlot, RefetchHook};

@@ -1,7 +1,5 @@
-//! Host and path patterns, compiled once, and the path normalization that keeps
-//! `/public/../admin` from matching a rule meant for `/public/**`.
-
-use std::borrow::Cow;
+//! Host and path patterns, compiled once. They match the canonical host and path
+//! (see [`crate::canonical`]), never the raw ones.
 
 /// `api.example.com` (exact, case-insensitive) or `*.example.com` (any subdomain).
 #[derive(Clone, Debug, Eq, PartialEq)]
@@ -185,72 +183,6 @@ fn glob_segment(pattern: &[u8], text: &[u8]) -> bool {
     p == pattern.len()
 }
 
-/// Normalizes a request path for matching: drops the query, decodes percent-encoded
-/// unreserved characters (so `%2e%2e` is `..`, `%61dmin` is `admin`), merges
-/// repeated slashes and resolves `.` and `..` (RFC 3986 §5.2.4). Encoded slashes
-/// (`%2F`) stay encoded: they are not separators.
-pub fn normalize_path(raw: &str) -> Cow<'_, str> {
-    let path = raw.split(['?', '#']).next().unwrap_or("");
-    let simple = path.starts_with('/')
-        && !path.contains("//")
-        && !path.contains('%')
-        && !path.split('/').any(|s| s == "." || s == "..");
-    if simple {
-        return Cow::Borrowed(path);
-    }
-    let decoded = decode_unreserved(path);
-    let mut out: Vec<&str> = Vec::new();
-    let trailing = decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
-    for seg in decoded.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            s => out.push(s),
-        }
-    }
-    let mut joined = String::with_capacity(decoded.len() + 1);
-    for s in &out {
-        joined.push('/');
-        joined.push_str(s);
-    }
-    if joined.is_empty() || (trailing && !out.is_empty()) {
-        joined.push('/');
-    }
-    Cow::Owned(joined)
-}
-
-fn decode_unreserved(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut out = String::with_capacity(path.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = |b: u8| (b as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                let c = (h * 16 + l) as u8;
-                if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
-                    out.push(c as char);
-                    i += 3;
-                    continue;
-                }
-                // Keep other escapes, upper-cased, so equal paths compare equal.
-                out.push('%');
-                out.push(bytes[i + 1].to_ascii_uppercase() as char);
-                out.push(bytes[i + 2].to_ascii_uppercase() as char);
-                i += 3;
-                continue;
-            }
-        }
-        // Safe: we only split at ASCII bytes, so `path[i..]` stays on char boundaries.
-        let ch_len = path[i..].chars().next().map_or(1, char::len_utf8);
-        out.push_str(&path[i..i + ch_len]);
-        i += ch_len;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,21 +223,5 @@ mod tests {
         assert!(p("/a/**/z", "/a/b/c/z"));
         assert!(PathPattern::parse("admin").is_err());
         assert!(PathPattern::parse("/a**").is_err());
-    }
-
-    #[test]
-    fn normalization_defeats_traversal() {
-        assert_eq!(normalize_path("/public/../admin/x"), "/admin/x");
-        assert_eq!(normalize_path("/public/%2e%2e/admin"), "/admin");
-        assert_eq!(normalize_path("/public/%2E%2E/admin"), "/admin");
-        assert_eq!(normalize_path("//admin"), "/admin");
-        assert_eq!(normalize_path("/%61dmin/"), "/admin/");
-        assert_eq!(normalize_path("/a/./b?x=/../y"), "/a/b");
-        assert_eq!(normalize_path("/../../"), "/");
-        assert_eq!(normalize_path("/a%2Fb"), "/a%2Fb");
-        assert_eq!(normalize_path("/a%2fb"), "/a%2Fb");
-        assert_eq!(normalize_path(""), "/");
-        assert_eq!(normalize_path("/é/%"), "/é/%");
-        assert_eq!(normalize_path("/ok/path?q"), "/ok/path");
     }
 }

@@ -7,9 +7,10 @@ use http::HeaderMap;
 pub struct AuthRequest<'a> {
     /// HTTP method.
     pub method: &'a str,
-    /// Host (a port is ignored when matching).
+    /// Host, as the client sent it (read the canonical way before matching).
     pub host: &'a str,
-    /// Path, possibly with a query string (normalized before matching).
+    /// Path, possibly with a query string, as the client sent it (read the
+    /// canonical way before matching: see [`crate::canonical`]).
     pub path: &'a str,
     /// Request headers.
     pub headers: &'a HeaderMap,
@@ -17,6 +18,10 @@ pub struct AuthRequest<'a> {
     pub rule: Option<&'a str>,
     /// Extra per-call claim requirements (`claims_NAME=VALUE` on `/verify`): name, accepted value.
     pub extra_claims: &'a [(String, String)],
+    /// Whether the proxy removes every header an allow names (Envoy), rather than
+    /// only those it is configured to copy (NGINX, Traefik, Caddy). Where it does
+    /// not, a client-sent spelling of an identity header (`x_user`) is refused.
+    pub removes_headers: bool,
 }
 
 impl<'a> AuthRequest<'a> {
@@ -29,6 +34,7 @@ impl<'a> AuthRequest<'a> {
             headers,
             rule: None,
             extra_claims: &[],
+            removes_headers: true,
         }
     }
 

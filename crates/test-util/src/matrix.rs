@@ -227,8 +227,8 @@ enum Expect {
     },
     /// A client forged the header the proxy names the original request in. Denied
     /// either way: 401 `token_missing` when the proxy overwrote the forgery (Portcullis
-    /// then decides on the real request), or 403 `request_invalid` when Portcullis saw
-    /// both the proxy's and the client's version and they disagreed.
+    /// then decides on the real request), or `request_invalid` (400; 403 behind NGINX)
+    /// when Portcullis saw both the proxy's and the client's version and they disagreed.
     Forged,
 }
 
@@ -492,7 +492,10 @@ impl<'a> Matrix<'a> {
         let after = self.env.portcullis.metrics();
         let mut problems = Vec::new();
         let expect = match &case.expect {
-            Expect::Forged if r.status == 403 => deny(403, "request_invalid", "", Www::Absent),
+            // 400 behind Traefik and Caddy; 403 behind NGINX, which turns a 400 into a 500.
+            Expect::Forged if matches!(r.status, 400 | 403) => {
+                deny(r.status, "request_invalid", "", Www::Absent)
+            }
             Expect::Forged => deny(401, "token_missing", "default", MISSING),
             other => other.clone(),
         };

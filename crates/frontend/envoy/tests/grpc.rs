@@ -367,7 +367,55 @@ async fn denies_check_request_without_http_attributes() {
     let server = start().await;
     let r = server.check(CheckRequest { attributes: None }).await;
     assert_ne!(code(&r), OK);
-    assert_eq!(denied_part(&r).status.as_ref().unwrap().code, 403);
+    // Issue 10: 400 where the protocol allows it.
+    assert_eq!(denied_part(&r).status.as_ref().unwrap().code, 400);
+    server.shutdown().await;
+}
+
+/// Issue 10, class 6: a client's `x_user` reaches upstreams through Envoy (its
+/// default `headers_with_underscores_action` is ALLOW), and CGI/WSGI upstreams
+/// read it as `x-user`: every allow removes it, anonymous ones too.
+#[tokio::test]
+async fn regression_issue10_underscore_identity_header_is_removed() {
+    let server = start().await;
+    let t = token(claims(&["admins"]));
+    let bearer = format!("Bearer {t}");
+    for (path, headers) in [
+        (
+            "/healthz",
+            vec![("x_user", "mallory"), ("X_USER", "mallory")],
+        ),
+        (
+            "/api/x",
+            vec![("authorization", bearer.as_str()), ("x_user", "mallory")],
+        ),
+    ] {
+        let r = server.check(check_request(path, &headers, None)).await;
+        assert_eq!(code(&r), OK, "{path}");
+        let ok = ok_part(&r);
+        assert!(
+            ok.headers_to_remove.iter().any(|h| h == "x_user"),
+            "{path}: {:?}",
+            ok.headers_to_remove
+        );
+    }
+    server.shutdown().await;
+}
+
+/// Issue 10, classes 1 and 3: what cannot be read one way only is refused with 400.
+#[tokio::test]
+async fn regression_issue10_ambiguous_paths_are_refused() {
+    let server = start().await;
+    for path in [
+        "/healthz/..%2fapi/x",
+        "/api//../healthz",
+        "/healthz%00",
+        "/api;x/y",
+    ] {
+        let r = server.check(check_request(path, &[], None)).await;
+        assert_eq!(code(&r), 3, "{path}: INVALID_ARGUMENT");
+        assert_eq!(denied_part(&r).status.as_ref().unwrap().code, 400, "{path}");
+    }
     server.shutdown().await;
 }
 

@@ -28,8 +28,9 @@ pub fn verify_request(data: &[u8]) {
         req.headers(),
     );
     auth.extra_claims = &original.extra_claims;
+    auth.removes_headers = original.via == crate::Via::EnvoyHttp;
     let decision = engine.decide(&auth, 1_700_000_000);
-    let _ = crate::render(&decision, false);
+    let _ = crate::render(&decision, false, crate::nginx_may_be_asking(req.headers()));
 }
 
 #[cfg(test)]

@@ -15,7 +15,9 @@ use http_body_util::Full;
 use portcullis_decider::Decider;
 use portcullis_policy::{AuthRequest, Decision, Deny};
 
-pub use original::{Conflict, OriginalRequest, original_request};
+pub use original::{
+    Conflict, InvalidOriginal, OriginalRequest, Via, nginx_may_be_asking, original_request,
+};
 
 /// The header Envoy's HTTP ext_authz reads to drop headers from the upstream request.
 pub const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
@@ -27,6 +29,7 @@ pub fn is_verify_path(path: &str) -> bool {
 
 /// Answers one forward-auth request.
 pub async fn handle<B>(decider: &Decider, req: &Request<B>) -> Response<Full<Bytes>> {
+    let nginx = nginx_may_be_asking(req.headers());
     let decision = match original_request(req) {
         Ok(original) => {
             let mut auth = AuthRequest::new(
@@ -36,23 +39,26 @@ pub async fn handle<B>(decider: &Decider, req: &Request<B>) -> Response<Full<Byt
                 req.headers(),
             );
             auth.extra_claims = &original.extra_claims;
+            // Only Envoy removes the headers we name (`x-envoy-auth-headers-to-remove`).
+            auth.removes_headers = original.via == Via::EnvoyHttp;
             decider.decide(&auth, "forward_auth").await
         }
-        Err(conflict) => {
+        Err(invalid) => {
             let auth = AuthRequest::new(req.method().as_str(), "", req.uri().path(), req.headers());
             decider.reject(
-                Deny::request_invalid(conflict.to_string()),
+                Deny::request_invalid(invalid.to_string()),
                 &auth,
                 "forward_auth",
             )
         }
     };
-    render(&decision, req.method() == Method::HEAD)
+    render(&decision, req.method() == Method::HEAD, nginx)
 }
 
-/// Renders a decision: 200 with identity headers, or 401/403 with `WWW-Authenticate`
-/// and the JSON body. Nothing else: NGINX turns any other status into a 500.
-pub fn render(decision: &Decision, head: bool) -> Response<Full<Bytes>> {
+/// Renders a decision: 200 with identity headers, or 400, 401 or 403 with
+/// `WWW-Authenticate` and the JSON body. When NGINX may be asking (`nginx`), only
+/// 401 and 403: NGINX turns any other status into a 500.
+pub fn render(decision: &Decision, head: bool, nginx: bool) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::new()));
     match decision {
         Decision::Allow(allow) => {
@@ -76,10 +82,10 @@ pub fn render(decision: &Decision, head: bool) -> Response<Full<Bytes>> {
             }
         }
         Decision::Deny(deny) => {
-            *response.status_mut() = if deny.status == 401 {
-                StatusCode::UNAUTHORIZED
-            } else {
-                StatusCode::FORBIDDEN
+            *response.status_mut() = match deny.status {
+                401 => StatusCode::UNAUTHORIZED,
+                400 if !nginx => StatusCode::BAD_REQUEST,
+                _ => StatusCode::FORBIDDEN,
             };
             let headers = response.headers_mut();
             if let Some(v) = deny

@@ -6,10 +6,21 @@
 //! forward a client's `X-Forwarded-*`. So a client can always add the other family.
 //! We read every family and, when two of them disagree about the method, path or
 //! host, refuse the request: deciding on the client's version would let it pick a
-//! public path for a protected one.
+//! public path for a protected one. A header that is present but cannot be read
+//! (repeated, empty, not visible ASCII, an `X-Original-URL` that is no URL) is
+//! refused too: treating it as absent would decide on a default.
+//!
+//! The path and host found here are read the canonical way by the engine
+//! (`portcullis_policy::canonical`); hosts are compared in that form here.
+
+use std::borrow::Cow;
 
 use http::header::HOST;
-use http::{HeaderMap, HeaderName, Request};
+use http::{HeaderMap, HeaderName, Method, Request};
+use percent_encoding::percent_decode_str;
+use portcullis_policy::canonical::{
+    InvalidHost, InvalidTarget, canonical_host, split_absolute_url,
+};
 
 // Looked up on every request: names built once, not parsed from text each time.
 const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
@@ -18,6 +29,20 @@ const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+
+/// Which proxy family named the original request.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum Via {
+    /// No original-request header: the verify request itself.
+    Direct,
+    /// Envoy's HTTP ext_authz mode (`/verify/<path>`).
+    EnvoyHttp,
+    /// `X-Forwarded-*` (Traefik, Caddy).
+    Forwarded,
+    /// `X-Original-*` (NGINX, ingress-nginx): NGINX turns any answer but 200, 401
+    /// and 403 into a 500.
+    Nginx,
+}
 
 /// The request the proxy asks about.
 #[derive(Clone, Debug, Eq, PartialEq)]
@@ -30,6 +55,52 @@ pub struct OriginalRequest {
     pub path: String,
     /// `claims_NAME=VALUE` requirements from the `/verify` query.
     pub extra_claims: Vec<(String, String)>,
+    /// Who named it.
+    pub via: Via,
+}
+
+/// Why the original request cannot be read one way only.
+#[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidOriginal {
+    /// Two headers name different original requests.
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+    /// A header that names the original request is sent more than once.
+    #[error("{header} is sent more than once")]
+    Duplicate {
+        /// The header.
+        header: &'static str,
+    },
+    /// A header that names the original request is present but empty.
+    #[error("{header} is empty")]
+    Empty {
+        /// The header.
+        header: &'static str,
+    },
+    /// A host that cannot be read.
+    #[error("{header}: {error}")]
+    Host {
+        /// Where it came from.
+        header: &'static str,
+        /// Why.
+        error: InvalidHost,
+    },
+    /// The method is not an HTTP token.
+    #[error("{header} is not an HTTP method")]
+    Method {
+        /// The header.
+        header: &'static str,
+    },
+    /// A header that names the original request is not visible ASCII.
+    #[error("{header} is not visible ASCII")]
+    Unreadable {
+        /// The header.
+        header: &'static str,
+    },
+    /// `X-Original-URL` is not an absolute `http(s)` URL.
+    #[error("X-Original-URL: {0}")]
+    Url(InvalidTarget),
 }
 
 /// Two headers name different original requests.
@@ -48,12 +119,44 @@ pub struct Conflict {
     pub second_value: String,
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
+/// The one value of a header that names the original request, or `None` when it
+/// is absent.
+fn header<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+    label: &'static str,
+) -> Result<Option<&'a str>, InvalidOriginal> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(InvalidOriginal::Duplicate { header: label });
+    }
+    let text = value
+        .to_str()
+        .map_err(|_| InvalidOriginal::Unreadable { header: label })?
+        .trim();
+    if text.is_empty() {
+        return Err(InvalidOriginal::Empty { header: label });
+    }
+    Ok(Some(text))
+}
+
+/// Whether NGINX may be the one asking: it sets `X-Original-*`, and only 401 and
+/// 403 pass through `auth_request`. Read before anything else so that a refusal
+/// gets a status NGINX can pass on.
+pub fn nginx_may_be_asking(headers: &HeaderMap) -> bool {
+    [&X_ORIGINAL_URI, &X_ORIGINAL_URL, &X_ORIGINAL_METHOD]
+        .iter()
+        .any(|name| headers.contains_key(*name))
+}
+
+fn host_of<'a>(label: &'static str, raw: &'a str) -> Result<Cow<'a, str>, InvalidOriginal> {
+    canonical_host(raw).map_err(|error| InvalidOriginal::Host {
+        header: label,
+        error,
+    })
 }
 
 /// The one value all present sources agree on (`eq` decides equality).
@@ -91,58 +194,53 @@ fn agree<'a>(
 /// - else the verify request itself.
 ///
 /// # Errors
-/// Two sources disagree about the method, path or host.
-pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, Conflict> {
+/// Two sources disagree about the method, path or host, or one of them is present
+/// but cannot be read.
+pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, InvalidOriginal> {
     let headers = req.headers();
     let uri = req.uri();
-    let mut extra_claims = Vec::new();
-    let envoy_path = uri
+    let host_header = match header(headers, &HOST, "Host")? {
+        Some(h) => Some(h),
+        None => uri.authority().map(|a| a.as_str()),
+    };
+    if let Some(rest) = uri
         .path()
         .strip_prefix("/verify")
         .filter(|rest| rest.starts_with('/'))
-        .map(|rest| match uri.query() {
-            Some(q) => format!("{rest}?{q}"),
-            None => rest.to_owned(),
-        });
-    if envoy_path.is_none()
-        && let Some(q) = uri.query()
     {
-        for pair in q.split('&') {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if let Some(claim) = name.strip_prefix("claims_").filter(|c| !c.is_empty()) {
-                extra_claims.push((decode(claim), decode(value)));
-            }
-        }
-        extra_claims.sort_by(|a, b| a.0.cmp(&b.0));
-    }
-    if let Some(path) = envoy_path {
         // Envoy's HTTP mode sends the original method and Host itself, with the
         // original path after the prefix. Any X-Forwarded-*/X-Original-* here came
         // from the client (Envoy forwards only what `allowed_headers` lets through,
         // and Emissary lets X-Forwarded-Host through): never let them decide.
-        let host = header(headers, &HOST)
-            .or_else(|| uri.authority().map(|a| a.as_str()))
-            .unwrap_or_default()
-            .to_owned();
+        let path = match uri.query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest.to_owned(),
+        };
+        let host = host_of("Host", host_header.unwrap_or_default())?.into_owned();
         return Ok(OriginalRequest {
             method: req.method().as_str().to_owned(),
             host,
             path,
-            extra_claims,
+            extra_claims: Vec::new(),
+            via: Via::EnvoyHttp,
         });
     }
-    let original_url = header(headers, &X_ORIGINAL_URL).and_then(|u| u.parse::<http::Uri>().ok());
-    let forwarded_uri = header(headers, &X_FORWARDED_URI);
-    let original_uri = header(headers, &X_ORIGINAL_URI);
-    let url_path = original_url
-        .as_ref()
-        .and_then(|u| u.path_and_query())
-        .map(|pq| pq.as_str());
-    // NGINX family: it names the request in X-Original-* and its Host is the original
-    // host (examples/nginx sets `Host $host`; ingress-nginx puts the host in X-Original-URL).
-    let nginx_family = envoy_path.is_none()
-        && forwarded_uri.is_none()
-        && (original_uri.is_some() || url_path.is_some());
+    let extra_claims = uri.query().map(claim_requirements).unwrap_or_default();
+    let original_url = header(headers, &X_ORIGINAL_URL, "X-Original-URL")?
+        .map(split_absolute_url)
+        .transpose()
+        .map_err(InvalidOriginal::Url)?;
+    let forwarded_uri = header(headers, &X_FORWARDED_URI, "X-Forwarded-Uri")?;
+    let original_uri = header(headers, &X_ORIGINAL_URI, "X-Original-URI")?;
+    let url_path = original_url.as_ref().map(|(_, target)| *target);
+    let url_host = original_url.as_ref().map(|(host, _)| host.as_ref());
+    let via = if forwarded_uri.is_some() {
+        Via::Forwarded
+    } else if original_uri.is_some() || url_path.is_some() {
+        Via::Nginx
+    } else {
+        Via::Direct
+    };
     let path = agree(
         "path",
         &[
@@ -154,40 +252,51 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, Conflict
     )?
     .unwrap_or("/")
     .to_owned();
+    let forwarded_method = header(headers, &X_FORWARDED_METHOD, "X-Forwarded-Method")?;
+    let original_method = header(headers, &X_ORIGINAL_METHOD, "X-Original-Method")?;
+    for (label, method) in [
+        ("X-Forwarded-Method", forwarded_method),
+        ("X-Original-Method", original_method),
+    ] {
+        if let Some(m) = method
+            && Method::from_bytes(m.as_bytes()).is_err()
+        {
+            return Err(InvalidOriginal::Method { header: label });
+        }
+    }
     let method = agree(
         "method",
         &[
-            ("X-Forwarded-Method", header(headers, &X_FORWARDED_METHOD)),
-            ("X-Original-Method", header(headers, &X_ORIGINAL_METHOD)),
+            ("X-Forwarded-Method", forwarded_method),
+            ("X-Original-Method", original_method),
         ],
         |a, b| a.eq_ignore_ascii_case(b),
     )?
     .unwrap_or(req.method().as_str())
-    .to_owned();
-    let host_header = header(headers, &HOST).or_else(|| uri.authority().map(|a| a.as_str()));
-    let url_host = original_url
-        .as_ref()
-        .and_then(|u| u.authority())
-        .map(|a| a.as_str());
+    .to_ascii_uppercase();
+    let host_header = host_header.map(|h| host_of("Host", h)).transpose()?;
+    let forwarded_host = header(headers, &X_FORWARDED_HOST, "X-Forwarded-Host")?
+        .map(|h| host_of("X-Forwarded-Host", h))
+        .transpose()?;
     let host = agree(
         "host",
         &[
-            ("X-Forwarded-Host", header(headers, &X_FORWARDED_HOST)),
+            ("X-Forwarded-Host", forwarded_host.as_deref()),
             ("X-Original-URL", url_host),
             // With NGINX and no X-Original-URL, Host is the original host: a client's
             // X-Forwarded-Host must agree with it.
             (
                 "Host",
-                if nginx_family && url_host.is_none() {
-                    host_header
+                if via == Via::Nginx && url_host.is_none() {
+                    host_header.as_deref()
                 } else {
                     None
                 },
             ),
         ],
-        |a, b| a.eq_ignore_ascii_case(b),
+        |a, b| a == b,
     )?
-    .or(host_header)
+    .or(host_header.as_deref())
     .unwrap_or_default()
     .to_owned();
     Ok(OriginalRequest {
@@ -195,25 +304,24 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, Conflict
         host,
         path,
         extra_claims,
+        via,
     })
 }
 
-fn decode(s: &str) -> String {
-    let plus = s.replace('+', " ");
-    let bytes = plus.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = |b: u8| (b as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// `claims_NAME=VALUE` pairs of the verify URL's query, decoded, sorted by name.
+fn claim_requirements(query: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| -> String {
+        let plus = s.replace('+', " ");
+        percent_decode_str(&plus).decode_utf8_lossy().into_owned()
+    };
+    let mut claims: Vec<(String, String)> = query
+        .split('&')
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let claim = name.strip_prefix("claims_").filter(|c| !c.is_empty())?;
+            Some((decode(claim), decode(value)))
+        })
+        .collect();
+    claims.sort_by(|a, b| a.0.cmp(&b.0));
+    claims
 }

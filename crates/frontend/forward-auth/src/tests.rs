@@ -14,6 +14,14 @@ fn original(uri: &str, headers: &[(&str, &str)]) -> OriginalRequest {
     original_request(&req(uri, headers)).unwrap()
 }
 
+/// What two headers disagreed about (`path`, `method`, `host`).
+fn conflict(uri: &str, headers: &[(&str, &str)]) -> &'static str {
+    match original_request(&req(uri, headers)) {
+        Err(InvalidOriginal::Conflict(c)) => c.what,
+        other => panic!("not a conflict: {other:?}"),
+    }
+}
+
 #[test]
 fn reads_traefik_and_caddy_headers() {
     let o = original(
@@ -90,52 +98,57 @@ fn reads_claim_requirements() {
 #[test]
 fn refuses_a_client_sent_family_that_contradicts_the_proxy() {
     // ingress-nginx sets X-Original-URL; a client adds X-Forwarded-Uri naming a public path.
-    let conflict = original_request(&req(
-        "/verify",
-        &[
-            ("x-original-url", "https://api.example.com/api/items"),
-            ("x-forwarded-uri", "/public/forged"),
-        ],
-    ))
-    .unwrap_err();
-    assert_eq!(conflict.what, "path");
+    assert_eq!(
+        conflict(
+            "/verify",
+            &[
+                ("x-original-url", "https://api.example.com/api/items"),
+                ("x-forwarded-uri", "/public/forged"),
+            ],
+        ),
+        "path"
+    );
     // ... or X-Forwarded-Host naming an anonymous host.
-    let conflict = original_request(&req(
-        "/verify",
-        &[
-            ("x-original-url", "https://api.example.com/api/items"),
-            ("x-forwarded-host", "anonymous.invalid"),
-        ],
-    ))
-    .unwrap_err();
-    assert_eq!(conflict.what, "host");
+    assert_eq!(
+        conflict(
+            "/verify",
+            &[
+                ("x-original-url", "https://api.example.com/api/items"),
+                ("x-forwarded-host", "anonymous.invalid"),
+            ],
+        ),
+        "host"
+    );
     // Plain NGINX: Host is the original host; a client's X-Forwarded-Host must agree.
-    let conflict = original_request(&req(
-        "/verify",
-        &[
-            ("host", "api.example.com"),
-            ("x-original-uri", "/api"),
-            ("x-forwarded-host", "anonymous.invalid"),
-        ],
-    ))
-    .unwrap_err();
-    assert_eq!(conflict.what, "host");
+    assert_eq!(
+        conflict(
+            "/verify",
+            &[
+                ("host", "api.example.com"),
+                ("x-original-uri", "/api"),
+                ("x-forwarded-host", "anonymous.invalid"),
+            ],
+        ),
+        "host"
+    );
     // Traefik sets X-Forwarded-*; a client adds X-Original-URI.
-    let conflict = original_request(&req(
-        "/verify",
-        &[
-            ("x-forwarded-uri", "/api/items"),
-            ("x-original-uri", "/public/x"),
-        ],
-    ))
-    .unwrap_err();
-    assert_eq!(conflict.what, "path");
-    let conflict = original_request(&req(
-        "/verify",
-        &[("x-forwarded-method", "POST"), ("x-original-method", "GET")],
-    ))
-    .unwrap_err();
-    assert_eq!(conflict.what, "method");
+    assert_eq!(
+        conflict(
+            "/verify",
+            &[
+                ("x-forwarded-uri", "/api/items"),
+                ("x-original-uri", "/public/x"),
+            ],
+        ),
+        "path"
+    );
+    assert_eq!(
+        conflict(
+            "/verify",
+            &[("x-forwarded-method", "POST"), ("x-original-method", "GET")],
+        ),
+        "method"
+    );
     // Envoy HTTP mode: the verify request itself is the original; client-sent
     // X-Forwarded-*/X-Original-* are ignored, whatever they say.
     let o = original(
@@ -165,4 +178,148 @@ fn agreeing_families_are_fine() {
         ],
     );
     assert_eq!(o.path, "/a");
+}
+
+fn invalid(uri: &str, headers: &[(&str, &str)]) -> InvalidOriginal {
+    original_request(&req(uri, headers)).unwrap_err()
+}
+
+/// Issue 10, class 3: an original-request header that is present but cannot be
+/// read is refused; before, it was taken as absent and the decision fell back to `/`.
+#[test]
+fn regression_issue10_unreadable_original_headers_are_refused() {
+    let non_ascii = Request::builder()
+        .uri("/verify")
+        .header(
+            "x-original-uri",
+            http::HeaderValue::from_bytes(b"/admin/\xff").unwrap(),
+        )
+        .body(())
+        .unwrap();
+    assert_eq!(
+        original_request(&non_ascii).unwrap_err(),
+        InvalidOriginal::Unreadable {
+            header: "X-Original-URI"
+        }
+    );
+    // ingress-nginx builds X-Original-URL from $http_host: empty for HTTP/1.0 without Host.
+    assert!(matches!(
+        invalid("/verify", &[("x-original-url", "http:///admin/x")]),
+        InvalidOriginal::Url(_)
+    ));
+    assert!(matches!(
+        invalid("/verify", &[("x-original-url", "http://a:80:80/admin/x")]),
+        InvalidOriginal::Url(_)
+    ));
+    assert!(matches!(
+        invalid("/verify", &[("x-original-url", "/admin/x")]),
+        InvalidOriginal::Url(_)
+    ));
+    assert_eq!(
+        invalid("/verify", &[("x-original-uri", "/a"), ("host", "a:80:80")]),
+        InvalidOriginal::Host {
+            header: "Host",
+            error: portcullis_policy::canonical::InvalidHost::Port
+        }
+    );
+    assert_eq!(
+        invalid("/verify", &[("x-forwarded-uri", "")]),
+        InvalidOriginal::Empty {
+            header: "X-Forwarded-Uri"
+        }
+    );
+    assert_eq!(
+        invalid(
+            "/verify",
+            &[
+                ("x-forwarded-uri", "/public"),
+                ("x-forwarded-uri", "/admin")
+            ]
+        ),
+        InvalidOriginal::Duplicate {
+            header: "X-Forwarded-Uri"
+        }
+    );
+    assert_eq!(
+        invalid(
+            "/verify",
+            &[("x-original-uri", "/a"), ("host", "a"), ("host", "b")]
+        ),
+        InvalidOriginal::Duplicate { header: "Host" }
+    );
+    assert_eq!(
+        invalid(
+            "/verify",
+            &[("x-forwarded-uri", "/a"), ("x-forwarded-method", "G T")]
+        ),
+        InvalidOriginal::Method {
+            header: "X-Forwarded-Method"
+        }
+    );
+}
+
+/// Issue 10, class 4: hosts are compared and decided on in their canonical form.
+#[test]
+fn regression_issue10_hosts_are_read_canonically() {
+    let o = original(
+        "/verify",
+        &[
+            ("x-forwarded-uri", "/a"),
+            ("x-forwarded-host", "Ops.Test.:443"),
+        ],
+    );
+    assert_eq!(o.host, "ops.test");
+    // The same host spelled two ways is no conflict.
+    let o = original(
+        "/verify",
+        &[
+            ("x-original-url", "https://ops.test./a"),
+            ("x-forwarded-host", "OPS.test"),
+        ],
+    );
+    assert_eq!((o.host.as_str(), o.via), ("ops.test", Via::Nginx));
+}
+
+#[test]
+fn names_who_asked() {
+    assert_eq!(
+        original("/verify", &[("x-forwarded-uri", "/a")]).via,
+        Via::Forwarded
+    );
+    assert_eq!(
+        original("/verify", &[("x-original-uri", "/a")]).via,
+        Via::Nginx
+    );
+    assert_eq!(original("/verify/a", &[]).via, Via::EnvoyHttp);
+    assert_eq!(original("/verify", &[]).via, Via::Direct);
+    assert!(nginx_may_be_asking(
+        req("/verify", &[("x-original-method", "GET")]).headers()
+    ));
+    assert!(!nginx_may_be_asking(
+        req("/verify", &[("x-forwarded-uri", "/a")]).headers()
+    ));
+}
+
+#[test]
+fn claim_requirements_are_percent_decoded() {
+    let o = original("/verify?claims_team%20x=a+b%2Cc&claims_g=%ff", &[]);
+    assert_eq!(
+        o.extra_claims,
+        vec![
+            ("g".to_owned(), "\u{fffd}".to_owned()),
+            ("team x".to_owned(), "a b,c".to_owned())
+        ]
+    );
+}
+
+/// A request refused for its reading answers 400 behind Traefik, Caddy and Envoy,
+/// and 403 when NGINX may be asking (it turns a 400 into a 500).
+#[test]
+fn request_invalid_status_depends_on_the_proxy() {
+    let deny = Decision::Deny(Deny::request_invalid("test".to_owned()));
+    assert_eq!(
+        render(&deny, false, false).status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(render(&deny, false, true).status(), StatusCode::FORBIDDEN);
 }

@@ -23,6 +23,17 @@ pub struct RawConfig {
     /// Limits and tuning.
     #[serde(default)]
     pub limits: Option<Spanned<RawLimits>>,
+    /// How the original request is read.
+    #[serde(default)]
+    pub request: Option<Spanned<RawRequest>>,
+}
+
+/// `request:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequest {
+    /// `%2F` and `%5C` in paths: `reject` (default), `decode` or `keep`.
+    pub escaped_slashes: Option<Spanned<String>>,
 }
 
 /// `listen:`.

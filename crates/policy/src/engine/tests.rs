@@ -455,3 +455,133 @@ rules:
         ]
     );
 }
+
+const READING_RULES: &str = r#"
+rules:
+  - name: ops-host
+    match: {host: ops.test, path: "/**"}
+    claims: {groups: [ops]}
+  - name: public
+    match: {path: "/public/**"}
+    allow: anonymous
+  - name: admin
+    match: {path: "/admin/**"}
+    claims: {groups: [admins]}
+  - name: open
+    match: {path: "/**"}
+    allow: anonymous
+"#;
+
+fn decide_at(engine: &Engine, host: &str, path: &str, headers: &HeaderMap) -> Decision {
+    engine.decide(&AuthRequest::new("GET", host, path, headers), NOW)
+}
+
+/// Issue 10, class 1: `/public/..%2fadmin/x` matched `/public/**`; it is refused now
+/// (`escaped_slashes: reject`, the default), and read as `/admin/x` with `decode`.
+#[test]
+fn regression_issue10_escaped_slash_does_not_reach_public_rule() {
+    let e = engine(READING_RULES);
+    let none = HeaderMap::new();
+    for path in [
+        "/public/..%2fadmin/x",
+        "/public/..%5cadmin/x",
+        "/public/..\\admin/x",
+    ] {
+        let d = decide_at(&e, "api.test", path, &none);
+        assert_eq!(reason(&d), "request_invalid", "{path}");
+        assert_eq!(d.status(), 400, "{path}");
+    }
+    let decode = engine(&format!(
+        "request: {{escaped_slashes: decode}}\n{READING_RULES}"
+    ));
+    let d = decide_at(&decode, "api.test", "/public/..%2fadmin/x", &none);
+    assert_eq!(reason(&d), "token_missing", "read as /admin/x");
+    let keep = engine(&format!(
+        "request: {{escaped_slashes: keep}}\n{READING_RULES}"
+    ));
+    let d = decide_at(&keep, "api.test", "/public/..%2fadmin/x", &none);
+    assert!(
+        matches!(d, Decision::Allow(_)),
+        "keep is unsafe, and documented so"
+    );
+}
+
+/// Issue 10, class 2: `/admin//../public/x` was read `/public/x` (anonymous).
+#[test]
+fn regression_issue10_dot_segments_in_rfc_order() {
+    let e = engine(READING_RULES);
+    let d = decide_at(&e, "api.test", "/admin//../public/x", &HeaderMap::new());
+    assert_eq!(reason(&d), "request_invalid");
+    let d = decide_at(&e, "api.test", "/public/%2e%2e/admin/x", &HeaderMap::new());
+    assert_eq!(reason(&d), "token_missing");
+}
+
+/// Issue 10, class 4: `ops.test.` fell through to the anonymous `/**` rule.
+#[test]
+fn regression_issue10_trailing_dot_host_matches_its_rule() {
+    let e = engine(READING_RULES);
+    for host in ["ops.test.", "OPS.TEST", "ops.test.:8443", "ops.test:80"] {
+        let d = decide_at(&e, host, "/x", &HeaderMap::new());
+        assert_eq!(reason(&d), "token_missing", "{host}");
+    }
+    let d = decide_at(&e, "ops.test:80:80", "/x", &HeaderMap::new());
+    assert_eq!(reason(&d), "request_invalid");
+}
+
+/// Issue 10, class 6: a client's `x_user` is removed like `x-user`, on anonymous
+/// allows and on allows with a token; where the proxy cannot remove it, refused.
+#[test]
+fn regression_issue10_identity_header_spellings_are_removed() {
+    let e = engine(READING_RULES);
+    let mut headers = bearer(&token(
+        json!({"iss": "https://idp", "aud": "api", "sub": "alice", "exp": NOW + 600, "groups": ["admins"]}),
+    ));
+    headers.insert("x_user", HeaderValue::from_static("mallory"));
+    headers.insert("x_other", HeaderValue::from_static("kept"));
+    for path in ["/public/x", "/admin/x"] {
+        match decide_at(&e, "api.test", path, &headers) {
+            Decision::Allow(a) => {
+                assert!(a.remove_headers.iter().any(|h| h == "x_user"), "{path}");
+                assert!(!a.remove_headers.iter().any(|h| h == "x_other"), "{path}");
+            }
+            d => panic!("{path}: {d:?}"),
+        }
+    }
+    let mut req = AuthRequest::new("GET", "api.test", "/public/x", &headers);
+    req.removes_headers = false;
+    assert_eq!(reason(&e.decide(&req, NOW)), "request_invalid");
+    assert!(e.is_identity_spelling(b"X_User") && e.is_identity_spelling(b"x-user"));
+    assert!(!e.is_identity_spelling(b"x_users"));
+}
+
+/// Issue 10, class 6: `Connection: close, x-user` makes a proxy drop the identity
+/// header we set (Caddy): refused.
+#[test]
+fn regression_issue10_connection_naming_identity_header_is_refused() {
+    let e = engine(READING_RULES);
+    let mut headers = HeaderMap::new();
+    headers.insert("connection", HeaderValue::from_static("close, X-User"));
+    let d = decide_at(&e, "api.test", "/public/x", &headers);
+    assert_eq!(reason(&d), "request_invalid");
+    headers.insert(
+        "connection",
+        HeaderValue::from_static("keep-alive, upgrade"),
+    );
+    assert!(matches!(
+        decide_at(&e, "api.test", "/public/x", &headers),
+        Decision::Allow(_)
+    ));
+}
+
+#[test]
+fn escaped_slashes_config_is_checked() {
+    let err = config::parse(
+        "request: {escaped_slashes: unescape}\n",
+        "t.yaml",
+        Path::new("."),
+        &|_| None,
+    )
+    .unwrap_err();
+    assert_eq!(err.field, "request.escaped_slashes");
+    assert_eq!(err.line, 1);
+}

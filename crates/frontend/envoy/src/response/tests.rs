@@ -203,15 +203,17 @@ fn denies_missing_scope_with_insufficient_scope() {
     );
 }
 
+/// Issue 10: a request that cannot be read one way only is a 400 where the protocol
+/// allows it (Envoy does).
 #[test]
-fn denies_unreadable_check_request_with_403() {
+fn denies_unreadable_check_request_with_400() {
     let r = denied(&Deny::request_invalid("no attributes".to_owned()));
     assert_eq!(
         r.status.as_ref().unwrap().code,
         RpcCode::InvalidArgument as i32
     );
     let d = denied_part(&r);
-    assert_eq!(d.status.as_ref().unwrap().code, 403);
+    assert_eq!(d.status.as_ref().unwrap().code, 400);
     assert_eq!(
         d.body,
         r#"{"error":"invalid_request","reason":"request_invalid"}"#
