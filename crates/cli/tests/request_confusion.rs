@@ -26,7 +26,7 @@ mod envoy_common;
 
 use envoy_common::Envoy;
 use portcullis_test_util::{
-    Child, Confusion, MatrixEnv, ProxyUnderTest, RecordingUpstream, free_port, peer_bin,
+    Child, Confusion, MatrixEnv, Outcome, ProxyUnderTest, RecordingUpstream, free_port, peer_bin,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
@@ -62,8 +62,9 @@ fn proxy(env: &MatrixEnv, name: &str, port: u16, logs: &[&str]) -> ProxyUnderTes
     p
 }
 
-/// NGINX with `examples/nginx/nginx.conf`; returns the child and the two servers' ports.
-fn start_nginx(env: &MatrixEnv, upstream: &RecordingUpstream) -> (Child, u16, u16) {
+/// NGINX with `conf` (`examples/nginx/nginx.conf`, or an edited copy); returns the child
+/// and the two servers' ports.
+fn start_nginx(env: &MatrixEnv, upstream: &RecordingUpstream, conf: &str) -> (Child, u16, u16) {
     let (main, ingress) = (free_port(), free_port());
     let listen = [
         ("__LISTEN_INGRESS__", format!("127.0.0.1:{ingress}")),
@@ -72,7 +73,7 @@ fn start_nginx(env: &MatrixEnv, upstream: &RecordingUpstream) -> (Child, u16, u1
     let dir = env.dir.path();
     let conf = env
         .dir
-        .write("nginx.conf", &render(env, upstream, NGINX_CONF, &listen));
+        .write("nginx.conf", &render(env, upstream, conf, &listen));
     env.dir.write(
         "portcullis-verify.conf",
         &render(env, upstream, VERIFY_CONF, &[]),
@@ -96,7 +97,7 @@ const NGINX_LOGS: [&str; 3] = ["nginx.stdout.log", "error.log", "access.log"];
 fn nginx_auth_request() {
     let env = MatrixEnv::start(BIN, "confusion-nginx");
     let upstream = RecordingUpstream::start();
-    let (_nginx, main, _) = start_nginx(&env, &upstream);
+    let (_nginx, main, _) = start_nginx(&env, &upstream, NGINX_CONF);
     let p = proxy(&env, "nginx auth_request", main, &NGINX_LOGS);
     Confusion::new(&env, &p, &upstream).run().finish();
 }
@@ -105,24 +106,31 @@ fn nginx_auth_request() {
 fn nginx_ingress_style() {
     let env = MatrixEnv::start(BIN, "confusion-nginx-ingress");
     let upstream = RecordingUpstream::start();
-    let (_nginx, _, ingress) = start_nginx(&env, &upstream);
+    let (_nginx, _, ingress) = start_nginx(&env, &upstream, NGINX_CONF);
     let p = proxy(&env, "nginx ingress-style", ingress, &NGINX_LOGS);
     Confusion::new(&env, &p, &upstream).run().finish();
 }
 
-fn envoy(example: &str, name: &str, portcullis_port: &str) {
+/// Runs the corpus through Envoy with `examples/envoy/<example>` passed through `edit`.
+fn envoy(
+    example: &str,
+    name: &str,
+    portcullis_port: &str,
+    edit: &dyn Fn(String) -> String,
+) -> Outcome {
     let env = MatrixEnv::start(BIN, "confusion-envoy");
     let upstream = RecordingUpstream::start();
     let port = match portcullis_port {
         "__PORTCULLIS_GRPC_PORT__" => env.portcullis.grpc,
         _ => env.portcullis.http,
     };
-    let envoy = Envoy::start(
+    let envoy = Envoy::start_edited(
         example,
         &[
             (portcullis_port, port),
             ("__UPSTREAM_PORT__", upstream.port),
         ],
+        edit,
     );
     let p = ProxyUnderTest {
         name: name.to_owned(),
@@ -132,17 +140,29 @@ fn envoy(example: &str, name: &str, portcullis_port: &str) {
         logs: vec![envoy.dir.path().join("envoy.log")],
     };
     p.wait_routed(&env);
-    Confusion::new(&env, &p, &upstream).run().finish();
+    Confusion::new(&env, &p, &upstream).run()
 }
 
 #[test]
 fn envoy_grpc() {
-    envoy("grpc.yaml", "envoy grpc", "__PORTCULLIS_GRPC_PORT__");
+    envoy(
+        "grpc.yaml",
+        "envoy grpc",
+        "__PORTCULLIS_GRPC_PORT__",
+        &|t| t,
+    )
+    .finish();
 }
 
 #[test]
 fn envoy_http() {
-    envoy("http.yaml", "envoy http", "__PORTCULLIS_HTTP_PORT__");
+    envoy(
+        "http.yaml",
+        "envoy http",
+        "__PORTCULLIS_HTTP_PORT__",
+        &|t| t,
+    )
+    .finish();
 }
 
 #[test]
@@ -185,6 +205,11 @@ fn traefik() {
 
 #[test]
 fn caddy() {
+    caddy_with(CADDYFILE).finish();
+}
+
+/// Runs the corpus through Caddy with `caddyfile` (the example, or an edited copy).
+fn caddy_with(caddyfile: &str) -> Outcome {
     let env = MatrixEnv::start(BIN, "confusion-caddy");
     let upstream = RecordingUpstream::start();
     let dir = env.dir.path();
@@ -194,11 +219,11 @@ fn caddy() {
     // site to answer for any host on its port, as a catch-all site does.
     let site = "http://__LISTEN__ {";
     assert_eq!(
-        CADDYFILE.matches(site).count(),
+        caddyfile.matches(site).count(),
         1,
         "the Caddyfile's site address"
     );
-    let caddyfile = CADDYFILE.replace(site, &format!("http://:{port} {{"));
+    let caddyfile = caddyfile.replace(site, &format!("http://:{port} {{"));
     let config = env.dir.write(
         "Caddyfile",
         &render(
@@ -226,5 +251,68 @@ fn caddy() {
         port,
         &["caddy.stdout.log", "caddy.log", "access.log"],
     );
-    Confusion::new(&env, &p, &upstream).run().finish();
+    Confusion::new(&env, &p, &upstream).run()
+}
+
+// === Each example setting that Portcullis cannot stand in for is needed ===
+//
+// Portcullis never sees these requests as they are: Envoy's HTTP mode sends it only the
+// headers `allowed_headers` lists (not a client's `x_user`), Caddy's forward_auth does
+// not pass the client's `Connection`, and NGINX builds `X-Original-URL` itself. Without
+// the example's setting, the suite must fail in that class.
+
+/// `text` with `from` (which must be there) replaced by `to`.
+fn replaced(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "the example has no {from:?}");
+    text.replace(from, to)
+}
+
+/// Asserts that the run failed in `class` (and shows the table).
+fn assert_fails_in(outcome: &Outcome, class: &str) {
+    eprint!("{}", outcome.table());
+    let failing = outcome.classes.get(class).map_or(0, |c| c.failing);
+    assert!(
+        failing > 0,
+        "{}: without the setting, class {class} should fail:\n{}",
+        outcome.proxy,
+        outcome.table()
+    );
+}
+
+#[test]
+fn envoy_http_needs_headers_with_underscores_rejected() {
+    let edit = |t: String| replaced(&t, "headers_with_underscores_action: REJECT_REQUEST", "");
+    let outcome = envoy(
+        "http.yaml",
+        "envoy http (underscores allowed)",
+        "__PORTCULLIS_HTTP_PORT__",
+        &edit,
+    );
+    assert_fails_in(&outcome, "identity-spoof");
+}
+
+#[test]
+fn caddy_needs_identity_names_out_of_connection() {
+    let scrub = r#"request_header Connection "(?i)\bx[-_]user\b" """#;
+    let outcome = caddy_with(&replaced(CADDYFILE, scrub, ""));
+    assert_fails_in(&outcome, "identity-dropped");
+}
+
+#[test]
+fn nginx_ingress_needs_the_upstream_host_in_x_original_url() {
+    let conf = replaced(
+        NGINX_CONF,
+        "X-Original-URL $scheme://$host$request_uri",
+        "X-Original-URL $scheme://$http_host$request_uri",
+    );
+    let env = MatrixEnv::start(BIN, "confusion-nginx-http-host");
+    let upstream = RecordingUpstream::start();
+    let (_nginx, _, ingress) = start_nginx(&env, &upstream, &conf);
+    let p = proxy(
+        &env,
+        "nginx ingress-style ($http_host)",
+        ingress,
+        &NGINX_LOGS,
+    );
+    assert_fails_in(&Confusion::new(&env, &p, &upstream).run(), "absolute-form");
 }
