@@ -9,7 +9,7 @@
 //!   got is matched to what was sent; a probe with no record did not reach it.
 //! - [`send_raw`]: writes bytes as they are (no client-side normalization) and reads
 //!   the response status.
-//! - [`corpus`]: hundreds of probes from the classes of issue 10 and the peers'
+//! - [`corpus()`]: hundreds of probes from the classes of issue 10 and the peers'
 //!   advisories, plus positive controls (an admin token reaches `/admin/x` with the
 //!   identity header set; `/public/x` reaches without a token; a developer token is
 //!   denied at `/admin/x`), so a deny-everything set-up cannot pass.

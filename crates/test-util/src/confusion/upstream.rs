@@ -73,7 +73,7 @@ impl Received {
 
 /// A raw HTTP/1.1 upstream on 127.0.0.1 recording every request (keep-alive, bodies by
 /// `Content-Length` or chunked), answering 200 with `{"path": target, "headers": {}}`
-/// (the shape [`ProxyUnderTest::wait_routed`] looks for).
+/// (the shape [`crate::ProxyUnderTest::wait_routed`] looks for).
 #[derive(Debug)]
 pub struct RecordingUpstream {
     /// Its port.
