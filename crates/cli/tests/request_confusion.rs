@@ -258,8 +258,9 @@ fn caddy_with(caddyfile: &str) -> Outcome {
 //
 // Portcullis never sees these requests as they are: Envoy's HTTP mode sends it only the
 // headers `allowed_headers` lists (not a client's `x_user`), Caddy's forward_auth does
-// not pass the client's `Connection`, and NGINX builds `X-Original-URL` itself. Without
-// the example's setting, the suite must fail in that class.
+// not pass the client's `Connection`, NGINX builds `X-Original-URL` itself, and what an
+// upstream reads from a client's `X-Forwarded-Host` is beyond any decision. Without the
+// example's setting, the suite must fail in that class.
 
 /// `text` with `from` (which must be there) replaced by `to`.
 fn replaced(text: &str, from: &str, to: &str) -> String {
@@ -289,6 +290,24 @@ fn envoy_http_needs_headers_with_underscores_rejected() {
         &edit,
     );
     assert_fails_in(&outcome, "identity-spoof");
+}
+
+#[test]
+fn envoy_grpc_needs_forwarded_host_removed() {
+    let edit = |t: String| {
+        replaced(
+            &t,
+            "request_headers_to_remove: [x-forwarded-host, forwarded]",
+            "",
+        )
+    };
+    let outcome = envoy(
+        "grpc.yaml",
+        "envoy grpc (client X-Forwarded-Host kept)",
+        "__PORTCULLIS_GRPC_PORT__",
+        &edit,
+    );
+    assert_fails_in(&outcome, "client-forwarded");
 }
 
 #[test]

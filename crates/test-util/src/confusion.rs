@@ -282,7 +282,8 @@ impl<'a> Confusion<'a> {
         }
         // Requests the upstream got without a probe id (a proxy dropped or rewrote it).
         for r in unattributed {
-            let hosts = r.values("host");
+            let claims = r.host_claims();
+            let hosts: Vec<&[u8]> = claims.iter().map(Vec::as_slice).collect();
             let protected = strict::protected_reading(r.target(), &hosts);
             let spoofed = spoofed_identity(r);
             if protected.is_some() || spoofed {
@@ -336,7 +337,11 @@ fn check(p: &Probe, status: Option<u16>, got: &[&Received]) -> Vec<String> {
         }
         if p.credential != Credential::Admin
             && !matches!(p.check, Check::Reaches { .. })
-            && let Some((host, path)) = strict::protected_reading(r.target(), &r.values("host"))
+            && let Some((host, path)) = {
+                let claims = r.host_claims();
+                let hosts: Vec<&[u8]> = claims.iter().map(Vec::as_slice).collect();
+                strict::protected_reading(r.target(), &hosts)
+            }
         {
             problems.push(format!(
                 "reached the upstream without an admin token, which can read it as host {host:?} path {path:?}"

@@ -533,6 +533,29 @@ fn forwarded(b: &mut Builder<'_>) {
             .host(RESTRICTED_HOST.as_bytes())
             .header(&format!("X-Forwarded-Host: {authority}")),
     );
+    // The other way round: the real host is an ordinary one, the client names the
+    // restricted host where a framework behind a "trusted" proxy reads the host from.
+    for fake in [
+        format!("X-Forwarded-Host: {RESTRICTED_HOST}"),
+        format!("X-Forwarded-Host: {RESTRICTED_HOST}, {authority}"),
+        format!("X-Forwarded-Host: {authority}\r\nX-Forwarded-Host: {RESTRICTED_HOST}"),
+        format!("Forwarded: host={RESTRICTED_HOST}"),
+        format!("Forwarded: for=1.2.3.4;host=\"{RESTRICTED_HOST}\""),
+        format!("X_Forwarded_Host: {RESTRICTED_HOST}"),
+    ] {
+        b.push(
+            "client-forwarded",
+            Credential::Developer,
+            Check::Attack,
+            Raw::get(b"/ops/x").header(&fake),
+        );
+        b.push(
+            "client-forwarded",
+            Credential::Anonymous,
+            Check::Attack,
+            Raw::get(b"/public/x").header(&fake),
+        );
+    }
 }
 
 /// Spellings of the identity header (oauth2-proxy CVE-2025-64484) and `Connection`

@@ -53,6 +53,30 @@ impl Received {
             .collect()
     }
 
+    /// Every host an upstream may take this request to be for: each `Host`, each element
+    /// of `X-Forwarded-Host`, each `host=` of `Forwarded` (frameworks behind a "trusted"
+    /// proxy read the last two).
+    pub fn host_claims(&self) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = self.values("host").iter().map(|v| v.to_vec()).collect();
+        for v in self.values("x-forwarded-host") {
+            out.extend(v.split(|&b| b == b',').map(<[u8]>::to_vec));
+        }
+        for v in self.values("forwarded") {
+            for pair in v.split(|&b| b == b';' || b == b',') {
+                let pair = pair.trim_ascii();
+                if pair.len() > 5 && pair[..5].eq_ignore_ascii_case(b"host=") {
+                    let value = &pair[5..];
+                    let value = value
+                        .strip_prefix(b"\"")
+                        .and_then(|v| v.strip_suffix(b"\""))
+                        .unwrap_or(value);
+                    out.push(value.to_vec());
+                }
+            }
+        }
+        out
+    }
+
     /// The `X-Probe-Id` values.
     pub fn probe_ids(&self) -> Vec<usize> {
         self.values("x-probe-id")
