@@ -205,11 +205,11 @@ fn traefik() {
 
 #[test]
 fn caddy() {
-    caddy_with(CADDYFILE).finish();
+    caddy_with("caddy", CADDYFILE).finish();
 }
 
 /// Runs the corpus through Caddy with `caddyfile` (the example, or an edited copy).
-fn caddy_with(caddyfile: &str) -> Outcome {
+fn caddy_with(name: &str, caddyfile: &str) -> Outcome {
     let env = MatrixEnv::start(BIN, "confusion-caddy");
     let upstream = RecordingUpstream::start();
     let dir = env.dir.path();
@@ -247,7 +247,7 @@ fn caddy_with(caddyfile: &str) -> Outcome {
     );
     let p = proxy(
         &env,
-        "caddy",
+        name,
         port,
         &["caddy.stdout.log", "caddy.log", "access.log"],
     );
@@ -313,7 +313,7 @@ fn envoy_grpc_needs_forwarded_host_removed() {
 #[test]
 fn caddy_needs_identity_names_out_of_connection() {
     let scrub = r#"request_header Connection "(?i)\bx[-_]user\b" """#;
-    let outcome = caddy_with(&replaced(CADDYFILE, scrub, ""));
+    let outcome = caddy_with("caddy (Connection kept)", &replaced(CADDYFILE, scrub, ""));
     assert_fails_in(&outcome, "identity-dropped");
 }
 
