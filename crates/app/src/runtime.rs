@@ -33,6 +33,20 @@ pub fn load_config(path: &Path) -> Result<Config, AppError> {
     )?)
 }
 
+/// Logs what loading `config` left out (inline keys that cannot be used), one
+/// `warning:` line each.
+pub(crate) fn log_warnings(config: &Config) {
+    for w in config.warnings() {
+        tracing::warn!(
+            file = %w.file,
+            line = w.line,
+            field = %w.field,
+            problem = %w.problem,
+            "warning: {w}"
+        );
+    }
+}
+
 /// The running key sources, by the identity of their spec.
 pub(crate) struct Sources {
     running: HashMap<String, (Arc<KeySlot>, SourceHandle)>,

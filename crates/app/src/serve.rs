@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::error::AppError;
 use crate::listener::serve_http;
-use crate::runtime::{Sources, load_config};
+use crate::runtime::{Sources, load_config, log_warnings};
 
 /// Options of `serve`.
 #[derive(Clone, Debug)]
@@ -30,6 +30,7 @@ pub struct ServeOptions {
 pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
     // Validate before anything starts: a bad config never binds a socket.
     let config = load_config(&options.config_path)?;
+    log_warnings(&config);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     if let Some(n) = options.workers {
@@ -221,6 +222,7 @@ async fn watch_config(path: PathBuf, mut sources: Sources, decider: Arc<Decider>
         seen = now;
         match load_config(&path) {
             Ok(config) => {
+                log_warnings(&config);
                 if config.listen != listen {
                     tracing::warn!("listen addresses changed: they take effect on restart only");
                 }

@@ -58,10 +58,7 @@ fn verify_token(engine: &Engine, provider: Option<&str>, token: &str) -> Result<
         .collect();
     let mut first_error = None;
     for p in candidates {
-        let keys = p
-            .slot()
-            .load()
-            .unwrap_or_else(|| Arc::new(portcullis_jose::KeySet::default()));
+        let keys = p.slot().load().unwrap_or_default();
         match portcullis_jose::verify_jwt(token, &keys, p.validation(), now) {
             Ok(jwt) => return Ok(Value::Object(jwt.claims.into_members())),
             Err(e) => {

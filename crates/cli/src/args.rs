@@ -73,15 +73,19 @@ pub(crate) struct CheckArgs {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct KeygenArgs {
-    /// Algorithm the key is for: RS256/384/512, PS256/384/512 (RSA 2048), ES256/384/512, EdDSA.
+    /// Algorithm the key is for: RS256/384/512, PS256/384/512 (RSA 2048), ES256/384/512, EdDSA or Ed25519 (RFC 9864's name; Ed448 is not supported).
     #[arg(long)]
     pub(crate) alg: String,
     /// Key id for the JWKS [default: the RFC 7638 thumbprint].
     #[arg(long)]
     pub(crate) kid: Option<String>,
-    /// Where to write the private key (mode 0600) [default: key.pem, never overwritten].
+    /// Where to write the private key (mode 0600, written atomically) [default: key.pem].
+    /// An existing file is never replaced without --force.
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
+    /// Replace the --out file if it exists (the old key is lost).
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -101,7 +105,7 @@ pub(crate) struct MintArgs {
     /// Private key PEM; for HS*, a file holding the secret (raw bytes, or an `oct` JWK).
     #[arg(long)]
     pub(crate) key: PathBuf,
-    /// Signature algorithm [default: RS256 for RSA keys, the curve's for EC, EdDSA].
+    /// Signature algorithm [default: RS256 for RSA keys, the curve's for EC, EdDSA for Ed25519 keys; Ed25519 names the same].
     #[arg(long)]
     pub(crate) alg: Option<String>,
     /// `kid` header [default: the key's RFC 7638 thumbprint; none for HMAC].

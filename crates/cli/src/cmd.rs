@@ -11,13 +11,10 @@ use anyhow::{Result, anyhow};
 use portcullis_jose::{Algorithm, KeyMaterial};
 use serde_json::{Map, Value};
 
-/// Parses a JWA name strictly (case-sensitive, as in tokens).
+/// Parses a JWA name strictly (case-sensitive, as in tokens). `Ed25519` (RFC 9864)
+/// and `EdDSA` are both accepted; `Ed448` is refused as unsupported.
 pub(crate) fn algorithm(name: &str) -> Result<Algorithm> {
-    Algorithm::from_name(name).ok_or_else(|| {
-        anyhow!(
-            "--alg {name:?} is not one of RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA HS256 HS384 HS512"
-        )
-    })
+    Algorithm::try_from_name(name).map_err(|e| anyhow!("--alg: {e}"))
 }
 
 /// The public JWK of `material` with `kid` (default: thumbprint), `alg` and `use`.

@@ -585,3 +585,101 @@ fn jwk_thumbprints_match_jwcrypto() {
     }
     failures.assert_none("jwk thumbprints");
 }
+
+// ---------------------------------------------------------------- RFC 9864 names
+
+/// RFC 9864's fully specified `Ed25519` (issue 10), both directions, with the peers
+/// that implement the name: jwcrypto and npm `jose` (PyJWT 2.15 knows only `EdDSA`).
+/// `portcullis keygen/mint --alg Ed25519` tokens verify in each peer, and each
+/// peer's `Ed25519` tokens verify in `portcullis verify` with its JWKS (the JWK's
+/// `alg` is `Ed25519`), with its SPKI PEM, and with `--alg EdDSA` (one allows the other).
+#[test]
+fn ed25519_alg_name_interoperates_with_jwcrypto_and_jose() {
+    let dir = TempDir::new("ed25519-name");
+    let key = dir.file("ed25519.pem");
+    let key_arg = key.to_str().unwrap();
+    let jwks: Value = serde_json::from_str(&portcullis_ok(&[
+        "keygen", "--alg", "Ed25519", "--out", key_arg,
+    ]))
+    .unwrap();
+    let token = portcullis_ok(&[
+        "mint",
+        "--key",
+        key_arg,
+        "--alg",
+        "Ed25519",
+        "--iss",
+        PORTCULLIS_ISSUER,
+        "--sub",
+        "alice",
+        "--aud",
+        AUDIENCE,
+    ])
+    .trim()
+    .to_owned();
+    let mut failures = Failures::default();
+    for peer in [Peer::JwCrypto, Peer::Jose] {
+        let job = json!({
+            "op": "verify", "token": token, "jwks": jwks, "alg": "Ed25519",
+            "iss": PORTCULLIS_ISSUER, "aud": AUDIENCE,
+        });
+        let result = &peer.run(&[job])[0];
+        failures.check(
+            result["ok"] == true && result["header"]["alg"] == "Ed25519",
+            || {
+                format!(
+                    "{} rejects a portcullis Ed25519 token: {result}",
+                    peer.name()
+                )
+            },
+        );
+
+        let issuer = peer.issuer();
+        let now = now();
+        let payload =
+            json!({"iss": issuer, "sub": "bob", "aud": AUDIENCE, "iat": now, "exp": now + 600});
+        let minted =
+            &peer.run(&[json!({"op": "mint", "alg": "Ed25519", "payloads": [payload]})])[0];
+        let theirs = minted["tokens"][0].as_str().unwrap();
+        failures.check(payload_of(theirs)["sub"] == "bob", || {
+            format!("{}: minted {theirs}", peer.name())
+        });
+        let their_jwks = dir.write(
+            &format!("{}.jwks.json", peer.name()),
+            minted["jwks"].to_string(),
+        );
+        let their_pem = dir.write(
+            &format!("{}.pub.pem", peer.name()),
+            minted["spki_pem"].as_str().unwrap(),
+        );
+        for (source, path, alg) in [
+            ("jwks", &their_jwks, None),
+            ("jwks", &their_jwks, Some("EdDSA")),
+            ("pem", &their_pem, Some("Ed25519")),
+        ] {
+            let path = path.to_str().unwrap();
+            let mut args = vec![
+                "verify",
+                "--jwks",
+                path,
+                "--issuer",
+                &issuer,
+                "--audience",
+                AUDIENCE,
+            ];
+            if let Some(alg) = alg {
+                args.extend(["--alg", alg]);
+            }
+            args.push(theirs);
+            let out = portcullis(&args);
+            failures.check(out.status.success(), || {
+                format!(
+                    "{}'s Ed25519 token via {source} (--alg {alg:?}): {}",
+                    peer.name(),
+                    describe(&args, &out)
+                )
+            });
+        }
+    }
+    failures.assert_none("Ed25519 name");
+}

@@ -60,13 +60,14 @@ impl Decider {
             && let Some(provider) = deny.refetch_started
         {
             // An unknown kid may be a key just rotated in: give the refetch a moment.
+            // Woken by the snapshot the refetch publishes (no polling); a failed
+            // refetch publishes nothing and the wait ends at its bound.
             if let Some(slot) = engine.providers().get(provider).map(|p| p.slot().clone()) {
                 let before = slot.generation();
-                let deadline = Instant::now() + REFETCH_WAIT;
-                while slot.generation() == before && Instant::now() < deadline {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                if slot.generation() != before {
+                if tokio::time::timeout(REFETCH_WAIT, slot.changed(before))
+                    .await
+                    .is_ok()
+                {
                     decision = engine.decide(req, now());
                 }
             }

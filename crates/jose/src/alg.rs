@@ -1,4 +1,4 @@
-//! JWS algorithms (RFC 7518 §3, RFC 8037) and small sets of them.
+//! JWS algorithms (RFC 7518 §3, RFC 8037, RFC 9864) and small sets of them.
 
 use std::fmt;
 
@@ -8,7 +8,12 @@ use aws_lc_rs::{hmac, signature};
 #[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
 #[non_exhaustive]
 pub enum Algorithm {
-    /// Ed25519 (RFC 8037).
+    /// EdDSA with the Ed25519 parameter set, by its fully specified name (RFC 9864 §2.2).
+    /// The same verification as [`Algorithm::EdDSA`]: the two share one bit of an
+    /// [`AlgorithmSet`], so allowing either name allows both.
+    Ed25519,
+    /// EdDSA (RFC 8037), the polymorphic name RFC 9864 deprecates; we implement it
+    /// for Ed25519 keys only (Ed448 is not supported).
     EdDSA,
     /// ECDSA P-256 with SHA-256.
     ES256,
@@ -101,7 +106,7 @@ impl Curve {
 
 impl Algorithm {
     /// Every algorithm, in a fixed order (the bit order of [`AlgorithmSet`]).
-    pub const ALL: [Algorithm; 13] = [
+    pub const ALL: [Algorithm; 14] = [
         Algorithm::RS256,
         Algorithm::RS384,
         Algorithm::RS512,
@@ -115,16 +120,46 @@ impl Algorithm {
         Algorithm::HS256,
         Algorithm::HS384,
         Algorithm::HS512,
+        Algorithm::Ed25519,
     ];
+
+    /// Registered JWS algorithm names we know and deliberately do not implement:
+    /// named as unsupported rather than unknown.
+    pub const UNSUPPORTED: [&'static str; 2] = ["Ed448", "ES256K"];
 
     /// Parses the exact, case-sensitive JWA name. `none` and unknown names give `None`.
     pub fn from_name(name: &str) -> Option<Algorithm> {
         Algorithm::ALL.into_iter().find(|a| a.name() == name)
     }
 
+    /// Parses a JWA name, saying why one is refused.
+    ///
+    /// # Errors
+    /// [`UnsupportedAlgorithm`] for `none`, a registered name we do not implement
+    /// (`Ed448`, `ES256K`) or an unknown name.
+    pub fn try_from_name(name: &str) -> Result<Algorithm, UnsupportedAlgorithm> {
+        Algorithm::from_name(name).ok_or_else(|| UnsupportedAlgorithm {
+            name: crate::error::printable(name),
+        })
+    }
+
+    /// Whether `other` names the same verification (`EdDSA` and `Ed25519`), or is `self`.
+    pub const fn same_verification(self, other: Algorithm) -> bool {
+        self.canonical() as u16 == other.canonical() as u16
+    }
+
+    /// The one algorithm of a group of names for the same verification.
+    pub(crate) const fn canonical(self) -> Algorithm {
+        match self {
+            Algorithm::Ed25519 => Algorithm::EdDSA,
+            other => other,
+        }
+    }
+
     /// The JWA name.
     pub const fn name(self) -> &'static str {
         match self {
+            Algorithm::Ed25519 => "Ed25519",
             Algorithm::EdDSA => "EdDSA",
             Algorithm::ES256 => "ES256",
             Algorithm::ES384 => "ES384",
@@ -144,7 +179,7 @@ impl Algorithm {
     /// The key family the algorithm needs.
     pub const fn family(self) -> Family {
         match self {
-            Algorithm::EdDSA => Family::Okp,
+            Algorithm::Ed25519 | Algorithm::EdDSA => Family::Okp,
             Algorithm::ES256 => Family::Ec(Curve::P256),
             Algorithm::ES384 => Family::Ec(Curve::P384),
             Algorithm::ES512 => Family::Ec(Curve::P521),
@@ -158,14 +193,15 @@ impl Algorithm {
         }
     }
 
+    /// Names for the same verification share a bit.
     const fn bit(self) -> u16 {
-        1 << (self as u16)
+        1 << (self.canonical() as u16)
     }
 
     /// The aws-lc-rs verification parameters of an asymmetric algorithm.
     pub(crate) fn verification(self) -> Option<&'static dyn signature::VerificationAlgorithm> {
         Some(match self {
-            Algorithm::EdDSA => &signature::ED25519,
+            Algorithm::Ed25519 | Algorithm::EdDSA => &signature::ED25519,
             Algorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
             Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
             Algorithm::ES512 => &signature::ECDSA_P521_SHA512_FIXED,
@@ -195,6 +231,45 @@ impl fmt::Display for Algorithm {
         f.write_str(self.name())
     }
 }
+
+/// A JWA name that is not one of our algorithms.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct UnsupportedAlgorithm {
+    /// The name, cut to a printable length.
+    pub name: String,
+}
+
+impl UnsupportedAlgorithm {
+    /// Whether the name is a registered algorithm we deliberately do not implement.
+    pub fn is_registered(&self) -> bool {
+        Algorithm::UNSUPPORTED.contains(&self.name.as_str())
+    }
+}
+
+impl fmt::Display for UnsupportedAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.name == "none" {
+            f.write_str("`none` is never allowed")
+        } else if self.is_registered() {
+            write!(
+                f,
+                "algorithm {:?} is not supported (of EdDSA, only Ed25519 is, also named EdDSA)",
+                self.name
+            )
+        } else {
+            write!(f, "{:?} is not one of ", self.name)?;
+            for (i, a) in Algorithm::ALL.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(" ")?;
+                }
+                f.write_str(a.name())?;
+            }
+            Ok(())
+        }
+    }
+}
+
+impl std::error::Error for UnsupportedAlgorithm {}
 
 /// A small set of algorithms (a bit set; copying it is free).
 #[derive(Clone, Copy, Default, Eq, Hash, PartialEq)]
@@ -272,9 +347,44 @@ mod tests {
         for alg in Algorithm::ALL {
             assert_eq!(Algorithm::from_name(alg.name()), Some(alg));
         }
-        for bad in ["none", "None", "NONE", "", "rs256", "HS256 ", "ES521"] {
+        for bad in [
+            "none", "None", "NONE", "", "rs256", "HS256 ", "ES521", "Ed448", "ed25519",
+        ] {
             assert_eq!(Algorithm::from_name(bad), None, "{bad}");
         }
+    }
+
+    /// Issue 10, bug 2: RFC 9864's fully specified `Ed25519` was an unknown algorithm.
+    /// It names the same verification as `EdDSA`: one allows the other; `Ed448` is
+    /// refused by name as unsupported.
+    #[test]
+    fn regression_issue10_ed25519_is_the_fully_specified_eddsa() {
+        let ed = Algorithm::try_from_name("Ed25519").unwrap();
+        assert_eq!(ed.family(), Family::Okp);
+        assert!(ed.same_verification(Algorithm::EdDSA));
+        assert!(!ed.same_verification(Algorithm::ES256));
+        let eddsa = AlgorithmSet::EMPTY.with(Algorithm::EdDSA);
+        assert!(eddsa.contains(Algorithm::Ed25519));
+        assert_eq!(AlgorithmSet::EMPTY.with(Algorithm::Ed25519), eddsa);
+        assert!(AlgorithmSet::of_family(Family::Okp).contains(Algorithm::Ed25519));
+        let err = Algorithm::try_from_name("Ed448").unwrap_err();
+        assert!(err.is_registered());
+        assert!(
+            err.to_string().contains("\"Ed448\" is not supported"),
+            "{err}"
+        );
+        assert!(
+            Algorithm::try_from_name("none")
+                .unwrap_err()
+                .to_string()
+                .contains("never")
+        );
+        assert!(
+            Algorithm::try_from_name("XS1")
+                .unwrap_err()
+                .to_string()
+                .contains("Ed25519")
+        );
     }
 
     #[test]

@@ -113,6 +113,12 @@ pub enum TokenError {
     /// `aud` holds none of the expected audiences.
     #[error("audience does not match")]
     AudienceMismatch,
+    /// `alg` is a registered algorithm we do not implement (`Ed448`, `ES256K`).
+    #[error("algorithm {alg:?} is not supported")]
+    UnsupportedAlgorithm {
+        /// The header's `alg`.
+        alg: String,
+    },
     /// A claim has the wrong JSON type or an out-of-range value.
     #[error("claim {name:?} is invalid: {problem}")]
     InvalidClaim {
@@ -203,7 +209,9 @@ impl TokenError {
     /// The contract's reason code for this error.
     pub const fn reason(&self) -> Reason {
         match self {
-            TokenError::AlgorithmNotAllowed { .. } => Reason::AlgorithmNotAllowed,
+            TokenError::AlgorithmNotAllowed { .. } | TokenError::UnsupportedAlgorithm { .. } => {
+                Reason::AlgorithmNotAllowed
+            }
             TokenError::AudienceMismatch => Reason::AudienceMismatch,
             TokenError::Expired { .. } => Reason::TokenExpired,
             TokenError::IssuerMismatch => Reason::IssuerMismatch,

@@ -24,7 +24,7 @@ use crate::keyset::KeySet;
 use crate::sign::SigningKey;
 use crate::token::{CompactJws, DEFAULT_MAX_TOKEN_BYTES, Header};
 use crate::verify::{verify_jws, verify_jwt};
-use crate::{b64, json, jwk, pem};
+use crate::{b64, import, json, jwk, pem};
 
 /// The HS256 secret of the key with `kid` `hs` (32 bytes).
 const HS_SECRET: &[u8] = b"portcullis-fuzz-hs256-secret-32b";
@@ -359,7 +359,8 @@ fn check_token(fx: &Fixture, text: &str, resign: bool) {
     }
 }
 
-/// Fuzz target `fuzz_jwks`: `data` as a JWKS, a single JWK and a PEM key; any
+/// Fuzz target `fuzz_jwks`: `data` as a JWKS, a single JWK and a PEM key (also through
+/// `import_keys`, with and without secrets allowed); any
 /// key set that results verifies the fixed sample tokens.
 pub fn jwks(data: &[u8]) {
     let fx = fixture();
@@ -371,6 +372,16 @@ pub fn jwks(data: &[u8]) {
     }
     if let Ok((set, _)) = jwk::key_set_from_json(data) {
         use_key_set(fx, &set);
+    }
+    // The import every key source shares, as a fetched and as a local document.
+    for secrets in [import::Secrets::Allow, import::Secrets::Refuse] {
+        if let Ok(imported) = import::import_keys(data, import::KeyFormat::Detect, secrets) {
+            for s in &imported.skipped {
+                let _ = (s.index, s.kid.as_deref(), s.reason.is_unsupported());
+                let _ = (s.reason.to_string(), s.reason.to_key_error());
+            }
+            use_key_set(fx, &imported.keys);
+        }
     }
     if let Ok(obj) = json::parse_object(data)
         && let Ok(key) = jwk::verifying_key_from_jwk(&obj)

@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 use crate::alg::{Algorithm, Curve};
 use crate::b64;
 use crate::error::{KeyError, printable};
-use crate::json;
+use crate::import::{ImportedKeys, KeyFormat, Secrets, import_keys};
 use crate::key::{KeyMaterial, Kid, VerifyingKey};
 use crate::keyset::KeySet;
 
@@ -119,57 +119,35 @@ pub fn verifying_key_from_jwk(jwk: &Map<String, Value>) -> Result<VerifyingKey, 
 
 /// Imports a JWKS document. Good keys load even when others are rejected;
 /// the rejected ones are returned beside the set so the caller can report them.
+/// [`crate::import_keys`] with [`KeyFormat::Jwks`], its skip reasons as [`KeyError`]s.
 ///
 /// # Errors
 /// [`KeyError::InvalidDocument`] when the document itself is unusable
 /// (too large, not strict JSON, no `keys` array, too many keys).
 pub fn key_set_from_jwks(bytes: &[u8]) -> Result<(KeySet, Vec<RejectedKey>), KeyError> {
-    if bytes.len() > MAX_JWKS_BYTES {
-        return Err(KeyError::InvalidDocument {
-            problem: format!("{} bytes, over the limit of {MAX_JWKS_BYTES}", bytes.len()),
-        });
-    }
-    let doc = json::parse_object(bytes).map_err(|problem| KeyError::InvalidDocument { problem })?;
-    let keys =
-        doc.get("keys")
-            .and_then(Value::as_array)
-            .ok_or_else(|| KeyError::InvalidDocument {
-                problem: "no \"keys\" array".to_owned(),
-            })?;
-    if keys.len() > MAX_JWKS_KEYS {
-        return Err(KeyError::InvalidDocument {
-            problem: format!("{} keys, over the limit of {MAX_JWKS_KEYS}", keys.len()),
-        });
-    }
-    let mut good = Vec::with_capacity(keys.len());
-    let mut rejected = Vec::new();
-    for (index, key) in keys.iter().enumerate() {
-        let kid = key.get("kid").and_then(Value::as_str).map(printable);
-        let result = match key.as_object() {
-            Some(jwk) => verifying_key_from_jwk(jwk),
-            None => Err(KeyError::InvalidDocument {
-                problem: "a key is not a JSON object".to_owned(),
-            }),
-        };
-        match result {
-            Ok(k) => good.push(k),
-            Err(error) => rejected.push(RejectedKey { index, kid, error }),
-        }
-    }
-    Ok((KeySet::new(good), rejected))
+    import_keys(bytes, KeyFormat::Jwks, Secrets::Allow).map(rejected_keys)
 }
 
-/// Imports either a JWKS (`{"keys": [...]}`) or a single JWK object.
+/// Imports either a JWKS (`{"keys": [...]}`) or a single JWK object
+/// ([`crate::import_keys`] with [`KeyFormat::Json`]).
 ///
 /// # Errors
 /// As [`key_set_from_jwks`], or the single key's [`KeyError`].
 pub fn key_set_from_json(bytes: &[u8]) -> Result<(KeySet, Vec<RejectedKey>), KeyError> {
-    let doc = json::parse_object(bytes).map_err(|problem| KeyError::InvalidDocument { problem })?;
-    if doc.contains_key("keys") {
-        key_set_from_jwks(bytes)
-    } else {
-        Ok((KeySet::new(vec![verifying_key_from_jwk(&doc)?]), Vec::new()))
-    }
+    import_keys(bytes, KeyFormat::Json, Secrets::Allow).map(rejected_keys)
+}
+
+fn rejected_keys(imported: ImportedKeys) -> (KeySet, Vec<RejectedKey>) {
+    let rejected = imported
+        .skipped
+        .into_iter()
+        .map(|s| RejectedKey {
+            index: s.index,
+            kid: s.kid,
+            error: s.reason.to_key_error(),
+        })
+        .collect();
+    (imported.keys, rejected)
 }
 
 fn str_member<'a>(jwk: &'a Map<String, Value>, name: &'static str) -> Result<&'a str, KeyError> {
@@ -196,6 +174,7 @@ fn bytes_member(jwk: &Map<String, Value>, name: &'static str) -> Result<Vec<u8>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json;
 
     const ISTIO_JWKS: &str = include_str!("../tests/data/istio-jwks.json");
 

@@ -201,8 +201,10 @@ impl VerifyingKey {
                 problem: "HMAC secret shorter than 32 bytes".to_owned(),
             });
         }
+        // One verifier per verification: `EdDSA` and `Ed25519` share one.
         let verifiers = algorithms
             .iter()
+            .filter(|a| a.canonical() == *a)
             .map(|a| Ok((a, make_verifier(&material, a)?)))
             .collect::<Result<Vec<_>, KeyError>>()?
             .into_boxed_slice();
@@ -234,7 +236,11 @@ impl VerifyingKey {
     /// Returns `false` when the algorithm is not one of this key's, the
     /// signature has the wrong length for the algorithm, or it does not verify.
     pub fn verify(&self, alg: Algorithm, message: &[u8], sig: &[u8]) -> bool {
-        let Some((_, verifier)) = self.verifiers.iter().find(|(a, _)| *a == alg) else {
+        let Some((_, verifier)) = self
+            .verifiers
+            .iter()
+            .find(|(a, _)| a.same_verification(alg))
+        else {
             return false;
         };
         match verifier {

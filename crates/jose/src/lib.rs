@@ -21,8 +21,11 @@ mod alg;
 pub mod b64;
 mod claims;
 mod error;
+// Fuzzing entry points with fixed secrets: never in a release build.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz_logic;
+mod import;
 pub mod json;
 mod jwk;
 mod key;
@@ -32,9 +35,10 @@ mod sign;
 mod token;
 mod verify;
 
-pub use alg::{Algorithm, AlgorithmSet, Curve, Family};
+pub use alg::{Algorithm, AlgorithmSet, Curve, Family, UnsupportedAlgorithm};
 pub use claims::{Claims, DEFAULT_CLOCK_SKEW_SECS, MAX_NUMERIC_DATE, Validation};
 pub use error::{KeyError, Reason, Segment, TokenError};
+pub use import::{ImportedKeys, KeyFormat, Secrets, SkipReason, SkippedKey, import_keys};
 pub use jwk::{
     MAX_JWKS_BYTES, MAX_JWKS_KEYS, RejectedKey, key_set_from_json, key_set_from_jwks,
     verifying_key_from_jwk,

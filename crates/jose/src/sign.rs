@@ -135,14 +135,16 @@ impl SigningKey {
         } else if oid == ED25519 {
             let pair =
                 signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?;
-            if alg.is_some_and(|a| a != Algorithm::EdDSA) {
-                return Err(mismatch(alg.unwrap_or(Algorithm::EdDSA), "OKP"));
+            // `Ed25519` (RFC 9864) or `EdDSA`: the name the token's header will carry.
+            let alg = alg.unwrap_or(Algorithm::EdDSA);
+            if alg.family() != Family::Okp {
+                return Err(mismatch(alg, "OKP"));
             }
             let public = KeyMaterial::Ed25519 {
                 x: pair.public_key().as_ref().to_vec(),
             };
             Ok(SigningKey {
-                alg: Algorithm::EdDSA,
+                alg,
                 signer: Signer::Ed25519(pair),
                 public,
             })

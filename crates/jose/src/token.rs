@@ -38,11 +38,17 @@ impl Header {
             }
         }
         let alg = match members.get("alg") {
-            Some(Value::String(name)) => {
-                Algorithm::from_name(name).ok_or_else(|| TokenError::AlgorithmNotAllowed {
-                    alg: printable(name),
-                })?
-            }
+            Some(Value::String(name)) => match Algorithm::try_from_name(name) {
+                Ok(alg) => alg,
+                Err(e) if e.is_registered() => {
+                    return Err(TokenError::UnsupportedAlgorithm { alg: e.name });
+                }
+                Err(_) => {
+                    return Err(TokenError::AlgorithmNotAllowed {
+                        alg: printable(name),
+                    });
+                }
+            },
             Some(_) => {
                 return Err(TokenError::AlgorithmNotAllowed {
                     alg: "(not a string)".to_owned(),

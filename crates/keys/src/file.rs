@@ -29,7 +29,7 @@ pub(crate) async fn run(
                     &provider,
                     &path.display().to_string(),
                     &bytes,
-                    crate::Secrets::Allow,
+                    portcullis_jose::Secrets::Allow,
                 ) {
                     Ok(keys) => {
                         metrics.jwks_fetch(&provider, FetchOutcome::Success);

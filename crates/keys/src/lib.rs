@@ -10,7 +10,7 @@ mod remote;
 use std::sync::Arc;
 
 use portcullis_decider::Metrics;
-use portcullis_jose::KeySet;
+use portcullis_jose::{KeyFormat, KeySet, Secrets};
 use portcullis_policy::KeySlot;
 use portcullis_policy::config::{JwksSource, JwksSpec};
 use tokio::task::JoinHandle;
@@ -86,58 +86,39 @@ fn publish(provider: &str, slot: &KeySlot, metrics: &Metrics, keys: KeySet) {
     slot.store(keys);
 }
 
-/// Whether a key document may hold HMAC secrets.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-enum Secrets {
-    /// A local file may (it is as private as the config).
-    Allow,
-    /// A document served over HTTP is public: an `oct` key there is no secret,
-    /// and accepting it would let anyone mint HS tokens.
-    Refuse,
-}
-
-/// Parses a key document: JWKS/JWK JSON, or a PEM public key. Rejected keys are logged.
+/// Parses a key document (JWKS/JWK JSON, or a PEM public key) through the one
+/// import every source shares. Keys left out are logged (`key ignored`, with
+/// their index, `kid` and why); a document with no usable key is an error, and
+/// the caller keeps the last good set.
 fn parse_keys(
     provider: &str,
     origin: &str,
     bytes: &[u8],
     secrets: Secrets,
 ) -> Result<KeySet, String> {
-    let trimmed = bytes.trim_ascii_start();
-    if trimmed.starts_with(b"-----BEGIN") {
-        let text = std::str::from_utf8(bytes).map_err(|_| "PEM is not UTF-8".to_owned())?;
-        let material = portcullis_jose::public_key_from_pem(text).map_err(|e| e.to_string())?;
-        let key = portcullis_jose::VerifyingKey::try_new(material, None, None)
-            .map_err(|e| e.to_string())?;
-        return Ok(KeySet::new(vec![key]));
-    }
-    let (set, rejected) = portcullis_jose::key_set_from_json(bytes).map_err(|e| e.to_string())?;
-    for r in rejected {
-        tracing::warn!(provider, origin, index = r.index, kid = r.kid.as_deref(), error = %r.error, "key ignored");
-    }
-    let set = if secrets == Secrets::Refuse
-        && set
-            .keys()
-            .iter()
-            .any(|k| k.material().family() == portcullis_jose::Family::Hmac)
-    {
+    let imported = portcullis_jose::import_keys(bytes, KeyFormat::Detect, secrets)
+        .map_err(|e| e.to_string())?;
+    for s in &imported.skipped {
         tracing::warn!(
             provider,
             origin,
-            "HMAC (oct) keys in a fetched JWKS ignored: a served key is not a secret"
+            index = s.index,
+            kid = s.kid.as_deref(),
+            unsupported = s.reason.is_unsupported(),
+            error = %s.reason,
+            "key ignored"
         );
-        KeySet::new(
-            set.keys()
-                .iter()
-                .filter(|k| k.material().family() != portcullis_jose::Family::Hmac)
-                .cloned()
-                .collect(),
-        )
-    } else {
-        set
-    };
-    if set.is_empty() {
-        return Err("no usable key".to_owned());
     }
-    Ok(set)
+    if imported.keys.is_empty() {
+        return Err(match imported.skipped.first() {
+            Some(s) => format!(
+                "no usable key ({} ignored; key {}: {})",
+                imported.skipped.len(),
+                s.index,
+                s.reason
+            ),
+            None => "no usable key".to_owned(),
+        });
+    }
+    Ok(imported.keys)
 }

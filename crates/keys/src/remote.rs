@@ -127,7 +127,12 @@ async fn cycle(
             return Err(format!("{uri}: {e}"));
         }
     };
-    match crate::parse_keys(provider, uri, &fetched.body, crate::Secrets::Refuse) {
+    match crate::parse_keys(
+        provider,
+        uri,
+        &fetched.body,
+        portcullis_jose::Secrets::Refuse,
+    ) {
         Ok(keys) => {
             metrics.jwks_fetch(provider, FetchOutcome::Success);
             crate::publish(provider, slot, metrics, keys);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::HeaderName;
-use portcullis_jose::{Algorithm, AlgorithmSet, KeySet, VerifyingKey};
+use portcullis_jose::{Algorithm, AlgorithmSet, KeyFormat, KeySet, Secrets, import_keys};
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
@@ -30,6 +30,31 @@ pub struct ConfigError {
     pub field: String,
     /// What is wrong.
     pub problem: String,
+}
+
+/// Something in a config that is used with a part left out, as
+/// `FILE:LINE: field: what was left out and why` (an inline JWKS key of an
+/// unsupported type, curve or algorithm, or not for signatures).
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct ConfigWarning {
+    /// The file (as given).
+    pub file: String,
+    /// 1-based line (0 when unknown).
+    pub line: u64,
+    /// The field, as a path (`providers[0].jwks.inline.keys[1]`).
+    pub field: String,
+    /// What was left out and why.
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.file, self.line, self.field, self.problem
+        )
+    }
 }
 
 /// A validated config.
@@ -86,6 +111,14 @@ impl Default for Limits {
     }
 }
 
+impl Config {
+    /// What loading left out (keys of an inline JWKS that cannot be used): worth a
+    /// `warning:` line, not a refusal.
+    pub fn warnings(&self) -> impl Iterator<Item = &ConfigWarning> {
+        self.providers.iter().flat_map(|p| p.jwks.warnings.iter())
+    }
+}
+
 /// Where keys come from.
 #[derive(Clone, Debug)]
 pub enum JwksSource {
@@ -130,6 +163,8 @@ pub struct JwksSpec {
     pub source: JwksSource,
     /// Fetch tuning.
     pub tuning: FetchTuning,
+    /// Keys of an inline JWKS left out because they cannot be used here.
+    pub warnings: Vec<ConfigWarning>,
 }
 
 impl JwksSpec {
@@ -486,15 +521,14 @@ fn validate_provider(
         Some(list) => {
             let mut set = AlgorithmSet::EMPTY;
             for a in list {
-                let alg = Algorithm::from_name(&a.value).ok_or_else(|| {
-                    cx.err(
-                        a.referenced.line(),
-                        f("algorithms"),
-                        format!(
-                            "{:?} is not one of RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA HS256 HS384 HS512 (`none` is never allowed)",
-                            a.value
-                        ),
-                    )
+                // `EdDSA` and `Ed25519` (RFC 9864) name the same verification: either allows both.
+                let alg = Algorithm::try_from_name(&a.value).map_err(|e| {
+                    let problem = if e.is_registered() || e.name == "none" {
+                        e.to_string()
+                    } else {
+                        format!("{e} (`none` is never allowed)")
+                    };
+                    cx.err(a.referenced.line(), f("algorithms"), problem)
                 })?;
                 set = set.with(alg);
             }
@@ -647,26 +681,53 @@ fn validate_jwks(
     if tuning.min_refresh > tuning.max_refresh {
         return Err(cx.err(line, format!("{field}.min_refresh"), "is above max_refresh"));
     }
+    let mut warnings = Vec::new();
     let source = if let Some(v) = inline {
         let text = match v {
             Value::String(s) => s,
             other => other.to_string(),
         };
-        let (set, rejected) = portcullis_jose::key_set_from_json(text.as_bytes())
-            .map_err(|e| cx.err(line, format!("{field}.inline"), e))?;
-        if let Some(r) = rejected.first() {
-            return Err(cx.err(line, format!("{field}.inline.keys[{}]", r.index), &r.error));
+        let field = format!("{field}.inline");
+        let imported = import_keys(text.as_bytes(), KeyFormat::Json, Secrets::Allow)
+            .map_err(|e| cx.err(line, &field, e))?;
+        // RFC 7517 §5: a key of a type, curve or algorithm we do not implement, or not
+        // for signatures, is ignored (with a warning). A weak or malformed key is the
+        // operator's mistake in the config itself: refused, as before.
+        for skipped in &imported.skipped {
+            let key_field = format!("{field}.keys[{}]", skipped.index);
+            if !skipped.reason.is_unsupported() {
+                return Err(cx.err(line, key_field, &skipped.reason));
+            }
+            warnings.push(ConfigWarning {
+                file: cx.file.to_owned(),
+                line,
+                field: key_field,
+                problem: match &skipped.kid {
+                    Some(kid) => format!("key (kid {kid:?}) ignored: {}", skipped.reason),
+                    None => format!("key (no kid) ignored: {}", skipped.reason),
+                },
+            });
         }
-        if set.is_empty() {
-            return Err(cx.err(line, format!("{field}.inline"), "holds no key"));
+        if imported.keys.is_empty() {
+            return Err(match imported.skipped.first() {
+                Some(first) => cx.err(
+                    line,
+                    &field,
+                    format!(
+                        "holds no usable key ({} ignored; keys[{}]: {})",
+                        imported.skipped.len(),
+                        first.index,
+                        first.reason
+                    ),
+                ),
+                None => cx.err(line, &field, "holds no key"),
+            });
         }
-        JwksSource::Static(set)
+        JwksSource::Static(imported.keys)
     } else if let Some(text) = pem {
-        let material = portcullis_jose::public_key_from_pem(&text)
+        let imported = import_keys(text.as_bytes(), KeyFormat::Pem, Secrets::Allow)
             .map_err(|e| cx.err(line, format!("{field}.pem"), e))?;
-        let key = VerifyingKey::try_new(material, None, None)
-            .map_err(|e| cx.err(line, format!("{field}.pem"), e))?;
-        JwksSource::Static(KeySet::new(vec![key]))
+        JwksSource::Static(imported.keys)
     } else if let Some(path) = file {
         JwksSource::File(base_dir.join(path))
     } else if let Some(u) = uri {
@@ -682,7 +743,11 @@ fn validate_jwks(
             "exactly one of inline, file, uri, discovery or pem",
         ));
     };
-    Ok(JwksSpec { source, tuning })
+    Ok(JwksSpec {
+        source,
+        tuning,
+        warnings,
+    })
 }
 
 fn check_url(cx: &Ctx<'_>, line: u64, field: &str, url: &str) -> Result<(), ConfigError> {

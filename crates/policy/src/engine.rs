@@ -13,11 +13,12 @@ use serde_json::Value;
 
 use crate::cache::{CachedToken, TokenCache};
 use crate::canonical::{canonical_host, canonical_path};
-use crate::config::RequestReading;
-use crate::config::{Access, Config, Limits, ProviderConfig, RuleConfig, TokenLocation};
+use crate::config::{
+    Access, Config, Limits, ProviderConfig, RequestReading, RuleConfig, TokenLocation,
+};
 use crate::decision::{Allow, Decision, Deny, Identity, TokenHints};
 use crate::extract::{Found, find};
-use crate::keyslot::KeySlot;
+use crate::keyslot::{KeySlot, KeySnapshot};
 use crate::request::AuthRequest;
 
 /// A provider, ready to verify.
@@ -400,67 +401,11 @@ impl Engine {
         }
         let mut first_error: Option<Box<Deny>> = None;
         for idx in order {
-            let provider = &self.providers[idx];
-            let Some(keys) = provider.slot.load() else {
-                let d = boxed(
-                    401,
-                    Reason::KeyNotFound,
-                    Some(&rule.name),
-                    Some(&provider.name),
-                    "the provider has no keys yet".to_owned(),
-                );
-                first_error.get_or_insert(d);
-                continue;
-            };
-            let generation = provider.slot.generation();
-            match verify_jwt_explained(token, &keys, &provider.validation, now) {
-                Ok(jwt) => {
-                    let expires_at = jwt.claims.expires_at().ok().flatten();
-                    let headers = render_headers(&provider.config.claims_to_headers, &jwt.claims);
-                    let name = provider.name.clone();
-                    let kept = jwt
-                        .claims
-                        .retain(|claim| self.kept_claims.iter().any(|k| k == claim));
-                    let identity = Arc::new(Identity::new(
-                        name,
-                        Arc::from(token),
-                        kept,
-                        expires_at,
-                        headers,
-                    ));
-                    if let Some(cache) = &self.cache {
-                        let valid_until =
-                            expires_at.map(|e| e + provider.config.clock_skew_secs as f64);
-                        // One copy of the token: the key and the identity share it.
-                        let key = identity.token().clone();
-                        cache.insert(
-                            key,
-                            CachedToken::new(idx, generation, valid_until, identity.clone()),
-                        );
-                    }
-                    return Ok((idx, identity));
-                }
-                Err(Rejected { error: e, signed }) => {
-                    let mut d = boxed(
-                        401,
-                        e.reason(),
-                        Some(&rule.name),
-                        Some(&provider.name),
-                        e.to_string(),
-                    );
-                    d.token_hints = match signed {
-                        // The signature held: name what it signed, without a second parse.
-                        Some(parts) => TokenHints {
-                            kid: parts.0.kid().map(clip),
-                            ..hints_from_claims(&parts.1)
-                        },
-                        None => unverified_hints(token),
-                    };
-                    if let TokenError::KeyNotFound { kid: Some(_) } = e
-                        && provider.slot.request_refetch()
-                    {
-                        d.refetch_started = Some(idx);
-                    }
+            // One load: the keys and the generation they are cached under belong together.
+            let snapshot = self.providers[idx].slot.current();
+            match self.verify_with(idx, &snapshot, token, rule, now) {
+                Ok(identity) => return Ok((idx, identity)),
+                Err(d) => {
                     first_error.get_or_insert(d);
                 }
             }
@@ -474,6 +419,80 @@ impl Engine {
                 "no provider".to_owned(),
             )
         }))
+    }
+
+    /// Verifies `token` as provider `idx` with the keys of `snapshot`, and caches a
+    /// success under that snapshot's generation: a cache hit is then valid only while
+    /// the keys that verified the token are still the provider's current ones.
+    fn verify_with(
+        &self,
+        idx: usize,
+        snapshot: &KeySnapshot,
+        token: &str,
+        rule: &Rule,
+        now: i64,
+    ) -> Result<Arc<Identity>, Box<Deny>> {
+        let provider = &self.providers[idx];
+        let Some(keys) = snapshot.keys() else {
+            return Err(boxed(
+                401,
+                Reason::KeyNotFound,
+                Some(&rule.name),
+                Some(&provider.name),
+                "the provider has no keys yet".to_owned(),
+            ));
+        };
+        match verify_jwt_explained(token, keys, &provider.validation, now) {
+            Ok(jwt) => {
+                let expires_at = jwt.claims.expires_at().ok().flatten();
+                let headers = render_headers(&provider.config.claims_to_headers, &jwt.claims);
+                let name = provider.name.clone();
+                let kept = jwt
+                    .claims
+                    .retain(|claim| self.kept_claims.iter().any(|k| k == claim));
+                let identity = Arc::new(Identity::new(
+                    name,
+                    Arc::from(token),
+                    kept,
+                    expires_at,
+                    headers,
+                ));
+                if let Some(cache) = &self.cache {
+                    let valid_until =
+                        expires_at.map(|e| e + provider.config.clock_skew_secs as f64);
+                    // One copy of the token: the key and the identity share it.
+                    let key = identity.token().clone();
+                    cache.insert(
+                        key,
+                        CachedToken::new(idx, snapshot.generation(), valid_until, identity.clone()),
+                    );
+                }
+                Ok(identity)
+            }
+            Err(Rejected { error: e, signed }) => {
+                let mut d = boxed(
+                    401,
+                    e.reason(),
+                    Some(&rule.name),
+                    Some(&provider.name),
+                    e.to_string(),
+                );
+                d.token_hints = match signed {
+                    // The signature held: name what it signed, without a second parse.
+                    Some(parts) => TokenHints {
+                        kid: parts.0.kid().map(clip),
+                        ..hints_from_claims(&parts.1)
+                    },
+                    None => unverified_hints(token),
+                };
+                if let TokenError::KeyNotFound { kid: Some(_) } = e
+                    && provider.slot.request_refetch()
+                {
+                    d.refetch_started = Some(idx);
+                }
+                Err(d)
+            }
+        }
     }
 
     fn allow(

@@ -12,6 +12,8 @@ pub mod config;
 mod decision;
 mod engine;
 mod extract;
+// Fuzzing entry points with fixed secrets: never in a release build.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz_logic;
 mod keyslot;
@@ -19,8 +21,8 @@ pub mod matcher;
 mod request;
 pub mod template;
 
-pub use config::{Config, ConfigError, RequestReading, parse_duration};
+pub use config::{Config, ConfigError, ConfigWarning, RequestReading, parse_duration};
 pub use decision::{Allow, Decision, Deny, Identity, TokenHints, description, error_code};
 pub use engine::{CacheStats, Engine, Provider};
-pub use keyslot::{KeySlot, RefetchHook};
+pub use keyslot::{Changed, KeySlot, KeySnapshot, RefetchHook};
 pub use request::AuthRequest;

@@ -22,6 +22,9 @@ pub(crate) fn demo(args: DemoArgs) -> Result<()> {
 
 pub(crate) fn check(args: CheckArgs) -> Result<()> {
     let config = portcullis_app::load_config(&args.config)?;
+    for warning in config.warnings() {
+        eprintln!("warning: {warning}");
+    }
     println!(
         "{}: ok ({} providers, {} rules)",
         args.config.display(),

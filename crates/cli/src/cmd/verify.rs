@@ -1,9 +1,7 @@
 //! `portcullis verify`: the server's verification, from the command line.
 
 use anyhow::{Context as _, Result};
-use portcullis_jose::{
-    AlgorithmSet, KeySet, Validation, VerifyingKey, key_set_from_json, public_key_from_pem,
-};
+use portcullis_jose::{AlgorithmSet, KeyFormat, KeySet, Secrets, Validation, import_keys};
 use serde_json::Value;
 
 use crate::args::VerifyArgs;
@@ -57,31 +55,23 @@ pub(crate) fn run(args: VerifyArgs) -> Result<()> {
     }
 }
 
-/// Keys from a JWKS/JWK JSON file or a PEM file.
+/// Keys from a JWKS/JWK JSON file or a PEM file, through the import every key
+/// source shares; each key left out is named on stderr with why.
 pub(crate) fn load_keys(path: &std::path::Path) -> Result<KeySet> {
     let bytes = input::file(path)?;
-    let trimmed = bytes.trim_ascii_start();
-    let keys = if trimmed.starts_with(b"{") {
-        let (set, rejected) = key_set_from_json(&bytes)
-            .with_context(|| format!("reading keys from {}", path.display()))?;
-        for r in rejected {
-            eprintln!(
-                "portcullis: {}: key {} (kid {:?}) ignored: {}",
-                path.display(),
-                r.index,
-                r.kid.unwrap_or_default(),
-                r.error
-            );
-        }
-        set
-    } else {
-        let text = std::str::from_utf8(&bytes).context("not a JSON or PEM file")?;
-        let material = public_key_from_pem(text)
-            .with_context(|| format!("reading a key from {}", path.display()))?;
-        KeySet::new(vec![VerifyingKey::try_new(material, None, None)?])
-    };
-    if keys.is_empty() {
+    let imported = import_keys(&bytes, KeyFormat::Detect, Secrets::Allow)
+        .with_context(|| format!("reading keys from {}", path.display()))?;
+    for s in &imported.skipped {
+        eprintln!(
+            "portcullis: {}: key {} (kid {:?}) ignored: {}",
+            path.display(),
+            s.index,
+            s.kid.as_deref().unwrap_or_default(),
+            s.reason
+        );
+    }
+    if imported.keys.is_empty() {
         anyhow::bail!("{} holds no usable key", path.display());
     }
-    Ok(keys)
+    Ok(imported.keys)
 }

@@ -26,6 +26,7 @@ GENERATE = {
     "ES384": {"kty": "EC", "crv": "P-384"},
     "ES512": {"kty": "EC", "crv": "P-521"},
     "EdDSA": {"kty": "OKP", "crv": "Ed25519"},
+    "Ed25519": {"kty": "OKP", "crv": "Ed25519"},
     "HS": {"kty": "oct", "size": 512},
 }
 

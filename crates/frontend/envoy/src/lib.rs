@@ -32,6 +32,8 @@
 //! ```
 #![warn(missing_docs)]
 
+// Fuzzing entry points with fixed secrets: never in a release build.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz_logic;
 mod metadata;

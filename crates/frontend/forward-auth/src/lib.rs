@@ -4,6 +4,8 @@
 //! [`AuthRequest`] and a [`Decision`] back to HTTP.
 #![warn(missing_docs)]
 
+// Fuzzing entry points with fixed secrets: never in a release build.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz_logic;
 mod original;

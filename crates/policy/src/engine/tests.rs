@@ -585,3 +585,39 @@ fn escaped_slashes_config_is_checked() {
     assert_eq!(err.field, "request.escaped_slashes");
     assert_eq!(err.line, 1);
 }
+
+/// Issue 10, bug 3: the key set and its generation were two atomics, stored one
+/// after the other and read one after the other. A verification that read the old
+/// keys, with a rotation landing before it read the generation, cached the token
+/// under the new generation: it stayed allowed until its `exp` though its key was
+/// gone. Now a verification reads one snapshot and caches under that snapshot's
+/// generation. The interleaving, made deterministic: verify against snapshot A
+/// (taken before the rotation), rotate to B without the key, then decide under B.
+#[test]
+fn regression_issue10_cache_entry_is_bound_to_the_snapshot_it_verified_against() {
+    let e = engine(RULES);
+    let h = bearer(&token(good_claims()));
+    let req = AuthRequest::new("GET", "h", "/api/x", &h);
+    let rule = e.rules.iter().find(|r| &*r.name == "api").unwrap();
+    let slot = e.providers()[0].slot().clone();
+    let a = slot.snapshot();
+    // The rotation lands while the verification is between its reads.
+    slot.store(portcullis_jose::KeySet::new(vec![]));
+    assert!(e.verify_with(0, &a, h_token(&h), rule, NOW).is_ok());
+    assert_eq!(e.cached_tokens(), 1, "verified under A, cached under A");
+    // Under B the entry is stale: no hit, and the token has no key any more.
+    assert_eq!(reason(&e.decide(&req, NOW)), "key_not_found");
+    assert_eq!(e.cache_stats().hits.load(Ordering::Relaxed), 0);
+    // And an entry made under the current snapshot is a hit while it lasts.
+    let e = engine(RULES);
+    assert_eq!(reason(&e.decide(&req, NOW)), "allow");
+    assert_eq!(reason(&e.decide(&req, NOW)), "allow");
+    assert_eq!(e.cache_stats().hits.load(Ordering::Relaxed), 1);
+}
+
+fn h_token(h: &HeaderMap) -> &str {
+    h.get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap()
+}
