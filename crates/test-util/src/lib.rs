@@ -1,7 +1,8 @@
 //! Fixtures for integration tests that start real peers (NGINX, Envoy, Traefik,
 //! Caddy, OpenID providers) on 127.0.0.1: child processes killed on drop, free
 //! ports, a header-echoing upstream, a JWKS server whose keys can rotate or go
-//! down, token minting, and a tiny blocking HTTP client.
+//! down, token minting, a tiny blocking HTTP client, and the raw-request confusion
+//! suite (a recording upstream, a raw-socket client, a corpus and a strict checker).
 //!
 //! Peers are installed by `scripts/install-peers` under `$PORTCULLIS_PEERS`
 //! (default `<workspace>/.peers`); a missing peer is a test failure naming that script.
@@ -12,6 +13,7 @@
     reason = "test fixtures: a panic is a test failure"
 )]
 
+mod confusion;
 mod http;
 mod issuer;
 mod matrix;
@@ -19,6 +21,10 @@ mod peers;
 mod process;
 mod servers;
 
+pub use confusion::{
+    Answer, Check, ClassCount, Confusion, Credential, Failure, Outcome, Probe, Received,
+    RecordingUpstream, Tokens, corpus, escape, send_raw,
+};
 pub use http::{Response, get, request};
 pub use issuer::Issuer;
 pub use matrix::{Matrix, MatrixEnv, ProxyUnderTest};

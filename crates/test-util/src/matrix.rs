@@ -26,6 +26,10 @@ pub(crate) const MATRIX_AUDIENCE: &str = "orders-api";
 /// A host with an anonymous rule: a request only matches it when a client managed to
 /// forge the host Portcullis decides on (`X-Forwarded-Host`, `X-Original-URL`).
 pub(crate) const ANONYMOUS_HOST: &str = "anonymous.invalid";
+/// A host whose every path needs `groups: [admins]` (rule `restricted-host`): a request
+/// only escapes it when the host Portcullis decides on differs from the upstream's
+/// (`ops.test.`, `OPS.TEST`, an absolute-form target naming it...).
+pub(crate) const RESTRICTED_HOST: &str = "ops.test";
 /// The identity header (`claims_to_headers: x-user <- sub`).
 pub(crate) const USER_HEADER: &str = "x-user";
 /// The `sub` of every minted token.
@@ -34,7 +38,14 @@ pub(crate) const SUBJECT: &str = "alice";
 pub(crate) const SPOOFED_USER: &str = "mallory";
 
 /// The rule names of [`matrix_config`].
-const RULES: [&str; 5] = ["anonymous-host", "public", "admin", "orders", "default"];
+const RULES: [&str; 6] = [
+    "anonymous-host",
+    "restricted-host",
+    "public",
+    "admin",
+    "orders",
+    "default",
+];
 
 /// The providers and rules of the matrix (YAML, without `listen:`).
 pub(crate) fn matrix_config(jwks_url: &str) -> String {
@@ -51,6 +62,9 @@ rules:
   - name: anonymous-host
     match: {{host: {ANONYMOUS_HOST}}}
     allow: anonymous
+  - name: restricted-host
+    match: {{host: {RESTRICTED_HOST}}}
+    claims: {{groups: [admins]}}
   - name: public
     match: {{path: "/public/**"}}
     allow: anonymous
