@@ -256,9 +256,8 @@ fn caddy_with(name: &str, caddyfile: &str) -> Outcome {
 
 // === Each example setting that Portcullis cannot stand in for is needed ===
 //
-// Portcullis never sees these requests as they are: Envoy's HTTP mode sends it only the
-// headers `allowed_headers` lists (not a client's `x_user`), Caddy's forward_auth does
-// not pass the client's `Connection`, NGINX builds `X-Original-URL` itself, and what an
+// Portcullis never sees these requests as they are: Caddy's forward_auth does not pass
+// the client's `Connection`, NGINX builds `X-Original-URL` itself, and what an
 // upstream reads from a client's `X-Forwarded-Host` is beyond any decision. Without the
 // example's setting, the suite must fail in that class.
 
@@ -280,8 +279,13 @@ fn assert_fails_in(outcome: &Outcome, class: &str) {
     );
 }
 
+/// Envoy's HTTP mode forwards only its `allowed_headers` to Portcullis, so a client's
+/// `x_user` is never shown to it. Portcullis names every other spelling of each
+/// identity header in `x-envoy-auth-headers-to-remove` on every allow, so even with
+/// Envoy's underscore setting removed (its default, ALLOW) no spoof gets through:
+/// the setting is defence in depth, not the only line.
 #[test]
-fn envoy_http_needs_headers_with_underscores_rejected() {
+fn envoy_http_without_the_underscore_setting_still_drops_spoofs() {
     let edit = |t: String| replaced(&t, "headers_with_underscores_action: REJECT_REQUEST", "");
     let outcome = envoy(
         "http.yaml",
@@ -289,7 +293,7 @@ fn envoy_http_needs_headers_with_underscores_rejected() {
         "__PORTCULLIS_HTTP_PORT__",
         &edit,
     );
-    assert_fails_in(&outcome, "identity-spoof");
+    outcome.finish();
 }
 
 #[test]

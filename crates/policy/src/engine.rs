@@ -72,6 +72,11 @@ pub struct Engine {
     rules: Vec<Rule>,
     /// Every header any provider or rule may set: removed from requests unless we set it.
     identity_headers: Vec<HeaderName>,
+    /// The other spellings of each identity header (`x_user` for `x-user`), which
+    /// CGI and WSGI upstreams read as the same header: removed on every allow. Named
+    /// up front because Envoy's HTTP mode does not show them to us (it forwards only
+    /// its `allowed_headers`).
+    identity_spellings: Vec<HeaderName>,
     cache: Option<TokenCache>,
     cache_stats: Arc<CacheStats>,
     limits: Limits,
@@ -128,6 +133,7 @@ impl Engine {
         for r in &rules {
             r.headers.iter().for_each(|(h, _)| note(h));
         }
+        let identity_spellings = identity_headers.iter().flat_map(other_spellings).collect();
         let kept_claims = claims_rules_read(&rules);
         let cache = (limits.token_cache_entries > 0)
             .then(|| TokenCache::new(limits.token_cache_entries, limits.token_cache_bytes));
@@ -141,6 +147,7 @@ impl Engine {
                 })
                 .collect(),
             identity_headers,
+            identity_spellings,
             cache,
             cache_stats: Arc::default(),
             limits,
@@ -234,7 +241,7 @@ impl Engine {
         match rule.config.access {
             Access::Anonymous => {
                 let mut remove_headers = self.identity_headers.clone();
-                self.add_spoofed_spellings(req, &mut remove_headers);
+                self.add_other_spellings(&mut remove_headers);
                 return Decision::Allow(Allow {
                     rule: rule.name.clone(),
                     identity: None,
@@ -282,7 +289,7 @@ impl Engine {
             None => Vec::new(),
         };
         let mut allow = self.allow(rule, provider, identity.1, rule_headers, location, now);
-        self.add_spoofed_spellings(req, &mut allow.remove_headers);
+        self.add_other_spellings(&mut allow.remove_headers);
         Decision::Allow(allow)
     }
 
@@ -524,15 +531,11 @@ impl Engine {
         }
     }
 
-    /// Client-sent spellings of an identity header that are not the header itself
-    /// (`x_user` for `x-user`): CGI and WSGI upstreams read `_` as `-`, so they are
-    /// removed like the header. Header names are already lower case here.
-    fn add_spoofed_spellings(&self, req: &AuthRequest<'_>, remove: &mut Vec<HeaderName>) {
-        for name in req.headers.keys() {
-            if self.is_spoofed_spelling(name) {
-                remove.push(name.clone());
-            }
-        }
+    /// The other spellings of the identity headers (`x_user` for `x-user`): CGI and
+    /// WSGI upstreams read `_` as `-`, so they are removed like the header, whether
+    /// or not the request shows them (Envoy's HTTP mode does not).
+    fn add_other_spellings(&self, remove: &mut Vec<HeaderName>) {
+        remove.extend(self.identity_spellings.iter().cloned());
     }
 
     fn is_spoofed_spelling(&self, name: &HeaderName) -> bool {
@@ -672,6 +675,31 @@ fn claims_rules_read(rules: &[RuleConfig]) -> Vec<String> {
         add(&mut names, "sub");
     }
     names
+}
+
+/// Every spelling of `name` with `_` for some of its `-` (`x_user` for `x-user`), but
+/// `name` itself. A name with more than six dashes gets only the all-underscore
+/// spelling besides (64 names per header at most).
+fn other_spellings(name: &HeaderName) -> Vec<HeaderName> {
+    let text = name.as_str();
+    let dashes: Vec<usize> = text.match_indices('-').map(|(i, _)| i).collect();
+    let masks: Vec<u32> = if dashes.len() <= 6 {
+        (1..1u32 << dashes.len()).collect()
+    } else {
+        vec![u32::MAX]
+    };
+    masks
+        .into_iter()
+        .filter_map(|mask| {
+            let mut bytes = text.as_bytes().to_vec();
+            for (bit, &at) in dashes.iter().enumerate() {
+                if mask & (1 << bit.min(31)) != 0 {
+                    bytes[at] = b'_';
+                }
+            }
+            HeaderName::from_bytes(&bytes).ok()
+        })
+        .collect()
 }
 
 /// Whether a rule matches the canonical host and path.

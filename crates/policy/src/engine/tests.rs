@@ -134,7 +134,10 @@ fn allows_valid_token_and_sets_identity_headers() {
             .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
             .collect();
         assert_eq!(set, vec![("x-user", "alice"), ("x-tenant", "acme")]);
-        assert!(a.remove_headers.is_empty());
+        // Nothing set is removed; only the other spellings of those headers are
+        // (issue 10: `x_user` reads as `x-user` to CGI and WSGI upstreams).
+        let removed: Vec<&str> = a.remove_headers.iter().map(|h| h.as_str()).collect();
+        assert_eq!(removed, ["x_user", "x_tenant"]);
         assert_eq!(a.cache_max_age, Some(600));
     });
 }
@@ -547,6 +550,19 @@ fn regression_issue10_identity_header_spellings_are_removed() {
             d => panic!("{path}: {d:?}"),
         }
     }
+    // Named even when the request does not show it: Envoy's HTTP mode forwards only
+    // its allowed_headers to us, the upstream gets the rest.
+    match decide_at(&e, "api.test", "/public/x", &HeaderMap::new()) {
+        Decision::Allow(a) => assert!(a.remove_headers.iter().any(|h| h == "x_user")),
+        d => panic!("{d:?}"),
+    }
+    assert_eq!(
+        other_spellings(&HeaderName::from_static("x-auth-user"))
+            .iter()
+            .map(|h| h.as_str())
+            .collect::<Vec<_>>(),
+        ["x_auth-user", "x-auth_user", "x_auth_user"]
+    );
     let mut req = AuthRequest::new("GET", "api.test", "/public/x", &headers);
     req.removes_headers = false;
     assert_eq!(reason(&e.decide(&req, NOW)), "request_invalid");
