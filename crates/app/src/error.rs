@@ -27,7 +27,8 @@ pub enum AppError {
         /// Why.
         source: std::io::Error,
     },
-    /// Anything else at runtime.
+    /// The runtime could not start (threads, signals): exit 2, never 1, which
+    /// means a negative answer.
     #[error("{0}")]
     Runtime(String),
     /// `verify --config`: the token is invalid (exit 1).
@@ -36,11 +37,27 @@ pub enum AppError {
 }
 
 impl AppError {
-    /// The contract's exit code: 1 for a negative answer, 2 for bad usage or config.
+    /// The contract's exit code: 1 for a negative answer, 2 for bad usage, bad config
+    /// or a gateway that cannot run (a port taken, no runtime).
     pub fn exit_code(&self) -> u8 {
         match self {
-            AppError::Invalid(_) | AppError::Runtime(_) => 1,
-            AppError::Config(_) | AppError::ReadConfig { .. } | AppError::Bind { .. } => 2,
+            AppError::Invalid(_) => 1,
+            AppError::Config(_)
+            | AppError::ReadConfig { .. }
+            | AppError::Bind { .. }
+            | AppError::Runtime(_) => 2,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 1 means "a negative answer" (an invalid token): a runtime failure is not one.
+    #[test]
+    fn only_a_negative_answer_exits_1() {
+        assert_eq!(AppError::Invalid("token_expired".to_owned()).exit_code(), 1);
+        assert_eq!(AppError::Runtime("no threads".to_owned()).exit_code(), 2);
     }
 }

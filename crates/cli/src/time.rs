@@ -1,14 +1,12 @@
 //! Clock and durations for the command line.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use anyhow::{Context as _, Result, bail};
 
 /// Seconds since the epoch.
 pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    portcullis_policy::Clock::now(&portcullis_policy::SystemClock)
 }
 
 /// A signed duration in seconds: `90s`, `5m`, `3h`, `1h30m`, `-1h`, or plain seconds.

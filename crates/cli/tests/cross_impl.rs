@@ -40,6 +40,7 @@ const INSTALL_HINT: &str = "run scripts/install-peers (tests find the peers thro
 struct TempDir(PathBuf);
 
 impl TempDir {
+    #[expect(clippy::disallowed_methods, reason = "tests mint with the wall clock")]
     fn new(tag: &str) -> Self {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let nanos = SystemTime::now()
@@ -93,6 +94,7 @@ impl Failures {
     }
 }
 
+#[expect(clippy::disallowed_methods, reason = "tests mint with the wall clock")]
 fn now() -> i64 {
     i64::try_from(
         SystemTime::now()

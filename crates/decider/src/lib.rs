@@ -6,10 +6,10 @@
 mod metrics;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use portcullis_policy::{AuthRequest, CacheStats, Decision, Engine};
+use portcullis_policy::{AuthRequest, CacheStats, Clock, Decision, Engine, SystemClock};
 
 pub use metrics::{FetchOutcome, Metrics, ReloadOutcome};
 
@@ -22,6 +22,7 @@ pub struct Decider {
     engine: ArcSwap<Engine>,
     metrics: Arc<Metrics>,
     cache_stats: Arc<CacheStats>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Decider {
@@ -32,7 +33,20 @@ impl Decider {
             engine: ArcSwap::from_pointee(engine.with_cache_stats(cache_stats.clone())),
             metrics,
             cache_stats,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Decides by `clock` instead of the system's (tests of expiry and refresh).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Decider {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by the decider's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
     }
 
     /// Swaps in a new engine; requests in flight finish on the old one.
@@ -55,7 +69,7 @@ impl Decider {
     pub async fn decide(&self, req: &AuthRequest<'_>, frontend: &'static str) -> Decision {
         let started = Instant::now();
         let engine = self.engine.load_full();
-        let mut decision = engine.decide(req, now());
+        let mut decision = engine.decide(req, self.clock.now());
         if let Decision::Deny(deny) = &decision
             && let Some(provider) = deny.refetch_started
         {
@@ -68,7 +82,7 @@ impl Decider {
                     .await
                     .is_ok()
                 {
-                    decision = engine.decide(req, now());
+                    decision = engine.decide(req, self.clock.now());
                 }
             }
         }
@@ -94,18 +108,16 @@ impl Decider {
     /// Decides without waiting (for callers that cannot await).
     pub fn decide_now(&self, req: &AuthRequest<'_>, frontend: &'static str) -> Decision {
         let started = Instant::now();
-        let decision = self.engine.load().decide(req, now());
+        let decision = self.engine.load().decide(req, self.clock.now());
         self.metrics.record(&decision, frontend, started.elapsed());
         log(&decision, req, frontend);
         decision
     }
 }
 
-/// Seconds since the epoch: the one clock of the decision path.
+/// Seconds since the epoch, by the system clock (for callers without a decider).
 pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    SystemClock.now()
 }
 
 fn log(decision: &Decision, req: &AuthRequest<'_>, frontend: &'static str) {
@@ -143,3 +155,6 @@ fn clip(s: &str) -> &str {
         None => s,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -307,6 +307,7 @@ fn print_ratios(cases: &[Case], since: SystemTime) {
     }
 }
 
+#[expect(clippy::disallowed_methods, reason = "tests mint with the wall clock")]
 fn main() {
     let since = SystemTime::now();
     let cases: Vec<Case> = ALGORITHMS.into_iter().map(case).collect();

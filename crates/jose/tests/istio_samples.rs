@@ -18,6 +18,7 @@ const KEY_PEM: &str = include_str!("data/istio-key.pem");
 const ISSUER: &str = "testing@secure.istio.io";
 const KID: &str = "DHFbpoIUqrY8t2zpA2qXfCmr5VO5ZEr4RzHU_-envvQ";
 
+#[expect(clippy::disallowed_methods, reason = "tests mint with the wall clock")]
 fn now() -> i64 {
     i64::try_from(
         SystemTime::now()

@@ -8,6 +8,7 @@
 
 mod cache;
 pub mod canonical;
+mod clock;
 pub mod config;
 mod decision;
 mod engine;
@@ -21,6 +22,7 @@ pub mod matcher;
 mod request;
 pub mod template;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError, ConfigWarning, RequestReading, parse_duration};
 pub use decision::{Allow, Decision, Deny, DenyReason, DenyStatus, Identity, TokenHints};
 pub use engine::{CacheStats, Engine, Provider};

@@ -7,6 +7,11 @@
 //! Peers are installed by `scripts/install-peers` under `$PORTCULLIS_PEERS`
 //! (default `<workspace>/.peers`); a missing peer is a test failure naming that script.
 #![warn(missing_docs)]
+#![expect(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "test fixtures: plain std locks and the wall clock, off the request path"
+)]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
