@@ -3,6 +3,7 @@
 //! for keys when a token names a `kid` that a refetch may bring.
 #![warn(missing_docs)]
 
+mod frontend;
 mod metrics;
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use portcullis_policy::{AuthRequest, CacheStats, Clock, Decision, Engine, SystemClock};
 
+pub use frontend::Frontend;
 pub use metrics::{FetchOutcome, Metrics, ReloadOutcome};
 
 /// How long a request waits for a key refetch started because of its unknown `kid`.
@@ -65,8 +67,8 @@ impl Decider {
         &self.metrics
     }
 
-    /// Decides, records and logs. `frontend` names the protocol (`forward_auth`, `ext_authz_grpc`...).
-    pub async fn decide(&self, req: &AuthRequest<'_>, frontend: &'static str) -> Decision {
+    /// Decides, records and logs. `frontend` names the protocol.
+    pub async fn decide(&self, req: &AuthRequest<'_>, frontend: Frontend) -> Decision {
         let started = Instant::now();
         let engine = self.engine.load_full();
         let mut decision = engine.decide(req, self.clock.now());
@@ -97,7 +99,7 @@ impl Decider {
         &self,
         deny: portcullis_policy::Deny,
         req: &AuthRequest<'_>,
-        frontend: &'static str,
+        frontend: Frontend,
     ) -> Decision {
         let decision = Decision::Deny(deny);
         self.metrics.record(&decision, frontend, Duration::ZERO);
@@ -106,7 +108,7 @@ impl Decider {
     }
 
     /// Decides without waiting (for callers that cannot await).
-    pub fn decide_now(&self, req: &AuthRequest<'_>, frontend: &'static str) -> Decision {
+    pub fn decide_now(&self, req: &AuthRequest<'_>, frontend: Frontend) -> Decision {
         let started = Instant::now();
         let decision = self.engine.load().decide(req, self.clock.now());
         self.metrics.record(&decision, frontend, started.elapsed());
@@ -120,10 +122,10 @@ pub fn now() -> i64 {
     SystemClock.now()
 }
 
-fn log(decision: &Decision, req: &AuthRequest<'_>, frontend: &'static str) {
+fn log(decision: &Decision, req: &AuthRequest<'_>, frontend: Frontend) {
     match decision {
         Decision::Allow(a) => tracing::debug!(
-            frontend,
+            frontend = frontend.as_str(),
             rule = &*a.rule,
             provider = a.identity.as_ref().map(|i| &*i.provider),
             method = req.method,
@@ -132,7 +134,7 @@ fn log(decision: &Decision, req: &AuthRequest<'_>, frontend: &'static str) {
         ),
         // One line per deny: rule, provider, reason; never the token (at most kid, iss, sub).
         Decision::Deny(d) => tracing::warn!(
-            frontend,
+            frontend = frontend.as_str(),
             status = d.status(),
             reason = d.reason.as_str(),
             rule = d.rule.as_deref(),

@@ -17,6 +17,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::Frontend;
+
 /// A shared label value: cloning it is an atomic increment, not an allocation.
 #[derive(Clone, Debug, Default, Eq, Hash, PartialEq)]
 struct Name(Option<Arc<str>>);
@@ -29,7 +31,7 @@ impl EncodeLabelValue for Name {
 
 #[derive(Clone, Debug, EncodeLabelSet, Eq, Hash, PartialEq)]
 struct DecisionLabels {
-    frontend: &'static str,
+    frontend: Frontend,
     result: &'static str,
     reason: &'static str,
     rule: Name,
@@ -38,7 +40,7 @@ struct DecisionLabels {
 
 #[derive(Clone, Debug, EncodeLabelSet, Eq, Hash, PartialEq)]
 struct FrontendLabel {
-    frontend: &'static str,
+    frontend: Frontend,
 }
 
 #[derive(Clone, Debug, EncodeLabelSet, Eq, Hash, PartialEq)]
@@ -77,18 +79,16 @@ pub enum ReloadOutcome {
     Rejected,
 }
 
-/// The frontends whose latency series exist from the start.
-const KNOWN_FRONTENDS: [&str; 2] = ["forward_auth", "ext_authz_grpc"];
-
 /// Every metric Portcullis exports.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     decisions: Family<DecisionLabels, Counter>,
     latency: Family<FrontendLabel, Histogram>,
-    /// The latency series of the frontends every process runs, resolved once: the
-    /// family's lookup hashes the labels under a lock on every request.
-    known_latency: [(&'static str, Histogram); 2],
+    /// The latency series of the frontends every server runs, resolved once and
+    /// indexed by [`Frontend::served_index`]: the family's lookup hashes the labels
+    /// under a lock on every request.
+    served_latency: [Histogram; 2],
     fetches: Family<FetchLabels, Counter>,
     keys: Family<ProviderLabel, Gauge>,
     reloads: Family<OutcomeLabel, Counter>,
@@ -167,15 +167,13 @@ impl Metrics {
         );
         let cache = Arc::new(CacheStats::default());
         registry.register_collector(Box::new(CacheCollector(cache.clone())));
-        let known_latency = KNOWN_FRONTENDS.map(|frontend| {
-            let histogram = latency.get_or_create(&FrontendLabel { frontend }).clone();
-            (frontend, histogram)
-        });
+        let served_latency = Frontend::SERVED
+            .map(|frontend| latency.get_or_create(&FrontendLabel { frontend }).clone());
         Metrics {
             registry,
             decisions,
             latency,
-            known_latency,
+            served_latency,
             fetches,
             keys,
             reloads,
@@ -189,7 +187,7 @@ impl Metrics {
     }
 
     /// Counts a decision.
-    pub fn record(&self, decision: &Decision, frontend: &'static str, elapsed: Duration) {
+    pub fn record(&self, decision: &Decision, frontend: Frontend, elapsed: Duration) {
         let labels = match decision {
             Decision::Allow(a) => DecisionLabels {
                 frontend,
@@ -208,8 +206,8 @@ impl Metrics {
         };
         self.decisions.get_or_create(&labels).inc();
         let seconds = elapsed.as_secs_f64();
-        match self.known_latency.iter().find(|(f, _)| *f == frontend) {
-            Some((_, histogram)) => histogram.observe(seconds),
+        match frontend.served_index() {
+            Some(i) => self.served_latency[i].observe(seconds),
             None => self
                 .latency
                 .get_or_create(&FrontendLabel { frontend })
@@ -282,10 +280,10 @@ mod tests {
         assert_eq!(count(&text, "forward_auth"), Some(0), "{text}");
         assert_eq!(count(&text, "ext_authz_grpc"), Some(0));
         assert_eq!(count(&text, "demo_upstream"), None);
-        m.record(&deny, "forward_auth", Duration::from_micros(20));
-        m.record(&deny, "forward_auth", Duration::from_micros(20));
-        m.record(&deny, "ext_authz_grpc", Duration::from_micros(20));
-        m.record(&deny, "demo_upstream", Duration::from_micros(20));
+        m.record(&deny, Frontend::ForwardAuth, Duration::from_micros(20));
+        m.record(&deny, Frontend::ForwardAuth, Duration::from_micros(20));
+        m.record(&deny, Frontend::ExtAuthzGrpc, Duration::from_micros(20));
+        m.record(&deny, Frontend::Demo, Duration::from_micros(20));
         let text = m.encode();
         assert_eq!(count(&text, "forward_auth"), Some(2), "{text}");
         assert_eq!(count(&text, "ext_authz_grpc"), Some(1));

@@ -52,12 +52,12 @@ async fn decides_by_the_injected_clock() {
     let headers = bearer(T0 + 60);
     let req = AuthRequest::new("GET", "h", "/x", &headers);
     assert!(matches!(
-        decider.decide(&req, "test").await,
+        decider.decide(&req, Frontend::ForwardAuth).await,
         Decision::Allow(_)
     ));
     assert_eq!(decider.now(), T0);
     clock.advance(61);
-    let d = decider.decide(&req, "test").await;
+    let d = decider.decide(&req, Frontend::ForwardAuth).await;
     assert_eq!(
         d.reason().map(|r| r.as_str()),
         Some("token_expired"),

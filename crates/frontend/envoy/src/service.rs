@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
-use portcullis_decider::Decider;
+use portcullis_decider::{Decider, Frontend};
 use portcullis_policy::{AuthRequest, Deny};
 use tonic::{Request, Response, Status};
 
@@ -12,7 +12,7 @@ use crate::request::EnvoyRequest;
 use crate::response;
 
 /// The frontend name in metrics and logs.
-pub(crate) const FRONTEND: &str = "ext_authz_grpc";
+pub(crate) const FRONTEND: Frontend = Frontend::ExtAuthzGrpc;
 
 /// Answers `Check` with the decider's decision.
 #[derive(Debug)]

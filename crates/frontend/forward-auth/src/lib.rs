@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use portcullis_decider::Decider;
+use portcullis_decider::{Decider, Frontend};
 use portcullis_policy::{AuthRequest, Decision, Deny, DenyStatus};
 
 pub use original::{
@@ -43,14 +43,14 @@ pub async fn handle<B>(decider: &Decider, req: &Request<B>) -> Response<Full<Byt
             auth.extra_claims = &original.extra_claims;
             // Only Envoy removes the headers we name (`x-envoy-auth-headers-to-remove`).
             auth.removes_headers = original.via == Via::EnvoyHttp;
-            decider.decide(&auth, "forward_auth").await
+            decider.decide(&auth, Frontend::ForwardAuth).await
         }
         Err(invalid) => {
             let auth = AuthRequest::new(req.method().as_str(), "", req.uri().path(), req.headers());
             decider.reject(
                 Deny::request_invalid(invalid.to_string()),
                 &auth,
-                "forward_auth",
+                Frontend::ForwardAuth,
             )
         }
     };
