@@ -21,7 +21,9 @@ use tokio::sync::watch;
 use crate::error::AppError;
 use crate::listener::serve_http;
 use crate::runtime::Sources;
-use crate::serve::{Bound, not_found, spawn_listeners};
+use portcullis_policy::config::ListenerKind;
+
+use crate::serve::{not_found, spawn_listeners};
 
 /// Options of `demo`.
 #[derive(Clone, Debug, Default)]
@@ -179,11 +181,10 @@ rules:
     // The verify endpoint and admin, exactly as `serve` runs them.
     let mut tasks = Vec::new();
     tasks.extend(spawn_listeners(
-        Bound {
-            http: Some(verify_listener),
-            grpc: None,
-            admin: Some(admin_listener),
-        },
+        vec![
+            (ListenerKind::Http, verify_listener),
+            (ListenerKind::Admin, admin_listener),
+        ],
         &decider,
         &stop_rx,
     ));

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use portcullis_decider::{Decider, Metrics, ReloadOutcome};
-use portcullis_policy::config::Listen;
+use portcullis_policy::config::{Listen, ListenerKind};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -82,19 +82,15 @@ async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, AppError> {
         .map_err(|source| AppError::Bind { addr, source })
 }
 
-/// Listeners bound (and so validated) before anything is served.
-pub(crate) struct Bound {
-    pub(crate) http: Option<TcpListener>,
-    pub(crate) grpc: Option<TcpListener>,
-    pub(crate) admin: Option<TcpListener>,
-}
+/// Listeners bound (and so validated) before anything is served, with what each serves.
+pub(crate) type Bound = Vec<(ListenerKind, TcpListener)>;
 
 pub(crate) async fn start_listeners(
     listen: &Listen,
     decider: &Arc<Decider>,
     stop: &watch::Receiver<bool>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, AppError> {
-    if listen.http.is_none() && listen.grpc.is_none() && listen.admin.is_none() {
+    if listen.is_empty() {
         return Err(AppError::Config(portcullis_policy::ConfigError {
             file: "config".to_owned(),
             line: 0,
@@ -103,19 +99,9 @@ pub(crate) async fn start_listeners(
         }));
     }
     // Bind everything first, so a bad address fails before anything serves.
-    let mut bound = Bound {
-        http: None,
-        grpc: None,
-        admin: None,
-    };
-    if let Some(a) = listen.http {
-        bound.http = Some(bind(a).await?);
-    }
-    if let Some(a) = listen.grpc {
-        bound.grpc = Some(bind(a).await?);
-    }
-    if let Some(a) = listen.admin {
-        bound.admin = Some(bind(a).await?);
+    let mut bound = Bound::new();
+    for listener in listen.listeners() {
+        bound.push((listener.kind, bind(listener.addr).await?));
     }
     Ok(spawn_listeners(bound, decider, stop))
 }
@@ -126,15 +112,27 @@ pub(crate) fn spawn_listeners(
     decider: &Arc<Decider>,
     stop: &watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut tasks = Vec::new();
-    let Bound { http, grpc, admin } = bound;
-    if let Some(l) = http {
-        tracing::info!(addr = ?l.local_addr().ok(), "forward-auth listening");
-        let d = decider.clone();
-        tasks.push(tokio::spawn(serve_http(
-            l,
+    bound
+        .into_iter()
+        .map(|(kind, listener)| {
+            tracing::info!(addr = ?listener.local_addr().ok(), listener = kind.as_str(), "listening");
+            serve_frontend(kind, listener, decider.clone(), stop.clone())
+        })
+        .collect()
+}
+
+/// The one place that knows which frontend serves which kind of listener.
+fn serve_frontend(
+    kind: ListenerKind,
+    listener: TcpListener,
+    decider: Arc<Decider>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    match kind {
+        ListenerKind::Http => tokio::spawn(serve_http(
+            listener,
             move |req| {
-                let d = d.clone();
+                let d = decider.clone();
                 async move {
                     if portcullis_frontend_forward_auth::is_verify_path(req.uri().path()) {
                         portcullis_frontend_forward_auth::handle(&d, &req).await
@@ -143,35 +141,32 @@ pub(crate) fn spawn_listeners(
                     }
                 }
             },
-            stop.clone(),
-        )));
-    }
-    if let Some(l) = grpc {
-        tracing::info!(addr = ?l.local_addr().ok(), "ext_authz gRPC listening");
-        let d = decider.clone();
-        let mut s = stop.clone();
-        tasks.push(tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = s.wait_for(|v| *v).await;
-            };
-            if let Err(e) = portcullis_frontend_envoy::serve(l, d, shutdown).await {
-                tracing::error!(error = %e, "ext_authz gRPC listener failed");
-            }
-        }));
-    }
-    if let Some(l) = admin {
-        tracing::info!(addr = ?l.local_addr().ok(), "admin listening");
-        let d = decider.clone();
-        tasks.push(tokio::spawn(serve_http(
-            l,
+            stop,
+        )),
+        ListenerKind::Grpc => {
+            let mut s = stop;
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = s.wait_for(|v| *v).await;
+                };
+                if let Err(e) = portcullis_frontend_envoy::serve(listener, decider, shutdown).await
+                {
+                    tracing::error!(error = %e, "ext_authz gRPC listener failed");
+                }
+            })
+        }
+        ListenerKind::Admin => tokio::spawn(serve_http(
+            listener,
             move |req| {
-                let d = d.clone();
+                let d = decider.clone();
                 async move { portcullis_frontend_admin::handle(&d, &req) }
             },
-            stop.clone(),
-        )));
+            stop,
+        )),
+        // A kind this build has no frontend for: nothing listens (never reached: the
+        // config only names kinds that exist).
+        _ => tokio::spawn(async {}),
     }
-    tasks
 }
 
 pub(crate) fn not_found() -> http::Response<http_body_util::Full<bytes::Bytes>> {

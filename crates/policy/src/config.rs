@@ -79,15 +79,68 @@ pub struct RequestReading {
     pub escaped_slashes: EscapedSlashes,
 }
 
-/// Listener addresses.
+/// What a listener serves.
+#[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
+#[non_exhaustive]
+pub enum ListenerKind {
+    /// `/healthz`, `/readyz`, `/metrics` (`listen.admin`).
+    Admin,
+    /// Envoy ext_authz v3 over gRPC (`listen.grpc`).
+    Grpc,
+    /// Forward auth `/verify` (`listen.http`).
+    Http,
+}
+
+impl ListenerKind {
+    /// Its key under `listen:`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ListenerKind::Admin => "admin",
+            ListenerKind::Grpc => "grpc",
+            ListenerKind::Http => "http",
+        }
+    }
+}
+
+/// One listener: what it serves, where.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct Listener {
+    /// What it serves.
+    pub kind: ListenerKind,
+    /// Where.
+    pub addr: SocketAddr,
+}
+
+/// The listeners, in the order the file names them (`http`, `grpc`, `admin`). A new
+/// kind of listener is one more entry, not one more field.
 #[derive(Clone, Debug, Default, Eq, PartialEq)]
 pub struct Listen {
-    /// Forward auth.
-    pub http: Option<SocketAddr>,
-    /// Envoy ext_authz gRPC.
-    pub grpc: Option<SocketAddr>,
-    /// Admin.
-    pub admin: Option<SocketAddr>,
+    listeners: Vec<Listener>,
+}
+
+impl Listen {
+    /// These listeners.
+    pub fn new(listeners: Vec<Listener>) -> Listen {
+        Listen { listeners }
+    }
+
+    /// Every listener.
+    pub fn listeners(&self) -> &[Listener] {
+        &self.listeners
+    }
+
+    /// The address of the listener of `kind`, if there is one.
+    pub fn addr(&self, kind: ListenerKind) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|l| l.kind == kind)
+            .map(|l| l.addr)
+    }
+
+    /// Whether no listener is named.
+    pub fn is_empty(&self) -> bool {
+        self.listeners.is_empty()
+    }
 }
 
 /// Limits and tuning.
@@ -396,11 +449,18 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
             })
             .transpose()
         };
-    let listen = Listen {
-        http: addr(listen.http, "listen.http")?,
-        grpc: addr(listen.grpc, "listen.grpc")?,
-        admin: addr(listen.admin, "listen.admin")?,
-    };
+    let raw::RawListen { http, grpc, admin } = listen;
+    let mut listeners = Vec::new();
+    for (kind, raw) in [
+        (ListenerKind::Http, http),
+        (ListenerKind::Grpc, grpc),
+        (ListenerKind::Admin, admin),
+    ] {
+        if let Some(addr) = addr(raw, &format!("listen.{}", kind.as_str()))? {
+            listeners.push(Listener { kind, addr });
+        }
+    }
+    let listen = Listen::new(listeners);
     let mut limits_out = Limits::default();
     if let Some(l) = limits {
         let raw::RawLimits {

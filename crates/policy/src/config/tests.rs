@@ -55,7 +55,10 @@ rules:
 "#
     );
     let c = load(&text).unwrap();
-    assert_eq!(c.listen.http, Some("127.0.0.1:8080".parse().unwrap()));
+    assert_eq!(
+        c.listen.addr(ListenerKind::Http),
+        Some("127.0.0.1:8080".parse().unwrap())
+    );
     assert_eq!(c.providers.len(), 2);
     assert_eq!(c.providers[0].locations.len(), 3);
     assert_eq!(c.providers[1].jwks.tuning.refresh, Duration::from_secs(600));
