@@ -165,3 +165,66 @@ pub(crate) fn run_cases(
         logs()
     );
 }
+
+/// The real NGINX running `examples/nginx/nginx.conf` in front of `upstream_port`,
+/// asking Portcullis on `portcullis_http`: `main` is the `auth_request` server
+/// (X-Original-URI, nginx-subrequest-auth-jwt's set-up), `ingress` the server written
+/// as ingress-nginx generates it for `auth-url` (X-Original-URL).
+pub(crate) struct Nginx {
+    _child: portcullis_test_util::Child,
+    pub(crate) main: u16,
+    pub(crate) ingress: u16,
+    pub(crate) dir: TempDir,
+}
+
+impl Nginx {
+    pub(crate) fn start(portcullis_http: u16, upstream_port: u16) -> Nginx {
+        use portcullis_test_util::{free_port, peer_bin};
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/nginx");
+        let (main, ingress) = (free_port(), free_port());
+        let dir = TempDir::new("import-nginx");
+        let subst = |text: String| {
+            let text = text
+                .replace("__LISTEN_INGRESS__", &format!("127.0.0.1:{ingress}"))
+                .replace("__LISTEN__", &format!("127.0.0.1:{main}"))
+                .replace("__PORTCULLIS__", &format!("127.0.0.1:{portcullis_http}"))
+                .replace("__UPSTREAM__", &format!("127.0.0.1:{upstream_port}"));
+            assert!(!text.contains("__"), "a placeholder is left:\n{text}");
+            text
+        };
+        let conf = dir.write(
+            "nginx.conf",
+            &subst(std::fs::read_to_string(examples.join("nginx.conf")).unwrap()),
+        );
+        dir.write(
+            "portcullis-verify.conf",
+            &subst(std::fs::read_to_string(examples.join("portcullis-verify.conf")).unwrap()),
+        );
+        let child = portcullis_test_util::Child::spawn(
+            Command::new(peer_bin("nginx"))
+                .arg("-p")
+                .arg(format!("{}/", dir.path().display()))
+                .arg("-c")
+                .arg(&conf)
+                .arg("-e")
+                .arg(dir.path().join("error.log")),
+            &dir.path().join("nginx.stdout.log"),
+        );
+        portcullis_test_util::wait_for_port(main, std::time::Duration::from_secs(20));
+        portcullis_test_util::wait_for_port(ingress, std::time::Duration::from_secs(20));
+        Nginx {
+            _child: child,
+            main,
+            ingress,
+            dir,
+        }
+    }
+
+    pub(crate) fn logs(&self) -> String {
+        ["nginx.stdout.log", "error.log"]
+            .iter()
+            .map(|f| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}

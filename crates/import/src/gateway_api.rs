@@ -126,6 +126,9 @@ pub(crate) fn manifests(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Vec
 }
 
 fn manifest(file_name: String, value: &Value) -> Result<Manifest, ImportError> {
-    let text = crate::model::to_yaml(value)?;
+    let mut text = crate::model::to_yaml(value)?;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
     Ok(Manifest { file_name, text })
 }
