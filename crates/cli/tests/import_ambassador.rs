@@ -27,7 +27,10 @@ fn b64url(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
         for i in 0..=chunk.len() {
             out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
         }
@@ -37,7 +40,11 @@ fn b64url(bytes: &[u8]) -> String {
 
 #[test]
 fn imports_edge_stack_filter_and_policy() {
-    let out = import(&["--from", "ambassador", fixture("ambassador.yaml").to_str().unwrap()]);
+    let out = import(&[
+        "--from",
+        "ambassador",
+        fixture("ambassador.yaml").to_str().unwrap(),
+    ]);
     let c = &out.config;
     for want in [
         &format!("issuer: {ISSUER}"),
@@ -74,7 +81,11 @@ fn imports_edge_stack_filter_and_policy() {
 
 #[test]
 fn imported_edge_stack_config_behind_envoy_http() {
-    let out = import(&["--from", "ambassador", fixture("ambassador.yaml").to_str().unwrap()]);
+    let out = import(&[
+        "--from",
+        "ambassador",
+        fixture("ambassador.yaml").to_str().unwrap(),
+    ]);
     let issuer = Issuer::new(Algorithm::RS256, "edge", ISSUER);
     let jwks = JwksServer::start(&issuer.jwks(), None);
     let config = out.replaced(JWKS, &jwks.url());
@@ -92,7 +103,9 @@ fn imported_edge_stack_config_behind_envoy_http() {
     let now = Issuer::now();
     let token = |extra: serde_json::Value| {
         let mut c = json!({"sub": "alice", "aud": AUDIENCE});
-        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         issuer.mint(c)
     };
     let valid = token(json!({}));
@@ -103,12 +116,23 @@ fn imported_edge_stack_config_behind_envoy_http() {
     let late = token(json!({"iat": now - 600, "exp": now - 10}));
     let no_exp = {
         let c = json!({"sub": "alice", "aud": AUDIENCE, "iss": ISSUER, "iat": now});
-        issuer.key.encode(Some(&issuer.kid), &Default::default(), c.to_string().as_bytes()).unwrap()
+        issuer
+            .key
+            .encode(
+                Some(&issuer.kid),
+                &Default::default(),
+                c.to_string().as_bytes(),
+            )
+            .unwrap()
     };
     let unsigned = format!(
         "{}.{}.",
         b64url(br#"{"alg":"none","typ":"JWT"}"#),
-        b64url(json!({"sub": "alice", "aud": AUDIENCE, "iss": ISSUER, "exp": now + 600}).to_string().as_bytes())
+        b64url(
+            json!({"sub": "alice", "aud": AUDIENCE, "iss": ISSUER, "exp": now + 600})
+                .to_string()
+                .as_bytes()
+        )
     );
     let cases = vec![
         Case::new("public path, no token", "GET", "/public/docs", 200),
@@ -132,7 +156,8 @@ fn imported_edge_stack_config_behind_envoy_http() {
                 return None;
             }
             let (user, rule) = (&echo["headers"]["x-user"], &echo["headers"]["x-rule"]);
-            (user != "alice" || rule != "jwt").then(|| format!("upstream saw x-user {user} x-rule {rule}"))
+            (user != "alice" || rule != "jwt")
+                .then(|| format!("upstream saw x-user {user} x-rule {rule}"))
         },
         &|| format!("portcullis:\n{}\nenvoy:\n{}", portcullis.log(), envoy.log()),
     );

@@ -20,7 +20,9 @@ pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// `crates/import/tests/fixtures/NAME`.
 pub(crate) fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../import/tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../import/tests/fixtures")
+        .join(name)
 }
 
 /// What `portcullis import` printed.
@@ -66,7 +68,11 @@ impl Imported {
 pub(crate) fn import(args: &[&str]) -> Imported {
     let out = Command::new(BIN).arg("import").args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "import {args:?}: {}\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "import {args:?}: {}\n{stderr}",
+        out.status
+    );
     let warnings: Vec<String> = stderr.lines().map(str::to_owned).collect();
     for w in &warnings {
         assert!(w.starts_with("warning: "), "not a warning line: {w}");
@@ -150,10 +156,10 @@ pub(crate) fn run_cases(
                 "{}: {} {} got {}, want {} ({})",
                 case.name, case.method, case.path, r.status, case.status, r.body
             ));
-        } else if r.status == 200 {
-            if let Some(problem) = check_allow(case, &r) {
-                failures.push(format!("{}: {problem}", case.name));
-            }
+        } else if r.status == 200
+            && let Some(problem) = check_allow(case, &r)
+        {
+            failures.push(format!("{}: {problem}", case.name));
         }
     }
     assert!(

@@ -25,17 +25,29 @@ fn assert_httproute(route: &Value) {
     assert_eq!(route["kind"], "HTTPRoute");
     let name = route["metadata"]["name"].as_str().unwrap();
     assert!(
-        !name.is_empty() && name.len() <= 253 && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'),
+        !name.is_empty()
+            && name.len() <= 253
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'),
         "metadata.name {name:?}"
     );
     let spec = route["spec"].as_object().unwrap();
     for key in spec.keys() {
-        assert!(["parentRefs", "hostnames", "rules"].contains(&key.as_str()), "spec.{key}");
+        assert!(
+            ["parentRefs", "hostnames", "rules"].contains(&key.as_str()),
+            "spec.{key}"
+        );
     }
     let parents = spec["parentRefs"].as_array().unwrap();
     assert!(!parents.is_empty() && parents.len() <= 32);
     assert!(parents.iter().all(|p| p["name"].is_string()));
-    for h in spec.get("hostnames").and_then(Value::as_array).into_iter().flatten() {
+    for h in spec
+        .get("hostnames")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let h = h.as_str().unwrap();
         assert!(!h.contains(':') && !h.is_empty(), "hostname {h:?}");
     }
@@ -44,13 +56,19 @@ fn assert_httproute(route: &Value) {
     for rule in rules {
         for m in rule["matches"].as_array().unwrap() {
             let kind = m["path"]["type"].as_str().unwrap();
-            assert!(["Exact", "PathPrefix", "RegularExpression"].contains(&kind), "path.type {kind}");
+            assert!(
+                ["Exact", "PathPrefix", "RegularExpression"].contains(&kind),
+                "path.type {kind}"
+            );
             assert!(m["path"]["value"].as_str().unwrap().starts_with('/'));
         }
         for b in rule["backendRefs"].as_array().unwrap() {
             assert!(b["name"].is_string());
             let port = b["port"].as_u64().unwrap();
-            assert!((1..=65535).contains(&port), "a Service backendRef needs a port");
+            assert!(
+                (1..=65535).contains(&port),
+                "a Service backendRef needs a port"
+            );
         }
     }
 }
@@ -68,7 +86,15 @@ fn imports_ingresses_and_writes_gateway_api() {
         path.to_str().unwrap(),
     ]);
     let c = &out.config;
-    for want in ["- shop.example.com", "- /api/**", "- /version", "- developers", "- admins", "header: x-user", "claim: sub"] {
+    for want in [
+        "- shop.example.com",
+        "- /api/**",
+        "- /version",
+        "- developers",
+        "- admins",
+        "header: x-user",
+        "claim: sub",
+    ] {
         assert!(c.contains(want), "`{want}` missing:\n{c}");
     }
     assert!(!c.contains("status.example.com"), "{c}");
@@ -92,12 +118,21 @@ fn imports_ingresses_and_writes_gateway_api() {
         assert_eq!(p["spec"]["extAuth"]["failOpen"], false);
         let http = &p["spec"]["extAuth"]["http"];
         assert_eq!(http["path"], "/verify");
-        assert_eq!(http["backendRefs"][0], json!({"name": "portcullis", "namespace": "portcullis", "port": 8080}));
+        assert_eq!(
+            http["backendRefs"][0],
+            json!({"name": "portcullis", "namespace": "portcullis", "port": 8080})
+        );
     }
     let shop = read("httproute-shop-api.yaml");
     assert_eq!(shop["spec"]["hostnames"], json!(["shop.example.com"]));
-    assert_eq!(shop["spec"]["rules"][0]["matches"][0]["path"], json!({"type": "PathPrefix", "value": "/api"}));
-    assert_eq!(shop["spec"]["rules"][1]["matches"][0]["path"], json!({"type": "Exact", "value": "/version"}));
+    assert_eq!(
+        shop["spec"]["rules"][0]["matches"][0]["path"],
+        json!({"type": "PathPrefix", "value": "/api"})
+    );
+    assert_eq!(
+        shop["spec"]["rules"][1]["matches"][0]["path"],
+        json!({"type": "Exact", "value": "/version"})
+    );
     let grant = read("referencegrant-portcullis-from-shop.yaml");
     assert_eq!(grant["spec"]["from"][0]["kind"], "SecurityPolicy");
 
@@ -117,8 +152,14 @@ fn imported_ingress_config_behind_nginx_auth_url() {
     let out = import(&["--from", "ingress-nginx", path.to_str().unwrap()]);
     let issuer = Issuer::new(Algorithm::ES256, "k1", ISSUER);
     let jwks = JwksServer::start(&issuer.jwks(), None);
-    let config = out.replaced("issuer: https://idp.example.com\n", &format!("issuer: {ISSUER}\n"));
-    let config = config.replace("uri: https://idp.example.com/.well-known/jwks.json", &format!("uri: {}", jwks.url()));
+    let config = out.replaced(
+        "issuer: https://idp.example.com\n",
+        &format!("issuer: {ISSUER}\n"),
+    );
+    let config = config.replace(
+        "uri: https://idp.example.com/.well-known/jwks.json",
+        &format!("uri: {}", jwks.url()),
+    );
     import_common::assert_check_passes(&config);
     let portcullis = Portcullis::start(import_common::BIN, &config);
     portcullis.wait_ready(Duration::from_secs(10));
@@ -128,32 +169,69 @@ fn imported_ingress_config_behind_nginx_auth_url() {
     let now = Issuer::now();
     let dev = issuer.mint(json!({"sub": "alice", "group": "developers"}));
     let admin = issuer.mint(json!({"sub": "root", "group": ["admins"]}));
-    let expired = issuer.mint(json!({"sub": "alice", "group": "developers", "iat": now - 7200, "exp": now - 3600}));
-    let foreign = Issuer::new(Algorithm::ES256, "k1", "https://elsewhere.test").mint(json!({"group": "developers"}));
+    let expired = issuer
+        .mint(json!({"sub": "alice", "group": "developers", "iat": now - 7200, "exp": now - 3600}));
+    let foreign = Issuer::new(Algorithm::ES256, "k1", "https://elsewhere.test")
+        .mint(json!({"group": "developers"}));
     let shop = ("Host", "shop.example.com");
     let adm = ("Host", "admin.example.com");
     let cases = vec![
-        Case::new("developer on the shop API", "GET", "/api/orders", 200).header(shop.0, shop.1).bearer(&dev),
-        Case::new("developer on /api itself", "GET", "/api", 200).header(shop.0, shop.1).bearer(&dev),
-        Case::new("developer on the Exact path", "GET", "/version", 200).header(shop.0, shop.1).bearer(&dev),
-        Case::new("Exact path is exact", "GET", "/version/x", 403).header(shop.0, shop.1).bearer(&dev),
+        Case::new("developer on the shop API", "GET", "/api/orders", 200)
+            .header(shop.0, shop.1)
+            .bearer(&dev),
+        Case::new("developer on /api itself", "GET", "/api", 200)
+            .header(shop.0, shop.1)
+            .bearer(&dev),
+        Case::new("developer on the Exact path", "GET", "/version", 200)
+            .header(shop.0, shop.1)
+            .bearer(&dev),
+        Case::new("Exact path is exact", "GET", "/version/x", 403)
+            .header(shop.0, shop.1)
+            .bearer(&dev),
         Case::new("no token on the shop API", "GET", "/api/orders", 401).header(shop.0, shop.1),
-        Case::new("admin on the shop API (needs developers)", "GET", "/api/orders", 403).header(shop.0, shop.1).bearer(&admin),
-        Case::new("expired", "GET", "/api/orders", 401).header(shop.0, shop.1).bearer(&expired),
-        Case::new("another issuer", "GET", "/api/orders", 401).header(shop.0, shop.1).bearer(&foreign),
-        Case::new("admin on the admin site", "GET", "/users", 200).header(adm.0, adm.1).bearer(&admin),
-        Case::new("developer on the admin site", "GET", "/users", 403).header(adm.0, adm.1).bearer(&dev),
+        Case::new(
+            "admin on the shop API (needs developers)",
+            "GET",
+            "/api/orders",
+            403,
+        )
+        .header(shop.0, shop.1)
+        .bearer(&admin),
+        Case::new("expired", "GET", "/api/orders", 401)
+            .header(shop.0, shop.1)
+            .bearer(&expired),
+        Case::new("another issuer", "GET", "/api/orders", 401)
+            .header(shop.0, shop.1)
+            .bearer(&foreign),
+        Case::new("admin on the admin site", "GET", "/users", 200)
+            .header(adm.0, adm.1)
+            .bearer(&admin),
+        Case::new("developer on the admin site", "GET", "/users", 403)
+            .header(adm.0, adm.1)
+            .bearer(&dev),
         Case::new("no token on the admin site", "GET", "/", 401).header(adm.0, adm.1),
-        Case::new("a host no Ingress names", "GET", "/api/orders", 403).header("Host", "other.example.com").bearer(&dev),
+        Case::new("a host no Ingress names", "GET", "/api/orders", 403)
+            .header("Host", "other.example.com")
+            .bearer(&dev),
     ];
     run_cases(
         &format!("http://127.0.0.1:{}", nginx.ingress),
         &cases,
         &|case, r| {
-            let want = if case.headers.iter().any(|(_, v)| v == "admin.example.com") { "root" } else { "alice" };
+            let want = if case.headers.iter().any(|(_, v)| v == "admin.example.com") {
+                "root"
+            } else {
+                "alice"
+            };
             let seen = r.json()["headers"]["x-user"].clone();
             (seen != want).then(|| format!("upstream saw x-user {seen}, want {want}"))
         },
-        &|| format!("portcullis:\n{}\nnginx:\n{}", portcullis.log(), nginx.logs()),
+        &|| {
+            format!(
+                "portcullis:\n{}\nnginx:\n{}",
+                portcullis.log(),
+                nginx.logs()
+            )
+        },
     );
 }

@@ -20,8 +20,7 @@ use portcullis_test_util::{EchoUpstream, Issuer, JwksServer, Portcullis};
 use serde_json::json;
 
 const ISSUER: &str = "testing@secure.istio.io";
-const SAMPLE_JWKS: &str =
-    "https://raw.githubusercontent.com/istio/istio/release-1.24/security/tools/jwt/samples/jwks.json";
+const SAMPLE_JWKS: &str = "https://raw.githubusercontent.com/istio/istio/release-1.24/security/tools/jwt/samples/jwks.json";
 
 #[test]
 fn imports_istio_walkthrough_policies() {
@@ -42,7 +41,10 @@ fn imports_istio_walkthrough_policies() {
         assert!(c.contains(want), "`{want}` missing from:\n{c}");
     }
     // DENY rules come before the ALLOW ones.
-    assert!(c.find("allow: deny").unwrap() < c.find("- /healthz").unwrap(), "{c}");
+    assert!(
+        c.find("allow: deny").unwrap() < c.find("- /healthz").unwrap(),
+        "{c}"
+    );
     out.assert_warns(&["exp"]);
     out.assert_warns(&["selector"]);
     out.assert_warns(&["anonymous", "invalid"]);
@@ -78,9 +80,17 @@ spec:
     // Istio's default token locations and its default of not forwarding the token.
     assert!(out.config.contains("prefix: \"Bearer \""), "{}", out.config);
     assert!(out.config.contains("query: access_token"), "{}", out.config);
-    assert!(out.config.contains("forward_token: false"), "{}", out.config);
+    assert!(
+        out.config.contains("forward_token: false"),
+        "{}",
+        out.config
+    );
     // No jwksUri nor jwks: Istio discovers the keys from the issuer.
-    assert!(out.config.contains("discovery: https://corp.example.com"), "{}", out.config);
+    assert!(
+        out.config.contains("discovery: https://corp.example.com"),
+        "{}",
+        out.config
+    );
     out.assert_warns(&["outputPayloadToHeader"]);
     out.assert_warns(&["rules[0] not carried over", "namespaces"]);
     out.assert_warns(&["rules[1] not carried over", "notPaths"]);
@@ -95,7 +105,12 @@ spec:
         .arg(&bad)
         .output()
         .unwrap();
-    assert_eq!(r.status.code(), Some(2), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(
+        r.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
     let r = std::process::Command::new(BIN)
         .args(["import", "--from", "istio", "/nonexistent/ra.yaml"])
         .output()
@@ -124,7 +139,9 @@ fn imported_istio_config_behind_envoy_grpc() {
     let now = Issuer::now();
     let token = |extra: serde_json::Value| {
         let mut c = json!({"sub": ISSUER, "aud": "httpbin.example.com"});
-        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         issuer.mint(c)
     };
     let valid = token(json!({}));
@@ -133,7 +150,8 @@ fn imported_istio_config_behind_envoy_grpc() {
     let other_sub = token(json!({"sub": "someone@else"}));
     let wrong_aud = token(json!({"aud": "other.example.com"}));
     let expired = token(json!({"iat": now - 7200, "exp": now - 3600}));
-    let stranger = Issuer::new(Algorithm::RS256, "istio-test", ISSUER).mint(json!({"sub": ISSUER, "aud": "httpbin.example.com"}));
+    let stranger = Issuer::new(Algorithm::RS256, "istio-test", ISSUER)
+        .mint(json!({"sub": ISSUER, "aud": "httpbin.example.com"}));
     let wrong_iss = token(json!({"iss": "https://elsewhere.example.com"}));
     let cookie = format!("session={valid}");
     let cases = vec![

@@ -19,7 +19,11 @@ use serde_json::json;
 #[test]
 fn imports_alternatives_with_warnings() {
     let path = fixture("nginx-subrequest-auth-jwt-alternatives.yaml");
-    let out = import(&["--from", "nginx-subrequest-auth-jwt", path.to_str().unwrap()]);
+    let out = import(&[
+        "--from",
+        "nginx-subrequest-auth-jwt",
+        path.to_str().unwrap(),
+    ]);
     assert!(out.config.contains("pem: |"), "{}", out.config);
     assert!(out.config.contains("clock_skew: 0s"), "{}", out.config);
     assert!(out.config.contains("- administrators"), "{}", out.config);
@@ -37,7 +41,11 @@ fn imports_query_string_mode() {
         .replace("claimsSource: static", "claimsSource: queryString");
     let text = text.split("claims:\n").next().unwrap().to_owned();
     let file = dir.write("config.yaml", &text);
-    let out = import(&["--from", "nginx-subrequest-auth-jwt", file.to_str().unwrap()]);
+    let out = import(&[
+        "--from",
+        "nginx-subrequest-auth-jwt",
+        file.to_str().unwrap(),
+    ]);
     assert!(!out.config.contains("claims:"), "{}", out.config);
     out.assert_warns(&["queryString", "claims_"]);
 }
@@ -67,11 +75,16 @@ fn imported_subrequest_config_behind_nginx() {
     };
     let original = std::fs::read_to_string(fixture("nginx-subrequest-auth-jwt.yaml")).unwrap();
     let begin = original.find("      -----BEGIN").unwrap();
-    let end = original.find("-----END PUBLIC KEY-----").unwrap() + "-----END PUBLIC KEY-----\n".len();
+    let end =
+        original.find("-----END PUBLIC KEY-----").unwrap() + "-----END PUBLIC KEY-----\n".len();
     let indented: String = public.lines().map(|l| format!("      {l}\n")).collect();
     let text = format!("{}{indented}{}", &original[..begin], &original[end..]);
     let file = dir.write("config.yaml", &text);
-    let out = import(&["--from", "nginx-subrequest-auth-jwt", file.to_str().unwrap()]);
+    let out = import(&[
+        "--from",
+        "nginx-subrequest-auth-jwt",
+        file.to_str().unwrap(),
+    ]);
 
     let portcullis = Portcullis::start(import_common::BIN, &out.config);
     portcullis.wait_ready(Duration::from_secs(10));
@@ -81,9 +94,11 @@ fn imported_subrequest_config_behind_nginx() {
     let now = Issuer::now();
     let dev_hq = issuer.mint(json!({"sub": "alice", "group": "developers", "location": "hq"}));
     let admin_hq = issuer.mint(json!({"sub": "bob", "group": "administrators", "location": "hq"}));
-    let dev_remote = issuer.mint(json!({"sub": "carol", "group": "developers", "location": "remote"}));
+    let dev_remote =
+        issuer.mint(json!({"sub": "carol", "group": "developers", "location": "remote"}));
     let guest_hq = issuer.mint(json!({"sub": "dave", "group": "guests", "location": "hq"}));
-    let expired = issuer.mint(json!({"group": "developers", "location": "hq", "iat": now - 600, "exp": now - 10}));
+    let expired = issuer
+        .mint(json!({"group": "developers", "location": "hq", "iat": now - 600, "exp": now - 10}));
     let other_key = Issuer::new(Algorithm::ES256, "k1", "https://issuer.test")
         .mint(json!({"group": "developers", "location": "hq"}));
     let cases = vec![
@@ -99,7 +114,16 @@ fn imported_subrequest_config_behind_nginx() {
     run_cases(
         &format!("http://127.0.0.1:{}", nginx.main),
         &cases,
-        &|_, r| (r.json()["path"] != "/app" && r.json()["path"] != "/app/x").then(|| format!("upstream saw {}", r.body)),
-        &|| format!("portcullis:\n{}\nnginx:\n{}", portcullis.log(), nginx.logs()),
+        &|_, r| {
+            (r.json()["path"] != "/app" && r.json()["path"] != "/app/x")
+                .then(|| format!("upstream saw {}", r.body))
+        },
+        &|| {
+            format!(
+                "portcullis:\n{}\nnginx:\n{}",
+                portcullis.log(),
+                nginx.logs()
+            )
+        },
     );
 }

@@ -61,7 +61,10 @@ pub(crate) fn import(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Config
     let mut catch_all = false;
     for doc in policies {
         if catch_all {
-            doc.warn(warnings, "not carried over: an earlier rule matches every request");
+            doc.warn(
+                warnings,
+                "not carried over: an earlier rule matches every request",
+            );
             continue;
         }
         for (i, rule) in list(doc.spec(), "rules").iter().enumerate() {
@@ -87,7 +90,8 @@ pub(crate) fn import(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Config
                 let fname = str_at(r, &["name"]).unwrap_or("");
                 let fns = str_at(r, &["namespace"]).or(doc.namespace());
                 let found = filters.iter().find(|f| {
-                    f.name == fname && (fns.is_none() || f.namespace.is_none() || f.namespace.as_deref() == fns)
+                    f.name == fname
+                        && (fns.is_none() || f.namespace.is_none() || f.namespace.as_deref() == fns)
                 });
                 let Some(filter) = found else {
                     let why = if other_filters.iter().any(|o| o == fname) {
@@ -95,7 +99,10 @@ pub(crate) fn import(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Config
                     } else {
                         format!("filter {fname} is not in the input")
                     };
-                    doc.warn(warnings, format!("rules[{i}]: {why}: this rule denies (allow: deny)"));
+                    doc.warn(
+                        warnings,
+                        format!("rules[{i}]: {why}: this rule denies (allow: deny)"),
+                    );
                     out.allow = Some("deny".to_owned());
                     continue;
                 };
@@ -110,15 +117,17 @@ pub(crate) fn import(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Config
                 jwt_seen = true;
                 out.providers.push(provider.clone());
                 out.headers.extend(filter.headers.clone());
-                out.scopes.extend(strings(r.get("arguments").unwrap_or(&Value::Null), "scope"));
+                out.scopes
+                    .extend(strings(r.get("arguments").unwrap_or(&Value::Null), "scope"));
                 if r.get("ifRequestHeader").is_some() {
                     doc.warn(warnings, format!("rules[{i}]: ifRequestHeader not carried over: the filter applies to every request of the rule"));
                 }
                 for key in ["onDeny", "onAllow"] {
-                    if let Some(v) = str_at(r, &[key]) {
-                        if v != "break" && v != "continue" {
-                            doc.warn(warnings, format!("rules[{i}]: {key}: {v} not carried over"));
-                        }
+                    if let Some(v) = str_at(r, &[key])
+                        && v != "break"
+                        && v != "continue"
+                    {
+                        doc.warn(warnings, format!("rules[{i}]: {key}: {v} not carried over"));
                     }
                 }
             }
@@ -142,7 +151,12 @@ pub(crate) fn import(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Config
     Ok(config)
 }
 
-fn jwt_filter(doc: &Doc, jwt: &Value, config: &mut Config, warnings: &mut Vec<Warning>) -> JwtFilter {
+fn jwt_filter(
+    doc: &Doc,
+    jwt: &Value,
+    config: &mut Config,
+    warnings: &mut Vec<Warning>,
+) -> JwtFilter {
     let mut filter = JwtFilter {
         name: doc.name().to_owned(),
         namespace: doc.namespace().map(str::to_owned),
@@ -158,7 +172,10 @@ fn jwt_filter(doc: &Doc, jwt: &Value, config: &mut Config, warnings: &mut Vec<Wa
         }
     }
     let Some(uri) = str_at(jwt, &["jwksURI"]) else {
-        doc.warn(warnings, "no jwksURI: the filter is not carried over (rules using it deny)");
+        doc.warn(
+            warnings,
+            "no jwksURI: the filter is not carried over (rules using it deny)",
+        );
         return filter;
     };
     let name = config.unique_provider_name(doc.name());
@@ -174,7 +191,10 @@ fn jwt_filter(doc: &Doc, jwt: &Value, config: &mut Config, warnings: &mut Vec<Wa
             doc.warn(warnings, format!("requireAudience is false: Ambassador accepts tokens without `aud`, Portcullis requires `aud` to hold {aud:?}"));
         }
     } else if flag(jwt, "requireAudience") == Some(true) {
-        doc.warn(warnings, "requireAudience without audience not carried over: `aud` is not checked");
+        doc.warn(
+            warnings,
+            "requireAudience without audience not carried over: `aud` is not checked",
+        );
     }
     if let Some(iss) = str_at(jwt, &["issuer"]) {
         provider.issuer = Some(iss.to_owned());
@@ -191,10 +211,14 @@ fn jwt_filter(doc: &Doc, jwt: &Value, config: &mut Config, warnings: &mut Vec<Wa
         }
     }
     // Ambassador's leeway defaults to none; the largest one given is Portcullis' skew.
-    let leeways: Vec<&str> = ["leewayForExpiresAt", "leewayForIssuedAt", "leewayForNotBefore"]
-        .iter()
-        .filter_map(|k| str_at(jwt, &[k]))
-        .collect();
+    let leeways: Vec<&str> = [
+        "leewayForExpiresAt",
+        "leewayForIssuedAt",
+        "leewayForNotBefore",
+    ]
+    .iter()
+    .filter_map(|k| str_at(jwt, &[k]))
+    .collect();
     provider.clock_skew = Some(
         leeways
             .iter()
@@ -217,7 +241,10 @@ fn jwt_filter(doc: &Doc, jwt: &Value, config: &mut Config, warnings: &mut Vec<Wa
         }
     }
     if flag(jwt, "insecureTLS") == Some(true) {
-        doc.warn(warnings, "insecureTLS not carried over: Portcullis verifies the JWKS server's certificate");
+        doc.warn(
+            warnings,
+            "insecureTLS not carried over: Portcullis verifies the JWKS server's certificate",
+        );
     }
     for key in unknown_keys(
         jwt,
@@ -251,9 +278,11 @@ fn claim_template(value: &str) -> Option<String> {
     let inner = value.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
     let claim = inner.strip_prefix(".token.Claims.")?;
     let ok = !claim.is_empty()
-        && claim
-            .split('.')
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+        && claim.split('.').all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        });
     ok.then(|| claim.to_owned())
 }
 

@@ -71,7 +71,7 @@ pub(crate) fn read_all(sources: &[Source], k8s: bool) -> Result<Vec<Doc>, Import
         let values: Vec<Value> =
             serde_saphyr::from_multiple(&source.text).map_err(|e| ImportError::InvalidYaml {
                 file: source.name.clone(),
-                source: e,
+                source: Box::new(e),
             })?;
         for (i, value) in values.into_iter().enumerate() {
             let index = i + 1;

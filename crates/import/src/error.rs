@@ -6,6 +6,12 @@ use crate::Product;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ImportError {
+    /// `--gateway-api` was asked for another product than ingress-nginx.
+    #[error("--gateway-api is for --from ingress-nginx, not {product}")]
+    GatewayApiUnsupported {
+        /// The product asked for.
+        product: Product,
+    },
     /// A document is not what the product reads (a field of the wrong type, say).
     #[error("{file}: document {document}: {what}")]
     InvalidDocument {
@@ -22,13 +28,7 @@ pub enum ImportError {
         /// The source's name.
         file: String,
         /// The parser's error.
-        source: serde_saphyr::Error,
-    },
-    /// `--gateway-api` was asked for another product than ingress-nginx.
-    #[error("--gateway-api is for --from ingress-nginx, not {product}")]
-    GatewayApiUnsupported {
-        /// The product asked for.
-        product: Product,
+        source: Box<serde_saphyr::Error>,
     },
     /// Nothing in the sources is something this product reads.
     #[error("nothing to import for {product}: {expected}")]
@@ -42,6 +42,6 @@ pub enum ImportError {
     #[error("cannot write the config as YAML: {source}")]
     Serialize {
         /// The serializer's error.
-        source: serde_saphyr::SerializeError,
+        source: Box<serde_saphyr::SerializeError>,
     },
 }

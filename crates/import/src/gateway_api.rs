@@ -12,7 +12,10 @@ use crate::{ImportError, Manifest, Warning};
 /// The Gateway the routes attach to, when nothing says which (Envoy Gateway's quickstart name).
 const GATEWAY: &str = "eg";
 
-pub(crate) fn manifests(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Vec<Manifest>, ImportError> {
+pub(crate) fn manifests(
+    docs: &[Doc],
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<Manifest>, ImportError> {
     let mut out = Vec::new();
     let mut warned_gateway = false;
     for doc in docs {
@@ -45,7 +48,10 @@ pub(crate) fn manifests(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Vec
             warned_gateway = true;
         }
         if doc.spec().get("tls").is_some() {
-            doc.warn(warnings, "spec.tls not carried over: TLS is configured on the Gateway's listener");
+            doc.warn(
+                warnings,
+                "spec.tls not carried over: TLS is configured on the Gateway's listener",
+            );
         }
         let rules = list(doc.spec(), "rules");
         for (i, r) in rules.iter().enumerate() {
@@ -64,7 +70,10 @@ pub(crate) fn manifests(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Vec
                 let backend = p.get("backend").and_then(|b| b.get("service"));
                 let (Some(name), Some(number)) = (
                     backend.and_then(|s| str_at(s, &["name"])),
-                    backend.and_then(|s| s.get("port")).and_then(|p| p.get("number")).and_then(Value::as_u64),
+                    backend
+                        .and_then(|s| s.get("port"))
+                        .and_then(|p| p.get("number"))
+                        .and_then(Value::as_u64),
                 ) else {
                     doc.warn(warnings, format!("rules[{i}] path {path}: backend without service name and port number; left out of HTTPRoute {route}"));
                     continue;
@@ -116,7 +125,10 @@ pub(crate) fn manifests(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Vec
                     "to": [{"group": "", "kind": "Service", "name": service}],
                 },
             });
-            let m = manifest(format!("referencegrant-{service_ns}-from-{namespace}.yaml"), &grant)?;
+            let m = manifest(
+                format!("referencegrant-{service_ns}-from-{namespace}.yaml"),
+                &grant,
+            )?;
             if !out.contains(&m) {
                 out.push(m);
             }

@@ -75,12 +75,20 @@ fn header_claim(header: &str) -> Option<String> {
         return Some(claim.to_owned());
     }
     let claim = match h.as_str() {
-        "x-user" | "x-auth-request-user" | "x-forwarded-user" | "x-remote-user" | "remote-user"
-        | "x-user-id" | "x-sub" | "x-subject" => "sub",
+        "x-user"
+        | "x-auth-request-user"
+        | "x-forwarded-user"
+        | "x-remote-user"
+        | "remote-user"
+        | "x-user-id"
+        | "x-sub"
+        | "x-subject" => "sub",
         "x-email" | "x-auth-request-email" | "x-forwarded-email" | "x-user-email" => "email",
         "x-groups" | "x-auth-request-groups" | "x-forwarded-groups" | "x-user-groups" => "groups",
-        "x-auth-request-preferred-username" | "x-forwarded-preferred-username"
-        | "x-preferred-username" | "x-username" => "preferred_username",
+        "x-auth-request-preferred-username"
+        | "x-forwarded-preferred-username"
+        | "x-preferred-username"
+        | "x-username" => "preferred_username",
         _ => return None,
     };
     Some(claim.to_owned())
@@ -111,11 +119,17 @@ pub(crate) fn import(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Config
     let mut any = false;
     for doc in docs {
         if doc.kind() != "Ingress" {
-            doc.warn(warnings, format!("kind {:?} skipped: only Ingress is read", doc.kind()));
+            doc.warn(
+                warnings,
+                format!("kind {:?} skipped: only Ingress is read", doc.kind()),
+            );
             continue;
         }
         let Some(url) = annotation(doc, "auth-url") else {
-            doc.warn(warnings, "no auth-url annotation: NGINX asks no auth service about it; skipped");
+            doc.warn(
+                warnings,
+                "no auth-url annotation: NGINX asks no auth service about it; skipped",
+            );
             continue;
         };
         any = true;
@@ -126,9 +140,15 @@ pub(crate) fn import(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Config
         for (k, v) in &auth.query {
             match k.strip_prefix("claims_") {
                 Some(name) if !v.contains('%') && !name.contains('%') => {
-                    claims.entry(name.to_owned()).or_default().push(Value::from(v.clone()));
+                    claims
+                        .entry(name.to_owned())
+                        .or_default()
+                        .push(Value::from(v.clone()));
                 }
-                _ => doc.warn(warnings, format!("auth-url parameter {k}={v} not carried over")),
+                _ => doc.warn(
+                    warnings,
+                    format!("auth-url parameter {k}={v} not carried over"),
+                ),
             }
         }
         if let Some(headers) = annotation(doc, "auth-response-headers") {
@@ -150,7 +170,13 @@ pub(crate) fn import(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Config
         if let Some(signin) = annotation(doc, "auth-signin") {
             doc.warn(warnings, format!("auth-signin {signin} not carried over: Portcullis answers 401 and NGINX still redirects to the sign-in page (keep the annotation); browser login with sessions is not part of this config"));
         }
-        for key in ["auth-snippet", "auth-proxy-set-headers", "auth-cache-key", "auth-request-redirect", "auth-always-set-cookie"] {
+        for key in [
+            "auth-snippet",
+            "auth-proxy-set-headers",
+            "auth-cache-key",
+            "auth-request-redirect",
+            "auth-always-set-cookie",
+        ] {
             if annotation(doc, key).is_some() {
                 doc.warn(warnings, format!("{key} not carried over"));
             }
@@ -186,7 +212,12 @@ pub(crate) fn import(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Config
                 }
             }
             if let Some(why) = failed {
-                doc.warn(warnings, format!("rules[{i}] not carried over ({why}): its requests are refused (no rule)"));
+                doc.warn(
+                    warnings,
+                    format!(
+                        "rules[{i}] not carried over ({why}): its requests are refused (no rule)"
+                    ),
+                );
                 continue;
             }
             if any_path {

@@ -50,7 +50,10 @@ pub(crate) fn import(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Config
     let mut any_allow_policy = false;
     for doc in policies {
         let spec = doc.spec();
-        if spec.get("selector").is_some() || spec.get("targetRef").is_some() || spec.get("targetRefs").is_some() {
+        if spec.get("selector").is_some()
+            || spec.get("targetRef").is_some()
+            || spec.get("targetRefs").is_some()
+        {
             doc.warn(warnings, "selector/targetRef not carried over: Portcullis applies these rules to every request it is asked about (scope them with the CUSTOM AuthorizationPolicy that sends requests to Portcullis)");
         }
         let action = str_at(spec, &["action"]).unwrap_or("ALLOW");
@@ -95,7 +98,10 @@ pub(crate) fn import(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Config
                 }
             }
         }
-        for rule in allow_rules.iter().filter(|r| r.allow.as_deref() == Some("anonymous")) {
+        for rule in allow_rules
+            .iter()
+            .filter(|r| r.allow.as_deref() == Some("anonymous"))
+        {
             warnings.push(Warning {
                 origin: "AuthorizationPolicy".to_owned(),
                 message: format!(
@@ -160,7 +166,10 @@ fn request_authentication(
     warnings: &mut Vec<Warning>,
 ) -> Result<(), ImportError> {
     let spec = doc.spec();
-    if spec.get("selector").is_some() || spec.get("targetRef").is_some() || spec.get("targetRefs").is_some() {
+    if spec.get("selector").is_some()
+        || spec.get("targetRef").is_some()
+        || spec.get("targetRefs").is_some()
+    {
         doc.warn(warnings, "selector/targetRef not carried over: these providers apply to every request Portcullis is asked about");
     }
     let rules = list(spec, "jwtRules");
@@ -177,9 +186,8 @@ fn request_authentication(
         let jwks = match (str_at(rule, &["jwksUri"]), rule.get("jwks")) {
             (Some(uri), _) => Jwks::Uri(uri.to_owned()),
             (None, Some(Value::String(text))) => {
-                let value: Value = serde_json::from_str(text).map_err(|e| {
-                    doc.invalid(format!("jwtRules[{i}].jwks: not JSON: {e}"))
-                })?;
+                let value: Value = serde_json::from_str(text)
+                    .map_err(|e| doc.invalid(format!("jwtRules[{i}].jwks: not JSON: {e}")))?;
                 Jwks::Inline(value)
             }
             (None, Some(other)) => Jwks::Inline(other.clone()),
@@ -251,7 +259,11 @@ fn request_authentication(
             jwks,
             from,
             // Istio's default: the token is removed before the request goes upstream.
-            forward_token: Some(rule.get("forwardOriginalToken").and_then(Value::as_bool).unwrap_or(false)),
+            forward_token: Some(
+                rule.get("forwardOriginalToken")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            ),
             claims_to_headers,
             ..Provider::default()
         });
@@ -273,9 +285,15 @@ fn allow_rule(
 ) {
     let name = rule_base_name(doc, i);
     let drop = |warnings: &mut Vec<Warning>, why: String| {
-        doc.warn(warnings, format!("rules[{i}] not carried over ({why}): requests only it allows are refused"));
+        doc.warn(
+            warnings,
+            format!("rules[{i}] not carried over ({why}): requests only it allows are refused"),
+        );
     };
-    if let Some(key) = unknown_keys(rule, &["from", "to", "when"]).into_iter().next() {
+    if let Some(key) = unknown_keys(rule, &["from", "to", "when"])
+        .into_iter()
+        .next()
+    {
         return drop(warnings, format!("unknown field {key}"));
     }
     let mut when = Requirement::default();
@@ -336,10 +354,16 @@ fn deny_rule(
     warnings: &mut Vec<Warning>,
 ) {
     let drop = |warnings: &mut Vec<Warning>, why: &str| {
-        doc.warn(warnings, format!("DENY rules[{i}] not carried over ({why}): requests it denies may be allowed"));
+        doc.warn(
+            warnings,
+            format!("DENY rules[{i}] not carried over ({why}): requests it denies may be allowed"),
+        );
     };
     if !list(rule, "when").is_empty() || !unknown_keys(rule, &["from", "to", "when"]).is_empty() {
-        return drop(warnings, "only `to` and `from: notRequestPrincipals: [\"*\"]` are carried over");
+        return drop(
+            warnings,
+            "only `to` and `from: notRequestPrincipals: [\"*\"]` are carried over",
+        );
     }
     let mut matches = Vec::new();
     for to in list(rule, "to") {
@@ -369,7 +393,10 @@ fn deny_rule(
             && strings(s, "notRequestPrincipals") == ["*"]
     });
     if !requires_token {
-        return drop(warnings, "only `from: notRequestPrincipals: [\"*\"]` (a token is required) is carried over");
+        return drop(
+            warnings,
+            "only `from: notRequestPrincipals: [\"*\"]` (a token is required) is carried over",
+        );
     }
     if matches.is_empty() {
         require_jwt.push(None);
@@ -462,7 +489,10 @@ fn merge(req: &mut Requirement, other: &Requirement) -> Result<(), ()> {
 
 /// A `source` as alternatives.
 fn source(source: &Value, config: &Config) -> Result<Vec<Requirement>, String> {
-    if let Some(key) = unknown_keys(source, &["requestPrincipals"]).into_iter().next() {
+    if let Some(key) = unknown_keys(source, &["requestPrincipals"])
+        .into_iter()
+        .next()
+    {
         return Err(format!("source.{key}"));
     }
     let principals_list = strings(source, "requestPrincipals");
@@ -487,7 +517,9 @@ fn principals(list: &[String], config: &Config) -> Result<Vec<Requirement>, Stri
             .rsplit_once('/')
             .ok_or_else(|| format!("requestPrincipal {p:?} is not ISSUER/SUBJECT"))?;
         if iss.contains('*') || (sub.contains('*') && sub != "*") {
-            return Err(format!("requestPrincipal {p:?}: wildcards other than ISSUER/*"));
+            return Err(format!(
+                "requestPrincipal {p:?}: wildcards other than ISSUER/*"
+            ));
         }
         let entry = match by_issuer.iter_mut().find(|(i, _)| i == iss) {
             Some(e) => e,
@@ -528,7 +560,10 @@ fn principals(list: &[String], config: &Config) -> Result<Vec<Requirement>, Stri
 
 /// An `operation` as a match.
 fn operation(op: &Value) -> Result<Match, String> {
-    if let Some(key) = unknown_keys(op, &["hosts", "paths", "methods"]).into_iter().next() {
+    if let Some(key) = unknown_keys(op, &["hosts", "paths", "methods"])
+        .into_iter()
+        .next()
+    {
         return Err(format!("operation.{key}"));
     }
     let mut m = Match::default();
@@ -558,9 +593,7 @@ fn path(p: &str) -> Result<String, String> {
         return Err(format!("path template {p:?}"));
     }
     match p.strip_suffix('*') {
-        Some(prefix) if prefix.ends_with('/') && !prefix.contains('*') => {
-            Ok(format!("{prefix}**"))
-        }
+        Some(prefix) if prefix.ends_with('/') && !prefix.contains('*') => Ok(format!("{prefix}**")),
         Some(_) => Err(format!("path {p:?} (only exact paths and /prefix/*)")),
         None if p.contains('*') => Err(format!("path {p:?} (only exact paths and /prefix/*)")),
         None => Ok(p.to_owned()),

@@ -40,7 +40,7 @@ mod model;
 mod subrequest;
 
 pub use error::ImportError;
-pub use model::{Config, ClaimHeader, Jwks, Location, Match, Provider, Rule};
+pub use model::{ClaimHeader, Config, Jwks, Location, Match, Provider, Rule};
 
 use std::fmt;
 
@@ -186,9 +186,7 @@ pub fn import_with(
     let mut warnings = Vec::new();
     let mut gateway_api = Vec::new();
     let model = match product {
-        Product::Ambassador => {
-            ambassador::import(&doc::read_all(sources, true)?, &mut warnings)?
-        }
+        Product::Ambassador => ambassador::import(&doc::read_all(sources, true)?, &mut warnings)?,
         Product::IngressNginx => {
             let docs = doc::read_all(sources, true)?;
             let model = ingress_nginx::import(&docs, &mut warnings)?;

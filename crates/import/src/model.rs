@@ -55,8 +55,9 @@ pub(crate) fn to_yaml<T: Serialize>(value: &T) -> Result<String, ImportError> {
     let mut options = serde_saphyr::SerializerOptions::default();
     options.folded_wrap_chars = 100_000;
     options.compact_list_indent = false;
-    serde_saphyr::to_string_with_options(value, options)
-        .map_err(|source| ImportError::Serialize { source })
+    serde_saphyr::to_string_with_options(value, options).map_err(|e| ImportError::Serialize {
+        source: Box::new(e),
+    })
 }
 
 fn unique(base: &str, taken: impl Fn(&str) -> bool) -> String {

@@ -26,7 +26,10 @@ pub(crate) fn import(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Config
         });
     };
     for extra in &docs[1..] {
-        warn(warnings, format!("document {} skipped: one config per import", extra.index));
+        warn(
+            warnings,
+            format!("document {} skipped: one config per import", extra.index),
+        );
     }
     let v = &doc.value;
     let keys = keys(doc)?;
@@ -34,7 +37,13 @@ pub(crate) fn import(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Config
         return Err(doc.invalid("no validationKeys (type ecPublicKey, key: PEM)"));
     };
     if keys.len() > 1 {
-        warn(warnings, format!("{} more validation keys not carried over: nginx-subrequest-auth-jwt uses only the first", keys.len() - 1));
+        warn(
+            warnings,
+            format!(
+                "{} more validation keys not carried over: nginx-subrequest-auth-jwt uses only the first",
+                keys.len() - 1
+            ),
+        );
     }
     let mut config = Config::default();
     config.providers.push(Provider {
@@ -84,7 +93,12 @@ pub(crate) fn import(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Config
                         merged.entry(k).or_default().extend(vals);
                     }
                 } else {
-                    warn(warnings, format!("claims[{i}] not carried over: Portcullis rules have no OR between claim sets, tokens only this set allows are refused"));
+                    warn(
+                        warnings,
+                        format!(
+                            "claims[{i}] not carried over: Portcullis rules have no OR between claim sets, tokens only this set allows are refused"
+                        ),
+                    );
                 }
             }
             rule.claims = merged;
@@ -95,7 +109,11 @@ pub(crate) fn import(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Config
         "queryString" | "query" => {
             warn(warnings, "claimsSource queryString: Portcullis reads claims_NAME=VALUE from the /verify URL the same way, but a call without any claims_ parameter is allowed for any valid token (nginx-subrequest-auth-jwt denies it)".to_owned());
         }
-        other => return Err(doc.invalid(format!("claimsSource {other:?} is not static or queryString"))),
+        other => {
+            return Err(doc.invalid(format!(
+                "claimsSource {other:?} is not static or queryString"
+            )));
+        }
     }
     for key in unknown_keys(
         v,
@@ -121,7 +139,10 @@ pub(crate) fn import(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Config
 fn keys(doc: &Doc) -> Result<Vec<String>, ImportError> {
     let v = &doc.value;
     let mut out = Vec::new();
-    for entry in list(v, "validationKeys").iter().chain(list(v, "validation_keys")) {
+    for entry in list(v, "validationKeys")
+        .iter()
+        .chain(list(v, "validation_keys"))
+    {
         let kind = str_at(entry, &["type"]).unwrap_or("ecPublicKey");
         if kind != "ecPublicKey" {
             return Err(doc.invalid(format!("validation key type {kind:?}: only ecPublicKey is used by nginx-subrequest-auth-jwt")));
@@ -133,7 +154,11 @@ fn keys(doc: &Doc) -> Result<Vec<String>, ImportError> {
     }
     match v.get("ecdsa_public_keys") {
         Some(Value::String(pem)) => out.push(pem.trim().to_owned()),
-        Some(Value::Array(pems)) => out.extend(pems.iter().filter_map(Value::as_str).map(|p| p.trim().to_owned())),
+        Some(Value::Array(pems)) => out.extend(
+            pems.iter()
+                .filter_map(Value::as_str)
+                .map(|p| p.trim().to_owned()),
+        ),
         _ => {}
     }
     Ok(out)
