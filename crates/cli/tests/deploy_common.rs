@@ -20,7 +20,9 @@ pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// `<workspace>/PATH`.
 pub(crate) fn workspace(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
 }
 
 /// Kinds that are CRDs, not in Kubernetes' schemas: checked by hand where they appear.
@@ -120,7 +122,10 @@ pub(crate) fn assert_check_passes(what: &str, config: &str) {
 /// capabilities, probes on the admin port's /healthz and /readyz, resources, ports.
 pub(crate) fn assert_pod_hardened(deployment: &Value) {
     let pod = &deployment["spec"]["template"]["spec"];
-    assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "pod runAsNonRoot");
+    assert_eq!(
+        pod["securityContext"]["runAsNonRoot"], true,
+        "pod runAsNonRoot"
+    );
     assert_ne!(pod["securityContext"]["runAsUser"], 0, "pod runAsUser");
     let c = pod["containers"]
         .as_array()
@@ -138,7 +143,10 @@ pub(crate) fn assert_pod_hardened(deployment: &Value) {
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(c["readinessProbe"]["httpGet"]["port"], "admin");
     for k in ["requests", "limits"] {
-        assert!(c["resources"][k]["cpu"].is_string() && c["resources"][k]["memory"].is_string(), "resources.{k}");
+        assert!(
+            c["resources"][k]["cpu"].is_string() && c["resources"][k]["memory"].is_string(),
+            "resources.{k}"
+        );
     }
     let ports: Vec<&str> = c["ports"]
         .as_array()
@@ -155,7 +163,10 @@ pub(crate) fn assert_pod_hardened(deployment: &Value) {
     // No secret in plain env values.
     for e in env {
         let name = e["name"].as_str().unwrap().to_ascii_uppercase();
-        if ["SECRET", "PASSWORD", "TOKEN", "REDIS_URL"].iter().any(|s| name.contains(s)) {
+        if ["SECRET", "PASSWORD", "TOKEN", "REDIS_URL"]
+            .iter()
+            .any(|s| name.contains(s))
+        {
             assert!(e.get("value").is_none(), "{name} must come from a Secret");
         }
     }
@@ -168,12 +179,99 @@ pub(crate) fn assert_service_monitor(doc: &Value) {
     assert!(doc["metadata"]["name"].is_string());
     let spec = doc["spec"].as_object().unwrap();
     for k in spec.keys() {
-        assert!(["selector", "endpoints", "namespaceSelector", "jobLabel"].contains(&k.as_str()), "spec.{k}");
+        assert!(
+            ["selector", "endpoints", "namespaceSelector", "jobLabel"].contains(&k.as_str()),
+            "spec.{k}"
+        );
     }
     assert!(doc["spec"]["selector"]["matchLabels"].is_object());
     let ep = &doc["spec"]["endpoints"][0];
     assert_eq!(ep["port"], "admin");
     assert_eq!(ep["path"], "/metrics");
     let interval = ep["interval"].as_str().unwrap();
-    assert!(interval.ends_with('s') || interval.ends_with('m'), "interval {interval}");
+    assert!(
+        interval.ends_with('s') || interval.ends_with('m'),
+        "interval {interval}"
+    );
+}
+
+/// The structural rules of a Gateway API v1 HTTPRoute that matter here (the CRD's
+/// schema is not in kubernetes-validate, which only ships Kubernetes' own types).
+pub(crate) fn assert_httproute(route: &Value) {
+    assert_eq!(route["apiVersion"], "gateway.networking.k8s.io/v1");
+    assert_eq!(route["kind"], "HTTPRoute");
+    let name = route["metadata"]["name"].as_str().unwrap();
+    assert!(
+        !name.is_empty()
+            && name.len() <= 253
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'),
+        "metadata.name {name:?}"
+    );
+    let spec = route["spec"].as_object().unwrap();
+    for key in spec.keys() {
+        assert!(
+            ["parentRefs", "hostnames", "rules"].contains(&key.as_str()),
+            "spec.{key}"
+        );
+    }
+    let parents = spec["parentRefs"].as_array().unwrap();
+    assert!(!parents.is_empty() && parents.len() <= 32);
+    assert!(parents.iter().all(|p| p["name"].is_string()));
+    for h in spec
+        .get("hostnames")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let h = h.as_str().unwrap();
+        assert!(!h.contains(':') && !h.is_empty(), "hostname {h:?}");
+    }
+    let rules = spec["rules"].as_array().unwrap();
+    assert!(!rules.is_empty() && rules.len() <= 16, "1..=16 rules");
+    for rule in rules {
+        for m in rule["matches"].as_array().unwrap() {
+            let kind = m["path"]["type"].as_str().unwrap();
+            assert!(
+                ["Exact", "PathPrefix", "RegularExpression"].contains(&kind),
+                "path.type {kind}"
+            );
+            assert!(m["path"]["value"].as_str().unwrap().starts_with('/'));
+        }
+        for f in rule
+            .get("filters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let kind = f["type"].as_str().unwrap();
+            assert!(
+                [
+                    "RequestHeaderModifier",
+                    "ResponseHeaderModifier",
+                    "RequestRedirect",
+                    "URLRewrite",
+                    "RequestMirror",
+                    "ExtensionRef",
+                    "CORS"
+                ]
+                .contains(&kind),
+                "filter type {kind}"
+            );
+            if kind == "ExtensionRef" {
+                for k in ["group", "kind", "name"] {
+                    assert!(f["extensionRef"][k].is_string(), "extensionRef.{k}");
+                }
+            }
+        }
+        for b in rule["backendRefs"].as_array().unwrap() {
+            assert!(b["name"].is_string());
+            let port = b["port"].as_u64().unwrap();
+            assert!(
+                (1..=65535).contains(&port),
+                "a Service backendRef needs a port"
+            );
+        }
+    }
 }

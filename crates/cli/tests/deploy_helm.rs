@@ -16,14 +16,18 @@
 #[path = "deploy_common.rs"]
 mod deploy_common;
 
-use deploy_common::{assert_check_passes, assert_pod_hardened, assert_service_monitor, docs, validate, workspace};
+use deploy_common::{
+    assert_check_passes, assert_pod_hardened, assert_service_monitor, docs, validate, workspace,
+};
 use serde_json::{Value, json};
 
 const RELEASE: &str = "auth";
 const NAMESPACE: &str = "portcullis";
 
 fn lookup<'a>(root: &'a Value, path: &str) -> &'a Value {
-    path.split('.').filter(|p| !p.is_empty()).fold(root, |v, k| v.get(k).unwrap_or(&Value::Null))
+    path.split('.')
+        .filter(|p| !p.is_empty())
+        .fold(root, |v, k| v.get(k).unwrap_or(&Value::Null))
 }
 
 fn truthy(v: &Value) -> bool {
@@ -47,7 +51,17 @@ fn scalar(v: &Value) -> String {
 
 fn indent(text: &str, n: usize) -> String {
     let pad = " ".repeat(n);
-    let body: Vec<String> = text.trim_end_matches('\n').lines().map(|l| if l.is_empty() { String::new() } else { format!("{pad}{l}") }).collect();
+    let body: Vec<String> = text
+        .trim_end_matches('\n')
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{pad}{l}")
+            }
+        })
+        .collect();
     format!("\n{}", body.join("\n"))
 }
 
@@ -99,7 +113,13 @@ fn render(template: &str, values: &Value, chart: &Value) -> String {
         } else if !on {
         } else if let Some(expr) = action.strip_prefix("toYaml ") {
             let (expr, pipe) = expr.split_once('|').expect("toYaml X | nindent N");
-            let n: usize = pipe.trim().strip_prefix("nindent ").expect("nindent").trim().parse().unwrap();
+            let n: usize = pipe
+                .trim()
+                .strip_prefix("nindent ")
+                .expect("nindent")
+                .trim()
+                .parse()
+                .unwrap();
             let yaml = serde_saphyr::to_string(&value(expr, values, chart)).unwrap();
             out.push_str(&indent(&yaml, n));
         } else if let Some((expr, pipe)) = action.split_once('|') {
@@ -123,13 +143,20 @@ fn render(template: &str, values: &Value, chart: &Value) -> String {
 
 fn chart_files() -> (Value, Value, Vec<(String, String)>) {
     let dir = workspace("deploy/helm/portcullis");
-    let chart: Value = serde_saphyr::from_str(&std::fs::read_to_string(dir.join("Chart.yaml")).unwrap()).unwrap();
-    let values: Value = serde_saphyr::from_str(&std::fs::read_to_string(dir.join("values.yaml")).unwrap()).unwrap();
+    let chart: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(dir.join("Chart.yaml")).unwrap()).unwrap();
+    let values: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(dir.join("values.yaml")).unwrap()).unwrap();
     let mut templates: Vec<(String, String)> = std::fs::read_dir(dir.join("templates"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap()))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
         .collect();
     templates.sort();
     (chart, values, templates)
@@ -137,22 +164,43 @@ fn chart_files() -> (Value, Value, Vec<(String, String)>) {
 
 fn rendered(values: &Value) -> Vec<(String, String)> {
     let (chart, _, templates) = chart_files();
-    templates.iter().map(|(name, t)| (name.clone(), render(t, values, &chart))).collect()
+    templates
+        .iter()
+        .map(|(name, t)| (name.clone(), render(t, values, &chart)))
+        .collect()
 }
 
 fn check_rendering(values: &Value) -> Vec<Value> {
     let files = rendered(values);
     validate(&files);
     let all: Vec<Value> = files.iter().flat_map(|(_, t)| docs(t)).collect();
-    let find = |k: &str| all.iter().find(|d| d["kind"] == k).unwrap_or_else(|| panic!("no {k} rendered"));
+    let find = |k: &str| {
+        all.iter()
+            .find(|d| d["kind"] == k)
+            .unwrap_or_else(|| panic!("no {k} rendered"))
+    };
     let deployment = find("Deployment");
     assert_pod_hardened(deployment);
     assert_eq!(deployment["metadata"]["namespace"], NAMESPACE);
-    assert_eq!(deployment["spec"]["template"]["spec"]["containers"][0]["resources"], values["resources"]);
-    let config = find("ConfigMap")["data"]["portcullis.yaml"].as_str().unwrap();
-    assert_eq!(config.trim_end(), values["config"].as_str().unwrap().trim_end(), "the config is carried whole");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["resources"],
+        values["resources"]
+    );
+    let config = find("ConfigMap")["data"]["portcullis.yaml"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        config.trim_end(),
+        values["config"].as_str().unwrap().trim_end(),
+        "the config is carried whole"
+    );
     assert_check_passes("chart ConfigMap", config);
-    for k in ["Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceAccount"] {
+    for k in [
+        "Service",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "ServiceAccount",
+    ] {
         find(k);
     }
     all
@@ -164,9 +212,18 @@ fn chart_renders_valid_manifests_with_default_values() {
     assert_eq!(chart["apiVersion"], "v2");
     assert_eq!(chart["name"], "portcullis");
     let all = check_rendering(&values);
-    assert!(!all.iter().any(|d| d["kind"] == "ServiceMonitor"), "serviceMonitor is off by default");
-    let env = &all.iter().find(|d| d["kind"] == "Deployment").unwrap()["spec"]["template"]["spec"]["containers"][0]["env"];
-    assert!(!env.as_array().unwrap().iter().any(|e| e["name"] == "REDIS_URL"));
+    assert!(
+        !all.iter().any(|d| d["kind"] == "ServiceMonitor"),
+        "serviceMonitor is off by default"
+    );
+    let env = &all.iter().find(|d| d["kind"] == "Deployment").unwrap()["spec"]["template"]["spec"]
+        ["containers"][0]["env"];
+    assert!(
+        !env.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "REDIS_URL")
+    );
     assert_eq!(env[1], json!({"name": "PORTCULLIS_WORKERS", "value": "2"}));
 }
 
@@ -181,8 +238,17 @@ fn chart_renders_valid_manifests_with_everything_on() {
     assert_service_monitor(all.iter().find(|d| d["kind"] == "ServiceMonitor").unwrap());
     let d = all.iter().find(|d| d["kind"] == "Deployment").unwrap();
     assert_eq!(d["spec"]["replicas"], 3);
-    let redis = d["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap().iter().find(|e| e["name"] == "REDIS_URL").cloned().expect("REDIS_URL");
-    assert_eq!(redis["valueFrom"]["secretKeyRef"], json!({"name": "portcullis-redis", "key": "url"}));
+    let redis = d["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "REDIS_URL")
+        .cloned()
+        .expect("REDIS_URL");
+    assert_eq!(
+        redis["valueFrom"]["secretKeyRef"],
+        json!({"name": "portcullis-redis", "key": "url"})
+    );
 }
 
 #[test]
@@ -190,11 +256,39 @@ fn the_test_renderer_follows_helm_on_the_subset() {
     let values = json!({"a": {"b": "x", "n": 2, "off": false, "m": {"k": "v"}}, "s": "l1\nl2\n"});
     let chart = json!({"name": "c", "appVersion": "1"});
     assert_eq!(render("v: {{ .Values.a.b }}", &values, &chart), "v: x");
-    assert_eq!(render("v: {{ .Values.a.n | quote }}", &values, &chart), "v: \"2\"");
-    assert_eq!(render("a:\n  {{- if .Values.a.off }}\n  x: 1\n  {{- end }}\n  y: 2\n", &values, &chart), "a:\n  y: 2\n");
-    assert_eq!(render("m:\n  {{- toYaml .Values.a.m | nindent 2 }}\n", &values, &chart), "m:\n  k: v\n");
-    assert_eq!(render("s: |\n  {{- .Values.s | nindent 2 }}\n", &values, &chart), "s: |\n  l1\n  l2\n");
-    assert_eq!(render("{{ .Release.Name }}/{{ .Chart.AppVersion }}", &values, &chart), "auth/1");
-    let unknown = std::panic::catch_unwind(|| render("{{ include \"x\" . }}", &json!({}), &json!({})));
+    assert_eq!(
+        render("v: {{ .Values.a.n | quote }}", &values, &chart),
+        "v: \"2\""
+    );
+    assert_eq!(
+        render(
+            "a:\n  {{- if .Values.a.off }}\n  x: 1\n  {{- end }}\n  y: 2\n",
+            &values,
+            &chart
+        ),
+        "a:\n  y: 2\n"
+    );
+    assert_eq!(
+        render(
+            "m:\n  {{- toYaml .Values.a.m | nindent 2 }}\n",
+            &values,
+            &chart
+        ),
+        "m:\n  k: v\n"
+    );
+    assert_eq!(
+        render("s: |\n  {{- .Values.s | nindent 2 }}\n", &values, &chart),
+        "s: |\n  l1\n  l2\n"
+    );
+    assert_eq!(
+        render(
+            "{{ .Release.Name }}/{{ .Chart.AppVersion }}",
+            &values,
+            &chart
+        ),
+        "auth/1"
+    );
+    let unknown =
+        std::panic::catch_unwind(|| render("{{ include \"x\" . }}", &json!({}), &json!({})));
     assert!(unknown.is_err(), "an action outside the subset fails");
 }

@@ -7,7 +7,9 @@
 #[path = "deploy_common.rs"]
 mod deploy_common;
 
-use deploy_common::{assert_check_passes, assert_pod_hardened, assert_service_monitor, docs, validate, workspace};
+use deploy_common::{
+    assert_check_passes, assert_pod_hardened, assert_service_monitor, docs, validate, workspace,
+};
 use serde_json::Value;
 
 fn manifests() -> Vec<(String, String)> {
@@ -16,14 +18,21 @@ fn manifests() -> Vec<(String, String)> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap()))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
         .collect();
     out.sort();
     out
 }
 
 fn kind<'a>(all: &'a [Value], kind: &str) -> &'a Value {
-    all.iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("no {kind} in deploy/kubernetes"))
+    all.iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in deploy/kubernetes"))
 }
 
 #[test]
@@ -37,7 +46,14 @@ fn every_manifest_validates() {
 #[test]
 fn deployment_service_and_friends_fit_together() {
     let all: Vec<Value> = manifests().iter().flat_map(|(_, t)| docs(t)).collect();
-    for k in ["Deployment", "Service", "ConfigMap", "PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor"] {
+    for k in [
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "ServiceMonitor",
+    ] {
         kind(&all, k);
     }
     let deployment = kind(&all, "Deployment");
@@ -46,19 +62,37 @@ fn deployment_service_and_friends_fit_together() {
     let labels = &deployment["spec"]["template"]["metadata"]["labels"];
     for k in ["Service", "PodDisruptionBudget", "ServiceMonitor"] {
         let doc = kind(&all, k);
-        let selector = if k == "Service" { &doc["spec"]["selector"] } else { &doc["spec"]["selector"]["matchLabels"] };
+        let selector = if k == "Service" {
+            &doc["spec"]["selector"]
+        } else {
+            &doc["spec"]["selector"]["matchLabels"]
+        };
         for (name, value) in selector.as_object().unwrap() {
             assert_eq!(&labels[name], value, "{k} selects label {name}");
         }
     }
-    let ports: Vec<&str> = kind(&all, "Service")["spec"]["ports"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let ports: Vec<&str> = kind(&all, "Service")["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(ports, ["http", "grpc", "admin"]);
-    assert_eq!(kind(&all, "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]["name"], deployment["metadata"]["name"]);
+    assert_eq!(
+        kind(&all, "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]["name"],
+        deployment["metadata"]["name"]
+    );
 
-    let config = kind(&all, "ConfigMap")["data"]["portcullis.yaml"].as_str().unwrap();
+    let config = kind(&all, "ConfigMap")["data"]["portcullis.yaml"]
+        .as_str()
+        .unwrap();
     assert_check_passes("deploy/kubernetes/configmap.yaml", config);
     // Its listen block binds every listener the Service exposes, on all interfaces.
-    for want in ["http: 0.0.0.0:8080", "grpc: 0.0.0.0:9001", "admin: 0.0.0.0:9090"] {
+    for want in [
+        "http: 0.0.0.0:8080",
+        "grpc: 0.0.0.0:9001",
+        "admin: 0.0.0.0:9090",
+    ] {
         assert!(config.contains(want), "{want} in the ConfigMap's config");
     }
 }

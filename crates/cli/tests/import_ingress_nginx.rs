@@ -6,72 +6,20 @@
 //! for `auth-url` (`examples/nginx/nginx.conf`, X-Original-URL), one Host per Ingress.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+#[path = "deploy_common.rs"]
+mod deploy_common;
 #[path = "import_common.rs"]
 mod import_common;
 
 use std::time::Duration;
 
+use deploy_common::assert_httproute;
 use import_common::{Case, Nginx, fixture, import, run_cases};
 use portcullis_jose::Algorithm;
 use portcullis_test_util::{EchoUpstream, Issuer, JwksServer, Portcullis, TempDir};
 use serde_json::{Value, json};
 
 const ISSUER: &str = "https://issuer.test";
-
-/// The structural rules of a Gateway API v1 HTTPRoute that matter here (the CRD's
-/// schema is not in kubernetes-validate, which only ships Kubernetes' own types).
-fn assert_httproute(route: &Value) {
-    assert_eq!(route["apiVersion"], "gateway.networking.k8s.io/v1");
-    assert_eq!(route["kind"], "HTTPRoute");
-    let name = route["metadata"]["name"].as_str().unwrap();
-    assert!(
-        !name.is_empty()
-            && name.len() <= 253
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'),
-        "metadata.name {name:?}"
-    );
-    let spec = route["spec"].as_object().unwrap();
-    for key in spec.keys() {
-        assert!(
-            ["parentRefs", "hostnames", "rules"].contains(&key.as_str()),
-            "spec.{key}"
-        );
-    }
-    let parents = spec["parentRefs"].as_array().unwrap();
-    assert!(!parents.is_empty() && parents.len() <= 32);
-    assert!(parents.iter().all(|p| p["name"].is_string()));
-    for h in spec
-        .get("hostnames")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let h = h.as_str().unwrap();
-        assert!(!h.contains(':') && !h.is_empty(), "hostname {h:?}");
-    }
-    let rules = spec["rules"].as_array().unwrap();
-    assert!(!rules.is_empty() && rules.len() <= 16, "1..=16 rules");
-    for rule in rules {
-        for m in rule["matches"].as_array().unwrap() {
-            let kind = m["path"]["type"].as_str().unwrap();
-            assert!(
-                ["Exact", "PathPrefix", "RegularExpression"].contains(&kind),
-                "path.type {kind}"
-            );
-            assert!(m["path"]["value"].as_str().unwrap().starts_with('/'));
-        }
-        for b in rule["backendRefs"].as_array().unwrap() {
-            assert!(b["name"].is_string());
-            let port = b["port"].as_u64().unwrap();
-            assert!(
-                (1..=65535).contains(&port),
-                "a Service backendRef needs a port"
-            );
-        }
-    }
-}
 
 #[test]
 fn imports_ingresses_and_writes_gateway_api() {
