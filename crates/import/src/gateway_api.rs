@@ -29,9 +29,17 @@ pub(crate) fn manifests(
             return Err(doc.invalid(format!("auth-url {url:?} is not an http(s) URL")));
         };
         let namespace = doc.namespace().unwrap_or("default");
-        let mut labels = auth.host.split('.');
-        let service = labels.next().unwrap_or("portcullis").to_owned();
-        let service_ns = labels.next().unwrap_or(namespace).to_owned();
+        let in_cluster = auth.host.ends_with(".svc.cluster.local")
+            || auth.host.ends_with(".svc")
+            || auth.host.split('.').count() <= 2;
+        let (service, service_ns) = if in_cluster && !auth.host.contains('$') {
+            let mut labels = auth.host.split('.');
+            let service = labels.next().unwrap_or("portcullis").to_owned();
+            (service, labels.next().unwrap_or(namespace).to_owned())
+        } else {
+            doc.warn(warnings, format!("auth-url host {} is not a Service of the cluster: the SecurityPolicy points at Service portcullis in namespace portcullis, change it if yours is elsewhere", auth.host));
+            ("portcullis".to_owned(), "portcullis".to_owned())
+        };
         if auth.https {
             doc.warn(warnings, "auth-url is https: the SecurityPolicy's backend is plain HTTP (add a BackendTLSPolicy for TLS to Portcullis)");
         }

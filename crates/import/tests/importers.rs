@@ -319,3 +319,70 @@ fn product_names_round_trip() {
     }
     assert_eq!(Product::from_name("kong"), None);
 }
+
+#[test]
+fn every_fixture_with_every_product_answers_without_panicking() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Every prefix of the file, cut at line ends: half-written inputs too.
+        let cuts: Vec<usize> = text.match_indices('\n').map(|(i, _)| i + 1).collect();
+        for cut in cuts.iter().step_by(3).copied().chain([text.len()]) {
+            for product in Product::ALL {
+                let source = Source::new(path.display().to_string(), &text[..cut]);
+                if let Ok(out) = portcullis_import::import_with(
+                    product,
+                    &[source],
+                    &portcullis_import::Options {
+                        gateway_api: product == Product::IngressNginx,
+                    },
+                ) {
+                    assert!(out.config.contains("providers:"), "{}", out.config);
+                    for w in &out.warnings {
+                        assert!(!w.to_string().contains('\n'), "one line: {w}");
+                    }
+                }
+                n += 1;
+            }
+        }
+    }
+    assert!(n > 50, "{n} imports");
+}
+
+#[test]
+fn auth_url_outside_the_cluster_points_the_policy_at_the_default_service() {
+    let out = portcullis_import::import_with(
+        Product::IngressNginx,
+        &[Source::new(
+            "i.yaml",
+            r#"kind: Ingress
+metadata:
+  name: ext
+  namespace: web
+  annotations:
+    nginx.ingress.kubernetes.io/auth-url: "https://$host/oauth2/auth"
+spec:
+  rules:
+    - host: web.example.com
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend: {service: {name: web, port: {number: 80}}}
+"#,
+        )],
+        &portcullis_import::Options { gateway_api: true },
+    )
+    .unwrap();
+    let policy = out
+        .gateway_api
+        .iter()
+        .find(|m| m.file_name == "securitypolicy-ext.yaml")
+        .unwrap();
+    assert!(policy.text.contains("name: portcullis"), "{}", policy.text);
+    assert!(policy.text.contains("port: 443"), "{}", policy.text);
+    assert!(warned(&out, &["not a Service of the cluster"]));
+    assert!(warned(&out, &["https"]));
+}
