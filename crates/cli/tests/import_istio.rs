@@ -119,6 +119,37 @@ spec:
 }
 
 #[test]
+fn reads_stdin() {
+    use std::io::Write as _;
+    let text = std::fs::read_to_string(fixture("istio.yaml")).unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .args(["import", "--from", "istio", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("issuer: testing@secure.istio.io"),
+        "{stdout}"
+    );
+    import_common::assert_check_passes(&stdout);
+}
+
+#[test]
 fn imported_istio_config_behind_envoy_grpc() {
     let path = fixture("istio.yaml");
     let out = import(&["--from", "istio", path.to_str().unwrap()]);

@@ -386,3 +386,26 @@ spec:
     assert!(warned(&out, &["not a Service of the cluster"]));
     assert!(warned(&out, &["https"]));
 }
+
+#[test]
+fn istio_inline_jwks_text_and_default_locations() {
+    let out = run(
+        Product::Istio,
+        r#"kind: RequestAuthentication
+metadata: {name: inline}
+spec:
+  jwtRules:
+    - issuer: https://i.example.com
+      jwks: '{"keys": [{"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}]}'
+      outputClaimToHeaders: [{header: X-Email, claim: email}]
+"#,
+    );
+    let p = &out.model.providers[0];
+    match &p.jwks {
+        portcullis_import::Jwks::Inline(v) => assert_eq!(v["keys"][0]["crv"], "P-256"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(p.from.len(), 2, "Authorization: Bearer, then ?access_token");
+    assert_eq!(p.claims_to_headers[0].header, "x-email");
+    assert_eq!(p.forward_token, Some(false));
+}
