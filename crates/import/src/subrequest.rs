@@ -115,6 +115,14 @@ pub(crate) fn import(docs: &[Doc], warnings: &mut Vec<Warning>) -> Result<Config
             )));
         }
     }
+    if let Some(kind) = str_at(v, &["validation_type"]).or_else(|| str_at(v, &["validationType"]))
+        && !kind.to_ascii_lowercase().contains("ec")
+    {
+        warn(
+            warnings,
+            format!("validation_type {kind:?} not carried over: only EC public keys are read"),
+        );
+    }
     for key in unknown_keys(
         v,
         &[
