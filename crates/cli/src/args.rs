@@ -45,6 +45,15 @@ pub(crate) enum Command {
     ///
     /// Example: portcullis verify --jwks jwks.json --issuer https://issuer --audience api "$TOKEN"
     Verify(VerifyArgs),
+    /// Turn another product's auth config into a Portcullis config (printed on stdout).
+    ///
+    /// Reads Istio RequestAuthentication + AuthorizationPolicy, Ambassador Filter +
+    /// FilterPolicy, nginx-subrequest-auth-jwt's config.yaml, or ingress-nginx Ingress
+    /// objects with auth-url annotations. What cannot be carried over is one
+    /// `warning:` line each on stderr.
+    ///
+    /// Example: portcullis import --from istio requestauthentication.yaml authorizationpolicy.yaml > portcullis.yaml
+    Import(ImportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -180,4 +189,17 @@ pub(crate) struct VerifyArgs {
     pub(crate) typ: Option<String>,
     /// The token, or `-` (or nothing) to read it from stdin.
     pub(crate) token: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ImportArgs {
+    /// The product the files come from.
+    #[arg(long, value_parser = ["istio", "ambassador", "nginx-subrequest-auth-jwt", "ingress-nginx"])]
+    pub(crate) from: String,
+    /// ingress-nginx only: also write HTTPRoute + Envoy Gateway SecurityPolicy manifests into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) gateway_api: Option<PathBuf>,
+    /// The product's YAML files (`-` for stdin).
+    #[arg(required = true)]
+    pub(crate) files: Vec<PathBuf>,
 }
