@@ -199,7 +199,7 @@ rules:
                 async move {
                     let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
                     let path = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
-                    let auth = AuthRequest::new(req.method().as_str(), &host, &path, req.headers());
+                    let auth = AuthRequest::new(req.method(), &host, &path, req.headers());
                     match d.decide(&auth, portcullis_decider::Frontend::Demo).await {
                         portcullis_policy::Decision::Allow(a) => {
                             let headers: serde_json::Map<String, Value> = a

@@ -128,7 +128,7 @@ fn log(decision: &Decision, req: &AuthRequest<'_>, frontend: Frontend) {
             frontend = frontend.as_str(),
             rule = &*a.rule,
             provider = a.identity.as_ref().map(|i| &*i.provider),
-            method = req.method,
+            method = req.method.as_str(),
             path = clip(req.path),
             "allow"
         ),
@@ -142,7 +142,11 @@ fn log(decision: &Decision, req: &AuthRequest<'_>, frontend: Frontend) {
             kid = d.token_hints.kid.as_deref(),
             iss = d.token_hints.iss.as_deref(),
             sub = d.token_hints.sub.as_deref(),
-            method = clip(req.method),
+            method = req.method.as_str(),
+            peer = req
+                .peer
+                .and_then(|p| p.address)
+                .map(tracing::field::display),
             host = clip(req.host),
             path = clip(req.path),
             detail = d.detail.as_str(),

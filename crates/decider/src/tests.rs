@@ -50,7 +50,7 @@ async fn decides_by_the_injected_clock() {
     let clock = Arc::new(ManualClock::new(T0));
     let decider = Decider::new(engine(), Arc::new(Metrics::new())).with_clock(clock.clone());
     let headers = bearer(T0 + 60);
-    let req = AuthRequest::new("GET", "h", "/x", &headers);
+    let req = AuthRequest::new(&http::Method::GET, "h", "/x", &headers);
     assert!(matches!(
         decider.decide(&req, Frontend::ForwardAuth).await,
         Decision::Allow(_)

@@ -296,7 +296,7 @@ pub struct RuleConfig {
     /// Paths (any of; empty: all).
     pub paths: Vec<PathPattern>,
     /// Methods, upper case (empty: all).
-    pub methods: Vec<String>,
+    pub methods: Vec<http::Method>,
     /// What is required.
     pub access: Access,
     /// Indexes into [`Config::providers`] (any of).
@@ -885,14 +885,16 @@ fn validate_rule(
         .unwrap_or_default()
         .into_iter()
         .map(|m| {
-            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
-                Err(cx.err(
+            let upper = m.to_ascii_uppercase();
+            match http::Method::from_bytes(upper.as_bytes()) {
+                Ok(method) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_alphabetic()) => {
+                    Ok(method)
+                }
+                _ => Err(cx.err(
                     line,
                     f("match.methods"),
                     format!("{m:?} is not an HTTP method"),
-                ))
-            } else {
-                Ok(m.to_ascii_uppercase())
+                )),
             }
         })
         .collect::<Result<Vec<_>, _>>()?;

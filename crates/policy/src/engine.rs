@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use http::{HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue, Method};
 use portcullis_jose::{Claims, Rejected, TokenError, Validation, b64, verify_jwt_explained};
 use serde_json::Value;
 
@@ -703,10 +703,10 @@ fn other_spellings(name: &HeaderName) -> Vec<HeaderName> {
 }
 
 /// Whether a rule matches the canonical host and path.
-fn matches(rule: &RuleConfig, method: &str, host: &str, path: &str) -> bool {
+fn matches(rule: &RuleConfig, method: &Method, host: &str, path: &str) -> bool {
     (rule.hosts.is_empty() || rule.hosts.iter().any(|h| h.matches(host)))
         && (rule.paths.is_empty() || rule.paths.iter().any(|p| p.matches(path)))
-        && (rule.methods.is_empty() || rule.methods.iter().any(|m| m.eq_ignore_ascii_case(method)))
+        && (rule.methods.is_empty() || rule.methods.iter().any(|m| m == method))
 }
 
 /// Checks the rule's claims and scopes and the request's extra claims.

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::config;
 use crate::engine::Engine;
@@ -31,11 +31,11 @@ pub fn config(data: &[u8]) {
     let engine = Engine::with_static_keys(config);
     let headers = HeaderMap::new();
     for (method, host, path) in [
-        ("GET", "api.example.com", "/"),
-        ("POST", "a.b", "/admin/x/../y?q=1"),
-        ("DELETE", "", ""),
+        (Method::GET, "api.example.com", "/"),
+        (Method::POST, "a.b", "/admin/x/../y?q=1"),
+        (Method::DELETE, "", ""),
     ] {
-        let _ = engine.decide(&AuthRequest::new(method, host, path, &headers), NOW);
+        let _ = engine.decide(&AuthRequest::new(&method, host, path, &headers), NOW);
     }
 }
 
@@ -60,7 +60,10 @@ pub fn request(data: &[u8]) {
         }
     }
     let engine = fixed_engine();
-    let mut req = AuthRequest::new(method, host, path, &headers);
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return;
+    };
+    let mut req = AuthRequest::new(&method, host, path, &headers);
     let _ = engine.decide(&req, NOW);
     let extra = [("groups".to_owned(), host.to_owned())];
     req.extra_claims = &extra;

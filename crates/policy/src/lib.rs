@@ -27,4 +27,4 @@ pub use config::{Config, ConfigError, ConfigWarning, RequestReading, parse_durat
 pub use decision::{Allow, Decision, Deny, DenyReason, DenyStatus, Identity, TokenHints};
 pub use engine::{CacheStats, Engine, Provider};
 pub use keyslot::{Changed, KeySlot, KeySnapshot, RefetchHook};
-pub use request::AuthRequest;
+pub use request::{AuthRequest, Peer};

@@ -1,12 +1,14 @@
 //! What a frontend knows about the request it is asked to authorize.
 
-use http::HeaderMap;
+use std::net::SocketAddr;
+
+use http::{HeaderMap, Method};
 
 /// The original request, as far as the deciding needs it. Borrowed from the frontend.
 #[derive(Clone, Copy, Debug)]
 pub struct AuthRequest<'a> {
-    /// HTTP method.
-    pub method: &'a str,
+    /// HTTP method (upper case: rules name methods in upper case).
+    pub method: &'a Method,
     /// Host, as the client sent it (read the canonical way before matching).
     pub host: &'a str,
     /// Path, possibly with a query string, as the client sent it (read the
@@ -22,11 +24,23 @@ pub struct AuthRequest<'a> {
     /// only those it is configured to copy (NGINX, Traefik, Caddy). Where it does
     /// not, a client-sent spelling of an identity header (`x_user`) is refused.
     pub removes_headers: bool,
+    /// Who sent the original request, when the frontend knows (Envoy's
+    /// `source`; the proxy listener's own peer).
+    pub peer: Option<&'a Peer>,
+}
+
+/// The client of the original request, as the frontend saw it.
+#[derive(Clone, Debug, Default, Eq, PartialEq)]
+pub struct Peer {
+    /// Its address.
+    pub address: Option<SocketAddr>,
+    /// Its TLS client certificate (PEM), when it presented one.
+    pub certificate: Option<String>,
 }
 
 impl<'a> AuthRequest<'a> {
     /// A request with no rule override and no extra claims.
-    pub fn new(method: &'a str, host: &'a str, path: &'a str, headers: &'a HeaderMap) -> Self {
+    pub fn new(method: &'a Method, host: &'a str, path: &'a str, headers: &'a HeaderMap) -> Self {
         AuthRequest {
             method,
             host,
@@ -35,6 +49,7 @@ impl<'a> AuthRequest<'a> {
             rule: None,
             extra_claims: &[],
             removes_headers: true,
+            peer: None,
         }
     }
 

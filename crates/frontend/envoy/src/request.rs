@@ -4,11 +4,13 @@
 use std::collections::HashMap;
 
 use envoy_types::pb::envoy::config::core::v3::HeaderMap as EnvoyHeaderMap;
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::Peer as Peer_;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
 use http::header::MaxSizeReached;
-use http::{HeaderMap, HeaderName, HeaderValue};
-use portcullis_policy::AuthRequest;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use percent_encoding::percent_decode_str;
+use portcullis_policy::{AuthRequest, Peer};
 
 /// The `context_extensions` key whose value names the rule to apply.
 pub(crate) const RULE_EXTENSION: &str = "rule";
@@ -16,8 +18,10 @@ pub(crate) const RULE_EXTENSION: &str = "rule";
 /// The original HTTP request of a `CheckRequest`, owned (moved out of the message).
 #[derive(Debug)]
 pub(crate) struct EnvoyRequest {
-    /// HTTP method (`:method`).
-    pub(crate) method: String,
+    /// HTTP method (`:method`), upper case.
+    pub(crate) method: Method,
+    /// The method as sent, until every header is read (`:method` may fill it).
+    method_text: String,
     /// `Host` / `:authority`.
     pub(crate) host: String,
     /// Path with the query string, undecoded.
@@ -26,6 +30,8 @@ pub(crate) struct EnvoyRequest {
     pub(crate) headers: HeaderMap,
     /// The rule named by `context_extensions["rule"]`, if any.
     pub(crate) rule: Option<String>,
+    /// The downstream client: `source.address` and `source.certificate`.
+    pub(crate) peer: Peer,
 }
 
 /// Why a `CheckRequest` cannot be decided.
@@ -38,6 +44,9 @@ pub(crate) enum InvalidCheckRequest {
         /// The path of the missing field.
         field: &'static str,
     },
+    /// The method is not an HTTP token.
+    #[error("the CheckRequest's method is not an HTTP method")]
+    Method,
     /// More headers than an `http::HeaderMap` holds: refused rather than truncated.
     #[error("the CheckRequest carries {count} headers, more than a header map holds")]
     TooManyHeaders {
@@ -53,6 +62,7 @@ impl EnvoyRequest {
     pub(crate) fn auth_request(&self) -> AuthRequest<'_> {
         let mut req = AuthRequest::new(&self.method, &self.host, &self.path, &self.headers);
         req.rule = self.rule.as_deref();
+        req.peer = Some(&self.peer);
         req
     }
 
@@ -64,7 +74,7 @@ impl EnvoyRequest {
     fn add_header(&mut self, name: String, value: Vec<u8>) -> Result<(), MaxSizeReached> {
         if let Some(pseudo) = name.strip_prefix(':') {
             let field = match pseudo {
-                "method" => &mut self.method,
+                "method" => &mut self.method_text,
                 "authority" => &mut self.host,
                 "path" => &mut self.path,
                 _ => return Ok(()),
@@ -91,8 +101,8 @@ impl TryFrom<CheckRequest> for EnvoyRequest {
     fn try_from(check: CheckRequest) -> Result<Self, Self::Error> {
         let CheckRequest { attributes } = check;
         let AttributeContext {
-            // The peer addresses and principals (mTLS, SPIFFE) are not used by any rule yet.
-            source: _,
+            // The downstream peer: its address and certificate (mTLS).
+            source,
             destination: _,
             request,
             mut context_extensions,
@@ -126,14 +136,51 @@ impl TryFrom<CheckRequest> for EnvoyRequest {
             field: "attributes.request.http",
         })?;
         let mut req = EnvoyRequest {
-            method,
+            method: Method::GET,
+            method_text: method,
             host,
             path,
             headers: HeaderMap::new(),
             rule: context_extensions.remove(RULE_EXTENSION),
+            peer: source.map(peer).unwrap_or_default(),
         };
         fill_headers(&mut req, headers, header_map)?;
+        // Rules name methods in upper case; Envoy passes the client's spelling.
+        req.method = Method::from_bytes(req.method_text.to_ascii_uppercase().as_bytes())
+            .map_err(|_| InvalidCheckRequest::Method)?;
         Ok(req)
+    }
+}
+
+/// The downstream peer of an `AttributeContext.source`: its socket address, and its
+/// certificate (Envoy sends the PEM URL-encoded). A certificate that does not decode
+/// to UTF-8 is left out (no rule reads it yet; certificate binding will refuse it).
+fn peer(source: Peer_) -> Peer {
+    let address = source
+        .address
+        .and_then(|a| a.address)
+        .and_then(|a| match a {
+            envoy_types::pb::envoy::config::core::v3::address::Address::SocketAddress(s) => {
+                let ip: std::net::IpAddr = s.address.parse().ok()?;
+                let port = match s.port_specifier? {
+                    envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier::PortValue(p) => u16::try_from(p).ok()?,
+                    _ => return None,
+                };
+                Some(std::net::SocketAddr::new(ip, port))
+            }
+            _ => None,
+        });
+    let certificate = (!source.certificate.is_empty())
+        .then(|| {
+            percent_decode_str(&source.certificate)
+                .decode_utf8()
+                .ok()
+                .map(|c| c.into_owned())
+        })
+        .flatten();
+    Peer {
+        address,
+        certificate,
     }
 }
 

@@ -39,7 +39,7 @@ impl AuthorizationService {
                 // Counted and logged like every decision; an answer, not a gRPC error,
                 // so Envoy's `failure_mode_allow` cannot turn it into an allow.
                 let headers = http::HeaderMap::new();
-                let nothing = AuthRequest::new("", "", "", &headers);
+                let nothing = AuthRequest::new(&http::Method::GET, "", "", &headers);
                 let deny = Deny::request_invalid(format!("unreadable CheckRequest: {error}"));
                 response::check_response(&self.decider.reject(deny, &nothing, FRONTEND))
             }

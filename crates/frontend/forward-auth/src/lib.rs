@@ -46,7 +46,7 @@ pub async fn handle<B>(decider: &Decider, req: &Request<B>) -> Response<Full<Byt
             decider.decide(&auth, Frontend::ForwardAuth).await
         }
         Err(invalid) => {
-            let auth = AuthRequest::new(req.method().as_str(), "", req.uri().path(), req.headers());
+            let auth = AuthRequest::new(req.method(), "", req.uri().path(), req.headers());
             decider.reject(
                 Deny::request_invalid(invalid.to_string()),
                 &auth,

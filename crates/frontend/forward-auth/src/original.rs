@@ -47,8 +47,8 @@ pub enum Via {
 /// The request the proxy asks about.
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub struct OriginalRequest {
-    /// Method.
-    pub method: String,
+    /// Method, upper case.
+    pub method: Method,
     /// Host.
     pub host: String,
     /// Path with query.
@@ -218,7 +218,7 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, InvalidO
         };
         let host = host_of("Host", host_header.unwrap_or_default())?.into_owned();
         return Ok(OriginalRequest {
-            method: req.method().as_str().to_owned(),
+            method: req.method().clone(),
             host,
             path,
             extra_claims: Vec::new(),
@@ -264,16 +264,21 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, InvalidO
             return Err(InvalidOriginal::Method { header: label });
         }
     }
-    let method = agree(
+    let method = match agree(
         "method",
         &[
             ("X-Forwarded-Method", forwarded_method),
             ("X-Original-Method", original_method),
         ],
         |a, b| a.eq_ignore_ascii_case(b),
-    )?
-    .unwrap_or(req.method().as_str())
-    .to_ascii_uppercase();
+    )? {
+        Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|_| {
+            InvalidOriginal::Method {
+                header: "X-Forwarded-Method",
+            }
+        })?,
+        None => req.method().clone(),
+    };
     let host_header = host_header.map(|h| host_of("Host", h)).transpose()?;
     let forwarded_host = header(headers, &X_FORWARDED_HOST, "X-Forwarded-Host")?
         .map(|h| host_of("X-Forwarded-Host", h))

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderValue, Method};
 use portcullis_jose::{Algorithm, SigningKey};
 use serde_json::json;
 
@@ -47,7 +47,7 @@ fn good_claims() -> serde_json::Value {
 }
 
 fn request_with(headers: &HeaderMap, path: &str, f: impl FnOnce(&Decision)) {
-    let req = AuthRequest::new("GET", "api.example.com", path, headers);
+    let req = AuthRequest::new(&Method::GET, "api.example.com", path, headers);
     let d = engine(RULES).decide(&req, NOW);
     f(&d);
 }
@@ -289,7 +289,7 @@ fn allows_with_extra_claims_only_when_they_hold() {
         ("groups".to_owned(), "admins".to_owned()),
         ("groups".to_owned(), "nobody".to_owned()),
     ];
-    let mut req = AuthRequest::new("GET", "h", "/api/x", &h);
+    let mut req = AuthRequest::new(&Method::GET, "h", "/api/x", &h);
     req.extra_claims = &extra;
     assert_eq!(reason(&e.decide(&req, NOW)), "allow");
     let extra = [("groups".to_owned(), "nobody".to_owned())];
@@ -301,7 +301,7 @@ fn allows_with_extra_claims_only_when_they_hold() {
 fn selects_rule_by_name() {
     let e = engine(RULES);
     let h = HeaderMap::new();
-    let mut req = AuthRequest::new("GET", "h", "/admin/x", &h);
+    let mut req = AuthRequest::new(&Method::GET, "h", "/admin/x", &h);
     req.rule = Some("health");
     assert_eq!(reason(&e.decide(&req, NOW)), "allow");
     req.rule = Some("nope");
@@ -314,7 +314,7 @@ fn cache_never_outlives_exp_or_key_set() {
     let mut c = good_claims();
     c["exp"] = json!(NOW + 10);
     let h = bearer(&token(c));
-    let req = AuthRequest::new("GET", "h", "/api/x", &h);
+    let req = AuthRequest::new(&Method::GET, "h", "/api/x", &h);
     assert_eq!(reason(&e.decide(&req, NOW)), "allow");
     assert_eq!(reason(&e.decide(&req, NOW + 1)), "allow");
     assert_eq!(e.cache_stats().hits.load(Ordering::Relaxed), 1);
@@ -334,7 +334,7 @@ fn denies_when_provider_has_no_keys() {
     let e = Engine::new(config, vec![]);
     assert!(!e.is_ready());
     let h = bearer(&token(good_claims()));
-    let req = AuthRequest::new("GET", "h", "/", &h);
+    let req = AuthRequest::new(&Method::GET, "h", "/", &h);
     assert_eq!(reason(&e.decide(&req, NOW)), "key_not_found");
 }
 
@@ -356,7 +356,7 @@ fn identities_keep_only_the_token_when_no_rule_reads_claims_and_decide_the_same(
     let h = bearer(&token(good_claims()));
     let admins = [("groups".to_owned(), "admins".to_owned())];
     let other_tenant = [("tenant".to_owned(), "other".to_owned())];
-    let mut req = AuthRequest::new("GET", "h", "/api/x", &h);
+    let mut req = AuthRequest::new(&Method::GET, "h", "/api/x", &h);
     for round in 0..2 {
         // The first round verifies, the second is a cache hit.
         let Decision::Allow(allow) = plain.decide(&req, NOW) else {
@@ -405,7 +405,7 @@ fn identities_keep_parsed_only_the_claims_rules_read() {
     let mut c = good_claims();
     c["realm_access"] = json!({"roles": ["x"]});
     let h = bearer(&token(c));
-    let req = AuthRequest::new("GET", "h", "/admin/x", &h);
+    let req = AuthRequest::new(&Method::GET, "h", "/admin/x", &h);
     for round in 0..2 {
         let Decision::Allow(allow) = e.decide(&req, NOW) else {
             panic!("round {round}: expected an allow")
@@ -476,7 +476,7 @@ rules:
 "#;
 
 fn decide_at(engine: &Engine, host: &str, path: &str, headers: &HeaderMap) -> Decision {
-    engine.decide(&AuthRequest::new("GET", host, path, headers), NOW)
+    engine.decide(&AuthRequest::new(&Method::GET, host, path, headers), NOW)
 }
 
 /// Issue 10, class 1: `/public/..%2fadmin/x` matched `/public/**`; it is refused now
@@ -563,7 +563,7 @@ fn regression_issue10_identity_header_spellings_are_removed() {
             .collect::<Vec<_>>(),
         ["x_auth-user", "x-auth_user", "x_auth_user"]
     );
-    let mut req = AuthRequest::new("GET", "api.test", "/public/x", &headers);
+    let mut req = AuthRequest::new(&Method::GET, "api.test", "/public/x", &headers);
     req.removes_headers = false;
     assert_eq!(reason(&e.decide(&req, NOW)), "request_invalid");
     assert!(e.is_identity_spelling(b"X_User") && e.is_identity_spelling(b"x-user"));
@@ -613,7 +613,7 @@ fn escaped_slashes_config_is_checked() {
 fn regression_issue10_cache_entry_is_bound_to_the_snapshot_it_verified_against() {
     let e = engine(RULES);
     let h = bearer(&token(good_claims()));
-    let req = AuthRequest::new("GET", "h", "/api/x", &h);
+    let req = AuthRequest::new(&Method::GET, "h", "/api/x", &h);
     let rule = e.rules.iter().find(|r| &*r.name == "api").unwrap();
     let slot = e.providers()[0].slot().clone();
     let a = slot.snapshot();

@@ -64,7 +64,7 @@ fn maps_method_host_path_and_headers() {
     assert_eq!(req.headers["authorization"], "Bearer abc");
     let auth = req.auth_request();
     assert_eq!(
-        (auth.method, auth.host, auth.path, auth.rule),
+        (auth.method.as_str(), auth.host, auth.path, auth.rule),
         ("POST", "api.example.com", "/api/orders?id=7", None)
     );
     assert_eq!(auth.query(), Some("id=7"));
@@ -195,4 +195,38 @@ fn refuses_more_headers_than_a_header_map_holds() {
         EnvoyRequest::try_from(check(http, &[])).unwrap_err(),
         InvalidCheckRequest::TooManyHeaders { count: 40_000 }
     );
+}
+
+/// The downstream peer reaches the request: its address, and its certificate
+/// (Envoy URL-encodes the PEM).
+#[test]
+fn reads_the_peer() {
+    use envoy_types::pb::envoy::config::core::v3::address::Address as A;
+    use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
+    use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::Peer as P;
+    let mut http = http_request(&[]);
+    http.method = "get".to_owned();
+    let mut check = check(http, &[]);
+    let attributes = check.attributes.as_mut().unwrap();
+    attributes.source = Some(P {
+        address: Some(Address {
+            address: Some(A::SocketAddress(SocketAddress {
+                address: "10.1.2.3".to_owned(),
+                port_specifier: Some(PortSpecifier::PortValue(4321)),
+                ..SocketAddress::default()
+            })),
+        }),
+        certificate: "-----BEGIN%20CERTIFICATE-----%0AMIIB%0A-----END%20CERTIFICATE-----%0A"
+            .to_owned(),
+        ..P::default()
+    });
+    let req = EnvoyRequest::try_from(check).unwrap();
+    assert_eq!(req.method, http::Method::GET, "upper-cased");
+    assert_eq!(req.peer.address, Some("10.1.2.3:4321".parse().unwrap()));
+    assert_eq!(
+        req.peer.certificate.as_deref(),
+        Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    );
+    assert_eq!(req.auth_request().peer, Some(&req.peer));
 }
