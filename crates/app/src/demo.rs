@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::error::AppError;
-use crate::listener::serve_http;
+use crate::listener::{FnService, serve_http};
 use crate::runtime::Sources;
 use portcullis_policy::config::ListenerKind;
 
@@ -132,7 +132,7 @@ async fn demo(options: DemoOptions) -> Result<(), AppError> {
         let issuer = issuer.clone();
         tokio::spawn(serve_http(
             issuer_listener,
-            move |req| {
+            FnService::new(move |req: http::Request<hyper::body::Incoming>| {
                 let body = match req.uri().path() {
                     "/.well-known/jwks.json" => Some(json_response(StatusCode::OK, &jwks)),
                     "/token" => mint(&key, &kid, &issuer, "alice", &["users"])
@@ -146,7 +146,7 @@ async fn demo(options: DemoOptions) -> Result<(), AppError> {
                     _ => None,
                 };
                 async move { body.unwrap_or_else(not_found) }
-            },
+            }),
             stop_rx.clone(),
         ));
     }
@@ -194,7 +194,7 @@ rules:
         let d = decider.clone();
         tasks.push(tokio::spawn(serve_http(
             upstream_listener,
-            move |req| {
+            FnService::new(move |req: http::Request<hyper::body::Incoming>| {
                 let d = d.clone();
                 async move {
                     let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
@@ -212,7 +212,7 @@ rules:
                         deny => portcullis_frontend_forward_auth::render(&deny, false, false),
                     }
                 }
-            },
+            }),
             stop_rx.clone(),
         )));
     }

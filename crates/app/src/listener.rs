@@ -4,19 +4,22 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tower_service::Service;
 
 /// Most connections served at once per listener; more wait in the accept queue.
 pub(crate) const MAX_CONNECTIONS: usize = 10_000;
@@ -27,16 +30,19 @@ pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `handler` on `listener` until `shutdown` flips to true, then drains.
-pub(crate) async fn serve_http<H, F>(
+/// Serves `service` on `listener` until `shutdown` flips to true, then drains. Every
+/// frontend is a `tower::Service` that answers every request (never an error).
+pub(crate) async fn serve_http<S>(
     listener: TcpListener,
-    handler: H,
+    service: S,
     mut shutdown: watch::Receiver<bool>,
 ) where
-    H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
-    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
 {
-    let handler = Arc::new(handler);
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -70,13 +76,11 @@ pub(crate) async fn serve_http<H, F>(
             }
         };
         let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        let service = service_fn(move |req: Request<Incoming>| {
-            let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler(req).await) }
-        });
         let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service.clone()),
+            )
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -90,5 +94,40 @@ pub(crate) async fn serve_http<H, F>(
         .is_err()
     {
         tracing::warn!("drain timed out; closing remaining connections");
+    }
+}
+
+/// A closure as a service, for the demo's small servers.
+#[derive(Debug)]
+pub(crate) struct FnService<F>(Arc<F>);
+
+impl<F> FnService<F> {
+    pub(crate) fn new(f: F) -> FnService<F> {
+        FnService(Arc::new(f))
+    }
+}
+
+impl<F> Clone for FnService<F> {
+    fn clone(&self) -> Self {
+        FnService(self.0.clone())
+    }
+}
+
+impl<F, Fut> Service<Request<Incoming>> for FnService<F>
+where
+    F: Fn(Request<Incoming>) -> Fut,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let answer = (self.0)(req);
+        Box::pin(async move { Ok(answer.await) })
     }
 }

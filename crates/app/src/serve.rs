@@ -11,6 +11,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::error::AppError;
+use portcullis_frontend_admin::NewAdmin;
+use portcullis_frontend_forward_auth::NewForwardAuth;
+
 use crate::listener::serve_http;
 use crate::runtime::{Sources, load_config, log_warnings};
 
@@ -131,16 +134,7 @@ fn serve_frontend(
     match kind {
         ListenerKind::Http => tokio::spawn(serve_http(
             listener,
-            move |req| {
-                let d = decider.clone();
-                async move {
-                    if portcullis_frontend_forward_auth::is_verify_path(req.uri().path()) {
-                        portcullis_frontend_forward_auth::handle(&d, &req).await
-                    } else {
-                        not_found()
-                    }
-                }
-            },
+            NewForwardAuth::new(decider).new_service(),
             stop,
         )),
         ListenerKind::Grpc => {
@@ -157,10 +151,7 @@ fn serve_frontend(
         }
         ListenerKind::Admin => tokio::spawn(serve_http(
             listener,
-            move |req| {
-                let d = decider.clone();
-                async move { portcullis_frontend_admin::handle(&d, &req) }
-            },
+            NewAdmin::new(decider).new_service(),
             stop,
         )),
         // A kind this build has no frontend for: nothing listens (never reached: the

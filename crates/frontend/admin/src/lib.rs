@@ -2,11 +2,56 @@
 //! usable keys), `/metrics` (Prometheus text format).
 #![warn(missing_docs)]
 
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use portcullis_decider::Decider;
+
+/// Builds the admin service of a listener.
+#[derive(Clone, Debug)]
+pub struct NewAdmin {
+    decider: Arc<Decider>,
+}
+
+impl NewAdmin {
+    /// A builder reporting on `decider`.
+    pub fn new(decider: Arc<Decider>) -> NewAdmin {
+        NewAdmin { decider }
+    }
+
+    /// A service for one listener.
+    pub fn new_service(&self) -> Admin {
+        Admin {
+            decider: self.decider.clone(),
+        }
+    }
+}
+
+/// The admin endpoints as a `tower::Service`; answers at once, never fails.
+#[derive(Clone, Debug)]
+pub struct Admin {
+    decider: Arc<Decider>,
+}
+
+impl<B> tower_service::Service<Request<B>> for Admin {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        ready(Ok(handle(&self.decider, &req)))
+    }
+}
 
 /// Answers one admin request.
 pub fn handle<B>(decider: &Decider, req: &Request<B>) -> Response<Full<Bytes>> {

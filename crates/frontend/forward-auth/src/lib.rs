@@ -9,6 +9,7 @@
 #[doc(hidden)]
 pub mod fuzz_logic;
 mod original;
+mod service;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, WWW_AUTHENTICATE};
@@ -20,6 +21,7 @@ use portcullis_policy::{AuthRequest, Decision, Deny, DenyStatus};
 pub use original::{
     Conflict, InvalidOriginal, OriginalRequest, Via, nginx_may_be_asking, original_request,
 };
+pub use service::{ForwardAuth, NewForwardAuth};
 
 /// The header Envoy's HTTP ext_authz reads to drop headers from the upstream request.
 pub const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
