@@ -14,7 +14,7 @@ mod verify;
 
 pub use demo::{DemoOptions, run_demo};
 pub use error::AppError;
-pub use logging::init_logging;
+pub use logging::{LogFormat, LogTarget, init_logging};
 pub use runtime::load_config;
 pub use serve::{ServeOptions, run_serve};
 pub use verify::verify_with_config;

@@ -64,6 +64,18 @@ pub(crate) struct ServeArgs {
     /// Worker threads [default: the number of cores].
     #[arg(long, env = "PORTCULLIS_WORKERS")]
     pub(crate) workers: Option<usize>,
+    /// Log lines on stdout as JSON or text [default: json when stdout is not a terminal].
+    #[arg(long, value_enum)]
+    pub(crate) log_format: Option<LogFormatArg>,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum LogFormatArg {
+    /// One JSON object a line.
+    Json,
+    /// Readable text.
+    Text,
 }
 
 #[derive(Debug, clap::Args)]

@@ -1,12 +1,17 @@
 //! `serve`, `demo`, `check`: thin over `portcullis-app`.
 
 use anyhow::Result;
-use portcullis_app::{DemoOptions, ServeOptions};
+use portcullis_app::{DemoOptions, LogFormat, LogTarget, ServeOptions};
 
-use crate::args::{CheckArgs, DemoArgs, ServeArgs};
+use crate::args::{CheckArgs, DemoArgs, LogFormatArg, ServeArgs};
 
 pub(crate) fn serve(args: ServeArgs) -> Result<()> {
-    portcullis_app::init_logging(true);
+    let format = match args.log_format {
+        Some(LogFormatArg::Json) => LogFormat::Json,
+        Some(LogFormatArg::Text) => LogFormat::Text,
+        None => LogFormat::for_stdout(),
+    };
+    portcullis_app::init_logging(format, LogTarget::Stdout);
     portcullis_app::run_serve(&ServeOptions {
         config_path: args.config,
         workers: args.workers,
@@ -15,7 +20,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
 }
 
 pub(crate) fn demo(args: DemoArgs) -> Result<()> {
-    portcullis_app::init_logging(false);
+    portcullis_app::init_logging(LogFormat::Text, LogTarget::Stderr);
     portcullis_app::run_demo(&DemoOptions { port: args.port })?;
     Ok(())
 }
