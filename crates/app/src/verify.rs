@@ -11,8 +11,9 @@ use serde_json::Value;
 use crate::error::AppError;
 use crate::runtime::{Sources, load_config};
 
-/// Verifies `token` as the named provider (default: the one whose issuer the token
-/// claims, else the only one) would; returns the claims as JSON.
+/// Verifies `token` as the named provider would (default: the providers whose issuer
+/// the token claims first, then the others in config order; the first to accept it
+/// wins, else the first refusal is reported); returns the claims as JSON.
 ///
 /// # Errors
 /// Bad config (exit 2) or an invalid token (exit 1, reason code first).
@@ -51,11 +52,15 @@ pub fn verify_with_config(
 
 fn verify_token(engine: &Engine, provider: Option<&str>, token: &str) -> Result<Value, AppError> {
     let now = portcullis_decider::now();
-    let candidates: Vec<_> = engine
+    let claimed = claimed_issuer(token);
+    let mut candidates: Vec<_> = engine
         .providers()
         .iter()
         .filter(|p| provider.is_none_or(|n| p.name() == n))
         .collect();
+    // Stable: providers whose issuer the token claims come first, so a refusal is
+    // reported by the provider the token was meant for.
+    candidates.sort_by_key(|p| p.config().issuer.as_deref() != claimed.as_deref());
     let mut first_error = None;
     for p in candidates {
         let keys = p.slot().load().unwrap_or_default();
@@ -69,4 +74,76 @@ fn verify_token(engine: &Engine, provider: Option<&str>, token: &str) -> Result<
     Err(AppError::Invalid(
         first_error.unwrap_or_else(|| "key_not_found: no provider".to_owned()),
     ))
+}
+
+/// The `iss` a token claims, unverified (only to choose which provider to ask first).
+fn claimed_issuer(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let json = portcullis_jose::b64::decode(payload.as_bytes())?;
+    let value: Value = serde_json::from_slice(&json).ok()?;
+    value.get("iss")?.as_str().map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use portcullis_jose::{Algorithm, SigningKey, b64};
+
+    use super::*;
+
+    const A: &[u8] = b"secret-of-provider-a-secret-of-provider-a";
+    const B: &[u8] = b"secret-of-provider-b-secret-of-provider-b";
+
+    fn engine() -> Engine {
+        let text = format!(
+            r#"
+providers:
+  - name: a
+    issuer: https://a
+    jwks: {{inline: {{"keys":[{{"kty":"oct","k":"{}","kid":"a"}}]}}}}
+  - name: b
+    issuer: https://b
+    jwks: {{inline: {{"keys":[{{"kty":"oct","k":"{}","kid":"b"}}]}}}}
+"#,
+            b64::encode(A),
+            b64::encode(B)
+        );
+        let config =
+            portcullis_policy::config::parse(&text, "t.yaml", Path::new("."), &|_| None).unwrap();
+        Engine::with_static_keys(config)
+    }
+
+    fn token(secret: &[u8], kid: &str, iss: &str) -> String {
+        let exp = portcullis_decider::now() + 600;
+        SigningKey::from_secret(secret, Algorithm::HS256)
+            .unwrap()
+            .encode(
+                Some(kid),
+                &Default::default(),
+                format!(r#"{{"iss":"{iss}","exp":{exp}}}"#).as_bytes(),
+            )
+            .unwrap()
+    }
+
+    /// The provider whose issuer the token claims is asked first: its refusal is the
+    /// one reported (here, a token claiming b but signed with a's key under b's kid).
+    #[test]
+    fn the_claimed_issuers_provider_answers_first() {
+        let e = engine();
+        assert!(verify_token(&e, None, &token(B, "b", "https://b")).is_ok());
+        let Err(AppError::Invalid(why)) = verify_token(&e, None, &token(A, "b", "https://b"))
+        else {
+            panic!("accepted a forgery")
+        };
+        assert!(
+            why.starts_with("signature_invalid") && why.ends_with("(provider b)"),
+            "{why}"
+        );
+        let Err(AppError::Invalid(why)) = verify_token(&e, Some("a"), &token(B, "b", "https://b"))
+        else {
+            panic!("provider a accepted b's token")
+        };
+        assert!(why.ends_with("(provider a)"), "{why}");
+    }
 }

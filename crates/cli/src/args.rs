@@ -175,7 +175,7 @@ pub(crate) struct VerifyArgs {
     /// Verify as the server configured by this file does.
     #[arg(long, conflicts_with_all = ["jwks", "issuer", "audience", "alg", "allow_missing_exp", "typ"], required_unless_present = "jwks")]
     pub(crate) config: Option<PathBuf>,
-    /// With --config: the provider to verify as [default: each, the one whose issuer matches first].
+    /// With --config: the provider to verify as [default: those whose issuer the token claims first, then the others].
     #[arg(long, requires = "config")]
     pub(crate) provider: Option<String>,
     /// Keys: a JWKS or JWK JSON file, or a PEM public key / certificate.

@@ -40,7 +40,7 @@ pub struct RawRequest {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawListen {
-    /// Forward-auth `/verify` (and proxy mode, OIDC endpoints).
+    /// Forward-auth `/verify`.
     pub http: Option<Spanned<String>>,
     /// Envoy ext_authz v3.
     pub grpc: Option<Spanned<String>>,
