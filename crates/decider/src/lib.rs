@@ -106,15 +106,6 @@ impl Decider {
         log(&decision, req, frontend);
         decision
     }
-
-    /// Decides without waiting (for callers that cannot await).
-    pub fn decide_now(&self, req: &AuthRequest<'_>, frontend: Frontend) -> Decision {
-        let started = Instant::now();
-        let decision = self.engine.load().decide(req, self.clock.now());
-        self.metrics.record(&decision, frontend, started.elapsed());
-        log(&decision, req, frontend);
-        decision
-    }
 }
 
 /// Seconds since the epoch, by the system clock (for callers without a decider).

@@ -543,7 +543,7 @@ impl Engine {
     }
 
     /// Whether `name` spells an identity header, reading `_` as `-` and any case.
-    pub fn is_identity_spelling(&self, name: &[u8]) -> bool {
+    pub(crate) fn is_identity_spelling(&self, name: &[u8]) -> bool {
         self.identity_headers.iter().any(|h| {
             h.as_str().len() == name.len()
                 && h.as_str().bytes().zip(name.iter()).all(|(a, &b)| {
@@ -580,11 +580,6 @@ impl Engine {
             ));
         }
         None
-    }
-
-    /// How requests are read.
-    pub fn request_reading(&self) -> RequestReading {
-        self.reading
     }
 
     /// The limits in force.
