@@ -126,11 +126,11 @@ fn header<'a>(
     name: &HeaderName,
     label: &'static str,
 ) -> Result<Option<&'a str>, InvalidOriginal> {
-    let mut values = headers.get_all(name).iter();
-    let Some(value) = values.next() else {
+    // One lookup for the usual absent header; a second only for a present one.
+    let Some(value) = headers.get(name) else {
         return Ok(None);
     };
-    if values.next().is_some() {
+    if headers.get_all(name).iter().nth(1).is_some() {
         return Err(InvalidOriginal::Duplicate { header: label });
     }
     let text = value

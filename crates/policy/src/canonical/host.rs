@@ -50,6 +50,15 @@ pub fn canonical_host(raw: &str) -> Result<Cow<'_, str>, InvalidHost> {
     if raw.is_empty() {
         return Ok(Cow::Borrowed(raw));
     }
+    if let Some(host) = plain_host(raw.as_bytes()) {
+        // Only ASCII was seen: the split is on a char boundary.
+        return Ok(Cow::Borrowed(&raw[..host]));
+    }
+    read_host(raw)
+}
+
+/// The full reading, for what the one-pass check does not take.
+fn read_host(raw: &str) -> Result<Cow<'_, str>, InvalidHost> {
     let (host, port) = if raw.starts_with('[') {
         let end = raw.find(']').ok_or(InvalidHost::Ipv6Literal)?;
         let (literal, rest) = raw.split_at(end + 1);
@@ -97,6 +106,40 @@ pub fn canonical_host(raw: &str) -> Result<Cow<'_, str>, InvalidHost> {
     Ok(lower(name))
 }
 
+/// The common case in one pass: lower-case letters, digits, `-`, `_` and `.` with no
+/// empty label and no trailing dot, then optionally `:` and 1 to 5 digits up to 65535.
+/// Returns the length of the host part; `None` sends the input to the full reading.
+fn plain_host(raw: &[u8]) -> Option<usize> {
+    let mut label_start = 0;
+    let mut end = raw.len();
+    for (i, &b) in raw.iter().enumerate() {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => {}
+            b'.' if i > label_start => label_start = i + 1,
+            b':' => {
+                end = i;
+                break;
+            }
+            _ => return None,
+        }
+    }
+    // No empty last label (`a.`, `a..`) and no empty host (`:80`).
+    if end == 0 || label_start == end {
+        return None;
+    }
+    match raw.get(end + 1..) {
+        None => Some(end),
+        Some(port) if (1..=5).contains(&port.len()) => {
+            // At most five digits: no overflow.
+            let value = port.iter().try_fold(0u32, |n, &b| {
+                b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+            })?;
+            (value <= 65535).then_some(end)
+        }
+        Some(_) => None,
+    }
+}
+
 fn is_port(port: &str) -> bool {
     (1..=5).contains(&port.len())
         && port.bytes().all(|b| b.is_ascii_digit())
@@ -108,5 +151,44 @@ fn lower(host: &str) -> Cow<'_, str> {
         Cow::Owned(host.to_ascii_lowercase())
     } else {
         Cow::Borrowed(host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-pass check takes only what the full reading reads the same way.
+    #[test]
+    fn the_fast_path_agrees_with_the_full_reading() {
+        for raw in [
+            "a",
+            "api.example.com",
+            "127.0.0.1:8080",
+            "a-b_c.d:1",
+            "a:65535",
+            "a:65536",
+            "a:0",
+            "a:",
+            ":1",
+            "a.",
+            "a..b",
+            ".a",
+            "a:123456",
+            "a:99999999999999999999",
+            "A",
+            "a b",
+            "a:8x",
+            "[::1]:80",
+            "a:80:80",
+            "é",
+            "x.y.z:00080",
+        ] {
+            if let Some(end) = plain_host(raw.as_bytes()) {
+                assert_eq!(read_host(raw).as_deref(), Ok(&raw[..end]), "{raw}");
+            }
+        }
+        assert_eq!(plain_host(b"127.0.0.1:8080"), Some(9));
+        assert_eq!(plain_host(b"a:99999999999999999999"), None);
     }
 }
