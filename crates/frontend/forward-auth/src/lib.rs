@@ -33,8 +33,7 @@ pub fn is_verify_path(path: &str) -> bool {
 
 /// Answers one forward-auth request.
 pub async fn handle<B>(decider: &Decider, req: &Request<B>) -> Response<Full<Bytes>> {
-    let nginx = nginx_may_be_asking(req.headers());
-    let decision = match original_request(req) {
+    let (decision, nginx) = match original_request(req) {
         Ok(original) => {
             let mut auth = AuthRequest::new(
                 &original.method,
@@ -45,15 +44,17 @@ pub async fn handle<B>(decider: &Decider, req: &Request<B>) -> Response<Full<Byt
             auth.extra_claims = &original.extra_claims;
             // Only Envoy removes the headers we name (`x-envoy-auth-headers-to-remove`).
             auth.removes_headers = original.via == Via::EnvoyHttp;
-            decider.decide(&auth, Frontend::ForwardAuth).await
+            let decision = decider.decide(&auth, Frontend::ForwardAuth).await;
+            (decision, original.via == Via::Nginx)
         }
         Err(invalid) => {
             let auth = AuthRequest::new(req.method(), "", req.uri().path(), req.headers());
-            decider.reject(
+            let deny = decider.reject(
                 Deny::request_invalid(invalid.to_string()),
                 &auth,
                 Frontend::ForwardAuth,
-            )
+            );
+            (deny, nginx_may_be_asking(req.headers()))
         }
     };
     render(&decision, req.method() == Method::HEAD, nginx)

@@ -39,8 +39,8 @@ pub enum Via {
     EnvoyHttp,
     /// `X-Forwarded-*` (Traefik, Caddy).
     Forwarded,
-    /// `X-Original-*` (NGINX, ingress-nginx): NGINX turns any answer but 200, 401
-    /// and 403 into a 500.
+    /// `X-Original-*` (NGINX, ingress-nginx), whether or not `X-Forwarded-*` agree:
+    /// NGINX turns any answer but 200, 401 and 403 into a 500.
     Nginx,
 }
 
@@ -234,13 +234,17 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, InvalidO
     let original_uri = header(headers, &X_ORIGINAL_URI, "X-Original-URI")?;
     let url_path = original_url.as_ref().map(|(_, target)| *target);
     let url_host = original_url.as_ref().map(|(host, _)| host.as_ref());
-    let via = if forwarded_uri.is_some() {
-        Via::Forwarded
-    } else if original_uri.is_some() || url_path.is_some() {
-        Via::Nginx
-    } else {
-        Via::Direct
-    };
+    // NGINX may be asking whenever an X-Original-* header is there (a client's copy
+    // behind Traefik or Caddy only turns their 400s into 403s): it must get 401 or 403.
+    let via =
+        if original_uri.is_some() || url_path.is_some() || headers.contains_key(&X_ORIGINAL_METHOD)
+        {
+            Via::Nginx
+        } else if forwarded_uri.is_some() {
+            Via::Forwarded
+        } else {
+            Via::Direct
+        };
     let path = agree(
         "path",
         &[
@@ -292,7 +296,7 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, InvalidO
             // X-Forwarded-Host must agree with it.
             (
                 "Host",
-                if via == Via::Nginx && url_host.is_none() {
+                if via == Via::Nginx && forwarded_uri.is_none() && url_host.is_none() {
                     host_header.as_deref()
                 } else {
                     None
