@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use portcullis_decider::Metrics;
-use portcullis_keys::{Fetcher, SourceHandle};
+use portcullis_keys::{FetchOutcome, Fetcher, Publisher, Report, SourceHandle, SourceId};
 use portcullis_policy::{Config, Engine, KeySlot};
 
 use crate::error::AppError;
@@ -49,27 +49,30 @@ pub(crate) fn log_warnings(config: &Config) {
 
 /// The running key sources, by the identity of their spec.
 pub(crate) struct Sources {
-    running: HashMap<String, (Arc<KeySlot>, SourceHandle)>,
-    metrics: Arc<Metrics>,
+    running: HashMap<SourceId, (Arc<KeySlot>, SourceHandle)>,
+    report: Arc<dyn Report>,
     fetcher: Fetcher,
 }
+
+/// Key sources report into the process's metrics.
+struct KeyMetrics(Arc<Metrics>);
 
 impl Sources {
     pub(crate) fn new(metrics: Arc<Metrics>) -> Result<Sources, AppError> {
         Ok(Sources {
             running: HashMap::new(),
-            metrics,
-            fetcher: Fetcher::try_new().map_err(AppError::Runtime)?,
+            report: Arc::new(KeyMetrics(metrics)),
+            fetcher: Fetcher::try_new().map_err(|e| AppError::Runtime(e.to_string()))?,
         })
     }
 
     /// Builds an engine for `config`, reusing running sources whose spec is unchanged
     /// and stopping those no longer used.
     pub(crate) fn engine(&mut self, config: Config) -> Engine {
-        let mut next: HashMap<String, (Arc<KeySlot>, SourceHandle)> = HashMap::new();
+        let mut next: HashMap<SourceId, (Arc<KeySlot>, SourceHandle)> = HashMap::new();
         let mut slots = Vec::with_capacity(config.providers.len());
         for provider in &config.providers {
-            let identity = provider.jwks.identity();
+            let identity = SourceId::of(&provider.jwks);
             let reused = identity
                 .as_ref()
                 .and_then(|id| next.remove(id).or_else(|| self.running.remove(id)));
@@ -77,13 +80,10 @@ impl Sources {
                 Some(pair) => pair,
                 None => {
                     let slot = Arc::new(KeySlot::empty());
-                    let handle = portcullis_keys::start(
-                        &provider.name,
-                        &provider.jwks,
-                        slot.clone(),
-                        self.metrics.clone(),
-                        self.fetcher.clone(),
-                    );
+                    let publisher =
+                        Publisher::single(&provider.name, slot.clone(), self.report.clone());
+                    let handle =
+                        portcullis_keys::start(&provider.jwks, publisher, self.fetcher.clone());
                     (slot, handle)
                 }
             };
@@ -95,5 +95,83 @@ impl Sources {
         // Whatever was not reused stops here (dropping a handle aborts its task).
         self.running = next;
         Engine::new(config, slots)
+    }
+}
+
+// === impl KeyMetrics ===
+
+impl Report for KeyMetrics {
+    fn fetch(&self, provider: &str, outcome: FetchOutcome) {
+        let outcome = match outcome {
+            FetchOutcome::Error => portcullis_decider::FetchOutcome::Error,
+            FetchOutcome::Invalid => portcullis_decider::FetchOutcome::Invalid,
+            FetchOutcome::Success => portcullis_decider::FetchOutcome::Success,
+        };
+        self.0.jwks_fetch(provider, outcome);
+    }
+
+    fn keys(&self, provider: &str, count: usize) {
+        self.0.provider_keys(provider, count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(uri_refresh: &str) -> Config {
+        let text = format!(
+            r#"
+providers:
+  - name: remote
+    jwks: {{uri: "http://127.0.0.1:9/jwks", refresh: {uri_refresh}}}
+  - name: twin
+    jwks: {{uri: "http://127.0.0.1:9/jwks", refresh: {uri_refresh}}}
+  - name: discovered
+    jwks: {{discovery: "http://127.0.0.1:9"}}
+rules:
+  - name: default
+    match: {{}}
+"#
+        );
+        portcullis_policy::config::parse(&text, "test.yaml", Path::new("."), &|_| None).unwrap()
+    }
+
+    fn slot(engine: &Engine, i: usize) -> Arc<KeySlot> {
+        engine.providers()[i].slot().clone()
+    }
+
+    /// A reload keeps a source whose identity is unchanged (its slot, so its keys),
+    /// starts one whose tuning changed, and stops those no longer named.
+    #[tokio::test]
+    async fn key_sources_are_reused_across_reloads_by_identity() {
+        let mut sources = Sources::new(Arc::new(Metrics::new())).unwrap();
+        let first = sources.engine(config("5m"));
+        // One source for two providers with the same spec.
+        assert!(Arc::ptr_eq(&slot(&first, 0), &slot(&first, 1)));
+        assert!(!Arc::ptr_eq(&slot(&first, 0), &slot(&first, 2)));
+        assert_eq!(sources.running.len(), 2);
+
+        let same = sources.engine(config("5m"));
+        assert!(Arc::ptr_eq(&slot(&first, 0), &slot(&same, 0)));
+        assert!(Arc::ptr_eq(&slot(&first, 2), &slot(&same, 2)));
+        assert!(sources.running.values().all(|(_, h)| h.is_running()));
+
+        let slower = sources.engine(config("1h"));
+        assert!(!Arc::ptr_eq(&slot(&first, 0), &slot(&slower, 0)));
+        assert!(Arc::ptr_eq(&slot(&first, 2), &slot(&slower, 2)));
+        assert_eq!(sources.running.len(), 2, "the 5m source stopped");
+
+        let none = portcullis_policy::config::parse(
+            "providers: []\nrules: [{name: d, match: {}, allow: anonymous}]\n",
+            "test.yaml",
+            Path::new("."),
+            &|_| None,
+        )
+        .unwrap();
+        sources.engine(none);
+        assert!(sources.running.is_empty());
     }
 }

@@ -1,30 +1,112 @@
 //! Key sources: the IO side of keys. Each source runs in the background and
-//! publishes immutable key sets into its provider's [`KeySlot`]; requests never
-//! wait on it (but for a short, rate-limited refetch on an unknown `kid`).
+//! publishes immutable key snapshots into the
+//! [`KeySlot`](portcullis_policy::KeySlot)s it feeds; requests never
+//! wait on it (but for a short, rate-limited refetch on an unknown `kid`, woken by
+//! the snapshot that refetch publishes).
+//!
+//! A source is a [`KeySource`]: it is given a [`Publisher`] (one or more slots, and
+//! a [`Report`] the application implements with its metrics) and runs until its
+//! [`SourceHandle`] is dropped. [`start`] builds the source a provider's config
+//! names; [`SourceId`] tells whether a reload may keep a running one.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use portcullis_keys::{NoReport, Publisher};
+//! use portcullis_policy::KeySlot;
+//!
+//! let slot = Arc::new(KeySlot::empty());
+//! let publisher = Publisher::single("corp", slot.clone(), Arc::new(NoReport));
+//! publisher.publish(&portcullis_jose::KeySet::default());
+//! assert!(slot.is_ready());
+//! Ok::<(), portcullis_keys::FetchError>(())
+//! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
+mod error;
 mod fetch;
 mod file;
+mod id;
+mod publish;
 mod remote;
 
-use std::sync::Arc;
+use std::future::Future;
 
-use portcullis_decider::Metrics;
-use portcullis_jose::{KeyFormat, KeySet, Secrets};
-use portcullis_policy::KeySlot;
 use portcullis_policy::config::{JwksSource, JwksSpec};
 use tokio::task::JoinHandle;
 
-pub use fetch::{FetchError, Fetcher};
+pub use error::{FetchError, InvalidKeys, SourceError};
+pub use fetch::{Fetch, Fetched, Fetcher, MAX_DOCUMENT_BYTES};
+pub use id::{SourceId, Tuning};
+pub use publish::{FetchOutcome, NoReport, Outlet, Publisher, Report};
 
 /// Least time between two refetches triggered by unknown `kid`s, per provider.
 pub const UNKNOWN_KID_REFETCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A background job that keeps slots filled with keys.
+pub trait KeySource: Send + 'static {
+    /// Runs until the task is aborted, publishing every new key set through
+    /// `publisher` (into each slot it feeds) and keeping the last good one when a
+    /// fetch fails.
+    fn run(self, publisher: Publisher) -> impl Future<Output = ()> + Send + 'static;
+}
 
 /// A running source; dropping it stops the background task.
 #[derive(Debug)]
 pub struct SourceHandle {
     task: Option<JoinHandle<()>>,
 }
+
+impl SourceHandle {
+    /// A handle with no task (static keys, already published).
+    pub fn done() -> SourceHandle {
+        SourceHandle { task: None }
+    }
+
+    /// Whether the background task is still running (`false` for static keys).
+    pub fn is_running(&self) -> bool {
+        self.task.as_ref().is_some_and(|t| !t.is_finished())
+    }
+}
+
+/// Runs `source` in the background (on the current tokio runtime), publishing
+/// through `publisher`.
+pub fn spawn<S: KeySource>(source: S, publisher: Publisher) -> SourceHandle {
+    SourceHandle {
+        task: Some(tokio::spawn(source.run(publisher))),
+    }
+}
+
+/// Starts the source `spec` names, publishing through `publisher` and fetching
+/// with `fetcher`. Static keys are published at once and need no task.
+pub fn start<F: Fetch>(spec: &JwksSpec, publisher: Publisher, fetcher: F) -> SourceHandle {
+    match &spec.source {
+        JwksSource::Static(keys) => {
+            publisher.publish(keys);
+            SourceHandle::done()
+        }
+        JwksSource::File(path) => spawn(file::FileSource { path: path.clone() }, publisher),
+        JwksSource::Uri(uri) => spawn(
+            remote::RemoteSource {
+                target: remote::Target::Jwks(uri.clone()),
+                tuning: spec.tuning,
+                fetcher,
+            },
+            publisher,
+        ),
+        JwksSource::Discovery(issuer) => spawn(
+            remote::RemoteSource {
+                target: remote::Target::Discovery(issuer.clone()),
+                tuning: spec.tuning,
+                fetcher,
+            },
+            publisher,
+        ),
+    }
+}
+
+// === impl SourceHandle ===
 
 impl Drop for SourceHandle {
     fn drop(&mut self) {
@@ -34,91 +116,16 @@ impl Drop for SourceHandle {
     }
 }
 
-/// Starts the source of `spec` for `provider`, publishing into `slot`.
-/// Static sources publish at once and need no task.
-pub fn start(
-    provider: &str,
-    spec: &JwksSpec,
-    slot: Arc<KeySlot>,
-    metrics: Arc<Metrics>,
-    fetcher: Fetcher,
-) -> SourceHandle {
-    let provider = provider.to_owned();
-    let task = match &spec.source {
-        JwksSource::Static(keys) => {
-            publish(&provider, &slot, &metrics, keys.clone());
-            None
-        }
-        JwksSource::File(path) => Some(tokio::spawn(file::run(
-            provider,
-            path.clone(),
-            slot,
-            metrics,
-        ))),
-        JwksSource::Uri(uri) => Some(tokio::spawn(remote::run(
-            provider,
-            remote::Target::Jwks(uri.clone()),
-            spec.tuning,
-            slot,
-            metrics,
-            fetcher,
-        ))),
-        JwksSource::Discovery(issuer) => Some(tokio::spawn(remote::run(
-            provider,
-            remote::Target::Discovery(issuer.clone()),
-            spec.tuning,
-            slot,
-            metrics,
-            fetcher,
-        ))),
-    };
-    SourceHandle { task }
+// === impl KeySource ===
+
+impl<F: Fetch> KeySource for remote::RemoteSource<F> {
+    fn run(self, publisher: Publisher) -> impl Future<Output = ()> + Send + 'static {
+        self.feed(publisher)
+    }
 }
 
-fn publish(provider: &str, slot: &KeySlot, metrics: &Metrics, keys: KeySet) {
-    let kids: Vec<&str> = keys
-        .keys()
-        .iter()
-        .filter_map(|k| k.kid().map(|k| k.as_str()))
-        .collect();
-    tracing::info!(provider, keys = keys.len(), kids = ?kids, "key set published");
-    metrics.provider_keys(provider, keys.len());
-    slot.store(keys);
-}
-
-/// Parses a key document (JWKS/JWK JSON, or a PEM public key) through the one
-/// import every source shares. Keys left out are logged (`key ignored`, with
-/// their index, `kid` and why); a document with no usable key is an error, and
-/// the caller keeps the last good set.
-fn parse_keys(
-    provider: &str,
-    origin: &str,
-    bytes: &[u8],
-    secrets: Secrets,
-) -> Result<KeySet, String> {
-    let imported = portcullis_jose::import_keys(bytes, KeyFormat::Detect, secrets)
-        .map_err(|e| e.to_string())?;
-    for s in &imported.skipped {
-        tracing::warn!(
-            provider,
-            origin,
-            index = s.index,
-            kid = s.kid.as_deref(),
-            unsupported = s.reason.is_unsupported(),
-            error = %s.reason,
-            "key ignored"
-        );
+impl KeySource for file::FileSource {
+    fn run(self, publisher: Publisher) -> impl Future<Output = ()> + Send + 'static {
+        self.feed(publisher)
     }
-    if imported.keys.is_empty() {
-        return Err(match imported.skipped.first() {
-            Some(s) => format!(
-                "no usable key ({} ignored; key {}: {})",
-                imported.skipped.len(),
-                s.index,
-                s.reason
-            ),
-            None => "no usable key".to_owned(),
-        });
-    }
-    Ok(imported.keys)
 }

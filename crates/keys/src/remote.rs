@@ -4,18 +4,25 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use portcullis_decider::{FetchOutcome, Metrics};
-use portcullis_policy::KeySlot;
+use portcullis_policy::ProviderMetadata;
 use portcullis_policy::config::FetchTuning;
-use serde_json::Value;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
-use crate::fetch::Fetcher;
+use crate::error::SourceError;
+use crate::fetch::Fetch;
+use crate::publish::{FetchOutcome, Publisher};
+
+/// The first wait after a failed fetch; it doubles on each failure in a row.
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+/// The longest wait after failed fetches (or the refresh interval, if shorter).
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// What to fetch.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Eq, PartialEq)]
 pub(crate) enum Target {
     /// A JWKS URI.
     Jwks(String),
@@ -23,152 +30,155 @@ pub(crate) enum Target {
     Discovery(String),
 }
 
-pub(crate) async fn run(
-    provider: String,
-    target: Target,
-    tuning: FetchTuning,
-    slot: Arc<KeySlot>,
-    metrics: Arc<Metrics>,
-    fetcher: Fetcher,
-) {
-    let wake = Arc::new(Notify::new());
-    let epoch = Instant::now();
-    // Milliseconds since `epoch` of the last kid-triggered refetch (0: never).
-    let last_kid_refetch = Arc::new(AtomicU64::new(0));
-    {
-        let wake = wake.clone();
-        let last = last_kid_refetch.clone();
-        slot.set_refetch_hook(Box::new(move || {
-            let now_ms = u64::try_from(epoch.elapsed().as_millis())
-                .unwrap_or(u64::MAX)
-                .max(1);
-            let prev = last.load(Ordering::Acquire);
-            let interval =
-                u64::try_from(crate::UNKNOWN_KID_REFETCH_INTERVAL.as_millis()).unwrap_or(u64::MAX);
-            if prev != 0 && now_ms.saturating_sub(prev) < interval {
-                return false;
-            }
-            if last
-                .compare_exchange(prev, now_ms, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-            {
-                return false;
-            }
-            wake.notify_one();
-            true
-        }));
-    }
-    let mut jwks_uri = match &target {
-        Target::Jwks(u) => Some(u.clone()),
-        Target::Discovery(_) => None,
-    };
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        let next = match cycle(
-            &provider,
-            &target,
-            &mut jwks_uri,
+/// A JWKS URI or an OIDC issuer, fetched with `F`.
+#[derive(Clone, Debug)]
+pub(crate) struct RemoteSource<F> {
+    pub(crate) target: Target,
+    pub(crate) tuning: FetchTuning,
+    pub(crate) fetcher: F,
+}
+
+impl<F: Fetch> RemoteSource<F> {
+    pub(crate) async fn feed(self, publisher: Publisher) {
+        let RemoteSource {
+            target,
             tuning,
-            &slot,
-            &metrics,
-            &fetcher,
-        )
-        .await
-        {
-            Ok(max_age) => {
-                backoff = Duration::from_millis(500);
-                match max_age {
-                    Some(age) => age.clamp(tuning.min_refresh, tuning.max_refresh),
-                    None => tuning.refresh,
-                }
-            }
-            Err(e) => {
-                tracing::warn!(provider, error = %e, kept_last_good = slot.is_ready(), retry_in = ?backoff, "key fetch failed");
-                let wait = backoff;
-                backoff = (backoff * 2).min(tuning.refresh.min(Duration::from_secs(60)));
-                wait
-            }
+            fetcher,
+        } = self;
+        let wake = Arc::new(Notify::new());
+        publisher.on_refetch(Arc::new(refetch_limiter(wake.clone())));
+        let mut jwks_uri = match &target {
+            Target::Jwks(u) => Some(u.clone()),
+            Target::Discovery(_) => None,
         };
-        tokio::select! {
-            () = tokio::time::sleep(next) => {}
-            () = wake.notified() => {}
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let next = match cycle(&target, &mut jwks_uri, tuning, &publisher, &fetcher).await {
+                Ok(max_age) => {
+                    backoff = FIRST_BACKOFF;
+                    next_refresh(max_age, tuning)
+                }
+                Err(e) => {
+                    tracing::warn!(provider = %publisher.providers(), error = %e, kept_last_good = publisher.is_ready(), retry_in = ?backoff, "key fetch failed");
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(tuning.refresh.min(MAX_BACKOFF));
+                    wait
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(next) => {}
+                () = wake.notified() => {}
+            }
         }
     }
 }
 
-async fn cycle(
-    provider: &str,
+/// When to fetch again after a good fetch: the server's `max-age` within the
+/// configured bounds, else the refresh interval.
+pub(crate) fn next_refresh(max_age: Option<Duration>, tuning: FetchTuning) -> Duration {
+    match max_age {
+        // Config validation keeps min_refresh <= max_refresh; `max(min(..))` cannot
+        // panic even if it did not, unlike `clamp`.
+        Some(age) => age.min(tuning.max_refresh).max(tuning.min_refresh),
+        None => tuning.refresh,
+    }
+}
+
+/// The refetch hook: wakes the source at most once per
+/// [`UNKNOWN_KID_REFETCH_INTERVAL`](crate::UNKNOWN_KID_REFETCH_INTERVAL) (the first
+/// request may always wake it). Lock-free: it runs on the request path.
+fn refetch_limiter(wake: Arc<Notify>) -> impl Fn() -> bool + Send + Sync + 'static {
+    let epoch = Instant::now();
+    // Milliseconds since `epoch` of the last kid-triggered refetch (0: never).
+    let last = AtomicU64::new(0);
+    move || {
+        let now_ms = u64::try_from(epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let prev = last.load(Ordering::Acquire);
+        let interval =
+            u64::try_from(crate::UNKNOWN_KID_REFETCH_INTERVAL.as_millis()).unwrap_or(u64::MAX);
+        if prev != 0 && now_ms.saturating_sub(prev) < interval {
+            return false;
+        }
+        if last
+            .compare_exchange(prev, now_ms, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        wake.notify_one();
+        true
+    }
+}
+
+async fn cycle<F: Fetch>(
     target: &Target,
     jwks_uri: &mut Option<String>,
     tuning: FetchTuning,
-    slot: &KeySlot,
-    metrics: &Metrics,
-    fetcher: &Fetcher,
-) -> Result<Option<Duration>, String> {
-    if jwks_uri.is_none()
-        && let Target::Discovery(issuer) = target
-    {
-        *jwks_uri = Some(discover(issuer, tuning, fetcher).await.inspect_err(|_| {
-            metrics.jwks_fetch(provider, FetchOutcome::Error);
-        })?);
-    }
-    let Some(uri) = jwks_uri.clone() else {
-        return Err("no jwks_uri".to_owned());
+    publisher: &Publisher,
+    fetcher: &F,
+) -> Result<Option<Duration>, SourceError> {
+    let uri = match (&*jwks_uri, target) {
+        (Some(uri), _) => uri.clone(),
+        (None, Target::Discovery(issuer)) => {
+            let metadata = discover(issuer, tuning, fetcher)
+                .await
+                .inspect_err(|_| publisher.report(FetchOutcome::Error))?;
+            publisher.publish_metadata(&metadata);
+            let uri = metadata.jwks_uri().to_owned();
+            *jwks_uri = Some(uri.clone());
+            uri
+        }
+        // A JWKS target always has its URI.
+        (None, Target::Jwks(uri)) => uri.clone(),
     };
-    let uri = uri.as_str();
-    let fetched = match fetcher.get(uri, tuning.timeout).await {
+    let fetched = match fetcher.get(&uri, tuning.timeout).await {
         Ok(f) => f,
         Err(e) => {
-            metrics.jwks_fetch(provider, FetchOutcome::Error);
+            publisher.report(FetchOutcome::Error);
             if matches!(target, Target::Discovery(_)) {
                 // The jwks_uri may have moved: discover again next time.
                 *jwks_uri = None;
             }
-            return Err(format!("{uri}: {e}"));
+            return Err(e.into());
         }
     };
-    match crate::parse_keys(
-        provider,
-        uri,
+    match crate::publish::parse_keys(
+        &publisher.providers(),
+        &uri,
         &fetched.body,
         portcullis_jose::Secrets::Refuse,
     ) {
         Ok(keys) => {
-            metrics.jwks_fetch(provider, FetchOutcome::Success);
-            crate::publish(provider, slot, metrics, keys);
+            publisher.report(FetchOutcome::Success);
+            publisher.publish(&keys);
             Ok(fetched.max_age)
         }
-        Err(e) => {
-            metrics.jwks_fetch(provider, FetchOutcome::Invalid);
-            Err(format!("{uri}: {e}"))
+        Err(source) => {
+            publisher.report(FetchOutcome::Invalid);
+            Err(SourceError::Keys {
+                origin: uri,
+                source,
+            })
         }
     }
 }
 
 /// Reads the discovery document; its `issuer` must equal the configured one (OIDC Discovery §4.3).
-async fn discover(issuer: &str, tuning: FetchTuning, fetcher: &Fetcher) -> Result<String, String> {
+async fn discover<F: Fetch>(
+    issuer: &str,
+    tuning: FetchTuning,
+    fetcher: &F,
+) -> Result<ProviderMetadata, SourceError> {
     let url = format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
     );
-    let doc = fetcher
-        .get(&url, tuning.timeout)
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    let value: Value = serde_json::from_slice(&doc.body).map_err(|e| format!("{url}: {e}"))?;
-    let found = value
-        .get("issuer")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if found != issuer {
-        return Err(format!(
-            "{url}: issuer {found:?} differs from the configured {issuer:?}"
-        ));
-    }
-    value
-        .get("jwks_uri")
-        .and_then(Value::as_str)
-        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
-        .map(str::to_owned)
-        .ok_or_else(|| format!("{url}: no http(s) jwks_uri"))
+    let doc = fetcher.get(&url, tuning.timeout).await?;
+    ProviderMetadata::try_from_document(&doc.body, issuer)
+        .map_err(|source| SourceError::Discovery { url, source })
 }
+
+#[cfg(test)]
+mod tests;

@@ -220,18 +220,6 @@ pub struct JwksSpec {
     pub warnings: Vec<ConfigWarning>,
 }
 
-impl JwksSpec {
-    /// A key that identifies the source, so a reload can keep a running source.
-    pub fn identity(&self) -> Option<String> {
-        match &self.source {
-            JwksSource::Static(_) => None,
-            JwksSource::File(p) => Some(format!("file:{}", p.display())),
-            JwksSource::Uri(u) => Some(format!("uri:{u}:{:?}", self.tuning)),
-            JwksSource::Discovery(u) => Some(format!("discovery:{u}:{:?}", self.tuning)),
-        }
-    }
-}
-
 /// Where a token is looked for.
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub enum TokenLocation {

@@ -1,7 +1,9 @@
 //! The hand-over point between key sources (IO, in the background) and the
 //! engine (pure): one atomically swapped, immutable [`KeySnapshot`] (the keys and
 //! their generation together), a hook to ask for a refetch, and a way to wait for
-//! the next snapshot ([`KeySlot::changed`]) without a runtime of our own.
+//! the next snapshot ([`KeySlot::changed`]) without a runtime of our own. Next to
+//! the keys, a slot holds what discovery said about the provider
+//! ([`ProviderMetadata`]), for whatever needs its endpoints.
 
 use std::fmt;
 use std::future::Future;
@@ -9,8 +11,10 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
-use arc_swap::{ArcSwap, Guard};
+use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use portcullis_jose::KeySet;
+
+use crate::provider_metadata::ProviderMetadata;
 
 /// Called when a token names a `kid` we do not have; returns whether a refetch started.
 pub type RefetchHook = Box<dyn Fn() -> bool + Send + Sync>;
@@ -42,6 +46,9 @@ pub struct KeySlot {
     current: ArcSwap<KeySnapshot>,
     /// Tasks waiting in [`KeySlot::changed`]: woken, and the list emptied, by each store.
     waiters: ArcSwap<Vec<Waker>>,
+    /// The provider's discovery metadata, when its source is discovery. Apart from the
+    /// keys: a new document does not name new keys, so it bumps no generation.
+    metadata: ArcSwapOption<ProviderMetadata>,
     refetch: OnceLock<RefetchHook>,
 }
 
@@ -51,6 +58,7 @@ impl KeySlot {
         KeySlot {
             current: ArcSwap::from_pointee(KeySnapshot::default()),
             waiters: ArcSwap::from_pointee(Vec::new()),
+            metadata: ArcSwapOption::empty(),
             refetch: OnceLock::new(),
         }
     }
@@ -90,6 +98,18 @@ impl KeySlot {
         for waker in waiters.iter() {
             waker.wake_by_ref();
         }
+    }
+
+    /// Publishes the provider's discovery metadata (the keys are published apart,
+    /// with [`KeySlot::store`]).
+    pub fn store_metadata(&self, metadata: ProviderMetadata) {
+        self.metadata.store(Some(Arc::new(metadata)));
+    }
+
+    /// The provider's discovery metadata, once its discovery document has been read
+    /// (`None` for other key sources).
+    pub fn metadata(&self) -> Option<Arc<ProviderMetadata>> {
+        self.metadata.load_full()
     }
 
     /// Resolves, with the new generation, once the slot's generation differs from
@@ -172,6 +192,7 @@ impl fmt::Debug for KeySlot {
         f.debug_struct("KeySlot")
             .field("keys", &current.keys.as_ref().map(KeySet::len))
             .field("generation", &current.generation)
+            .field("metadata", &self.metadata.load().is_some())
             .finish()
     }
 }

@@ -19,6 +19,7 @@ mod extract;
 pub mod fuzz_logic;
 mod keyslot;
 pub mod matcher;
+mod provider_metadata;
 mod request;
 pub mod template;
 
@@ -27,4 +28,7 @@ pub use config::{Config, ConfigError, ConfigWarning, RequestReading, parse_durat
 pub use decision::{Allow, Decision, Deny, DenyReason, DenyStatus, Identity, TokenHints};
 pub use engine::{CacheStats, Engine, Provider};
 pub use keyslot::{Changed, KeySlot, KeySnapshot, RefetchHook};
+pub use provider_metadata::{
+    IgnoredMember, InvalidEndpoint, InvalidProviderMetadata, ProviderMetadata,
+};
 pub use request::{AuthRequest, Peer};
