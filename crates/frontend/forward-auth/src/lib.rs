@@ -78,13 +78,7 @@ pub fn render(decision: &Decision, head: bool, nginx: bool) -> Response<Full<Byt
                     headers.insert(HEADERS_TO_REMOVE, v);
                 }
             }
-            let cache = match allow.cache_max_age {
-                Some(secs) => format!("private, max-age={secs}"),
-                None => "no-store".to_owned(),
-            };
-            if let Ok(v) = HeaderValue::from_str(&cache) {
-                headers.insert(CACHE_CONTROL, v);
-            }
+            headers.insert(CACHE_CONTROL, cache_control(allow.cache_max_age));
         }
         Decision::Deny(deny) => {
             *response.status_mut() = match (&deny.redirect, deny.reason.status()) {
@@ -119,6 +113,22 @@ pub fn render(decision: &Decision, head: bool, nginx: bool) -> Response<Full<Byt
         }
     }
     response
+}
+
+/// `private, max-age=N` (no later than the token's `exp`), or `no-store`. Built without
+/// the formatting machinery: it is on every allowed request.
+fn cache_control(max_age: Option<u64>) -> HeaderValue {
+    let Some(secs) = max_age else {
+        return HeaderValue::from_static("no-store");
+    };
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(secs);
+    let mut value = Vec::with_capacity(17 + digits.len());
+    value.extend_from_slice(b"private, max-age=");
+    value.extend_from_slice(digits.as_bytes());
+    // Visible ASCII by construction; the fallback is never taken.
+    HeaderValue::from_maybe_shared(Bytes::from(value))
+        .unwrap_or_else(|_| HeaderValue::from_static("no-store"))
 }
 
 #[cfg(test)]

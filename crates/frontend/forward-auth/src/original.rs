@@ -126,11 +126,12 @@ fn header<'a>(
     name: &HeaderName,
     label: &'static str,
 ) -> Result<Option<&'a str>, InvalidOriginal> {
-    // One lookup for the usual absent header; a second only for a present one.
-    let Some(value) = headers.get(name) else {
+    // One lookup, and a repeat is seen by walking on.
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
-    if headers.get_all(name).iter().nth(1).is_some() {
+    if values.next().is_some() {
         return Err(InvalidOriginal::Duplicate { header: label });
     }
     let text = value
@@ -216,7 +217,7 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, InvalidO
             Some(q) => format!("{rest}?{q}"),
             None => rest.to_owned(),
         };
-        let host = host_of("Host", host_header.unwrap_or_default())?.into_owned();
+        let host = host_header.unwrap_or_default().to_owned();
         return Ok(OriginalRequest {
             method: req.method().clone(),
             host,
@@ -232,6 +233,8 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, InvalidO
         .map_err(InvalidOriginal::Url)?;
     let forwarded_uri = header(headers, &X_FORWARDED_URI, "X-Forwarded-Uri")?;
     let original_uri = header(headers, &X_ORIGINAL_URI, "X-Original-URI")?;
+    let forwarded_method = header(headers, &X_FORWARDED_METHOD, "X-Forwarded-Method")?;
+    let original_method = header(headers, &X_ORIGINAL_METHOD, "X-Original-Method")?;
     let url_path = original_url.as_ref().map(|(_, target)| *target);
     let url_host = original_url.as_ref().map(|(host, _)| host.as_ref());
     // NGINX may be asking whenever an X-Original-* header is there (a client's copy
@@ -256,8 +259,6 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, InvalidO
     )?
     .unwrap_or("/")
     .to_owned();
-    let forwarded_method = header(headers, &X_FORWARDED_METHOD, "X-Forwarded-Method")?;
-    let original_method = header(headers, &X_ORIGINAL_METHOD, "X-Original-Method")?;
     for (label, method) in [
         ("X-Forwarded-Method", forwarded_method),
         ("X-Original-Method", original_method),
@@ -283,29 +284,31 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, InvalidO
         })?,
         None => req.method().clone(),
     };
-    let host_header = host_header.map(|h| host_of("Host", h)).transpose()?;
     let forwarded_host = header(headers, &X_FORWARDED_HOST, "X-Forwarded-Host")?
         .map(|h| host_of("X-Forwarded-Host", h))
         .transpose()?;
+    // With NGINX and no X-Original-URL, Host is the original host: a client's
+    // X-Forwarded-Host must agree with it. Hosts are compared in canonical form; one
+    // that is compared with nothing goes on as sent (the engine reads it canonically).
+    let host_source = if via == Via::Nginx && forwarded_uri.is_none() && url_host.is_none() {
+        host_header
+    } else {
+        None
+    };
+    let host_compared = match (host_source, &forwarded_host) {
+        (Some(h), Some(_)) => Some(host_of("Host", h)?),
+        _ => None,
+    };
     let host = agree(
         "host",
         &[
             ("X-Forwarded-Host", forwarded_host.as_deref()),
             ("X-Original-URL", url_host),
-            // With NGINX and no X-Original-URL, Host is the original host: a client's
-            // X-Forwarded-Host must agree with it.
-            (
-                "Host",
-                if via == Via::Nginx && forwarded_uri.is_none() && url_host.is_none() {
-                    host_header.as_deref()
-                } else {
-                    None
-                },
-            ),
+            ("Host", host_compared.as_deref().or(host_source)),
         ],
         |a, b| a == b,
     )?
-    .or(host_header.as_deref())
+    .or(host_header)
     .unwrap_or_default()
     .to_owned();
     Ok(OriginalRequest {

@@ -216,11 +216,20 @@ fn regression_issue10_unreadable_original_headers_are_refused() {
         InvalidOriginal::Url(_)
     ));
     assert_eq!(
-        invalid("/verify", &[("x-original-uri", "/a"), ("host", "a:80:80")]),
+        invalid(
+            "/verify",
+            &[("x-original-uri", "/a"), ("x-forwarded-host", "a:80:80")]
+        ),
         InvalidOriginal::Host {
-            header: "Host",
+            header: "X-Forwarded-Host",
             error: portcullis_policy::canonical::InvalidHost::Port
         }
+    );
+    // A Host compared with nothing goes on as sent: the engine reads it, and refuses
+    // `a:80:80` (engine::tests::regression_issue10_trailing_dot_host_matches_its_rule).
+    assert_eq!(
+        original("/verify", &[("x-original-uri", "/a"), ("host", "a:80:80")]).host,
+        "a:80:80"
     );
     assert_eq!(
         invalid("/verify", &[("x-forwarded-uri", "")]),
@@ -343,4 +352,15 @@ fn a_redirect_is_a_302_except_behind_nginx() {
     let r = render(&deny, false, true);
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(r.headers().get(http::header::LOCATION).is_none());
+}
+
+#[test]
+fn cache_control_is_private_max_age_or_no_store() {
+    assert_eq!(cache_control(Some(0)), "private, max-age=0");
+    assert_eq!(cache_control(Some(600)), "private, max-age=600");
+    assert_eq!(
+        cache_control(Some(u64::MAX)),
+        "private, max-age=18446744073709551615"
+    );
+    assert_eq!(cache_control(None), "no-store");
 }
