@@ -44,15 +44,15 @@ pub enum Via {
     Nginx,
 }
 
-/// The request the proxy asks about.
+/// The request the proxy asks about, borrowed from the verify request where it can be.
 #[derive(Clone, Debug, Eq, PartialEq)]
-pub struct OriginalRequest {
+pub struct OriginalRequest<'a> {
     /// Method, upper case.
     pub method: Method,
-    /// Host.
-    pub host: String,
-    /// Path with query.
-    pub path: String,
+    /// Host (canonical when it was compared with another source; as sent otherwise).
+    pub host: Cow<'a, str>,
+    /// Path with query, as sent.
+    pub path: Cow<'a, str>,
     /// `claims_NAME=VALUE` requirements from the `/verify` query.
     pub extra_claims: Vec<(String, String)>,
     /// Who named it.
@@ -197,7 +197,7 @@ fn agree<'a>(
 /// # Errors
 /// Two sources disagree about the method, path or host, or one of them is present
 /// but cannot be read.
-pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, InvalidOriginal> {
+pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest<'_>, InvalidOriginal> {
     let headers = req.headers();
     let uri = req.uri();
     let host_header = match header(headers, &HOST, "Host")? {
@@ -214,10 +214,10 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, InvalidO
         // from the client (Envoy forwards only what `allowed_headers` lets through,
         // and Emissary lets X-Forwarded-Host through): never let them decide.
         let path = match uri.query() {
-            Some(q) => format!("{rest}?{q}"),
-            None => rest.to_owned(),
+            Some(q) => Cow::Owned(format!("{rest}?{q}")),
+            None => Cow::Borrowed(rest),
         };
-        let host = host_header.unwrap_or_default().to_owned();
+        let host = Cow::Borrowed(host_header.unwrap_or_default());
         return Ok(OriginalRequest {
             method: req.method().clone(),
             host,
@@ -239,15 +239,13 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, InvalidO
     let url_host = original_url.as_ref().map(|(host, _)| host.as_ref());
     // NGINX may be asking whenever an X-Original-* header is there (a client's copy
     // behind Traefik or Caddy only turns their 400s into 403s): it must get 401 or 403.
-    let via =
-        if original_uri.is_some() || url_path.is_some() || headers.contains_key(&X_ORIGINAL_METHOD)
-        {
-            Via::Nginx
-        } else if forwarded_uri.is_some() {
-            Via::Forwarded
-        } else {
-            Via::Direct
-        };
+    let via = if original_uri.is_some() || url_path.is_some() || original_method.is_some() {
+        Via::Nginx
+    } else if forwarded_uri.is_some() {
+        Via::Forwarded
+    } else {
+        Via::Direct
+    };
     let path = agree(
         "path",
         &[
@@ -257,8 +255,7 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, InvalidO
         ],
         |a, b| a == b,
     )?
-    .unwrap_or("/")
-    .to_owned();
+    .unwrap_or("/");
     for (label, method) in [
         ("X-Forwarded-Method", forwarded_method),
         ("X-Original-Method", original_method),
@@ -299,7 +296,7 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, InvalidO
         (Some(h), Some(_)) => Some(host_of("Host", h)?),
         _ => None,
     };
-    let host = agree(
+    agree(
         "host",
         &[
             ("X-Forwarded-Host", forwarded_host.as_deref()),
@@ -307,14 +304,17 @@ pub fn original_request<B>(req: &Request<B>) -> Result<OriginalRequest, InvalidO
             ("Host", host_compared.as_deref().or(host_source)),
         ],
         |a, b| a == b,
-    )?
-    .or(host_header)
-    .unwrap_or_default()
-    .to_owned();
+    )?;
+    // Every source present agrees: take the first, borrowed where it can be.
+    let host = match (forwarded_host, original_url) {
+        (Some(h), _) => h,
+        (None, Some((h, _))) => h,
+        (None, None) => Cow::Borrowed(host_header.unwrap_or_default()),
+    };
     Ok(OriginalRequest {
         method,
         host,
-        path,
+        path: Cow::Borrowed(path),
         extra_claims,
         via,
     })
