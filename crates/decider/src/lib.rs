@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use portcullis_policy::{AuthRequest, CacheStats, Clock, Decision, Engine, SystemClock};
 
 pub use frontend::Frontend;
-pub use metrics::{FetchOutcome, Metrics, ReloadOutcome};
+pub use metrics::{FetchOutcome, Metrics, MetricsFormat, ReloadOutcome};
 
 /// How long a request waits for a key refetch started because of its unknown `kid`.
 pub const REFETCH_WAIT: Duration = Duration::from_secs(2);

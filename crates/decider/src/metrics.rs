@@ -256,6 +256,83 @@ impl Metrics {
         }
         out
     }
+
+    /// Every series in `format`.
+    pub fn encode_as(&self, format: MetricsFormat) -> String {
+        let open_metrics = self.encode();
+        match format {
+            MetricsFormat::OpenMetrics => open_metrics,
+            MetricsFormat::PrometheusText => prometheus_text(&open_metrics),
+        }
+    }
+}
+
+/// The exposition formats a scrape may ask for.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum MetricsFormat {
+    /// OpenMetrics 1.0.0, when the scrape's `Accept` names it.
+    OpenMetrics,
+    /// Prometheus text format 0.0.4, the default.
+    PrometheusText,
+}
+
+impl MetricsFormat {
+    /// OpenMetrics when `accept` names `application/openmetrics-text`, else 0.0.4.
+    pub fn from_accept(accept: Option<&str>) -> MetricsFormat {
+        match accept {
+            Some(a)
+                if a.to_ascii_lowercase()
+                    .contains("application/openmetrics-text") =>
+            {
+                MetricsFormat::OpenMetrics
+            }
+            _ => MetricsFormat::PrometheusText,
+        }
+    }
+
+    /// The `Content-Type` of a body in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            MetricsFormat::OpenMetrics => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8"
+            }
+            MetricsFormat::PrometheusText => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// OpenMetrics text rewritten as Prometheus text 0.0.4: no `# EOF` or `# UNIT` lines,
+/// and a counter family is named by its `_total` samples (0.0.4 has no suffix rule).
+fn prometheus_text(open_metrics: &str) -> String {
+    let counters: Vec<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len());
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (*p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(&name) && !name.ends_with("_total") {
+                    out.push_str("_total");
+                }
+                out.push(' ');
+                out.push_str(tail);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -270,6 +347,46 @@ mod tests {
         text.lines()
             .find_map(|l| l.strip_prefix(&prefix))
             .map(|n| n.trim().parse().unwrap())
+    }
+
+    #[test]
+    fn prometheus_text_names_counters_by_their_samples_and_has_no_eof() {
+        let m = Metrics::new();
+        m.record(
+            &Decision::Deny(Deny::request_invalid("test".to_owned())),
+            Frontend::ForwardAuth,
+            Duration::from_micros(20),
+        );
+        let om = m.encode_as(MetricsFormat::OpenMetrics);
+        assert!(om.ends_with("# EOF\n"), "{om}");
+        let text = m.encode_as(MetricsFormat::PrometheusText);
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(
+            text.contains("# TYPE portcullis_decisions_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP portcullis_decisions_total "),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE portcullis_decision_duration_seconds histogram\n"),
+            "{text}"
+        );
+        assert_eq!(
+            MetricsFormat::from_accept(Some(
+                "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"
+            )),
+            MetricsFormat::OpenMetrics
+        );
+        assert_eq!(
+            MetricsFormat::from_accept(Some("*/*")),
+            MetricsFormat::PrometheusText
+        );
+        assert_eq!(
+            MetricsFormat::from_accept(None),
+            MetricsFormat::PrometheusText
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use portcullis_decider::Decider;
+use portcullis_decider::{Decider, MetricsFormat};
 
 /// Builds the admin service of a listener.
 #[derive(Clone, Debug)]
@@ -75,11 +75,19 @@ pub fn handle<B>(decider: &Decider, req: &Request<B>) -> Response<Full<Bytes>> {
                 )
             }
         }
-        "/metrics" => text(
-            StatusCode::OK,
-            decider.metrics().encode(),
-            "text/plain; version=0.0.4; charset=utf-8",
-        ),
+        "/metrics" => {
+            // 0.0.4 unless the scrape asks for OpenMetrics; each with its own type.
+            let accept = req
+                .headers()
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            let format = MetricsFormat::from_accept(accept);
+            text(
+                StatusCode::OK,
+                decider.metrics().encode_as(format),
+                format.content_type(),
+            )
+        }
         _ => text(
             StatusCode::NOT_FOUND,
             "not found\n".to_owned(),
