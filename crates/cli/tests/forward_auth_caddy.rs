@@ -7,7 +7,7 @@
     reason = "tests: a panic is a failure"
 )]
 
-use portcullis_test_util::{Child, Matrix, MatrixEnv, ProxyUnderTest, free_port, peer_bin};
+use portcullis_test_util::{Matrix, MatrixEnv, ProxyUnderTest, free_port, spawn_caddy};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 const CADDYFILE: &str = include_str!("../../../examples/caddy/Caddyfile");
@@ -27,16 +27,7 @@ fn forward_auth() {
             ],
         ),
     );
-    let _caddy = Child::spawn(
-        std::process::Command::new(peer_bin("caddy"))
-            .args(["run", "--adapter", "caddyfile", "--config"])
-            .arg(&config)
-            // Caddy keeps state (autosaved config, certificates) under these.
-            .env("HOME", dir)
-            .env("XDG_CONFIG_HOME", dir.join("config"))
-            .env("XDG_DATA_HOME", dir.join("data")),
-        &dir.join("caddy.stdout.log"),
-    );
+    let _caddy = spawn_caddy(&config, dir);
     let p = ProxyUnderTest {
         name: "caddy".to_owned(),
         base_url: format!("http://127.0.0.1:{port}"),

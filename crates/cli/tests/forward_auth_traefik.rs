@@ -7,7 +7,7 @@
     reason = "tests: a panic is a failure"
 )]
 
-use portcullis_test_util::{Child, Matrix, MatrixEnv, ProxyUnderTest, free_port, peer_bin};
+use portcullis_test_util::{Matrix, MatrixEnv, ProxyUnderTest, free_port, spawn_traefik};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 const STATIC: &str = include_str!("../../../examples/traefik/traefik.yml");
@@ -30,12 +30,7 @@ fn forward_auth() {
             ],
         ),
     );
-    let _traefik = Child::spawn(
-        std::process::Command::new(peer_bin("traefik"))
-            .arg(format!("--configFile={}", config.display()))
-            .env("HOME", dir),
-        &dir.join("traefik.stdout.log"),
-    );
+    let _traefik = spawn_traefik(&config, dir);
     let p = ProxyUnderTest {
         name: "traefik".to_owned(),
         base_url: format!("http://127.0.0.1:{port}"),

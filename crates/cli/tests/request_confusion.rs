@@ -27,6 +27,7 @@ mod envoy_common;
 use envoy_common::Envoy;
 use portcullis_test_util::{
     Child, Confusion, MatrixEnv, Outcome, ProxyUnderTest, RecordingUpstream, free_port, peer_bin,
+    spawn_caddy, spawn_traefik,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
@@ -188,12 +189,7 @@ fn traefik() {
             ],
         ),
     );
-    let _traefik = Child::spawn(
-        std::process::Command::new(peer_bin("traefik"))
-            .arg(format!("--configFile={}", config.display()))
-            .env("HOME", dir),
-        &dir.join("traefik.stdout.log"),
-    );
+    let _traefik = spawn_traefik(&config, dir);
     let p = proxy(
         &env,
         "traefik",
@@ -236,15 +232,7 @@ fn caddy_with(name: &str, caddyfile: &str) -> Outcome {
             ],
         ),
     );
-    let _caddy = Child::spawn(
-        std::process::Command::new(peer_bin("caddy"))
-            .args(["run", "--adapter", "caddyfile", "--config"])
-            .arg(&config)
-            .env("HOME", dir)
-            .env("XDG_CONFIG_HOME", dir.join("config"))
-            .env("XDG_DATA_HOME", dir.join("data")),
-        &dir.join("caddy.stdout.log"),
-    );
+    let _caddy = spawn_caddy(&config, dir);
     let p = proxy(
         &env,
         name,

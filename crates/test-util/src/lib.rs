@@ -33,7 +33,7 @@ pub use confusion::{
 pub use http::{Response, get, request};
 pub use issuer::Issuer;
 pub use matrix::{Matrix, MatrixEnv, ProxyUnderTest};
-pub use peers::{peer_bin, peers_dir, python};
+pub use peers::{peer_bin, peers_dir, python, spawn_caddy, spawn_traefik};
 pub use process::{Child, free_port, wait_for_port};
 pub use servers::{EchoUpstream, JwksServer};
 

@@ -35,3 +35,28 @@ pub fn peer_bin(name: &str) -> PathBuf {
     }
     panic!("peer {name:?} is not installed: run scripts/install-peers");
 }
+
+/// Starts Traefik on `config` (its static config file), with `dir` as its home and
+/// `dir/traefik.stdout.log` as its output; killed when the returned child drops.
+pub fn spawn_traefik(config: &std::path::Path, dir: &std::path::Path) -> crate::Child {
+    crate::Child::spawn(
+        std::process::Command::new(peer_bin("traefik"))
+            .arg(format!("--configFile={}", config.display()))
+            .env("HOME", dir),
+        &dir.join("traefik.stdout.log"),
+    )
+}
+
+/// Starts Caddy on `config` (a Caddyfile), with its state (autosaved config,
+/// certificates) under `dir` and `dir/caddy.stdout.log` as its output.
+pub fn spawn_caddy(config: &std::path::Path, dir: &std::path::Path) -> crate::Child {
+    crate::Child::spawn(
+        std::process::Command::new(peer_bin("caddy"))
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(config)
+            .env("HOME", dir)
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .env("XDG_DATA_HOME", dir.join("data")),
+        &dir.join("caddy.stdout.log"),
+    )
+}
