@@ -272,6 +272,9 @@ pub enum Access {
     Authenticated,
     /// Always refused (403).
     Deny,
+    /// No token: allowed anonymously (identity headers removed); a token: as
+    /// [`Access::Authenticated`] (an invalid one is a 401, never anonymous).
+    Optional,
 }
 
 /// A validated rule.
@@ -886,20 +889,26 @@ fn validate_rule(
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let access = match allow {
-        None => Access::Authenticated,
-        Some(a) => match a.value.as_str() {
-            "anonymous" => Access::Anonymous,
-            "authenticated" => Access::Authenticated,
-            "deny" => Access::Deny,
-            other => {
-                return Err(cx.err(
+    let allow = allow
+        .map(|a| {
+            raw::RawAllow::from_name(&a.value).ok_or_else(|| {
+                cx.err(
                     a.referenced.line(),
                     f("allow"),
-                    format!("{other:?} is not anonymous, authenticated or deny"),
-                ));
-            }
-        },
+                    format!(
+                        "{:?} is not one of {}",
+                        a.value,
+                        raw::RawAllow::NAMES.join(", ")
+                    ),
+                )
+            })
+        })
+        .transpose()?;
+    let access = match allow {
+        None | Some(raw::RawAllow::Authenticated) => Access::Authenticated,
+        Some(raw::RawAllow::Anonymous) => Access::Anonymous,
+        Some(raw::RawAllow::Deny) => Access::Deny,
+        Some(raw::RawAllow::Optional) => Access::Optional,
     };
     let provider_idx = match rule_providers {
         None => (0..providers.len()).collect(),
@@ -919,7 +928,7 @@ fn validate_rule(
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
-    if access == Access::Authenticated && provider_idx.is_empty() {
+    if matches!(access, Access::Authenticated | Access::Optional) && provider_idx.is_empty() {
         return Err(cx.err(
             line,
             f("providers"),

@@ -239,17 +239,7 @@ impl Engine {
             ));
         };
         match rule.config.access {
-            Access::Anonymous => {
-                let mut remove_headers = self.identity_headers.clone();
-                self.add_other_spellings(&mut remove_headers);
-                return Decision::Allow(Allow {
-                    rule: rule.name.clone(),
-                    identity: None,
-                    set_headers: Vec::new(),
-                    remove_headers,
-                    cache_max_age: None,
-                });
-            }
+            Access::Anonymous => return Decision::Allow(self.anonymous(rule)),
             Access::Deny => {
                 return Decision::Deny(deny(
                     DenyReason::NoRule,
@@ -258,10 +248,18 @@ impl Engine {
                     "the rule denies".to_owned(),
                 ));
             }
-            Access::Authenticated => {}
+            Access::Authenticated | Access::Optional => {}
         }
         let (token, candidates, location) = match self.find_token(rule, req) {
             Ok(found) => found,
+            // `allow: optional`: no token at all is anonymous; a malformed or a
+            // second, different token is still refused.
+            Err(d)
+                if d.reason == DenyReason::TokenMissing
+                    && rule.config.access == Access::Optional =>
+            {
+                return Decision::Allow(self.anonymous(rule));
+            }
             Err(d) => return Decision::Deny(*d),
         };
         let identity = match self.verify(&token, &candidates, rule, now) {
@@ -489,6 +487,19 @@ impl Engine {
                 }
                 Err(d)
             }
+        }
+    }
+
+    /// An allow without identity: every identity header removed.
+    fn anonymous(&self, rule: &Rule) -> Allow {
+        let mut remove_headers = self.identity_headers.clone();
+        self.add_other_spellings(&mut remove_headers);
+        Allow {
+            rule: rule.name.clone(),
+            identity: None,
+            set_headers: Vec::new(),
+            remove_headers,
+            cache_max_age: None,
         }
     }
 
@@ -849,3 +860,6 @@ fn clip(s: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tests_issue16;

@@ -147,7 +147,9 @@ pub struct RawRule {
     /// What requests the rule is for.
     #[serde(rename = "match", default)]
     pub match_: RawMatch,
-    /// `anonymous` (no token needed), `authenticated` (default) or `deny`.
+    /// `anonymous` (no token needed), `authenticated` (default), `optional` or `deny`.
+    /// (Read as text and typed into [`RawAllow`] by the validation, so a wrong
+    /// value is reported with its field and line.)
     pub allow: Option<Spanned<String>>,
     /// Any of these providers (default: all).
     pub providers: Option<Vec<Spanned<String>>>,
@@ -160,6 +162,35 @@ pub struct RawRule {
     /// Templated headers added on allow.
     #[serde(default)]
     pub headers: BTreeMap<String, Spanned<String>>,
+}
+
+/// `allow:` of a rule.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum RawAllow {
+    /// No token needed (identity headers removed).
+    Anonymous,
+    /// A valid token that meets the rule's requirements.
+    Authenticated,
+    /// Always refused.
+    Deny,
+    /// No token: anonymous; a token: it must be valid and meet the requirements.
+    Optional,
+}
+
+impl RawAllow {
+    /// Every value, as written.
+    pub const NAMES: [&'static str; 4] = ["anonymous", "authenticated", "deny", "optional"];
+
+    /// The value named `name`.
+    pub fn from_name(name: &str) -> Option<RawAllow> {
+        match name {
+            "anonymous" => Some(RawAllow::Anonymous),
+            "authenticated" => Some(RawAllow::Authenticated),
+            "deny" => Some(RawAllow::Deny),
+            "optional" => Some(RawAllow::Optional),
+            _ => None,
+        }
+    }
 }
 
 /// `match:`.

@@ -1,0 +1,156 @@
+//! Issue 16: `allow: optional`, typed claim headers, issuer templates, `when:`.
+
+use std::path::Path;
+
+use http::{HeaderMap, HeaderValue, Method};
+use portcullis_jose::{Algorithm, SigningKey};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::config;
+
+const NOW: i64 = 1_700_000_000;
+const SECRET: &[u8] = b"secret-secret-secret-secret-secret";
+
+fn engine_with(providers_extra: &str, issuer: &str, rules: &str) -> Engine {
+    let k = b64::encode(SECRET);
+    let text = format!(
+        r#"
+providers:
+  - name: corp
+    issuer: "{issuer}"
+    audiences: [api]
+    jwks:
+      inline: {{"keys":[{{"kty":"oct","k":"{k}","kid":"h1"}}]}}
+{providers_extra}
+rules:
+{rules}"#
+    );
+    let config = config::parse(&text, "t.yaml", Path::new("."), &|_| None)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    Engine::with_static_keys(config)
+}
+
+fn token(claims: Value) -> String {
+    let key = SigningKey::from_secret(SECRET, Algorithm::HS256).unwrap();
+    key.encode(
+        Some("h1"),
+        &Default::default(),
+        claims.to_string().as_bytes(),
+    )
+    .unwrap()
+}
+
+fn claims_with(extra: Value) -> Value {
+    let mut c = json!({"iss": "https://idp", "aud": "api", "sub": "alice", "exp": NOW + 600});
+    if let (Some(base), Value::Object(extra)) = (c.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    c
+}
+
+fn decide(engine: &Engine, method: &Method, path: &str, headers: &HeaderMap) -> Decision {
+    let req = AuthRequest::new(method, "api.example.com", path, headers);
+    engine.decide(&req, NOW)
+}
+
+fn bearer(t: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {t}")).unwrap(),
+    );
+    h
+}
+
+fn reason(d: &Decision) -> &'static str {
+    d.reason().map_or("allow", |r| r.as_str())
+}
+
+fn set_headers(d: &Decision) -> Vec<(String, String)> {
+    let Decision::Allow(a) = d else {
+        panic!("expected an allow, got {d:?}")
+    };
+    a.set_headers
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+        .collect()
+}
+
+fn removed(d: &Decision) -> Vec<String> {
+    let Decision::Allow(a) = d else {
+        panic!("expected an allow, got {d:?}")
+    };
+    a.remove_headers
+        .iter()
+        .map(|n| n.as_str().to_owned())
+        .collect()
+}
+
+// === allow: optional ===
+
+const SUB_HEADER: &str = "    claims_to_headers:\n      - {header: x-user, claim: sub}\n";
+
+fn optional_engine() -> Engine {
+    engine_with(
+        SUB_HEADER,
+        "https://idp",
+        "  - name: landing\n    match: {path: /}\n    allow: optional\n",
+    )
+}
+
+#[test]
+fn allows_optional_rule_without_token_anonymously() {
+    let d = decide(&optional_engine(), &Method::GET, "/", &HeaderMap::new());
+    assert_eq!(reason(&d), "allow");
+    assert!(set_headers(&d).is_empty());
+    assert!(removed(&d).contains(&"x-user".to_owned()));
+    let Decision::Allow(a) = &d else {
+        unreachable!()
+    };
+    assert!(a.identity.is_none());
+}
+
+#[test]
+fn allows_optional_rule_with_valid_token_and_sets_identity() {
+    let t = token(claims_with(json!({})));
+    let d = decide(&optional_engine(), &Method::GET, "/", &bearer(&t));
+    assert_eq!(set_headers(&d), [("x-user".to_owned(), "alice".to_owned())]);
+    assert!(!removed(&d).contains(&"x-user".to_owned()));
+}
+
+#[test]
+fn denies_optional_rule_with_invalid_token() {
+    let e = optional_engine();
+    let mut expired = claims_with(json!({}));
+    expired["exp"] = json!(NOW - 3600);
+    let d = decide(&e, &Method::GET, "/", &bearer(&token(expired)));
+    assert_eq!((d.status(), reason(&d)), (401, "token_expired"));
+    let d = decide(&e, &Method::GET, "/", &bearer("not.a.jwt"));
+    assert_eq!((d.status(), reason(&d)), (401, "token_malformed"));
+    // An empty bearer is a malformed credential, not "no token".
+    let mut h = HeaderMap::new();
+    h.insert("authorization", HeaderValue::from_static("Bearer "));
+    let d = decide(&e, &Method::GET, "/", &h);
+    assert_eq!(d.status(), 401, "{d:?}");
+    let mut foreign = claims_with(json!({}));
+    foreign["iss"] = json!("https://evil");
+    let d = decide(&e, &Method::GET, "/", &bearer(&token(foreign)));
+    assert_eq!((d.status(), reason(&d)), (401, "issuer_mismatch"));
+}
+
+#[test]
+fn optional_rule_applies_its_requirements_to_a_token() {
+    let e = engine_with(
+        SUB_HEADER,
+        "https://idp",
+        "  - name: landing\n    match: {path: /}\n    allow: optional\n    claims: {groups: [staff]}\n",
+    );
+    let d = decide(&e, &Method::GET, "/", &HeaderMap::new());
+    assert_eq!(reason(&d), "allow");
+    let t = token(claims_with(json!({"groups": ["staff"]})));
+    assert_eq!(reason(&decide(&e, &Method::GET, "/", &bearer(&t))), "allow");
+    let t = token(claims_with(json!({"groups": ["guests"]})));
+    let d = decide(&e, &Method::GET, "/", &bearer(&t));
+    assert_eq!((d.status(), reason(&d)), (403, "claim_mismatch"));
+}
