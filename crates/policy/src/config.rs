@@ -15,7 +15,7 @@ use serde_saphyr::Spanned;
 
 use crate::canonical::EscapedSlashes;
 use crate::matcher::{HostPattern, PathPattern};
-use crate::template::Template;
+use crate::template::{ClaimFormat, Template};
 use raw::{RawConfig, RawJwks, RawLocation, RawProvider, RawRule};
 
 /// A config problem: `FILE:LINE: field: what is wrong`.
@@ -631,11 +631,30 @@ fn validate_provider(
         .map(|(j, c)| {
             let l = c.referenced.line();
             let field = f(&format!("claims_to_headers[{j}]"));
-            let name = header_name(cx, l, &field, &c.value.header)?;
-            if c.value.claim.is_empty() {
+            let raw::RawClaimHeader {
+                header,
+                claim,
+                format,
+            } = c.value;
+            let name = header_name(cx, l, &field, &header)?;
+            if claim.is_empty() {
                 return Err(cx.err(l, field, "claim must not be empty"));
             }
-            Ok((name, Template::claim(&c.value.claim)))
+            let format = match format {
+                None => ClaimFormat::Csv,
+                Some(fm) => ClaimFormat::from_name(&fm.value).ok_or_else(|| {
+                    cx.err(
+                        fm.referenced.line(),
+                        format!("{field}.format"),
+                        format!(
+                            "{:?} is not one of {}",
+                            fm.value,
+                            ClaimFormat::NAMES.join(", ")
+                        ),
+                    )
+                })?,
+            };
+            Ok((name, Template::claim_as(&claim, format)))
         })
         .collect::<Result<_, _>>()?;
     Ok(ProviderConfig {

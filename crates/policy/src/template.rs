@@ -1,12 +1,15 @@
-//! Header templates over claims (`"{{ claims.tenant }}"`), compiled once.
+//! Header templates over claims (`"{{ claims.tenant }}"`, `"{{ claims.groups | json }}"`),
+//! compiled once.
 
-use serde_json::Value;
+mod format;
+
+pub use format::ClaimFormat;
 
 use portcullis_jose::Claims;
 
 #[derive(Clone, Debug, Eq, PartialEq)]
 enum Part {
-    Claim(String),
+    Claim { path: String, format: ClaimFormat },
     Literal(String),
 }
 
@@ -17,10 +20,12 @@ pub struct Template {
 }
 
 impl Template {
-    /// Compiles `text`, where `{{ claims.PATH }}` inserts a claim (dotted path).
+    /// Compiles `text`, where `{{ claims.PATH }}` inserts a claim (dotted path),
+    /// in the `csv` format, and `{{ claims.PATH | FORMAT }}` in `FORMAT` (`csv`,
+    /// `json`, `first`: see [`ClaimFormat`]).
     ///
     /// # Errors
-    /// An unclosed `{{`, or an expression other than `claims.PATH`.
+    /// An unclosed `{{`, an expression other than `claims.PATH`, an unknown format.
     pub fn parse(text: &str) -> Result<Template, String> {
         let mut parts = Vec::new();
         let mut rest = text;
@@ -32,14 +37,29 @@ impl Template {
             let end = after
                 .find("}}")
                 .ok_or_else(|| format!("{text:?}: `{{{{` without `}}}}`"))?;
-            let expr = after[..end].trim();
+            let (expr, format) = match after[..end].split_once('|') {
+                None => (after[..end].trim(), ClaimFormat::Csv),
+                Some((expr, name)) => {
+                    let name = name.trim();
+                    let format = ClaimFormat::from_name(name).ok_or_else(|| {
+                        format!(
+                            "{text:?}: {name:?} is not a format ({})",
+                            ClaimFormat::NAMES.join(", ")
+                        )
+                    })?;
+                    (expr.trim(), format)
+                }
+            };
             let path = expr
                 .strip_prefix("claims.")
                 .filter(|p| !p.is_empty())
                 .ok_or_else(|| {
                     format!("{text:?}: only {{{{ claims.NAME }}}} can be used, not {expr:?}")
                 })?;
-            parts.push(Part::Claim(path.to_owned()));
+            parts.push(Part::Claim {
+                path: path.to_owned(),
+                format,
+            });
             rest = &after[end + 2..];
         }
         if !rest.is_empty() {
@@ -48,52 +68,49 @@ impl Template {
         Ok(Template { parts })
     }
 
-    /// The template that is just one claim.
+    /// The template that is just one claim, in the `csv` format.
     pub fn claim(path: &str) -> Template {
+        Template::claim_as(path, ClaimFormat::Csv)
+    }
+
+    /// The template that is just one claim, in `format`.
+    pub fn claim_as(path: &str, format: ClaimFormat) -> Template {
         Template {
-            parts: vec![Part::Claim(path.to_owned())],
+            parts: vec![Part::Claim {
+                path: path.to_owned(),
+                format,
+            }],
         }
     }
 
     /// The claim paths the template reads.
     pub fn claim_paths(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|p| match p {
-            Part::Claim(path) => Some(path.as_str()),
+            Part::Claim { path, .. } => Some(path.as_str()),
             _ => None,
         })
     }
 
-    /// Renders with `claims`. `None` when a referenced claim is missing (the header is then not set).
-    /// Control characters (CR, LF, NUL...) are dropped so a claim cannot split a header.
+    /// Renders with `claims`. `None` when a referenced claim is missing (or is an
+    /// empty array under `first`), and when the text would hold a control character
+    /// (CR, LF, NUL, TAB, DEL...): such a value is refused, never altered, and the
+    /// header is then not set.
     pub fn render(&self, claims: &Claims) -> Option<String> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Literal(s) => out.push_str(s),
-                Part::Claim(path) => push_value(&mut out, claims.path(path)?),
+                Part::Claim { path, format } => {
+                    if !format.push(&mut out, claims.path(path)?) {
+                        return None;
+                    }
+                }
             }
         }
-        out.retain(|c| !c.is_control());
+        if out.chars().any(char::is_control) {
+            return None;
+        }
         Some(out)
-    }
-}
-
-fn push_value(out: &mut String, v: &Value) {
-    match v {
-        Value::String(s) => out.push_str(s),
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                match item {
-                    Value::String(s) => out.push_str(s),
-                    other => out.push_str(&other.to_string()),
-                }
-            }
-        }
-        Value::Null => {}
-        other => out.push_str(&other.to_string()),
     }
 }
 
@@ -120,12 +137,48 @@ mod tests {
     }
 
     #[test]
-    fn strips_control_characters() {
-        let c = claims(r#"{"sub":"a\r\nx-admin: true\u0000"}"#);
+    fn refuses_control_characters() {
+        for sub in [
+            r#""a\r\nx-admin: true""#,
+            r#""a\u0000""#,
+            r#""a\tb""#,
+            r#""a\u007f""#,
+            r#""a\u0085""#,
+            r#"["ok","a\nb"]"#,
+        ] {
+            let c = claims(&format!(r#"{{"sub":{sub}}}"#));
+            assert_eq!(Template::claim("sub").render(&c), None, "{sub}");
+            assert_eq!(
+                Template::claim_as("sub", ClaimFormat::First)
+                    .render(&c)
+                    .is_some(),
+                sub.starts_with('['),
+                "{sub}"
+            );
+        }
+        // JSON escapes them: nothing to refuse.
+        let c = claims(r#"{"sub":"a\r\nb"}"#);
         assert_eq!(
-            Template::claim("sub").render(&c).as_deref(),
-            Some("ax-admin: true")
+            Template::claim_as("sub", ClaimFormat::Json)
+                .render(&c)
+                .as_deref(),
+            Some(r#""a\r\nb""#)
         );
+    }
+
+    #[test]
+    fn renders_formats_and_nested_paths() {
+        let c = claims(r#"{"realm_access":{"roles":["a","b,c"]},"groups":["x","y"]}"#);
+        let t = Template::parse(
+            "{{ claims.groups }};{{ claims.groups|json }};{{ claims.groups | first }};{{ claims.realm_access.roles }};{{ claims.realm_access }}",
+        )
+        .unwrap();
+        assert_eq!(
+            t.render(&c).as_deref(),
+            Some(r#"x,y;["x","y"];x;["a","b,c"];{"roles":["a","b,c"]}"#)
+        );
+        assert!(Template::parse("{{ claims.groups | yaml }}").is_err());
+        assert!(Template::parse("{{ claims.groups | }}").is_err());
     }
 
     #[test]

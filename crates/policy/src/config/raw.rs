@@ -136,6 +136,8 @@ pub struct RawClaimHeader {
     pub header: String,
     /// The claim (dotted path) to read.
     pub claim: String,
+    /// `csv` (default), `json` or `first`.
+    pub format: Option<Spanned<String>>,
 }
 
 /// One entry of `rules:`.

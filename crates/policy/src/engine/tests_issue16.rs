@@ -154,3 +154,77 @@ fn optional_rule_applies_its_requirements_to_a_token() {
     let d = decide(&e, &Method::GET, "/", &bearer(&t));
     assert_eq!((d.status(), reason(&d)), (403, "claim_mismatch"));
 }
+
+// === typed claim headers ===
+
+const TYPED: &str = r#"    claims_to_headers:
+      - {header: x-groups, claim: groups}
+      - {header: x-groups-json, claim: groups, format: json}
+      - {header: x-group, claim: groups, format: first}
+      - {header: x-roles, claim: realm_access.roles}
+      - {header: x-realm, claim: realm_access}
+      - {header: x-user, claim: sub}
+"#;
+
+#[test]
+fn allows_with_claims_rendered_in_each_format() {
+    let e = engine_with(
+        TYPED,
+        "https://idp",
+        "  - name: api\n    match: {}\n    headers: {x-tenant: \"t={{ claims.realm_access.roles | json }}\"}\n",
+    );
+    let t = token(claims_with(json!({
+        "groups": ["admins", "dev"],
+        "realm_access": {"roles": ["a,b", "c"]},
+    })));
+    let d = decide(&e, &Method::GET, "/x", &bearer(&t));
+    let set = set_headers(&d);
+    let want = [
+        ("x-groups", "admins,dev"),
+        ("x-groups-json", r#"["admins","dev"]"#),
+        ("x-group", "admins"),
+        ("x-roles", r#"["a,b","c"]"#),
+        ("x-realm", r#"{"roles":["a,b","c"]}"#),
+        ("x-user", "alice"),
+        ("x-tenant", r#"t=["a,b","c"]"#),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect();
+    assert_eq!(set, want);
+}
+
+#[test]
+fn denies_header_injection_by_leaving_the_header_unset() {
+    let e = engine_with(TYPED, "https://idp", "  - name: api\n    match: {}\n");
+    let t = token(claims_with(json!({
+        "sub": "alice\r\nx-admin: true",
+        "groups": ["ok", "bad\nx-admin: 1"],
+    })));
+    let d = decide(&e, &Method::GET, "/x", &bearer(&t));
+    let set = set_headers(&d);
+    let names: Vec<&str> = set.iter().map(|(n, _)| n.as_str()).collect();
+    // Neither stripped nor mangled: x-user and the csv x-groups are not set at all
+    // (and removed from the request); JSON escapes the newline; `first` is "ok".
+    assert_eq!(names, ["x-groups-json", "x-group"]);
+    assert_eq!(set[0].1, r#"["ok","bad\nx-admin: 1"]"#);
+    assert_eq!(set[1].1, "ok");
+    let gone = removed(&d);
+    assert!(gone.contains(&"x-user".to_owned()) && gone.contains(&"x-groups".to_owned()));
+}
+
+#[test]
+fn rejects_an_unknown_claim_format() {
+    let k = b64::encode(SECRET);
+    let text = format!(
+        "providers:\n  - name: a\n    jwks:\n      inline: {{\"keys\":[{{\"kty\":\"oct\",\"k\":\"{k}\"}}]}}\n    claims_to_headers:\n      - header: x-g\n        claim: groups\n        format: yaml\n"
+    );
+    let e = config::parse(&text, "t.yaml", Path::new("."), &|_| None).unwrap_err();
+    assert_eq!(
+        (e.line, e.field.as_str()),
+        (8, "providers[0].claims_to_headers[0].format"),
+        "{e}"
+    );
+    assert!(e.problem.contains("csv, json, first"), "{e}");
+}
