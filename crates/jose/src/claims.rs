@@ -143,6 +143,9 @@ impl Claims {
 pub struct Validation {
     /// Required `iss` (exact string equality), if any.
     pub issuer: Option<String>,
+    /// Required `iss` as a template binding claims (`.../{tid}/v2.0`), if any:
+    /// checked besides `issuer`.
+    pub issuer_template: Option<crate::IssuerTemplate>,
     /// At least one of these must be in `aud`; empty means `aud` is not checked.
     pub audiences: Vec<String>,
     /// Allowed algorithms; `None` means those of the key set.
@@ -161,6 +164,7 @@ impl Default for Validation {
     fn default() -> Self {
         Validation {
             issuer: None,
+            issuer_template: None,
             audiences: Vec::new(),
             algorithms: None,
             clock_skew_secs: DEFAULT_CLOCK_SKEW_SECS,
@@ -207,6 +211,11 @@ impl Validation {
         }
         if let Some(issuer) = &self.issuer
             && claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str())
+        {
+            return Err(TokenError::IssuerMismatch);
+        }
+        if let Some(template) = &self.issuer_template
+            && !template.matches(claims)
         {
             return Err(TokenError::IssuerMismatch);
         }

@@ -26,6 +26,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzz_logic;
 mod import;
+mod issuer;
 pub mod json;
 mod jwk;
 mod key;
@@ -39,6 +40,7 @@ pub use alg::{Algorithm, AlgorithmSet, Curve, Family, UnsupportedAlgorithm};
 pub use claims::{Claims, DEFAULT_CLOCK_SKEW_SECS, MAX_NUMERIC_DATE, Validation};
 pub use error::{KeyError, Segment, TokenError, TokenReason};
 pub use import::{ImportedKeys, KeyFormat, Secrets, SkipReason, SkippedKey, import_keys};
+pub use issuer::{InvalidIssuerTemplate, IssuerTemplate};
 pub use jwk::{
     MAX_JWKS_BYTES, MAX_JWKS_KEYS, RejectedKey, key_set_from_json, key_set_from_jwks,
     verifying_key_from_jwk,

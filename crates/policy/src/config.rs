@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::HeaderName;
-use portcullis_jose::{Algorithm, AlgorithmSet, KeyFormat, KeySet, Secrets, import_keys};
+use portcullis_jose::{
+    Algorithm, AlgorithmSet, IssuerTemplate, KeyFormat, KeySet, Secrets, import_keys,
+};
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
@@ -241,8 +243,11 @@ pub enum TokenLocation {
 pub struct ProviderConfig {
     /// Name.
     pub name: String,
-    /// Required issuer.
+    /// Required issuer, as written (for a template: the template's text).
     pub issuer: Option<String>,
+    /// The issuer as a template binding claims (`.../{tid}/v2.0`) with its
+    /// optional `tenants` allow-list; `None` for a plain issuer.
+    pub issuer_template: Option<IssuerTemplate>,
     /// Accepted audiences (empty: not checked).
     pub audiences: Vec<String>,
     /// Keys.
@@ -551,6 +556,7 @@ fn validate_provider(
     let RawProvider {
         name,
         issuer,
+        tenants,
         audiences,
         jwks,
         algorithms,
@@ -565,6 +571,7 @@ fn validate_provider(
     if name.is_empty() {
         return Err(cx.err(line, f("name"), "must not be empty"));
     }
+    let (issuer, issuer_template) = issuer_template(cx, line, &f, issuer, tenants)?;
     let jwks_line = jwks.referenced.line();
     let jwks = validate_jwks(cx, jwks_line, &f("jwks"), jwks.value, base_dir)?;
     let algorithms = match algorithms {
@@ -660,6 +667,7 @@ fn validate_provider(
     Ok(ProviderConfig {
         name,
         issuer,
+        issuer_template,
         audiences,
         jwks,
         algorithms,
@@ -670,6 +678,53 @@ fn validate_provider(
         require_exp: require_exp.unwrap_or(true),
         typ,
     })
+}
+
+/// `issuer` and `tenants`: a plain issuer, or a template with its allow-list.
+fn issuer_template(
+    cx: &Ctx<'_>,
+    line: u64,
+    f: &dyn Fn(&str) -> String,
+    issuer: Option<Spanned<String>>,
+    tenants: Option<Spanned<Vec<String>>>,
+) -> Result<(Option<String>, Option<IssuerTemplate>), ConfigError> {
+    let Some(issuer) = issuer else {
+        return match tenants {
+            Some(t) => Err(cx.err(
+                t.referenced.line(),
+                f("tenants"),
+                "needs an issuer template with a {NAME} placeholder",
+            )),
+            None => Ok((None, None)),
+        };
+    };
+    let iss_line = issuer.referenced.line();
+    if !IssuerTemplate::is_template(&issuer.value) {
+        if let Some(t) = tenants {
+            return Err(cx.err(
+                t.referenced.line(),
+                f("tenants"),
+                "needs an issuer template with a {NAME} placeholder",
+            ));
+        }
+        return Ok((Some(issuer.value), None));
+    }
+    let tenants = match tenants {
+        None => None,
+        Some(t) => {
+            if t.value.is_empty() || t.value.iter().any(|v| v.is_empty() || v.contains('/')) {
+                return Err(cx.err(
+                    t.referenced.line(),
+                    f("tenants"),
+                    "must list at least one value, none empty or holding a '/'",
+                ));
+            }
+            Some(t.value)
+        }
+    };
+    let template = IssuerTemplate::try_new(&issuer.value, tenants)
+        .map_err(|e| cx.err(iss_line.max(line), f("issuer"), e))?;
+    Ok((Some(issuer.value), Some(template)))
 }
 
 fn validate_location(

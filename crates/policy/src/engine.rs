@@ -16,6 +16,7 @@ use crate::config::{
 };
 use crate::decision::{Allow, Decision, Deny, DenyReason, Identity, TokenHints};
 use crate::extract::{Found, find};
+use crate::issuer_index::IssuerIndex;
 use crate::keyslot::{KeySlot, KeySnapshot};
 use crate::request::AuthRequest;
 
@@ -87,6 +88,8 @@ pub struct Engine {
     /// parsed, and otherwise only the token, shared with the cache key. A claim set
     /// parsed in full takes about eight times the bytes of its JSON.
     kept_claims: Vec<String>,
+    /// Providers by the issuer they accept.
+    issuers: IssuerIndex,
 }
 
 impl Engine {
@@ -105,7 +108,12 @@ impl Engine {
             .into_iter()
             .map(|config| {
                 let validation = Validation {
-                    issuer: config.issuer.clone(),
+                    // A template is checked as one (exact equality would refuse every token).
+                    issuer: config
+                        .issuer
+                        .clone()
+                        .filter(|_| config.issuer_template.is_none()),
+                    issuer_template: config.issuer_template.clone(),
                     audiences: config.audiences.clone(),
                     algorithms: config.algorithms,
                     clock_skew_secs: config.clock_skew_secs,
@@ -135,6 +143,7 @@ impl Engine {
         }
         let identity_spellings = identity_headers.iter().flat_map(other_spellings).collect();
         let kept_claims = claims_rules_read(&rules);
+        let issuers = IssuerIndex::new(&providers.iter().map(|p| &p.config).collect::<Vec<_>>());
         let cache = (limits.token_cache_entries > 0)
             .then(|| TokenCache::new(limits.token_cache_entries, limits.token_cache_bytes));
         Engine {
@@ -153,6 +162,7 @@ impl Engine {
             limits,
             reading,
             kept_claims,
+            issuers,
         }
     }
 
@@ -379,20 +389,7 @@ impl Engine {
         } else {
             None
         };
-        let mut order: Vec<usize> = candidates
-            .iter()
-            .copied()
-            .filter(|&i| {
-                self.providers[i].config.issuer.as_deref() == claimed_iss.as_deref()
-                    && claimed_iss.is_some()
-            })
-            .collect();
-        order.extend(
-            candidates
-                .iter()
-                .copied()
-                .filter(|&i| self.providers[i].config.issuer.is_none()),
-        );
+        let mut order = self.issuers.order(claimed_iss.as_deref(), candidates);
         if order.is_empty() {
             // No provider claims this issuer: let the first one explain why.
             order.extend(candidates.first().copied());

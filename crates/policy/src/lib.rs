@@ -13,6 +13,7 @@ pub mod config;
 mod decision;
 mod engine;
 mod extract;
+mod issuer_index;
 // Fuzzing entry points with fixed secrets: never in a release build.
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]

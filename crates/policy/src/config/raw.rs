@@ -66,8 +66,11 @@ pub struct RawLimits {
 pub struct RawProvider {
     /// Unique name, used by rules.
     pub name: String,
-    /// Required `iss`.
-    pub issuer: Option<String>,
+    /// Required `iss`, or a template (`https://login.microsoftonline.com/{tid}/v2.0`)
+    /// whose `{NAME}` binds to the token's claim `NAME`.
+    pub issuer: Option<Spanned<String>>,
+    /// Allow-list for the value an issuer template binds.
+    pub tenants: Option<Spanned<Vec<String>>>,
     /// The token's `aud` must hold at least one of these.
     #[serde(default)]
     pub audiences: Vec<String>,

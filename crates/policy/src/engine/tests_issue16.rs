@@ -228,3 +228,143 @@ fn rejects_an_unknown_claim_format() {
     );
     assert!(e.problem.contains("csv, json, first"), "{e}");
 }
+
+// === issuer templates ===
+
+const T1: &str = "11111111-2222-3333-4444-555555555555";
+const T2: &str = "22222222-2222-3333-4444-555555555555";
+const T3: &str = "33333333-2222-3333-4444-555555555555";
+
+fn entra(tid: &str, claimed_tid: Option<&str>) -> String {
+    let mut c =
+        claims_with(json!({"iss": format!("https://login.microsoftonline.com/{tid}/v2.0")}));
+    if let Some(t) = claimed_tid {
+        c["tid"] = json!(t);
+    }
+    token(c)
+}
+
+fn tenant_engine(rules: &str) -> Engine {
+    engine_with(
+        &format!(
+            "    tenants: [{T1}, {T2}]\n    claims_to_headers:\n      - {{header: x-tenant, claim: tid}}\n"
+        ),
+        "https://login.microsoftonline.com/{tid}/v2.0",
+        rules,
+    )
+}
+
+#[test]
+fn allows_two_tenants_under_one_templated_provider() {
+    let e = tenant_engine("  - name: api\n    match: {}\n");
+    for tid in [T1, T2] {
+        let d = decide(&e, &Method::GET, "/x", &bearer(&entra(tid, Some(tid))));
+        assert_eq!(set_headers(&d), [("x-tenant".to_owned(), tid.to_owned())]);
+    }
+}
+
+#[test]
+fn denies_a_third_tenant_and_tokens_whose_iss_and_tid_disagree() {
+    let e = tenant_engine("  - name: api\n    match: {}\n");
+    for (t, why) in [
+        (entra(T3, Some(T3)), "tenant not on the list"),
+        (entra(T1, Some(T2)), "iss names T1, tid T2"),
+        (entra(T2, Some(T1)), "iss names T2, tid T1"),
+        (entra(T1, None), "no tid"),
+        (entra(&format!("{T1}/x"), Some(T1)), "two segments"),
+        (token(claims_with(json!({"tid": T1}))), "another issuer"),
+    ] {
+        let d = decide(&e, &Method::GET, "/x", &bearer(&t));
+        assert_eq!((d.status(), reason(&d)), (401, "issuer_mismatch"), "{why}");
+    }
+    // Without an allow-list, any tenant whose iss and tid agree.
+    let open = engine_with(
+        "",
+        "https://login.microsoftonline.com/{tid}/v2.0",
+        "  - name: api\n    match: {}\n",
+    );
+    assert_eq!(
+        reason(&decide(
+            &open,
+            &Method::GET,
+            "/x",
+            &bearer(&entra(T3, Some(T3)))
+        )),
+        "allow"
+    );
+    let d = decide(&open, &Method::GET, "/x", &bearer(&entra(T3, Some(T1))));
+    assert_eq!(reason(&d), "issuer_mismatch");
+}
+
+#[test]
+fn rules_read_the_bound_tenant_as_its_claim() {
+    let e = tenant_engine(&format!(
+        "  - name: t1-only\n    match: {{path: /t1}}\n    claims: {{tid: [{T1}]}}\n    headers: {{x-org: \"org-{{{{ claims.tid }}}}\"}}\n"
+    ));
+    let d = decide(&e, &Method::GET, "/t1", &bearer(&entra(T1, Some(T1))));
+    assert!(set_headers(&d).contains(&("x-org".to_owned(), format!("org-{T1}"))));
+    let d = decide(&e, &Method::GET, "/t1", &bearer(&entra(T2, Some(T2))));
+    assert_eq!((d.status(), reason(&d)), (403, "claim_mismatch"));
+}
+
+#[test]
+fn finds_the_templated_provider_among_others_by_its_prefix() {
+    let k = b64::encode(SECRET);
+    let other = format!(
+        "  - name: plain\n    issuer: https://idp\n    audiences: [api]\n    jwks:\n      inline: {{\"keys\":[{{\"kty\":\"oct\",\"k\":\"{k}\",\"kid\":\"h1\"}}]}}\n    claims_to_headers:\n      - {{header: x-provider, claim: iss}}\n"
+    );
+    let e = engine_with(
+        &other,
+        "https://login.microsoftonline.com/{tid}/v2.0",
+        "  - name: api\n    match: {}\n",
+    );
+    let d = decide(&e, &Method::GET, "/x", &bearer(&entra(T3, Some(T3))));
+    let Decision::Allow(a) = &d else {
+        panic!("{d:?}")
+    };
+    assert_eq!(&*a.identity.as_ref().unwrap().provider, "corp");
+    let d = decide(
+        &e,
+        &Method::GET,
+        "/x",
+        &bearer(&token(claims_with(json!({})))),
+    );
+    let Decision::Allow(a) = &d else {
+        panic!("{d:?}")
+    };
+    assert_eq!(&*a.identity.as_ref().unwrap().provider, "plain");
+    let d = decide(&e, &Method::GET, "/x", &bearer(&entra(T3, Some(T1))));
+    assert_eq!(reason(&d), "issuer_mismatch");
+}
+
+#[test]
+fn rejects_bad_issuer_templates_and_stray_tenants() {
+    let k = b64::encode(SECRET);
+    for (issuer, tenants, field) in [
+        ("https://x/{tid", "", "providers[0].issuer"),
+        ("https://x/{a}{b}", "", "providers[0].issuer"),
+        (
+            "https://{a}.x/{b}",
+            "    tenants: [t]\n",
+            "providers[0].issuer",
+        ),
+        ("https://x/", "    tenants: [t]\n", "providers[0].tenants"),
+        (
+            "https://x/{tid}",
+            "    tenants: []\n",
+            "providers[0].tenants",
+        ),
+        (
+            "https://x/{tid}",
+            "    tenants: [a/b]\n",
+            "providers[0].tenants",
+        ),
+    ] {
+        let text = format!(
+            "providers:\n  - name: a\n    issuer: \"{issuer}\"\n{tenants}    jwks:\n      inline: {{\"keys\":[{{\"kty\":\"oct\",\"k\":\"{k}\"}}]}}\n"
+        );
+        let e = config::parse(&text, "t.yaml", Path::new("."), &|_| None).unwrap_err();
+        assert_eq!(e.field, field, "{issuer}: {e}");
+        assert!(e.line >= 2, "{e}");
+    }
+}
