@@ -12,6 +12,7 @@ mod clock;
 pub mod config;
 mod decision;
 mod engine;
+pub mod explain;
 mod extract;
 // Fuzzing entry points with fixed secrets: never in a release build.
 #[cfg(any(test, feature = "fuzzing"))]
