@@ -617,15 +617,7 @@ impl Engine {
                     TokenOutcome::Rejected(&r.error, r.signed.as_deref().map(|s| (&s.0, &s.1)))
                 }
             };
-            explain::token_steps(
-                trace,
-                &provider.config,
-                &provider.validation,
-                keys,
-                token,
-                outcome,
-                now,
-            );
+            explain::token_steps(trace, provider, keys, token, outcome, now);
         }
         match verified {
             Ok(jwt) => {

@@ -10,14 +10,19 @@
 //! Nothing here ever holds the token itself: steps name where it was found,
 //! its header and its claims.
 
+mod request;
+
 use std::time::{Duration, UNIX_EPOCH};
 
-use portcullis_jose::{Claims, CompactJws, Header, KeySet, TokenError, Validation, VerifyingKey};
+use portcullis_jose::{Claims, CompactJws, Header, KeySet, TokenError, VerifyingKey};
 use serde_json::{Value, json};
 
 use crate::config::{Access, JwksSource, ProviderConfig, RuleConfig, TokenLocation};
 use crate::decision::{Decision, Deny};
+use crate::engine::Provider;
 use crate::matcher::{HostPattern, PathPattern};
+
+pub use request::{ExplainRequest, InvalidExplainRequest, MAX_EXPLAIN_BODY};
 
 /// One step of a decision.
 #[derive(Clone, Debug, Eq, PartialEq)]
@@ -313,13 +318,13 @@ pub(crate) enum TokenOutcome<'a> {
 /// not reached and are left out.
 pub(crate) fn token_steps(
     trace: &mut impl Trace,
-    provider: &ProviderConfig,
-    validation: &Validation,
+    checker: &Provider,
     keys: &KeySet,
     token: &str,
     outcome: TokenOutcome<'_>,
     now: i64,
 ) {
+    let (provider, validation) = (checker.config(), checker.validation());
     let (header, claims, key, error) = match outcome {
         TokenOutcome::Verified(h, c, k) => (Some(h.clone()), Some(c), Some(k), None),
         TokenOutcome::Rejected(e, signed) => {
@@ -391,6 +396,14 @@ pub(crate) fn token_steps(
         .as_ref()
         .and_then(|h| h.kid().map(|k| format!("{k:?}")))
         .unwrap_or_else(|| "none".to_owned());
+    let source = match checker.slot().status().fetched_at {
+        Some(at) => format!(
+            "{} (published {})",
+            key_source(provider),
+            human_time(at as f64)
+        ),
+        None => key_source(provider),
+    };
     trace.step(|| {
         let detail = match key {
             Some(k) => format!(
@@ -402,17 +415,15 @@ pub(crate) fn token_steps(
                     .map(|a| a.name())
                     .collect::<Vec<_>>()
                     .join(", "),
-                key_source(provider),
+                source,
             ),
             None if failed(Stage::Key) => format!(
-                "no key fits: the token names kid {asked}, the provider has [{}] from {}",
+                "no key fits: the token names kid {asked}, the provider has [{}] from {source}",
                 known.join(", "),
-                key_source(provider)
             ),
             None => format!(
-                "the token names kid {asked}; a key of [{}] from {} verified it",
+                "the token names kid {asked}; a key of [{}] from {source} verified it",
                 known.join(", "),
-                key_source(provider)
             ),
         };
         Step::new("key", !failed(Stage::Key), detail)

@@ -19,6 +19,7 @@ mod extract;
 #[doc(hidden)]
 pub mod fuzz_logic;
 mod keyslot;
+mod keystatus;
 pub mod matcher;
 mod provider_metadata;
 mod request;
@@ -29,6 +30,7 @@ pub use config::{Config, ConfigError, ConfigWarning, RequestReading, parse_durat
 pub use decision::{Allow, Decision, Deny, DenyReason, DenyStatus, Identity, TokenHints};
 pub use engine::{CacheStats, Engine, Provider};
 pub use keyslot::{Changed, KeySlot, KeySnapshot, RefetchHook};
+pub use keystatus::KeyStatus;
 pub use provider_metadata::{
     IgnoredMember, InvalidEndpoint, InvalidProviderMetadata, ProviderMetadata,
 };
