@@ -34,6 +34,9 @@ pub enum AppError {
     /// `verify --config`: the token is invalid (exit 1).
     #[error("{0}")]
     Invalid(String),
+    /// A command's input is not usable (exit 2).
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl AppError {
@@ -45,7 +48,8 @@ impl AppError {
             AppError::Config(_)
             | AppError::ReadConfig { .. }
             | AppError::Bind { .. }
-            | AppError::Runtime(_) => 2,
+            | AppError::Runtime(_)
+            | AppError::Usage(_) => 2,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod demo;
 mod error;
+mod explain;
 mod listener;
 mod logging;
 mod runtime;
@@ -14,6 +15,7 @@ mod verify;
 
 pub use demo::{DemoOptions, run_demo};
 pub use error::AppError;
+pub use explain::explain_with_config;
 pub use logging::{LogFormat, LogTarget, init_logging};
 pub use runtime::load_config;
 pub use serve::{ServeOptions, run_serve};

@@ -45,6 +45,10 @@ pub(crate) enum Command {
     ///
     /// Example: portcullis verify --jwks jwks.json --issuer https://issuer --audience api "$TOKEN"
     Verify(VerifyArgs),
+    /// Explain how the server would decide a request, step by step: exit 0 allow, 1 deny.
+    ///
+    /// Example: portcullis explain --config portcullis.yaml --url https://api.example.com/admin "$TOKEN"
+    Explain(ExplainArgs),
     /// Turn another product's auth config into a Portcullis config (printed on stdout).
     ///
     /// Reads Istio RequestAuthentication + AuthorizationPolicy, Ambassador Filter +
@@ -200,6 +204,27 @@ pub(crate) struct VerifyArgs {
     #[arg(long)]
     pub(crate) typ: Option<String>,
     /// The token, or `-` (or nothing) to read it from stdin.
+    pub(crate) token: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExplainArgs {
+    /// The config to decide by (remote keys are fetched once).
+    #[arg(long, env = "PORTCULLIS_CONFIG")]
+    pub(crate) config: PathBuf,
+    /// The original request's method.
+    #[arg(long, default_value = "GET")]
+    pub(crate) method: String,
+    /// The original request's URL (https://host/path?query).
+    #[arg(long)]
+    pub(crate) url: String,
+    /// A request header, `Name: value`; repeat for several.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub(crate) headers: Vec<String>,
+    /// Print the explanation as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// The token (placed where each provider looks first), or `-` to read it from stdin.
     pub(crate) token: Option<String>,
 }
 

@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         Command::Mint(a) => cmd::mint::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Verify(a) => cmd::verify::run(a),
+        Command::Explain(a) => cmd::explain::run(a),
         Command::Import(a) => cmd::import::run(a),
     };
     match result {

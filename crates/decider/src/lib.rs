@@ -5,6 +5,7 @@
 
 mod frontend;
 mod metrics;
+mod request_id;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use portcullis_policy::{AuthRequest, CacheStats, Clock, Decision, Engine, System
 
 pub use frontend::Frontend;
 pub use metrics::{FetchOutcome, Metrics, MetricsFormat, ReloadOutcome};
+pub use request_id::{MAX_REQUEST_ID, request_id};
 
 /// How long a request waits for a key refetch started because of its unknown `kid`.
 pub const REFETCH_WAIT: Duration = Duration::from_secs(2);
@@ -88,6 +90,7 @@ impl Decider {
                 }
             }
         }
+        name_request(&mut decision, req);
         self.metrics.record(&decision, frontend, started.elapsed());
         log(&decision, req, frontend);
         decision
@@ -101,7 +104,8 @@ impl Decider {
         req: &AuthRequest<'_>,
         frontend: Frontend,
     ) -> Decision {
-        let decision = Decision::Deny(deny);
+        let mut decision = Decision::Deny(deny);
+        name_request(&mut decision, req);
         self.metrics.record(&decision, frontend, Duration::ZERO);
         log(&decision, req, frontend);
         decision
@@ -113,8 +117,43 @@ pub fn now() -> i64 {
     SystemClock.now()
 }
 
+/// Gives a deny (or the deny a dry-run rule would answer) the request's ID.
+fn name_request(decision: &mut Decision, req: &AuthRequest<'_>) {
+    let deny = match decision {
+        Decision::Deny(d) => d,
+        Decision::Allow(a) => match a.dry_run.as_deref_mut() {
+            Some(d) => d,
+            None => return,
+        },
+    };
+    if deny.request_id.is_none() {
+        deny.request_id = Some(request_id(req.headers));
+    }
+}
+
 fn log(decision: &Decision, req: &AuthRequest<'_>, frontend: Frontend) {
     match decision {
+        // A dry-run rule that would have denied: logged like a deny, at info.
+        Decision::Allow(a) if a.dry_run.is_some() => {
+            if let Some(d) = a.dry_run.as_deref() {
+                tracing::info!(
+                    frontend = frontend.as_str(),
+                    status = d.status(),
+                    reason = d.reason.as_str(),
+                    rule = d.rule.as_deref(),
+                    provider = d.provider.as_deref(),
+                    kid = d.token_hints.kid.as_deref(),
+                    iss = d.token_hints.iss.as_deref(),
+                    sub = d.token_hints.sub.as_deref(),
+                    request_id = d.request_id.as_deref(),
+                    method = req.method.as_str(),
+                    host = clip(req.host),
+                    path = clip(req.path),
+                    detail = d.detail.as_str(),
+                    "dry run: would deny (allowed)"
+                );
+            }
+        }
         Decision::Allow(a) => tracing::debug!(
             frontend = frontend.as_str(),
             rule = &*a.rule,
@@ -124,7 +163,7 @@ fn log(decision: &Decision, req: &AuthRequest<'_>, frontend: Frontend) {
             "allow"
         ),
         // One line per deny: rule, provider, reason; never the token (at most kid, iss, sub).
-        Decision::Deny(d) => tracing::warn!(
+        Decision::Deny(d) => tracing::info!(
             frontend = frontend.as_str(),
             status = d.status(),
             reason = d.reason.as_str(),
@@ -133,6 +172,7 @@ fn log(decision: &Decision, req: &AuthRequest<'_>, frontend: Frontend) {
             kid = d.token_hints.kid.as_deref(),
             iss = d.token_hints.iss.as_deref(),
             sub = d.token_hints.sub.as_deref(),
+            request_id = d.request_id.as_deref(),
             method = req.method.as_str(),
             peer = req
                 .peer

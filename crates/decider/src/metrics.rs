@@ -39,6 +39,13 @@ struct DecisionLabels {
 }
 
 #[derive(Clone, Debug, EncodeLabelSet, Eq, Hash, PartialEq)]
+struct DryRunLabels {
+    frontend: Frontend,
+    reason: &'static str,
+    rule: Name,
+}
+
+#[derive(Clone, Debug, EncodeLabelSet, Eq, Hash, PartialEq)]
 struct FrontendLabel {
     frontend: Frontend,
 }
@@ -84,6 +91,7 @@ pub enum ReloadOutcome {
 pub struct Metrics {
     registry: Registry,
     decisions: Family<DecisionLabels, Counter>,
+    dry_runs: Family<DryRunLabels, Counter>,
     latency: Family<FrontendLabel, Histogram>,
     /// The latency series of the frontends every server runs, resolved once and
     /// indexed by [`Frontend::served_index`]: the family's lookup hashes the labels
@@ -136,6 +144,12 @@ impl Metrics {
             "Decisions by frontend, result, reason, rule and provider",
             decisions.clone(),
         );
+        let dry_runs = Family::<DryRunLabels, Counter>::default();
+        registry.register(
+            "portcullis_dry_run_denies",
+            "Requests a `mode: dry_run` rule would have denied (and allowed), by frontend, reason and rule",
+            dry_runs.clone(),
+        );
         let latency = Family::<FrontendLabel, Histogram>::new_with_constructor(|| {
             Histogram::new([
                 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
@@ -172,6 +186,7 @@ impl Metrics {
         Metrics {
             registry,
             decisions,
+            dry_runs,
             latency,
             served_latency,
             fetches,
@@ -205,6 +220,17 @@ impl Metrics {
             },
         };
         self.decisions.get_or_create(&labels).inc();
+        if let Decision::Allow(a) = decision
+            && let Some(d) = a.dry_run.as_deref()
+        {
+            self.dry_runs
+                .get_or_create(&DryRunLabels {
+                    frontend,
+                    reason: d.reason.as_str(),
+                    rule: Name(d.rule.clone()),
+                })
+                .inc();
+        }
         let seconds = elapsed.as_secs_f64();
         match frontend.served_index() {
             Some(i) => self.served_latency[i].observe(seconds),

@@ -97,6 +97,7 @@ async fn check(path: &Path, seen: &mut Option<(SystemTime, u64)>, publisher: &Pu
         load(path, publisher).await;
     } else if stamp.is_none() && seen.is_none() {
         tracing::warn!(provider = %publisher.providers(), path = %path.display(), "key file missing");
+        publisher.note_error(&format_args!("{}: missing", path.display()));
         *seen = Some((SystemTime::UNIX_EPOCH, u64::MAX));
     }
 }
@@ -108,6 +109,7 @@ async fn load(path: &Path, publisher: &Publisher) {
         Err(e) => {
             publisher.report(FetchOutcome::Error);
             tracing::warn!(provider = %publisher.providers(), path = %path.display(), error = %e, "key file unreadable");
+            publisher.note_error(&format_args!("{}: {e}", path.display()));
             return;
         }
     };
@@ -125,6 +127,7 @@ async fn load(path: &Path, publisher: &Publisher) {
         Err(e) => {
             publisher.report(FetchOutcome::Invalid);
             tracing::warn!(provider = %publisher.providers(), path = %path.display(), error = %e, kept_last_good = publisher.is_ready(), "key file unusable");
+            publisher.note_error(&format_args!("{}: {e}", path.display()));
         }
     }
 }

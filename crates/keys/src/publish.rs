@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use portcullis_jose::{KeyFormat, KeySet, Secrets};
-use portcullis_policy::{KeySlot, ProviderMetadata};
+use portcullis_policy::{Clock as _, KeySlot, ProviderMetadata, SystemClock};
 
 use crate::error::InvalidKeys;
 
@@ -169,6 +169,32 @@ impl Publisher {
         tracing::info!(provider = &*outlet.provider, keys = keys.len(), kids = ?kids, "key set published");
         self.report.keys(&outlet.provider, keys.len());
         outlet.slot.store(keys.clone());
+        let now = SystemClock.now();
+        outlet.slot.update_status(|s| {
+            s.fetched_at = Some(now);
+            s.last_error = None;
+        });
+    }
+
+    /// Notes, for people, a failed fetch or read (the last good keys stay).
+    pub fn note_error(&self, error: &dyn fmt::Display) {
+        let now = SystemClock.now();
+        let text = error.to_string();
+        for outlet in self.outlets.iter() {
+            outlet
+                .slot
+                .update_status(|s| s.last_error = Some((now, text.clone())));
+        }
+    }
+
+    /// Notes, for people, when the source fetches next.
+    pub fn note_next_refresh(&self, after: std::time::Duration) {
+        let at = SystemClock
+            .now()
+            .saturating_add(i64::try_from(after.as_secs()).unwrap_or(i64::MAX));
+        for outlet in self.outlets.iter() {
+            outlet.slot.update_status(|s| s.next_refresh = Some(at));
+        }
     }
 }
 

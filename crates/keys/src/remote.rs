@@ -60,11 +60,13 @@ impl<F: Fetch> RemoteSource<F> {
                 }
                 Err(e) => {
                     tracing::warn!(provider = %publisher.providers(), error = %e, kept_last_good = publisher.is_ready(), retry_in = ?backoff, "key fetch failed");
+                    publisher.note_error(&e);
                     let wait = backoff;
                     backoff = (backoff * 2).min(tuning.refresh.min(MAX_BACKOFF));
                     wait
                 }
             };
+            publisher.note_next_refresh(next);
             tokio::select! {
                 () = tokio::time::sleep(next) => {}
                 () = wake.notified() => {}

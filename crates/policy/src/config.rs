@@ -282,6 +282,16 @@ pub enum Access {
     Optional,
 }
 
+/// Whether a rule's denies are answered (`mode:`).
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub enum RuleMode {
+    /// Log and count the deny it would answer, and allow.
+    DryRun,
+    /// Answer its decisions (the default).
+    #[default]
+    Enforce,
+}
+
 /// A validated rule.
 #[derive(Clone, Debug)]
 pub struct RuleConfig {
@@ -303,6 +313,8 @@ pub struct RuleConfig {
     pub scopes: Vec<String>,
     /// Templated headers.
     pub headers: Vec<(HeaderName, Template)>,
+    /// `enforce`, or `dry_run`: a deny is logged and counted, and the request allowed.
+    pub mode: RuleMode,
 }
 
 struct Ctx<'a> {
@@ -910,6 +922,7 @@ fn validate_rule(
         claims,
         scopes,
         headers,
+        mode,
     } = r;
     let f = |field: &str| format!("rules[{i}].{field}");
     if name.is_empty() {
@@ -1047,6 +1060,20 @@ fn validate_rule(
         claims,
         scopes,
         headers,
+        mode: match mode {
+            None => RuleMode::Enforce,
+            Some(m) => match m.value.as_str() {
+                "enforce" => RuleMode::Enforce,
+                "dry_run" => RuleMode::DryRun,
+                other => {
+                    return Err(cx.err(
+                        m.referenced.line(),
+                        f("mode"),
+                        format!("{other:?} is not enforce or dry_run"),
+                    ));
+                }
+            },
+        },
     })
 }
 

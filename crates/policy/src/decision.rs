@@ -135,6 +135,9 @@ pub struct Allow {
     pub remove_headers: Vec<HeaderName>,
     /// How long the answer may be cached (seconds until `exp`), `None`: not at all.
     pub cache_max_age: Option<u64>,
+    /// The deny a `mode: dry_run` rule would have answered, had it not been in
+    /// dry-run mode (logged and counted as such).
+    pub dry_run: Option<Box<Deny>>,
 }
 
 /// Deny the request. Its status is derived from its reason (and a redirect), never
@@ -156,6 +159,9 @@ pub struct Deny {
     /// When set, the deny was for an unknown `kid` and a key refresh was started for
     /// this provider: a frontend may wait briefly for it and decide again.
     pub refetch_started: Option<usize>,
+    /// The request's ID (from `x-request-id`, else made up), set by whoever logs the
+    /// deny, for the log line and the `{{ request_id }}` of a deny template.
+    pub request_id: Option<String>,
 }
 
 /// What may be logged about a denied token (never the token itself).
@@ -215,6 +221,7 @@ impl Deny {
             detail,
             token_hints: TokenHints::default(),
             refetch_started: None,
+            request_id: None,
         }
     }
 

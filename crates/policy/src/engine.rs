@@ -12,9 +12,10 @@ use serde_json::Value;
 use crate::cache::{CachedToken, TokenCache};
 use crate::canonical::{canonical_host, canonical_path};
 use crate::config::{
-    Access, Config, Limits, ProviderConfig, RequestReading, RuleConfig, TokenLocation,
+    Access, Config, Limits, ProviderConfig, RequestReading, RuleConfig, RuleMode, TokenLocation,
 };
 use crate::decision::{Allow, Decision, Deny, DenyReason, Identity, TokenHints};
+use crate::explain::{self, Explanation, NoTrace, Recorder, Step, TokenOutcome, Trace};
 use crate::extract::{Found, find};
 use crate::issuer_index::IssuerIndex;
 use crate::keyslot::{KeySlot, KeySnapshot};
@@ -217,25 +218,89 @@ impl Engine {
 
     /// Decides a request at `now` (seconds since the epoch).
     pub fn decide(&self, req: &AuthRequest<'_>, now: i64) -> Decision {
+        self.decide_traced(req, now, &mut NoTrace)
+    }
+
+    /// Decides a request and explains each step (`portcullis explain`, admin
+    /// `POST /explain`): the same decision as [`Engine::decide`], but the token
+    /// cache is neither read nor filled and no key refetch is asked for.
+    pub fn explain(&self, req: &AuthRequest<'_>, now: i64) -> Explanation {
+        let mut recorder = Recorder::default();
+        let decision = self.decide_traced(req, now, &mut recorder);
+        Explanation::new(&decision, recorder.into_steps())
+    }
+
+    /// [`Engine::decide`], reporting each step to `trace`.
+    pub fn decide_traced<T: Trace>(
+        &self,
+        req: &AuthRequest<'_>,
+        now: i64,
+        trace: &mut T,
+    ) -> Decision {
+        match self.decide_rules(req, now, trace) {
+            Decision::Deny(d) if self.is_dry_run(d.rule.as_deref()) => {
+                trace.step(|| {
+                    Step::new(
+                        "dry_run",
+                        true,
+                        format!(
+                            "the rule is in dry-run mode: it would deny ({} {}), and allows",
+                            d.status(),
+                            d.reason
+                        ),
+                    )
+                });
+                Decision::Allow(self.dry_run_allow(d))
+            }
+            decision => decision,
+        }
+    }
+
+    fn decide_rules<T: Trace>(&self, req: &AuthRequest<'_>, now: i64, trace: &mut T) -> Decision {
         // Every request is read the one canonical way, even when the proxy names the
         // rule: what cannot be read one way only is refused, never defaulted.
         let path = match canonical_path(req.path, self.reading.escaped_slashes) {
             Ok(path) => path,
-            Err(e) => return Decision::Deny(Deny::request_invalid(format!("path: {e}"))),
+            Err(e) => {
+                trace.step(|| Step::new("request", false, format!("path {:?}: {e}", req.path)));
+                return Decision::Deny(Deny::request_invalid(format!("path: {e}")));
+            }
         };
         let host = match canonical_host(req.host) {
             Ok(host) => host,
-            Err(e) => return Decision::Deny(Deny::request_invalid(format!("host: {e}"))),
+            Err(e) => {
+                trace.step(|| Step::new("request", false, format!("host {:?}: {e}", req.host)));
+                return Decision::Deny(Deny::request_invalid(format!("host: {e}")));
+            }
         };
         if let Some(trick) = self.header_trick(req) {
+            trace.step(|| Step::new("request", false, trick.clone()));
             return Decision::Deny(Deny::request_invalid(trick));
         }
+        trace.step(|| {
+            Step::new(
+                "request",
+                true,
+                format!("read as {} {host}{path}", req.method),
+            )
+        });
         let rule = match req.rule {
-            Some(name) => self.rules.iter().find(|r| &*r.name == name),
-            None => self
-                .rules
-                .iter()
-                .find(|r| matches(&r.config, req.method, &host, &path)),
+            Some(name) => {
+                let rule = self.rules.iter().find(|r| &*r.name == name);
+                trace.step(|| {
+                    Step::new(
+                        "rule",
+                        rule.is_some(),
+                        format!("rule {name:?} named by the proxy (no matching)"),
+                    )
+                });
+                rule
+            }
+            None => self.rules.iter().find(|r| {
+                let matched = matches(&r.config, req.method, &host, &path);
+                trace.step(|| explain::rule_step(&r.config, matched, req.method, &host, &path));
+                matched
+            }),
         };
         let Some(rule) = rule else {
             return Decision::Deny(deny(
@@ -260,7 +325,7 @@ impl Engine {
             }
             Access::Authenticated | Access::Optional => {}
         }
-        let (token, candidates, location) = match self.find_token(rule, req) {
+        let (token, candidates, location) = match self.find_token(rule, req, trace) {
             Ok(found) => found,
             // `allow: optional`: no token at all is anonymous; a malformed or a
             // second, different token is still refused.
@@ -272,7 +337,7 @@ impl Engine {
             }
             Err(d) => return Decision::Deny(*d),
         };
-        let identity = match self.verify(&token, &candidates, rule, now) {
+        let identity = match self.verify(&token, &candidates, rule, now, trace) {
             Ok(identity) => identity,
             Err(d) => return Decision::Deny(*d),
         };
@@ -285,7 +350,7 @@ impl Engine {
             rule_reads_claims(&rule.config).then(|| Cow::Borrowed(identity.1.kept_claims()))
         };
         if let Some(claims) = &claims
-            && let Err(d) = authorize(rule, req, claims)
+            && let Err(d) = authorize(rule, req, claims, trace)
         {
             let mut d = *d;
             d.provider = Some(provider.name.clone());
@@ -301,12 +366,37 @@ impl Engine {
         Decision::Allow(allow)
     }
 
+    /// Whether the rule named `rule` only reports what it would decide.
+    fn is_dry_run(&self, rule: Option<&str>) -> bool {
+        rule.is_some_and(|name| {
+            self.rules
+                .iter()
+                .any(|r| &*r.name == name && r.config.mode == RuleMode::DryRun)
+        })
+    }
+
+    /// The allow of a dry-run rule that would have denied: no identity, every
+    /// identity header removed (none was earned), not cacheable.
+    fn dry_run_allow(&self, deny: Deny) -> Allow {
+        let mut remove_headers = self.identity_headers.clone();
+        self.add_other_spellings(&mut remove_headers);
+        Allow {
+            rule: deny.rule.clone().unwrap_or_else(|| Arc::from("")),
+            identity: None,
+            set_headers: Vec::new(),
+            remove_headers,
+            cache_max_age: None,
+            dry_run: Some(Box::new(deny)),
+        }
+    }
+
     /// The token, the providers that may have issued it, and where it was.
     #[expect(clippy::type_complexity, reason = "private helper")]
     fn find_token<'r>(
         &self,
         rule: &Rule,
         req: &AuthRequest<'r>,
+        trace: &mut impl Trace,
     ) -> Result<(Cow<'r, str>, Vec<usize>, Option<&TokenLocation>), Box<Deny>> {
         let query = req.query();
         let mut token: Option<Cow<'r, str>> = None;
@@ -318,6 +408,17 @@ impl Engine {
                 match find(loc, req.headers, query) {
                     Found::Absent => {}
                     Found::Malformed(why) => {
+                        trace.step(|| {
+                            Step::new(
+                                "token",
+                                false,
+                                format!(
+                                    "{} of provider {:?}: {why}",
+                                    explain::location(loc),
+                                    provider.name
+                                ),
+                            )
+                        });
                         return Err(boxed(
                             DenyReason::TokenMalformed,
                             Some(&rule.name),
@@ -328,6 +429,16 @@ impl Engine {
                     Found::Token(t) => {
                         match &token {
                             Some(existing) if *existing != t => {
+                                trace.step(|| {
+                                    Step::new(
+                                        "token",
+                                        false,
+                                        format!(
+                                            "{} holds another token than the one found first",
+                                            explain::location(loc)
+                                        ),
+                                    )
+                                });
                                 return Err(boxed(
                                     DenyReason::TokenMalformed,
                                     Some(&rule.name),
@@ -348,6 +459,36 @@ impl Engine {
                 }
             }
         }
+        trace.step(|| match (&token, location) {
+            (Some(t), Some(loc)) => {
+                let names: Vec<&str> = candidates
+                    .iter()
+                    .map(|&i| &*self.providers[i].name)
+                    .collect();
+                Step::new(
+                    "token",
+                    true,
+                    format!(
+                        "{} bytes in {}, for providers [{}]",
+                        t.len(),
+                        explain::location(loc),
+                        names.join(", ")
+                    ),
+                )
+            }
+            _ => {
+                let mut places: Vec<String> = Vec::new();
+                for &idx in &rule.config.providers {
+                    for loc in &self.providers[idx].config.locations {
+                        let place = explain::location(loc);
+                        if !places.contains(&place) {
+                            places.push(place);
+                        }
+                    }
+                }
+                Step::new("token", false, format!("no token in {}", places.join(", ")))
+            }
+        });
         match token {
             Some(t) => Ok((t, candidates, location)),
             None => Err(boxed(
@@ -360,14 +501,16 @@ impl Engine {
     }
 
     /// Verifies with the candidate providers: those whose issuer the token claims first.
-    fn verify(
+    fn verify<T: Trace>(
         &self,
         token: &str,
         candidates: &[usize],
         rule: &Rule,
         now: i64,
+        trace: &mut T,
     ) -> Result<(usize, Arc<Identity>), Box<Deny>> {
-        if let Some(cache) = &self.cache {
+        // An explained token is verified afresh and never cached.
+        if let Some(cache) = self.cache.as_ref().filter(|_| !T::RECORDS) {
             let hit = cache.get(token, now, |p| {
                 self.providers
                     .get(p)
@@ -398,7 +541,20 @@ impl Engine {
         for idx in order {
             // One load: the keys and the generation they are cached under belong together.
             let snapshot = self.providers[idx].slot.current();
-            match self.verify_with(idx, &snapshot, token, rule, now) {
+            trace.step(|| {
+                let p = &self.providers[idx];
+                Step::new(
+                    "provider",
+                    true,
+                    match (&p.config.issuer, &claimed_iss) {
+                        (Some(iss), Some(claimed)) if iss == claimed => {
+                            format!("{:?}: its issuer is the token's iss", p.name)
+                        }
+                        _ => format!("{:?}", p.name),
+                    },
+                )
+            });
+            match self.verify_with(idx, &snapshot, token, rule, now, trace) {
                 Ok(identity) => return Ok((idx, identity)),
                 Err(d) => {
                     first_error.get_or_insert(d);
@@ -418,16 +574,28 @@ impl Engine {
     /// Verifies `token` as provider `idx` with the keys of `snapshot`, and caches a
     /// success under that snapshot's generation: a cache hit is then valid only while
     /// the keys that verified the token are still the provider's current ones.
-    fn verify_with(
+    fn verify_with<T: Trace>(
         &self,
         idx: usize,
         snapshot: &KeySnapshot,
         token: &str,
         rule: &Rule,
         now: i64,
+        trace: &mut T,
     ) -> Result<Arc<Identity>, Box<Deny>> {
         let provider = &self.providers[idx];
         let Some(keys) = snapshot.keys() else {
+            trace.step(|| {
+                Step::new(
+                    "key",
+                    false,
+                    format!(
+                        "provider {:?} has no keys yet (from {})",
+                        provider.name,
+                        explain::key_source(&provider.config)
+                    ),
+                )
+            });
             return Err(boxed(
                 DenyReason::KeyNotFound,
                 Some(&rule.name),
@@ -435,7 +603,17 @@ impl Engine {
                 "the provider has no keys yet".to_owned(),
             ));
         };
-        match verify_jwt_explained(token, keys, &provider.validation, now) {
+        let verified = verify_jwt_explained(token, keys, &provider.validation, now);
+        if T::RECORDS {
+            let outcome = match &verified {
+                Ok(jwt) => TokenOutcome::Verified(&jwt.header, &jwt.claims, jwt.key),
+                Err(r) => {
+                    TokenOutcome::Rejected(&r.error, r.signed.as_deref().map(|s| (&s.0, &s.1)))
+                }
+            };
+            explain::token_steps(trace, provider, keys, token, outcome, now);
+        }
+        match verified {
             Ok(jwt) => {
                 let expires_at = jwt.claims.expires_at().ok().flatten();
                 let headers = render_headers(&provider.config.claims_to_headers, &jwt.claims);
@@ -450,7 +628,7 @@ impl Engine {
                     expires_at,
                     headers,
                 ));
-                if let Some(cache) = &self.cache {
+                if let Some(cache) = self.cache.as_ref().filter(|_| !T::RECORDS) {
                     let valid_until =
                         expires_at.map(|e| e + provider.config.clock_skew_secs as f64);
                     // One copy of the token: the key and the identity share it.
@@ -478,6 +656,7 @@ impl Engine {
                     None => unverified_hints(token),
                 };
                 if let TokenError::KeyNotFound { kid: Some(_) } = e
+                    && !T::RECORDS
                     && provider.slot.request_refetch()
                 {
                     d.refetch_started = Some(idx);
@@ -497,6 +676,7 @@ impl Engine {
             set_headers: Vec::new(),
             remove_headers,
             cache_max_age: None,
+            dry_run: None,
         }
     }
 
@@ -536,6 +716,7 @@ impl Engine {
             set_headers,
             remove_headers,
             cache_max_age,
+            dry_run: None,
         }
     }
 
@@ -713,11 +894,28 @@ fn matches(rule: &RuleConfig, method: &Method, host: &str, path: &str) -> bool {
 }
 
 /// Checks the rule's claims and scopes and the request's extra claims.
-fn authorize(rule: &Rule, req: &AuthRequest<'_>, claims: &Claims) -> Result<(), Box<Deny>> {
+fn authorize(
+    rule: &Rule,
+    req: &AuthRequest<'_>,
+    claims: &Claims,
+    trace: &mut impl Trace,
+) -> Result<(), Box<Deny>> {
     for (path, accepted) in &rule.config.claims {
-        if !claim_matches(claims.path(path), |v| {
+        let ok = claim_matches(claims.path(path), |v| {
             accepted.iter().any(|a| value_eq(v, a))
-        }) {
+        });
+        trace.step(|| {
+            Step::new(
+                "claim",
+                ok,
+                format!(
+                    "{path}: wants one of {}, token has {}",
+                    Value::from(accepted.clone()),
+                    explain::shown(claims.path(path))
+                ),
+            )
+        });
+        if !ok {
             return Err(boxed(
                 DenyReason::ClaimMismatch,
                 Some(&rule.name),
@@ -736,6 +934,22 @@ fn authorize(rule: &Rule, req: &AuthRequest<'_>, claims: &Claims) -> Result<(), 
                 .filter(|(n, _)| n == name)
                 .any(|(_, want)| value_eq(v, &Value::from(want.as_str())))
         });
+        trace.step(|| {
+            let wanted: Vec<&str> = req
+                .extra_claims
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, w)| w.as_str())
+                .collect();
+            Step::new(
+                "claim",
+                ok,
+                format!(
+                    "{name} (asked by the request): wants one of {wanted:?}, token has {}",
+                    explain::shown(claims.path(name))
+                ),
+            )
+        });
         if !ok {
             return Err(boxed(
                 DenyReason::ClaimMismatch,
@@ -747,12 +961,22 @@ fn authorize(rule: &Rule, req: &AuthRequest<'_>, claims: &Claims) -> Result<(), 
     }
     if !rule.config.scopes.is_empty() {
         let granted = scopes(claims);
-        if let Some(missing) = rule
+        let missing = rule
             .config
             .scopes
             .iter()
-            .find(|s| !granted.contains(&s.as_str()))
-        {
+            .find(|s| !granted.contains(&s.as_str()));
+        trace.step(|| {
+            Step::new(
+                "scopes",
+                missing.is_none(),
+                format!(
+                    "wants all of {:?}, token grants {granted:?}",
+                    rule.config.scopes
+                ),
+            )
+        });
+        if let Some(missing) = missing {
             return Err(boxed(
                 DenyReason::ScopeMissing,
                 Some(&rule.name),

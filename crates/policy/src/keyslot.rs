@@ -14,6 +14,7 @@ use std::task::{Context, Poll, Waker};
 use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use portcullis_jose::KeySet;
 
+use crate::keystatus::KeyStatus;
 use crate::provider_metadata::ProviderMetadata;
 
 /// Called when a token names a `kid` we do not have; returns whether a refetch started.
@@ -50,6 +51,8 @@ pub struct KeySlot {
     /// keys: a new document does not name new keys, so it bumps no generation.
     metadata: ArcSwapOption<ProviderMetadata>,
     refetch: OnceLock<RefetchHook>,
+    /// What the source last said of itself (for people, not for deciding).
+    status: ArcSwap<KeyStatus>,
 }
 
 impl KeySlot {
@@ -60,6 +63,7 @@ impl KeySlot {
             waiters: ArcSwap::from_pointee(Vec::new()),
             metadata: ArcSwapOption::empty(),
             refetch: OnceLock::new(),
+            status: ArcSwap::from_pointee(KeyStatus::default()),
         }
     }
 
@@ -128,6 +132,20 @@ impl KeySlot {
     /// Whether keys are loaded.
     pub fn is_ready(&self) -> bool {
         self.current.load().keys.is_some()
+    }
+
+    /// The key source's state, as last reported.
+    pub fn status(&self) -> Arc<KeyStatus> {
+        self.status.load_full()
+    }
+
+    /// Updates the key source's state.
+    pub fn update_status(&self, update: impl Fn(&mut KeyStatus)) {
+        self.status.rcu(|old| {
+            let mut new = KeyStatus::clone(old);
+            update(&mut new);
+            new
+        });
     }
 
     /// Installs the refetch hook (once; later calls are ignored).

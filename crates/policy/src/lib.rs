@@ -12,6 +12,7 @@ mod clock;
 pub mod config;
 mod decision;
 mod engine;
+pub mod explain;
 mod extract;
 mod issuer_index;
 // Fuzzing entry points with fixed secrets: never in a release build.
@@ -19,6 +20,7 @@ mod issuer_index;
 #[doc(hidden)]
 pub mod fuzz_logic;
 mod keyslot;
+mod keystatus;
 pub mod matcher;
 mod provider_metadata;
 mod request;
@@ -29,6 +31,7 @@ pub use config::{Config, ConfigError, ConfigWarning, RequestReading, parse_durat
 pub use decision::{Allow, Decision, Deny, DenyReason, DenyStatus, Identity, TokenHints};
 pub use engine::{CacheStats, Engine, Provider};
 pub use keyslot::{Changed, KeySlot, KeySnapshot, RefetchHook};
+pub use keystatus::KeyStatus;
 pub use provider_metadata::{
     IgnoredMember, InvalidEndpoint, InvalidProviderMetadata, ProviderMetadata,
 };

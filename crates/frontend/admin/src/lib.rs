@@ -1,9 +1,13 @@
 //! The admin listener: `/healthz` (process up), `/readyz` (every provider has
-//! usable keys), `/metrics` (Prometheus text format).
+//! usable keys), `/metrics` (Prometheus text format), `POST /explain` (a
+//! decision step by step, for the live config).
 #![warn(missing_docs)]
 
+mod explain;
+
 use std::convert::Infallible;
-use std::future::{Ready, ready};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -39,17 +43,39 @@ pub struct Admin {
     decider: Arc<Decider>,
 }
 
-impl<B> tower_service::Service<Request<B>> for Admin {
+impl<B> tower_service::Service<Request<B>> for Admin
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     type Response = Response<Full<Bytes>>;
     type Error = Infallible;
-    type Future = Ready<Result<Self::Response, Infallible>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        ready(Ok(handle(&self.decider, &req)))
+        let decider = self.decider.clone();
+        Box::pin(async move {
+            if req.uri().path() == "/explain" {
+                if req.method() != http::Method::POST {
+                    let mut r = text(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "POST a JSON object: {\"method\", \"url\", \"headers\", \"token\"}\n"
+                            .to_owned(),
+                        "text/plain",
+                    );
+                    r.headers_mut()
+                        .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+                    return Ok(r);
+                }
+                return Ok(explain::explain(&decider, req.into_body()).await);
+            }
+            Ok(handle(&decider, &req))
+        })
     }
 }
 
@@ -94,6 +120,10 @@ pub fn handle<B>(decider: &Decider, req: &Request<B>) -> Response<Full<Bytes>> {
             "text/plain",
         ),
     }
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
+    text(status, format!("{value}\n"), "application/json")
 }
 
 fn text(status: StatusCode, body: String, content_type: &'static str) -> Response<Full<Bytes>> {

@@ -41,6 +41,8 @@ pub(crate) fn allowed(allow: &Allow) -> CheckResponse {
         remove_headers,
         // The gRPC API has no caching of answers.
         cache_max_age: _,
+        // Logged and counted by the decider; the answer is an ordinary allow.
+        dry_run: _,
     } = allow;
     let ok = OkHttpResponse {
         headers: set_headers

@@ -167,6 +167,8 @@ pub struct RawRule {
     /// Templated headers added on allow.
     #[serde(default)]
     pub headers: BTreeMap<String, Spanned<String>>,
+    /// `enforce` (default) or `dry_run` (log and count denies, allow).
+    pub mode: Option<Spanned<String>>,
 }
 
 /// `allow:` of a rule.

@@ -619,7 +619,10 @@ fn regression_issue10_cache_entry_is_bound_to_the_snapshot_it_verified_against()
     let a = slot.snapshot();
     // The rotation lands while the verification is between its reads.
     slot.store(portcullis_jose::KeySet::new(vec![]));
-    assert!(e.verify_with(0, &a, h_token(&h), rule, NOW).is_ok());
+    assert!(
+        e.verify_with(0, &a, h_token(&h), rule, NOW, &mut NoTrace)
+            .is_ok()
+    );
     assert_eq!(e.cached_tokens(), 1, "verified under A, cached under A");
     // Under B the entry is stale: no hit, and the token has no key any more.
     assert_eq!(reason(&e.decide(&req, NOW)), "key_not_found");

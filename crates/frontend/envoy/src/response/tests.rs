@@ -27,6 +27,7 @@ fn allow(
             .collect(),
         remove_headers: remove.iter().map(|n| HeaderName::from_static(n)).collect(),
         cache_max_age: Some(60),
+        dry_run: None,
     }
 }
 
