@@ -16,8 +16,11 @@ use crate::config::{
 };
 use crate::decision::{Allow, Decision, Deny, DenyReason, Identity, TokenHints};
 use crate::extract::{Found, find};
+use crate::inject::TokenSlot;
 use crate::keyslot::{KeySlot, KeySnapshot};
 use crate::request::AuthRequest;
+
+mod workload;
 
 /// A provider, ready to verify.
 #[derive(Debug)]
@@ -54,6 +57,8 @@ impl Provider {
 struct Rule {
     name: Arc<str>,
     config: RuleConfig,
+    /// The outbound token of an `inject` rule.
+    token: Option<Arc<TokenSlot>>,
 }
 
 /// Counters of the token cache.
@@ -143,6 +148,10 @@ impl Engine {
                 .into_iter()
                 .map(|config| Rule {
                     name: Arc::from(config.name.as_str()),
+                    token: config
+                        .inject
+                        .is_some()
+                        .then(|| Arc::new(TokenSlot::empty())),
                     config,
                 })
                 .collect(),
@@ -200,6 +209,15 @@ impl Engine {
         &self.cache_stats
     }
 
+    /// The `inject` rules: name, config and the slot their token source fills.
+    pub fn inject_slots(
+        &self,
+    ) -> impl Iterator<Item = (&str, &crate::config::spiffe::InjectConfig, &Arc<TokenSlot>)> {
+        self.rules
+            .iter()
+            .filter_map(|r| Some((&*r.name, r.config.inject.as_ref()?, r.token.as_ref()?)))
+    }
+
     /// Names of the rules, in order.
     pub fn rule_names(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().map(|r| &*r.name)
@@ -238,6 +256,11 @@ impl Engine {
                 },
             ));
         };
+        if let (Some(config), Some(slot)) = (&rule.config.inject, &rule.token) {
+            let mut remove_headers = self.identity_headers.clone();
+            self.add_other_spellings(&mut remove_headers);
+            return workload::inject(&rule.name, config, slot, req, remove_headers, now);
+        }
         match rule.config.access {
             Access::Anonymous => {
                 let mut remove_headers = self.identity_headers.clone();
@@ -269,6 +292,11 @@ impl Engine {
             Err(d) => return Decision::Deny(*d),
         };
         let provider = &self.providers[identity.0];
+        if let Err(d) =
+            workload::check_identity(&identity.1, &rule.config.spiffe_ids, req, &rule.name)
+        {
+            return Decision::Deny(*d);
+        }
         // The claims the rules read are kept parsed (see `kept_claims`); a request
         // with its own claim requirements may name any claim: all of them, parsed again.
         let claims = if !req.extra_claims.is_empty() {
@@ -442,19 +470,32 @@ impl Engine {
         };
         match verify_jwt_explained(token, keys, &provider.validation, now) {
             Ok(jwt) => {
+                let trust_domain = provider
+                    .config
+                    .spiffe
+                    .as_ref()
+                    .map(|s| s.trust_domain.as_str());
+                let workload = match workload::workload_of(&jwt.header, &jwt.claims, trust_domain) {
+                    Ok(w) => w,
+                    Err((reason, why)) => {
+                        let mut d = boxed(reason, Some(&rule.name), Some(&provider.name), why);
+                        d.token_hints = TokenHints {
+                            kid: jwt.header.kid().map(clip),
+                            ..hints_from_claims(&jwt.claims)
+                        };
+                        return Err(d);
+                    }
+                };
                 let expires_at = jwt.claims.expires_at().ok().flatten();
                 let headers = render_headers(&provider.config.claims_to_headers, &jwt.claims);
                 let name = provider.name.clone();
                 let kept = jwt
                     .claims
                     .retain(|claim| self.kept_claims.iter().any(|k| k == claim));
-                let identity = Arc::new(Identity::new(
-                    name,
-                    Arc::from(token),
-                    kept,
-                    expires_at,
-                    headers,
-                ));
+                let identity = Arc::new(
+                    Identity::new(name, Arc::from(token), kept, expires_at, headers)
+                        .with_workload(workload),
+                );
                 if let Some(cache) = &self.cache {
                     let valid_until =
                         expires_at.map(|e| e + provider.config.clock_skew_secs as f64);

@@ -13,6 +13,7 @@ pub mod config;
 mod decision;
 mod engine;
 mod extract;
+mod inject;
 // Fuzzing entry points with fixed secrets: never in a release build.
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
@@ -21,12 +22,14 @@ mod keyslot;
 pub mod matcher;
 mod provider_metadata;
 mod request;
+pub mod spiffe;
 pub mod template;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError, ConfigWarning, RequestReading, parse_duration};
-pub use decision::{Allow, Decision, Deny, DenyReason, DenyStatus, Identity, TokenHints};
+pub use decision::{Allow, Decision, Deny, DenyReason, DenyStatus, Identity, TokenHints, Workload};
 pub use engine::{CacheStats, Engine, Provider};
+pub use inject::{InjectedToken, TokenSlot};
 pub use keyslot::{Changed, KeySlot, KeySnapshot, RefetchHook};
 pub use provider_metadata::{
     IgnoredMember, InvalidEndpoint, InvalidProviderMetadata, ProviderMetadata,
