@@ -385,3 +385,202 @@ fn tutorial_topology_injects_and_validates_jwt_svids() {
     drop(envoy_out);
     drop(envoy_in);
 }
+
+/// `openssl` (the system's) in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and two client certificates (`a`, `b`).
+fn make_certs(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+        ],
+    );
+    for (name, ext) in [
+        ("server", "subjectAltName=IP:127.0.0.1"),
+        (
+            "a",
+            "subjectAltName=URI:spiffe://example.org/ns/default/sa/frontend",
+        ),
+        (
+            "b",
+            "subjectAltName=URI:spiffe://example.org/ns/default/sa/frontend",
+        ),
+    ] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        );
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+            ],
+        );
+    }
+}
+
+/// The RFC 8705 `x5t#S256` of a certificate, as openssl computes its fingerprint.
+fn x5t_s256(dir: &Path, cert: &str) -> String {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(["x509", "-in", cert, "-noout", "-fingerprint", "-sha256"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let hex = text.trim().rsplit('=').next().unwrap().replace(':', "");
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    portcullis_jose::b64::encode(&bytes)
+}
+
+/// `curl` over mTLS with client certificate `client` (or none): status and body.
+fn curl_mtls(dir: &Path, port: u16, client: Option<&str>, token: &str) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.current_dir(dir)
+        .args([
+            "-sS",
+            "--max-time",
+            "5",
+            "--cacert",
+            "ca.pem",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .args(["-H", &format!("authorization: Bearer {token}")]);
+    if let Some(c) = client {
+        cmd.args(["--cert", &format!("{c}.pem"), "--key", &format!("{c}.key")]);
+    }
+    let out = cmd
+        .arg(format!("https://127.0.0.1:{port}/api/orders"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+#[test]
+fn certificate_bound_tokens_through_envoy_mtls() {
+    let dir = TempDir::new("spiffe-mtls");
+    make_certs(dir.path());
+    let api = WorkloadApi::start(dir.path(), TRUST_DOMAIN, FRONTEND, 60);
+    let backend = EchoUpstream::start();
+    let ingress = Portcullis::start(BIN, &ingress_config(&api.endpoint()));
+    ingress.wait_ready(Duration::from_secs(10));
+    let envoy = Envoy::start("mtls", ingress.grpc, backend.port, Some(dir.path()));
+
+    let mut bound = svid_claims(FRONTEND);
+    bound["cnf"] = json!({"x5t#S256": x5t_s256(dir.path(), "a.pem")});
+    let token = pyjwt_svid(&api, &dir, &bound);
+    // With the certificate it is bound to: through to the backend.
+    let (status, body) = curl_mtls(dir.path(), envoy.port, Some("a"), &token);
+    assert_eq!(status, 200, "{body}\n{}", envoy.log());
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen["headers"]["x-spiffe-id"], FRONTEND);
+    // With another client certificate of the same CA: 401 certificate_mismatch.
+    let (status, body) = curl_mtls(dir.path(), envoy.port, Some("b"), &token);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["reason"],
+        "certificate_mismatch"
+    );
+    // Envoy refuses a client without a certificate before asking anyone.
+    let (status, _) = curl_mtls(dir.path(), envoy.port, None, &token);
+    assert_ne!(status, 200);
+    // An unbound token passes with either certificate.
+    let unbound = pyjwt_svid(&api, &dir, &svid_claims(FRONTEND));
+    for c in ["a", "b"] {
+        assert_eq!(curl_mtls(dir.path(), envoy.port, Some(c), &unbound).0, 200);
+    }
+    // Forward auth (no peer): X-Forwarded-Client-Cert names the certificate.
+    let hash_of = |name: &str| {
+        let b = portcullis_jose::b64::decode(x5t_s256(dir.path(), name).as_bytes()).unwrap();
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    };
+    let auth = format!("Bearer {token}");
+    let verify = |xfcc: Option<String>| {
+        let mut h = vec![
+            ("authorization", auth.as_str()),
+            ("x-forwarded-uri", "/api/orders"),
+        ];
+        let v;
+        if let Some(x) = xfcc {
+            v = x;
+            h.push(("x-forwarded-client-cert", v.as_str()));
+        }
+        let r = ingress.verify(&h);
+        (r.status, r.body)
+    };
+    assert_eq!(verify(Some(format!("Hash={}", hash_of("a.pem")))).0, 200);
+    let (status, body) = verify(Some(format!("Hash={}", hash_of("b.pem"))));
+    assert_eq!(
+        (status, body.contains("certificate_mismatch")),
+        (401, true),
+        "{body}"
+    );
+    let (status, _) = verify(None);
+    assert_eq!(status, 401);
+    let (status, _) = verify(Some(format!(
+        "Hash={};Hash={}",
+        hash_of("a.pem"),
+        hash_of("b.pem")
+    )));
+    assert_eq!(status, 401);
+}
