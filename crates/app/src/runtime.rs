@@ -50,6 +50,8 @@ pub(crate) fn log_warnings(config: &Config) {
 /// The running key sources, by the identity of their spec.
 pub(crate) struct Sources {
     running: HashMap<SourceId, (Arc<KeySlot>, SourceHandle)>,
+    /// The token sources of the current engine's `inject` rules.
+    injectors: Vec<SourceHandle>,
     report: Arc<dyn Report>,
     fetcher: Fetcher,
 }
@@ -61,6 +63,7 @@ impl Sources {
     pub(crate) fn new(metrics: Arc<Metrics>) -> Result<Sources, AppError> {
         Ok(Sources {
             running: HashMap::new(),
+            injectors: Vec::new(),
             report: Arc::new(KeyMetrics(metrics)),
             fetcher: Fetcher::try_new().map_err(|e| AppError::Runtime(e.to_string()))?,
         })
@@ -94,7 +97,20 @@ impl Sources {
         }
         // Whatever was not reused stops here (dropping a handle aborts its task).
         self.running = next;
-        Engine::new(config, slots)
+        let engine = Engine::new(config, slots);
+        // The new engine's inject rules get their own sources; the old ones stop.
+        self.injectors = engine
+            .inject_slots()
+            .map(|(rule, inject, slot)| {
+                portcullis_keys::start_inject(
+                    rule,
+                    inject,
+                    slot.clone(),
+                    Arc::new(portcullis_policy::SystemClock),
+                )
+            })
+            .collect();
+        engine
     }
 }
 

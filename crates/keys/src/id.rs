@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use portcullis_policy::config::spiffe::BundleSource;
 use portcullis_policy::config::{FetchTuning, JwksSource, JwksSpec};
 
 /// The identity of a running key source: equal ids are one source. Static keys
@@ -20,6 +21,13 @@ pub enum SourceId {
     },
     /// A watched key file.
     File(PathBuf),
+    /// A trust domain's bundle streamed from a Workload API endpoint.
+    Spiffe {
+        /// The endpoint.
+        endpoint: String,
+        /// The trust domain.
+        trust_domain: String,
+    },
     /// A JWKS URI, fetched with this tuning.
     Uri {
         /// The URI.
@@ -52,6 +60,13 @@ impl SourceId {
             JwksSource::Discovery(issuer) => Some(SourceId::Discovery {
                 issuer: issuer.clone(),
                 tuning: Tuning::from(spec.tuning),
+            }),
+            JwksSource::Spiffe(s) => Some(match &s.bundle {
+                BundleSource::File(path) => SourceId::File(path.clone()),
+                BundleSource::WorkloadApi(endpoint) => SourceId::Spiffe {
+                    endpoint: endpoint.clone(),
+                    trust_domain: s.trust_domain.clone(),
+                },
             }),
         }
     }

@@ -28,17 +28,21 @@ mod error;
 mod fetch;
 mod file;
 mod id;
+mod inject;
 mod publish;
 mod remote;
+mod spiffe;
 
 use std::future::Future;
 
+use portcullis_policy::config::spiffe::{BundleSource, SpiffeConfig};
 use portcullis_policy::config::{JwksSource, JwksSpec};
 use tokio::task::JoinHandle;
 
 pub use error::{FetchError, InvalidKeys, SourceError};
 pub use fetch::{Fetch, Fetched, Fetcher, MAX_DOCUMENT_BYTES};
 pub use id::{SourceId, Tuning};
+pub use inject::{InjectError, start_inject};
 pub use publish::{FetchOutcome, NoReport, Outlet, Publisher, Report};
 
 /// Least time between two refetches triggered by unknown `kid`s, per provider.
@@ -103,6 +107,19 @@ pub fn start<F: Fetch>(spec: &JwksSpec, publisher: Publisher, fetcher: F) -> Sou
             },
             publisher,
         ),
+        JwksSource::Spiffe(SpiffeConfig {
+            trust_domain,
+            bundle,
+        }) => match bundle {
+            BundleSource::File(path) => spawn(file::FileSource { path: path.clone() }, publisher),
+            BundleSource::WorkloadApi(endpoint) => spawn(
+                spiffe::WorkloadApiBundles {
+                    endpoint: endpoint.clone(),
+                    trust_domain: trust_domain.clone(),
+                },
+                publisher,
+            ),
+        },
     }
 }
 
@@ -119,6 +136,12 @@ impl Drop for SourceHandle {
 // === impl KeySource ===
 
 impl<F: Fetch> KeySource for remote::RemoteSource<F> {
+    fn run(self, publisher: Publisher) -> impl Future<Output = ()> + Send + 'static {
+        self.feed(publisher)
+    }
+}
+
+impl KeySource for spiffe::WorkloadApiBundles {
     fn run(self, publisher: Publisher) -> impl Future<Output = ()> + Send + 'static {
         self.feed(publisher)
     }

@@ -2,6 +2,7 @@
 //! validated into [`Config`], whose every error names the file, line and field.
 
 pub mod raw;
+pub mod spiffe;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use crate::canonical::EscapedSlashes;
 use crate::matcher::{HostPattern, PathPattern};
 use crate::template::{ClaimFormat, Template};
 use raw::{RawConfig, RawJwks, RawLocation, RawProvider, RawRule};
+use spiffe::{InjectConfig, SpiffeConfig};
 
 /// A config problem: `FILE:LINE: field: what is wrong`.
 #[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
@@ -185,6 +187,8 @@ pub enum JwksSource {
     Uri(String),
     /// An OIDC issuer: discovery document, then its `jwks_uri`.
     Discovery(String),
+    /// A SPIFFE trust domain's bundle (Workload API or bundle file).
+    Spiffe(SpiffeConfig),
 }
 
 /// Fetch tuning for remote sources.
@@ -266,6 +270,8 @@ pub struct ProviderConfig {
     pub require_exp: bool,
     /// Required `typ`.
     pub typ: Option<String>,
+    /// The trust domain of a `spiffe` provider (its tokens are JWT-SVIDs).
+    pub spiffe: Option<SpiffeConfig>,
 }
 
 /// What a rule asks of a request.
@@ -315,10 +321,15 @@ pub struct RuleConfig {
     pub headers: Vec<(HeaderName, Template)>,
     /// `enforce`, or `dry_run`: a deny is logged and counted, and the request allowed.
     pub mode: RuleMode,
+    /// SPIFFE IDs allowed (empty: any).
+    pub spiffe_ids: Vec<crate::spiffe::SpiffeIdPattern>,
+    /// Outbound token injection (the rule then needs no inbound token).
+    pub inject: Option<InjectConfig>,
 }
 
 struct Ctx<'a> {
     file: &'a str,
+    env: &'a dyn Fn(&str) -> Option<String>,
 }
 
 impl Ctx<'_> {
@@ -342,7 +353,7 @@ pub fn parse(
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let cx = Ctx { file };
+    let cx = Ctx { file, env };
     let text = substitute_env(text, env).map_err(|(line, name)| {
         cx.err(
             line,
@@ -529,7 +540,7 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
     let mut out_rules: Vec<RuleConfig> = Vec::with_capacity(rules.len());
     for (i, r) in rules.into_iter().enumerate() {
         let line = r.referenced.line();
-        let rule = validate_rule(cx, i, line, r.value, &out_providers)?;
+        let rule = validate_rule(cx, i, line, r.value, &out_providers, base_dir)?;
         if out_rules.iter().any(|o| o.name == rule.name) {
             return Err(cx.err(
                 line,
@@ -578,14 +589,42 @@ fn validate_provider(
         claims_to_headers,
         require_exp,
         typ,
+        spiffe,
     } = p;
     let f = |field: &str| format!("providers[{i}].{field}");
     if name.is_empty() {
         return Err(cx.err(line, f("name"), "must not be empty"));
     }
+    let (jwks_line, jwks, spiffe) = match (jwks, spiffe) {
+        (Some(jwks), None) => {
+            let jwks_line = jwks.referenced.line();
+            let jwks = validate_jwks(cx, jwks_line, &f("jwks"), jwks.value, base_dir)?;
+            (jwks_line, jwks, None)
+        }
+        (None, Some(s)) => {
+            let l = s.referenced.line();
+            let config = spiffe::validate_spiffe(cx, l, &f("spiffe"), s.value, base_dir)?;
+            // JWT-SVID §3: `exp` is required and no symmetric algorithm may sign.
+            if require_exp == Some(false) {
+                return Err(cx.err(l, f("require_exp"), "a JWT-SVID must have `exp`"));
+            }
+            if issuer.is_some() {
+                return Err(cx.err(
+                    l,
+                    f("issuer"),
+                    "a spiffe provider is chosen by trust domain, not by issuer",
+                ));
+            }
+            let spec = JwksSpec {
+                source: JwksSource::Spiffe(config.clone()),
+                tuning: FetchTuning::default(),
+                warnings: Vec::new(),
+            };
+            (l, spec, Some(config))
+        }
+        _ => return Err(cx.err(line, f("jwks"), "exactly one of jwks or spiffe")),
+    };
     let (issuer, issuer_template) = issuer_template(cx, line, &f, issuer, tenants)?;
-    let jwks_line = jwks.referenced.line();
-    let jwks = validate_jwks(cx, jwks_line, &f("jwks"), jwks.value, base_dir)?;
     let algorithms = match algorithms {
         None => None,
         Some(list) => {
@@ -604,6 +643,28 @@ fn validate_provider(
             }
             if set.is_empty() {
                 return Err(cx.err(line, f("algorithms"), "must name at least one algorithm"));
+            }
+            Some(set)
+        }
+    };
+    let algorithms = match (&spiffe, algorithms) {
+        (None, a) => a,
+        (Some(_), a) => {
+            let asymmetric = Algorithm::ALL
+                .iter()
+                .copied()
+                .filter(|a| a.family() != portcullis_jose::Family::Hmac)
+                .collect::<AlgorithmSet>();
+            let set = a.unwrap_or(asymmetric);
+            if set
+                .iter()
+                .any(|a| a.family() == portcullis_jose::Family::Hmac)
+            {
+                return Err(cx.err(
+                    jwks_line,
+                    f("algorithms"),
+                    "JWT-SVIDs are signed with asymmetric algorithms only",
+                ));
             }
             Some(set)
         }
@@ -689,6 +750,7 @@ fn validate_provider(
         claims_to_headers,
         require_exp: require_exp.unwrap_or(true),
         typ,
+        spiffe,
     })
 }
 
@@ -913,6 +975,7 @@ fn validate_rule(
     line: u64,
     r: RawRule,
     providers: &[ProviderConfig],
+    base_dir: &Path,
 ) -> Result<RuleConfig, ConfigError> {
     let RawRule {
         name,
@@ -923,8 +986,47 @@ fn validate_rule(
         scopes,
         headers,
         mode,
+        spiffe_ids,
+        inject,
     } = r;
     let f = |field: &str| format!("rules[{i}].{field}");
+    let spiffe_ids = match spiffe_ids {
+        None => Vec::new(),
+        Some(list) => spiffe::validate_spiffe_ids(cx, &f("spiffe_ids"), list)?,
+    };
+    let inject = match inject {
+        None => None,
+        Some(raw) => {
+            let l = raw.referenced.line();
+            if allow.is_some()
+                || rule_providers.is_some()
+                || !claims.is_empty()
+                || !scopes.is_empty()
+                || !spiffe_ids.is_empty()
+            {
+                return Err(cx.err(
+                    l,
+                    f("inject"),
+                    "an inject rule needs no inbound token: no allow, providers, claims, scopes or spiffe_ids",
+                ));
+            }
+            let provider_socket = providers.iter().find_map(|p| match &p.spiffe {
+                Some(SpiffeConfig {
+                    bundle: spiffe::BundleSource::WorkloadApi(s),
+                    ..
+                }) => Some(s.as_str()),
+                _ => None,
+            });
+            Some(spiffe::validate_inject(
+                cx,
+                l,
+                &f("inject"),
+                raw.value,
+                provider_socket,
+                base_dir,
+            )?)
+        }
+    };
     if name.is_empty() {
         return Err(cx.err(line, f("name"), "must not be empty"));
     }
@@ -976,6 +1078,7 @@ fn validate_rule(
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let inject_only = inject.is_some();
     let allow = allow
         .map(|a| {
             raw::RawAllow::from_name(&a.value).ok_or_else(|| {
@@ -992,6 +1095,7 @@ fn validate_rule(
         })
         .transpose()?;
     let access = match allow {
+        None if inject_only => Access::Anonymous,
         None | Some(raw::RawAllow::Authenticated) => Access::Authenticated,
         Some(raw::RawAllow::Anonymous) => Access::Anonymous,
         Some(raw::RawAllow::Deny) => Access::Deny,
@@ -1074,6 +1178,8 @@ fn validate_rule(
                 }
             },
         },
+        spiffe_ids,
+        inject,
     })
 }
 

@@ -27,6 +27,17 @@ pub struct Identity {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     token: Arc<str>,
     kept_claims: Claims,
+    workload: Option<Box<Workload>>,
+}
+
+/// What an identity says about a workload: its SPIFFE ID (`sub` of a JWT-SVID, or a
+/// `sub` that is a SPIFFE ID) and the client certificate its token is bound to.
+#[derive(Debug, Default)]
+pub struct Workload {
+    /// The SPIFFE ID.
+    pub spiffe_id: Option<crate::spiffe::SpiffeId>,
+    /// `cnf.x5t#S256`.
+    pub binding: Option<crate::spiffe::CertificateBinding>,
 }
 
 impl Identity {
@@ -45,7 +56,26 @@ impl Identity {
             headers,
             token,
             kept_claims,
+            workload: None,
         }
+    }
+
+    /// The identity with what its token says about the workload.
+    #[must_use]
+    pub fn with_workload(mut self, workload: Workload) -> Identity {
+        self.workload = (workload.spiffe_id.is_some() || workload.binding.is_some())
+            .then(|| Box::new(workload));
+        self
+    }
+
+    /// The workload's SPIFFE ID, if the token names one.
+    pub fn spiffe_id(&self) -> Option<&crate::spiffe::SpiffeId> {
+        self.workload.as_ref().and_then(|w| w.spiffe_id.as_ref())
+    }
+
+    /// The client certificate the token is bound to, if any.
+    pub fn binding(&self) -> Option<&crate::spiffe::CertificateBinding> {
+        self.workload.as_ref().and_then(|w| w.binding.as_ref())
     }
 
     /// Every verified claim, parsed again from the token.

@@ -18,8 +18,11 @@ use crate::decision::{Allow, Decision, Deny, DenyReason, Identity, TokenHints};
 use crate::explain::{self, Explanation, NoTrace, Recorder, Step, TokenOutcome, Trace};
 use crate::extract::{Found, find};
 use crate::issuer_index::IssuerIndex;
+use crate::inject::TokenSlot;
 use crate::keyslot::{KeySlot, KeySnapshot};
 use crate::request::AuthRequest;
+
+mod workload;
 
 /// A provider, ready to verify.
 #[derive(Debug)]
@@ -56,6 +59,8 @@ impl Provider {
 struct Rule {
     name: Arc<str>,
     config: RuleConfig,
+    /// The outbound token of an `inject` rule.
+    token: Option<Arc<TokenSlot>>,
 }
 
 /// Counters of the token cache.
@@ -153,6 +158,10 @@ impl Engine {
                 .into_iter()
                 .map(|config| Rule {
                     name: Arc::from(config.name.as_str()),
+                    token: config
+                        .inject
+                        .is_some()
+                        .then(|| Arc::new(TokenSlot::empty())),
                     config,
                 })
                 .collect(),
@@ -209,6 +218,15 @@ impl Engine {
     /// Token cache counters.
     pub fn cache_stats(&self) -> &CacheStats {
         &self.cache_stats
+    }
+
+    /// The `inject` rules: name, config and the slot their token source fills.
+    pub fn inject_slots(
+        &self,
+    ) -> impl Iterator<Item = (&str, &crate::config::spiffe::InjectConfig, &Arc<TokenSlot>)> {
+        self.rules
+            .iter()
+            .filter_map(|r| Some((&*r.name, r.config.inject.as_ref()?, r.token.as_ref()?)))
     }
 
     /// Names of the rules, in order.
@@ -313,6 +331,11 @@ impl Engine {
                 },
             ));
         };
+        if let (Some(config), Some(slot)) = (&rule.config.inject, &rule.token) {
+            let mut remove_headers = self.identity_headers.clone();
+            self.add_other_spellings(&mut remove_headers);
+            return workload::inject(&rule.name, config, slot, req, remove_headers, now);
+        }
         match rule.config.access {
             Access::Anonymous => return Decision::Allow(self.anonymous(rule)),
             Access::Deny => {
@@ -342,6 +365,11 @@ impl Engine {
             Err(d) => return Decision::Deny(*d),
         };
         let provider = &self.providers[identity.0];
+        if let Err(d) =
+            workload::check_identity(&identity.1, &rule.config.spiffe_ids, req, &rule.name)
+        {
+            return Decision::Deny(*d);
+        }
         // The claims the rules read are kept parsed (see `kept_claims`); a request
         // with its own claim requirements may name any claim: all of them, parsed again.
         let claims = if !req.extra_claims.is_empty() {
@@ -615,19 +643,32 @@ impl Engine {
         }
         match verified {
             Ok(jwt) => {
+                let trust_domain = provider
+                    .config
+                    .spiffe
+                    .as_ref()
+                    .map(|s| s.trust_domain.as_str());
+                let workload = match workload::workload_of(&jwt.header, &jwt.claims, trust_domain) {
+                    Ok(w) => w,
+                    Err((reason, why)) => {
+                        let mut d = boxed(reason, Some(&rule.name), Some(&provider.name), why);
+                        d.token_hints = TokenHints {
+                            kid: jwt.header.kid().map(clip),
+                            ..hints_from_claims(&jwt.claims)
+                        };
+                        return Err(d);
+                    }
+                };
                 let expires_at = jwt.claims.expires_at().ok().flatten();
                 let headers = render_headers(&provider.config.claims_to_headers, &jwt.claims);
                 let name = provider.name.clone();
                 let kept = jwt
                     .claims
                     .retain(|claim| self.kept_claims.iter().any(|k| k == claim));
-                let identity = Arc::new(Identity::new(
-                    name,
-                    Arc::from(token),
-                    kept,
-                    expires_at,
-                    headers,
-                ));
+                let identity = Arc::new(
+                    Identity::new(name, Arc::from(token), kept, expires_at, headers)
+                        .with_workload(workload),
+                );
                 if let Some(cache) = self.cache.as_ref().filter(|_| !T::RECORDS) {
                     let valid_until =
                         expires_at.map(|e| e + provider.config.clock_skew_secs as f64);

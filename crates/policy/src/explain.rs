@@ -221,6 +221,7 @@ pub(crate) fn rule_step(
             Access::Anonymous => "anonymous: no token needed",
             Access::Authenticated => "a valid token is needed",
             Access::Deny => "the rule denies",
+            Access::Optional => "optional: no token is anonymous, a token must be valid",
         };
         return Step::new(
             "rule",
@@ -282,6 +283,17 @@ pub fn key_source(provider: &ProviderConfig) -> String {
         JwksSource::File(path) => format!("file {}", path.display()),
         JwksSource::Uri(uri) => format!("uri {uri}"),
         JwksSource::Discovery(issuer) => format!("discovery {issuer}"),
+        JwksSource::Spiffe(spiffe) => match &spiffe.bundle {
+            crate::config::spiffe::BundleSource::File(path) => format!(
+                "SPIFFE bundle of {} from file {}",
+                spiffe.trust_domain,
+                path.display()
+            ),
+            crate::config::spiffe::BundleSource::WorkloadApi(socket) => format!(
+                "SPIFFE bundle of {} from the Workload API at {socket}",
+                spiffe.trust_domain
+            ),
+        },
     }
 }
 

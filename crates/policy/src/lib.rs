@@ -15,6 +15,7 @@ mod engine;
 pub mod explain;
 mod extract;
 mod issuer_index;
+mod inject;
 // Fuzzing entry points with fixed secrets: never in a release build.
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
@@ -24,12 +25,14 @@ mod keystatus;
 pub mod matcher;
 mod provider_metadata;
 mod request;
+pub mod spiffe;
 pub mod template;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError, ConfigWarning, RequestReading, parse_duration};
-pub use decision::{Allow, Decision, Deny, DenyReason, DenyStatus, Identity, TokenHints};
+pub use decision::{Allow, Decision, Deny, DenyReason, DenyStatus, Identity, TokenHints, Workload};
 pub use engine::{CacheStats, Engine, Provider};
+pub use inject::{InjectedToken, TokenSlot};
 pub use keyslot::{Changed, KeySlot, KeySnapshot, RefetchHook};
 pub use keystatus::KeyStatus;
 pub use provider_metadata::{

@@ -25,6 +25,7 @@ mod matrix;
 mod peers;
 mod process;
 mod servers;
+mod workload_api;
 
 pub use confusion::{
     Answer, Check, ClassCount, Confusion, Credential, Failure, Outcome, Probe, Received,
@@ -36,6 +37,7 @@ pub use matrix::{Matrix, MatrixEnv, ProxyUnderTest};
 pub use peers::{peer_bin, peers_dir, python, spawn_caddy, spawn_traefik};
 pub use process::{Child, free_port, wait_for_port};
 pub use servers::{EchoUpstream, JwksServer};
+pub use workload_api::WorkloadApi;
 
 /// A unique scratch folder under the system temp dir, removed on drop.
 #[derive(Debug)]

@@ -74,8 +74,10 @@ pub struct RawProvider {
     /// The token's `aud` must hold at least one of these.
     #[serde(default)]
     pub audiences: Vec<String>,
-    /// Where the keys come from.
-    pub jwks: Spanned<RawJwks>,
+    /// Where the keys come from (not for `spiffe` providers).
+    pub jwks: Option<Spanned<RawJwks>>,
+    /// A SPIFFE trust domain whose JWT-SVIDs the provider accepts.
+    pub spiffe: Option<Spanned<super::spiffe::RawSpiffe>>,
     /// Allowed algorithms (default: the keys').
     pub algorithms: Option<Vec<Spanned<String>>>,
     /// Where the token is looked for.
@@ -169,6 +171,10 @@ pub struct RawRule {
     pub headers: BTreeMap<String, Spanned<String>>,
     /// `enforce` (default) or `dry_run` (log and count denies, allow).
     pub mode: Option<Spanned<String>>,
+    /// The SPIFFE IDs (`sub` of a JWT-SVID) allowed; `*` is one path segment.
+    pub spiffe_ids: Option<Vec<Spanned<String>>>,
+    /// Outbound: set `Authorization: Bearer <token>` for an audience.
+    pub inject: Option<Spanned<super::spiffe::RawInject>>,
 }
 
 /// `allow:` of a rule.

@@ -16,6 +16,9 @@ pub enum DenyReason {
     AlgorithmNotAllowed,
     /// The token's `aud` holds none of the configured audiences.
     AudienceMismatch,
+    /// The token is bound to a client certificate (`cnf.x5t#S256`) that the
+    /// request was not made with.
+    CertificateMismatch,
     /// A required claim does not hold one of the required values.
     ClaimMismatch,
     /// The token's `iss` differs from the configured issuer.
@@ -32,6 +35,8 @@ pub enum DenyReason {
     ScopeMissing,
     /// The signature does not verify.
     SignatureInvalid,
+    /// A valid JWT-SVID whose SPIFFE ID is not in the rule's `spiffe_ids`.
+    SpiffeIdMismatch,
     /// `exp` is in the past (beyond the clock skew).
     TokenExpired,
     /// The token is not well formed (encoding, JSON, header or claim types).
@@ -40,6 +45,10 @@ pub enum DenyReason {
     TokenMissing,
     /// `nbf` is in the future (beyond the clock skew).
     TokenNotYetValid,
+    /// An outbound request on an `inject` rule already has `Authorization`.
+    TokenPresent,
+    /// An `inject` rule has no fresh token to send (its source has none yet).
+    TokenUnavailable,
 }
 
 /// What a deny means at the HTTP level.
@@ -66,7 +75,7 @@ impl DenyStatus {
 
 impl DenyReason {
     /// Every reason code: the contract's, in its order, then our additions.
-    pub const ALL: [DenyReason; 13] = [
+    pub const ALL: [DenyReason; 17] = [
         DenyReason::TokenMissing,
         DenyReason::TokenMalformed,
         DenyReason::SignatureInvalid,
@@ -80,6 +89,10 @@ impl DenyReason {
         DenyReason::ScopeMissing,
         DenyReason::NoRule,
         DenyReason::RequestInvalid,
+        DenyReason::SpiffeIdMismatch,
+        DenyReason::TokenPresent,
+        DenyReason::CertificateMismatch,
+        DenyReason::TokenUnavailable,
     ];
 
     /// The wire name of the reason code (`token_expired`, ...).
@@ -87,6 +100,7 @@ impl DenyReason {
         match self {
             DenyReason::AlgorithmNotAllowed => "algorithm_not_allowed",
             DenyReason::AudienceMismatch => "audience_mismatch",
+            DenyReason::CertificateMismatch => "certificate_mismatch",
             DenyReason::ClaimMismatch => "claim_mismatch",
             DenyReason::IssuerMismatch => "issuer_mismatch",
             DenyReason::KeyNotFound => "key_not_found",
@@ -94,10 +108,13 @@ impl DenyReason {
             DenyReason::RequestInvalid => "request_invalid",
             DenyReason::ScopeMissing => "scope_missing",
             DenyReason::SignatureInvalid => "signature_invalid",
+            DenyReason::SpiffeIdMismatch => "spiffe_id_mismatch",
             DenyReason::TokenExpired => "token_expired",
             DenyReason::TokenMalformed => "token_malformed",
             DenyReason::TokenMissing => "token_missing",
             DenyReason::TokenNotYetValid => "token_not_yet_valid",
+            DenyReason::TokenPresent => "token_present",
+            DenyReason::TokenUnavailable => "token_unavailable",
         }
     }
 
@@ -105,11 +122,15 @@ impl DenyReason {
     pub const fn status(self) -> DenyStatus {
         match self {
             DenyReason::RequestInvalid => DenyStatus::BadRequest,
-            DenyReason::ClaimMismatch | DenyReason::NoRule | DenyReason::ScopeMissing => {
-                DenyStatus::Forbidden
-            }
+            DenyReason::ClaimMismatch
+            | DenyReason::NoRule
+            | DenyReason::ScopeMissing
+            | DenyReason::SpiffeIdMismatch
+            | DenyReason::TokenPresent
+            | DenyReason::TokenUnavailable => DenyStatus::Forbidden,
             DenyReason::AlgorithmNotAllowed
             | DenyReason::AudienceMismatch
+            | DenyReason::CertificateMismatch
             | DenyReason::IssuerMismatch
             | DenyReason::KeyNotFound
             | DenyReason::SignatureInvalid
@@ -125,7 +146,11 @@ impl DenyReason {
         match self {
             DenyReason::TokenMissing => "unauthorized",
             DenyReason::ScopeMissing => "insufficient_scope",
-            DenyReason::ClaimMismatch | DenyReason::NoRule => "access_denied",
+            DenyReason::ClaimMismatch
+            | DenyReason::NoRule
+            | DenyReason::SpiffeIdMismatch
+            | DenyReason::TokenPresent
+            | DenyReason::TokenUnavailable => "access_denied",
             DenyReason::RequestInvalid => "invalid_request",
             _ => "invalid_token",
         }
@@ -136,6 +161,7 @@ impl DenyReason {
         match self {
             DenyReason::AlgorithmNotAllowed => "the token's algorithm is not allowed",
             DenyReason::AudienceMismatch => "the token is not meant for this audience",
+            DenyReason::CertificateMismatch => "the token is bound to another client certificate",
             DenyReason::ClaimMismatch => "a required claim does not match",
             DenyReason::IssuerMismatch => "the token's issuer is not trusted",
             DenyReason::KeyNotFound => "no key is known for the token",
@@ -143,10 +169,13 @@ impl DenyReason {
             DenyReason::RequestInvalid => "the request cannot be read one way only",
             DenyReason::ScopeMissing => "a required scope is missing",
             DenyReason::SignatureInvalid => "the signature is invalid",
+            DenyReason::SpiffeIdMismatch => "the workload's SPIFFE ID is not allowed here",
             DenyReason::TokenExpired => "the token has expired",
             DenyReason::TokenMalformed => "the token is malformed",
             DenyReason::TokenMissing => "a bearer token is required",
             DenyReason::TokenNotYetValid => "the token is not valid yet",
+            DenyReason::TokenPresent => "the outbound request already carries a token",
+            DenyReason::TokenUnavailable => "no outbound token is available yet",
         }
     }
 }
@@ -197,6 +226,10 @@ mod tests {
                 "scope_missing",
                 "no_rule",
                 "request_invalid",
+                "spiffe_id_mismatch",
+                "token_present",
+                "certificate_mismatch",
+                "token_unavailable",
             ]
         );
     }
@@ -205,7 +238,8 @@ mod tests {
     fn statuses_are_the_contracts() {
         for r in DenyReason::ALL {
             let want = match r.as_str() {
-                "claim_mismatch" | "scope_missing" | "no_rule" => 403,
+                "claim_mismatch" | "scope_missing" | "no_rule" | "spiffe_id_mismatch"
+                | "token_present" | "token_unavailable" => 403,
                 "request_invalid" => 400,
                 _ => 401,
             };

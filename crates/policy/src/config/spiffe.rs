@@ -1,0 +1,412 @@
+//! The workload identity part of the config: `providers[].spiffe`, a rule's
+//! `spiffe_ids` and `inject`. Raw (serde) and validated forms side by side.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{Ctx, parse_duration};
+use crate::config::ConfigError;
+use crate::spiffe::{SpiffeIdPattern, check_trust_domain};
+
+/// The variable naming the Workload API socket when the config does not.
+pub const SPIFFE_ENDPOINT_SOCKET: &str = "SPIFFE_ENDPOINT_SOCKET";
+
+/// `providers[].spiffe`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpiffe {
+    /// The trust domain whose JWT-SVIDs the provider accepts.
+    pub trust_domain: String,
+    /// Where its bundle comes from (default: the Workload API at `$SPIFFE_ENDPOINT_SOCKET`).
+    pub bundle: Option<RawBundle>,
+}
+
+/// `spiffe.bundle`: exactly one of `workload_api` or `file`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBundle {
+    /// The Workload API socket (`unix:///path`).
+    pub workload_api: Option<String>,
+    /// A SPIFFE bundle file (a JWKS with `spiffe_refresh_hint`...), re-read when it changes.
+    pub file: Option<String>,
+}
+
+/// A rule's `inject:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInject {
+    /// The audience the outbound token is for.
+    pub audience: String,
+    /// Where the token comes from (default `workload_api`).
+    pub source: Option<RawInjectSource>,
+    /// Replace an `Authorization` the request already has (default false: 403 `token_present`).
+    pub replace: Option<bool>,
+    /// The Workload API socket for `source: workload_api`, when no provider names one.
+    pub socket: Option<String>,
+}
+
+/// `inject.source`: `workload_api`, or a table naming another source.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawInjectSource {
+    /// `workload_api`.
+    Name(String),
+    /// `{client_credentials: {...}}` or `{mint: {...}}`.
+    Table(RawInjectTable),
+}
+
+/// The table form of `inject.source`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInjectTable {
+    /// OAuth 2.0 client credentials.
+    pub client_credentials: Option<RawClientCredentials>,
+    /// A token we sign.
+    pub mint: Option<RawMint>,
+}
+
+/// `source.client_credentials`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientCredentials {
+    /// The token endpoint.
+    pub token_url: String,
+    /// The client.
+    pub client_id: String,
+    /// Its secret (`${VAR}` to keep it out of the file).
+    pub client_secret: String,
+    /// Scopes asked for.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// `source.mint`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMint {
+    /// The private key (PKCS#8 PEM).
+    pub key_file: String,
+    /// `iss`.
+    pub issuer: String,
+    /// `sub`.
+    pub subject: String,
+    /// Lifetime (default 5m).
+    pub ttl: Option<String>,
+}
+
+/// A validated `providers[].spiffe`.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct SpiffeConfig {
+    /// The trust domain.
+    pub trust_domain: String,
+    /// Where the bundle comes from.
+    pub bundle: BundleSource,
+}
+
+/// Where a trust domain's bundle comes from.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum BundleSource {
+    /// A SPIFFE bundle file.
+    File(PathBuf),
+    /// The Workload API at this endpoint (`unix:///path`).
+    WorkloadApi(String),
+}
+
+/// A validated `inject:`.
+#[derive(Clone, Debug)]
+pub struct InjectConfig {
+    /// The audience.
+    pub audience: String,
+    /// The token source.
+    pub source: InjectSource,
+    /// Replace a present `Authorization`.
+    pub replace: bool,
+}
+
+/// Where an injected token comes from.
+#[derive(Clone)]
+pub enum InjectSource {
+    /// OAuth 2.0 client credentials at `token_url`.
+    ClientCredentials {
+        /// The token endpoint.
+        token_url: String,
+        /// The client.
+        client_id: String,
+        /// Its secret.
+        client_secret: String,
+        /// Scopes asked for.
+        scopes: Vec<String>,
+    },
+    /// A token signed with our own key.
+    Mint {
+        /// The key file.
+        key_file: PathBuf,
+        /// `iss`.
+        issuer: String,
+        /// `sub`.
+        subject: String,
+        /// Lifetime.
+        ttl: Duration,
+    },
+    /// A JWT-SVID from the Workload API at this endpoint.
+    WorkloadApi {
+        /// The endpoint (`unix:///path`).
+        socket: String,
+    },
+}
+
+impl std::fmt::Debug for InjectSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InjectSource::ClientCredentials {
+                token_url,
+                client_id,
+                scopes,
+                ..
+            } => f
+                .debug_struct("ClientCredentials")
+                .field("token_url", token_url)
+                .field("client_id", client_id)
+                .field("scopes", scopes)
+                .finish_non_exhaustive(),
+            InjectSource::Mint {
+                key_file,
+                issuer,
+                subject,
+                ttl,
+            } => f
+                .debug_struct("Mint")
+                .field("key_file", key_file)
+                .field("issuer", issuer)
+                .field("subject", subject)
+                .field("ttl", ttl)
+                .finish(),
+            InjectSource::WorkloadApi { socket } => f
+                .debug_struct("WorkloadApi")
+                .field("socket", socket)
+                .finish(),
+        }
+    }
+}
+
+/// Validates `providers[i].spiffe`.
+pub(super) fn validate_spiffe(
+    cx: &Ctx<'_>,
+    line: u64,
+    field: &str,
+    raw: RawSpiffe,
+    base_dir: &Path,
+) -> Result<SpiffeConfig, ConfigError> {
+    let RawSpiffe {
+        trust_domain,
+        bundle,
+    } = raw;
+    check_trust_domain(&trust_domain)
+        .map_err(|e| cx.err(line, format!("{field}.trust_domain"), e))?;
+    let RawBundle { workload_api, file } = bundle.unwrap_or_default();
+    let bundle = match (workload_api, file) {
+        (Some(_), Some(_)) => {
+            return Err(cx.err(
+                line,
+                format!("{field}.bundle"),
+                "exactly one of workload_api or file",
+            ));
+        }
+        (None, Some(path)) => BundleSource::File(base_dir.join(path)),
+        (Some(socket), None) => {
+            BundleSource::WorkloadApi(check_socket(cx, line, &format!("{field}.bundle"), socket)?)
+        }
+        (None, None) => {
+            BundleSource::WorkloadApi(default_socket(cx, line, &format!("{field}.bundle"))?)
+        }
+    };
+    Ok(SpiffeConfig {
+        trust_domain,
+        bundle,
+    })
+}
+
+/// Validates a rule's `spiffe_ids`.
+pub(super) fn validate_spiffe_ids(
+    cx: &Ctx<'_>,
+    field: &str,
+    raw: Vec<Spanned<String>>,
+) -> Result<Vec<SpiffeIdPattern>, ConfigError> {
+    if raw.is_empty() {
+        return Err(cx.err(0, field, "must name at least one SPIFFE ID"));
+    }
+    raw.into_iter()
+        .map(|s| {
+            SpiffeIdPattern::parse(&s.value).map_err(|e| {
+                cx.err(
+                    s.referenced.line(),
+                    field,
+                    format!("{:?} is not a SPIFFE ID: {e}", s.value),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Validates a rule's `inject`. `provider_socket` is the first spiffe provider's
+/// Workload API endpoint, if any.
+pub(super) fn validate_inject(
+    cx: &Ctx<'_>,
+    line: u64,
+    field: &str,
+    raw: RawInject,
+    provider_socket: Option<&str>,
+    base_dir: &Path,
+) -> Result<InjectConfig, ConfigError> {
+    let RawInject {
+        audience,
+        source,
+        replace,
+        socket,
+    } = raw;
+    if audience.is_empty() {
+        return Err(cx.err(line, format!("{field}.audience"), "must not be empty"));
+    }
+    let sfield = format!("{field}.source");
+    let source = match source {
+        None => RawInjectSource::Name("workload_api".to_owned()),
+        Some(s) => s,
+    };
+    let source = match source {
+        RawInjectSource::Name(name) if name == "workload_api" => {
+            let socket = match (provider_socket, socket) {
+                (Some(p), _) => p.to_owned(),
+                (None, Some(s)) => check_socket(cx, line, &format!("{field}.socket"), s)?,
+                (None, None) => default_socket(cx, line, &sfield)?,
+            };
+            InjectSource::WorkloadApi { socket }
+        }
+        RawInjectSource::Name(other) => {
+            return Err(cx.err(
+                line,
+                sfield,
+                format!(
+                    "{other:?} is not workload_api, {{client_credentials: ...}} or {{mint: ...}}"
+                ),
+            ));
+        }
+        RawInjectSource::Table(RawInjectTable {
+            client_credentials: Some(cc),
+            mint: None,
+        }) => {
+            let RawClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scopes,
+            } = cc;
+            super::check_url(
+                cx,
+                line,
+                &format!("{sfield}.client_credentials.token_url"),
+                &token_url,
+            )?;
+            if client_id.is_empty() || client_secret.is_empty() {
+                return Err(cx.err(
+                    line,
+                    format!("{sfield}.client_credentials"),
+                    "client_id and client_secret must not be empty",
+                ));
+            }
+            InjectSource::ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scopes,
+            }
+        }
+        RawInjectSource::Table(RawInjectTable {
+            client_credentials: None,
+            mint: Some(m),
+        }) => {
+            let RawMint {
+                key_file,
+                issuer,
+                subject,
+                ttl,
+            } = m;
+            let ttl = match ttl {
+                None => Duration::from_secs(300),
+                Some(t) => {
+                    parse_duration(&t).map_err(|e| cx.err(line, format!("{sfield}.mint.ttl"), e))?
+                }
+            };
+            if ttl < Duration::from_secs(10) || ttl > Duration::from_secs(86_400) {
+                return Err(cx.err(
+                    line,
+                    format!("{sfield}.mint.ttl"),
+                    "must be between 10s and 24h",
+                ));
+            }
+            if issuer.is_empty() || subject.is_empty() {
+                return Err(cx.err(
+                    line,
+                    format!("{sfield}.mint"),
+                    "issuer and subject must not be empty",
+                ));
+            }
+            InjectSource::Mint {
+                key_file: base_dir.join(key_file),
+                issuer,
+                subject,
+                ttl,
+            }
+        }
+        RawInjectSource::Table(_) => {
+            return Err(cx.err(
+                line,
+                sfield,
+                "exactly one of workload_api, client_credentials or mint",
+            ));
+        }
+    };
+    Ok(InjectConfig {
+        audience,
+        source,
+        replace: replace.unwrap_or(false),
+    })
+}
+
+fn default_socket(cx: &Ctx<'_>, line: u64, field: &str) -> Result<String, ConfigError> {
+    match (cx.env)(SPIFFE_ENDPOINT_SOCKET) {
+        Some(s) => check_socket(cx, line, &format!("${SPIFFE_ENDPOINT_SOCKET}"), s),
+        None => Err(cx.err(
+            line,
+            field,
+            format!("names no Workload API socket and ${SPIFFE_ENDPOINT_SOCKET} is not set"),
+        )),
+    }
+}
+
+/// A Workload API endpoint: `unix:///absolute/path` or `tcp://IP:PORT`.
+fn check_socket(cx: &Ctx<'_>, line: u64, field: &str, s: String) -> Result<String, ConfigError> {
+    let ok = if let Some(path) = s.strip_prefix("unix://") {
+        path.starts_with('/') && path.len() > 1
+    } else if let Some(path) = s.strip_prefix("unix:") {
+        path.starts_with('/') && path.len() > 1
+    } else if let Some(addr) = s.strip_prefix("tcp://") {
+        addr.parse::<std::net::SocketAddr>().is_ok()
+    } else {
+        false
+    };
+    if ok {
+        Ok(s)
+    } else {
+        Err(cx.err(
+            line,
+            field,
+            format!("{s:?} is not a Workload API endpoint like unix:///run/spire/agent.sock"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;
