@@ -187,6 +187,7 @@ rules:
         ],
         &decider,
         &stop_rx,
+        None,
     ));
 
     // A small protected upstream: it asks the engine about each request it gets.

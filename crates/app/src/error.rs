@@ -31,6 +31,9 @@ pub enum AppError {
     /// means a negative answer.
     #[error("{0}")]
     Runtime(String),
+    /// `listen.proxy_tls` names files that cannot be used.
+    #[error("listen.proxy_tls: {0}")]
+    ProxyTls(String),
     /// `verify --config`: the token is invalid (exit 1).
     #[error("{0}")]
     Invalid(String),
@@ -45,7 +48,8 @@ impl AppError {
             AppError::Config(_)
             | AppError::ReadConfig { .. }
             | AppError::Bind { .. }
-            | AppError::Runtime(_) => 2,
+            | AppError::Runtime(_)
+            | AppError::ProxyTls(_) => 2,
         }
     }
 }

@@ -26,6 +26,12 @@ pub struct RawConfig {
     /// How the original request is read.
     #[serde(default)]
     pub request: Option<Spanned<RawRequest>>,
+    /// Proxy mode's upstreams.
+    #[serde(default)]
+    pub upstreams: Vec<Spanned<super::RawUpstream>>,
+    /// Peers whose forwarding headers the proxy listener keeps (CIDRs).
+    #[serde(default)]
+    pub trusted_proxies: Option<Spanned<Vec<String>>>,
 }
 
 /// `request:`.
@@ -46,6 +52,10 @@ pub struct RawListen {
     pub grpc: Option<Spanned<String>>,
     /// `/healthz`, `/readyz`, `/metrics`.
     pub admin: Option<Spanned<String>>,
+    /// Proxy mode.
+    pub proxy: Option<Spanned<String>>,
+    /// TLS on the proxy listener.
+    pub proxy_tls: Option<Spanned<super::RawProxyTls>>,
 }
 
 /// `limits:`.
@@ -160,6 +170,8 @@ pub struct RawRule {
     /// Templated headers added on allow.
     #[serde(default)]
     pub headers: BTreeMap<String, Spanned<String>>,
+    /// The upstream of the proxy listener (a name under `upstreams:`).
+    pub upstream: Option<Spanned<String>>,
 }
 
 /// `match:`.

@@ -40,6 +40,12 @@ pub enum DenyReason {
     TokenMissing,
     /// `nbf` is in the future (beyond the clock skew).
     TokenNotYetValid,
+    /// Proxy mode: the rule that allowed the request names no upstream.
+    NoUpstream,
+    /// Proxy mode: the upstream could not be reached.
+    UpstreamUnavailable,
+    /// Proxy mode: the upstream did not answer in time.
+    UpstreamTimeout,
 }
 
 /// What a deny means at the HTTP level.
@@ -51,6 +57,12 @@ pub enum DenyStatus {
     Forbidden,
     /// 401: no credential, or one that fails.
     Unauthorized,
+    /// 404: proxy mode, nowhere to send the request.
+    NotFound,
+    /// 502: proxy mode, the upstream could not be reached.
+    BadGateway,
+    /// 504: proxy mode, the upstream did not answer in time.
+    GatewayTimeout,
 }
 
 impl DenyStatus {
@@ -60,13 +72,16 @@ impl DenyStatus {
             DenyStatus::BadRequest => 400,
             DenyStatus::Forbidden => 403,
             DenyStatus::Unauthorized => 401,
+            DenyStatus::NotFound => 404,
+            DenyStatus::BadGateway => 502,
+            DenyStatus::GatewayTimeout => 504,
         }
     }
 }
 
 impl DenyReason {
     /// Every reason code: the contract's, in its order, then our additions.
-    pub const ALL: [DenyReason; 13] = [
+    pub const ALL: [DenyReason; 16] = [
         DenyReason::TokenMissing,
         DenyReason::TokenMalformed,
         DenyReason::SignatureInvalid,
@@ -80,6 +95,9 @@ impl DenyReason {
         DenyReason::ScopeMissing,
         DenyReason::NoRule,
         DenyReason::RequestInvalid,
+        DenyReason::NoUpstream,
+        DenyReason::UpstreamUnavailable,
+        DenyReason::UpstreamTimeout,
     ];
 
     /// The wire name of the reason code (`token_expired`, ...).
@@ -98,6 +116,9 @@ impl DenyReason {
             DenyReason::TokenMalformed => "token_malformed",
             DenyReason::TokenMissing => "token_missing",
             DenyReason::TokenNotYetValid => "token_not_yet_valid",
+            DenyReason::NoUpstream => "no_upstream",
+            DenyReason::UpstreamUnavailable => "upstream_unavailable",
+            DenyReason::UpstreamTimeout => "upstream_timeout",
         }
     }
 
@@ -105,6 +126,9 @@ impl DenyReason {
     pub const fn status(self) -> DenyStatus {
         match self {
             DenyReason::RequestInvalid => DenyStatus::BadRequest,
+            DenyReason::NoUpstream => DenyStatus::NotFound,
+            DenyReason::UpstreamUnavailable => DenyStatus::BadGateway,
+            DenyReason::UpstreamTimeout => DenyStatus::GatewayTimeout,
             DenyReason::ClaimMismatch | DenyReason::NoRule | DenyReason::ScopeMissing => {
                 DenyStatus::Forbidden
             }
@@ -127,6 +151,9 @@ impl DenyReason {
             DenyReason::ScopeMissing => "insufficient_scope",
             DenyReason::ClaimMismatch | DenyReason::NoRule => "access_denied",
             DenyReason::RequestInvalid => "invalid_request",
+            DenyReason::NoUpstream => "not_found",
+            DenyReason::UpstreamUnavailable => "bad_gateway",
+            DenyReason::UpstreamTimeout => "gateway_timeout",
             _ => "invalid_token",
         }
     }
@@ -147,6 +174,9 @@ impl DenyReason {
             DenyReason::TokenMalformed => "the token is malformed",
             DenyReason::TokenMissing => "a bearer token is required",
             DenyReason::TokenNotYetValid => "the token is not valid yet",
+            DenyReason::NoUpstream => "no upstream serves this request",
+            DenyReason::UpstreamUnavailable => "the upstream is unavailable",
+            DenyReason::UpstreamTimeout => "the upstream did not answer in time",
         }
     }
 }
@@ -197,6 +227,9 @@ mod tests {
                 "scope_missing",
                 "no_rule",
                 "request_invalid",
+                "no_upstream",
+                "upstream_unavailable",
+                "upstream_timeout",
             ]
         );
     }
@@ -207,6 +240,9 @@ mod tests {
             let want = match r.as_str() {
                 "claim_mismatch" | "scope_missing" | "no_rule" => 403,
                 "request_invalid" => 400,
+                "no_upstream" => 404,
+                "upstream_unavailable" => 502,
+                "upstream_timeout" => 504,
                 _ => 401,
             };
             assert_eq!(r.status().code(), want, "{r}");
