@@ -129,7 +129,15 @@ impl Proxy {
             .to_owned();
         let read = request_host(&req).and_then(|host| {
             canonical_path(&target, engine.reading().escaped_slashes)
-                .map(|p| (host, p.into_owned()))
+                .map(|p| {
+                    // The canonical path, and the query as sent (checked by the reader).
+                    let mut forwarded = p.into_owned();
+                    if let Some((_, query)) = target.split_once('?') {
+                        forwarded.push('?');
+                        forwarded.push_str(query);
+                    }
+                    (host, forwarded)
+                })
                 .map_err(|_| "the path cannot be read one way only")
         });
         let (host, path) = match read {
