@@ -719,3 +719,64 @@ rules:
         served.child.log()
     );
 }
+
+/// Runs one of the demo's printed `curl -i ...` lines (its quoting is single
+/// quotes around one header) and returns status and body.
+fn run_demo_line(line: &str) -> (u16, String) {
+    let mut args: Vec<String> = Vec::new();
+    let mut rest = line.strip_prefix("curl ").unwrap();
+    while !rest.is_empty() {
+        rest = rest.trim_start();
+        if let Some(r) = rest.strip_prefix('\'') {
+            let (quoted, after) = r.split_once('\'').unwrap();
+            args.push(quoted.to_owned());
+            rest = after;
+        } else {
+            let (word, after) = rest.split_once(' ').unwrap_or((rest, ""));
+            args.push(word.to_owned());
+            rest = after;
+        }
+    }
+    let args: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != "-i")
+        .collect();
+    let c = curl(&args);
+    (c.status, c.body)
+}
+
+#[test]
+fn the_demo_protects_its_app_through_the_proxy_listener() {
+    use std::io::BufRead as _;
+    let mut child = Command::new(BIN)
+        .args(["demo", "--port", &free_port().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if line.starts_with("Ctrl-C") {
+            break;
+        }
+        lines.push(line);
+    }
+    let curls: Vec<&String> = lines.iter().filter(|l| l.starts_with("curl -i")).collect();
+    assert_eq!(curls.len(), 5, "{lines:#?}");
+    let results: Vec<(u16, String)> = curls.iter().map(|l| run_demo_line(l)).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    let statuses: Vec<u16> = results.iter().map(|r| r.0).collect();
+    assert_eq!(statuses, [401, 200, 200, 403, 200], "{results:#?}");
+    // Through the proxy: the app got the identity the decision set.
+    let hello: Value = serde_json::from_str(&results[2].1).unwrap();
+    assert_eq!(hello["hello"], "alice", "{hello}");
+    assert_eq!(hello["path"], "/hello");
+    let admin: Value = serde_json::from_str(&results[4].1).unwrap();
+    assert_eq!(admin["hello"], "root", "{admin}");
+    let denied: Value = serde_json::from_str(&results[3].1).unwrap();
+    assert_eq!(denied["reason"], "claim_mismatch");
+}
