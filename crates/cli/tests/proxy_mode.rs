@@ -640,6 +640,7 @@ upstreams:
     urls: ["https://127.0.0.1:{e}"]
     tls: {{ca: {ca}, cert: {oc}, key: {ok}, server_name: app.internal}}
 rules:
+  - {{name: closed, match: {{path: "/closed/**"}}, allow: deny, upstream: app}}
   - {{name: all, match: {{}}, allow: anonymous, upstream: app}}
 "#,
         sc = server_cert.display(),
@@ -688,6 +689,27 @@ rules:
         "{}",
         a1.body
     );
+
+    // A deny names the client certificate (subject, SPIFFE ID) in its log line.
+    let closed = curl(&[
+        "--cacert",
+        ca,
+        "--cert",
+        bob.to_str().unwrap(),
+        "--key",
+        bob_key.to_str().unwrap(),
+        &format!("https://127.0.0.1:{}/closed/x", served.port),
+    ]);
+    assert_eq!(closed.status, 403, "{}", closed.body);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !served.child.log().contains("CN=bob; uri=spiffe://test/bob") {
+        assert!(
+            Instant::now() < deadline,
+            "no deny line names the client certificate: {}",
+            served.child.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // No client certificate, or one from another CA: no handshake, no request.
     let before = echo.hits();

@@ -121,6 +121,8 @@ impl Proxy {
     async fn handle(&self, mut req: Request<Incoming>) -> Response<ProxyBody> {
         let head = req.method() == Method::HEAD;
         let id = request_id(req.headers());
+        // The decision's log and the upstream see the same id.
+        req.headers_mut().insert(REQUEST_ID, id.clone());
         let engine = self.decider.engine();
         let target = req
             .uri()
