@@ -572,6 +572,57 @@ fn a_1_gib_upload_streams_with_flat_memory() {
 }
 
 #[test]
+fn a_512_mib_download_streams_with_flat_memory() {
+    let p = plain("", "");
+    let pid = p.served.child.pid();
+    assert_eq!(
+        curl(&[&format!("http://127.0.0.1:{}/public/w", p.served.port)]).status,
+        200
+    );
+    let baseline = vm_rss_kib(pid);
+    let size: u64 = 512 << 20;
+    // curl reads at its own pace; a proxy that buffered would hold the body.
+    let mut download = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "120",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{size_download}",
+        ])
+        .arg(format!(
+            "http://127.0.0.1:{}/public/download?{size}",
+            p.served.port
+        ))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut peak = baseline;
+    let mut samples = 0;
+    while download.try_wait().unwrap().is_none() {
+        peak = peak.max(vm_rss_kib(pid));
+        samples += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut out = String::new();
+    download
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(out.trim(), format!("200 {size}"));
+    eprintln!("512 MiB download: RSS baseline {baseline} KiB, peak {peak} KiB, {samples} samples");
+    assert!(samples > 5, "too few samples to say anything");
+    assert!(
+        peak < baseline + 32 * 1024,
+        "RSS grew from {baseline} KiB to {peak} KiB: the body was buffered"
+    );
+}
+
+#[test]
 fn websocket_and_grpc_pass_through_after_the_decision() {
     let (g, w) = (free_port(), free_port());
     let dir = TempDir::new("proxy-py");

@@ -34,7 +34,8 @@ pub struct EchoTls {
 
 /// A hyper upstream on a free loopback port, HTTP/1.1 and h2c (or TLS with ALPN).
 /// Answers `/slow...` after 5 s, `/upload...` with `{"bytes": N}` once it has
-/// read the whole body, anything else with
+/// read the whole body, `.../download?N` with N zero bytes (streamed, 64 KiB frames),
+/// anything else with
 /// `{"method","path","version","tls_client_cert","headers":{name: value|[values]}}`.
 #[derive(Debug)]
 pub struct EchoServer {
@@ -155,13 +156,17 @@ async fn answer(
     req: Request<Incoming>,
     hits: Arc<AtomicUsize>,
     client_cert: bool,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<EchoBody>, Infallible> {
     hits.fetch_add(1, Ordering::SeqCst);
     let path = req
         .uri()
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
+    if let Some((_, n)) = path.split_once("/download?") {
+        let n: u64 = n.parse().unwrap_or(0);
+        return Ok(Response::new(EchoBody::Zeros(n)));
+    }
     if path.starts_with("/slow") {
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
@@ -204,8 +209,40 @@ async fn answer(
     Ok(json_response(&body))
 }
 
-fn json_response(v: &Value) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
+/// The echo's bodies: JSON, or `N` zero bytes made as they are read.
+#[derive(Debug)]
+enum EchoBody {
+    Full(Full<Bytes>),
+    Zeros(u64),
+}
+
+impl hyper::body::Body for EchoBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        static ZEROS: [u8; 65536] = [0; 65536];
+        match self.get_mut() {
+            EchoBody::Full(f) => std::pin::Pin::new(f).poll_frame(cx),
+            EchoBody::Zeros(left) => {
+                if *left == 0 {
+                    return std::task::Poll::Ready(None);
+                }
+                let n = (*left).min(ZEROS.len() as u64);
+                *left -= n;
+                std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from_static(
+                    &ZEROS[..n as usize],
+                )))))
+            }
+        }
+    }
+}
+
+fn json_response(v: &Value) -> Response<EchoBody> {
+    let mut r = Response::new(EchoBody::Full(Full::new(Bytes::from(v.to_string()))));
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/json"),
