@@ -22,6 +22,7 @@ SCENARIOS = [
     ("4", "RS256 expired token (both answer 401)"),
     ("5", "end to end: Envoy ext_authz gRPC -> Portcullis vs Envoy jwt_authn; -> upstream"),
     ("6", "NGINX auth_request -> Portcullis -> upstream (vs Envoy jwt_authn -> upstream)"),
+    ("7", "proxy mode: Portcullis proxy -> upstream vs Envoy jwt_authn -> upstream"),
 ]
 
 

@@ -1,6 +1,7 @@
 //! `portcullis demo`: an in-process issuer with a fresh key and its JWKS, a verify
-//! endpoint and a small protected upstream, all on 127.0.0.1, wired through the
-//! same code as `serve` (the provider fetches the issuer's JWKS over HTTP).
+//! endpoint and a small sample app protected by the proxy listener, all on
+//! 127.0.0.1, wired through the same code as `serve` (the provider fetches the
+//! issuer's JWKS over HTTP; the proxy forwards what it allows to the app).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,7 +14,6 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use portcullis_decider::{Decider, Metrics};
 use portcullis_jose::{Algorithm, SigningKey};
-use portcullis_policy::AuthRequest;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -116,6 +116,9 @@ async fn demo(options: DemoOptions) -> Result<(), AppError> {
     let verify_listener = listener(options.port.unwrap_or(8080)).await?;
     let upstream_listener = listener(8081).await?;
     let admin_listener = listener(9090).await?;
+    // The sample app itself, behind the proxy listener (`upstream_listener`).
+    let app_listener = listener(0).await?;
+    let app_port = port_of(&app_listener)?;
     let (verify_port, upstream_port, admin_port) = (
         port_of(&verify_listener)?,
         port_of(&upstream_listener)?,
@@ -161,15 +164,21 @@ providers:
       uri: {issuer}/.well-known/jwks.json
     claims_to_headers:
       - {{header: x-user, claim: sub}}
+upstreams:
+  - name: app
+    urls: [http://127.0.0.1:{app_port}]
 rules:
   - name: health
     match: {{path: /healthz}}
     allow: anonymous
+    upstream: app
   - name: admin
     match: {{path: "/admin/**"}}
     claims: {{groups: [admins]}}
+    upstream: app
   - name: default
     match: {{}}
+    upstream: app
 "#
     );
     let config =
@@ -184,38 +193,41 @@ rules:
         vec![
             (ListenerKind::Http, verify_listener),
             (ListenerKind::Admin, admin_listener),
+            (ListenerKind::Proxy, upstream_listener),
         ],
         &decider,
         &stop_rx,
+        None,
     ));
 
-    // A small protected upstream: it asks the engine about each request it gets.
-    {
-        let d = decider.clone();
-        tasks.push(tokio::spawn(serve_http(
-            upstream_listener,
-            FnService::new(move |req: http::Request<hyper::body::Incoming>| {
-                let d = d.clone();
-                async move {
-                    let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
-                    let path = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
-                    let auth = AuthRequest::new(req.method(), &host, &path, req.headers());
-                    match d.decide(&auth, portcullis_decider::Frontend::Demo).await {
-                        portcullis_policy::Decision::Allow(a) => {
-                            let headers: serde_json::Map<String, Value> = a
-                                .set_headers
-                                .iter()
-                                .map(|(n, v)| (n.to_string(), Value::from(v.to_str().unwrap_or(""))))
-                                .collect();
-                            json_response(StatusCode::OK, &json!({ "hello": headers.get("x-user").cloned().unwrap_or(Value::from("anonymous")), "path": path, "identity_headers": headers }))
-                        }
-                        deny => portcullis_frontend_forward_auth::render(&deny, false, false),
-                    }
-                }
-            }),
-            stop_rx.clone(),
-        )));
-    }
+    // The sample app: it trusts the proxy in front of it and shows the identity
+    // headers it was given.
+    tasks.push(tokio::spawn(serve_http(
+        app_listener,
+        FnService::new(move |req: http::Request<hyper::body::Incoming>| {
+            let path = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default();
+            let headers: serde_json::Map<String, Value> = ["x-user"]
+                .iter()
+                .filter_map(|n| {
+                    req.headers()
+                        .get(*n)
+                        .and_then(|v| v.to_str().ok())
+                        .map(|v| ((*n).to_owned(), Value::from(v)))
+                })
+                .collect();
+            let hello = headers
+                .get("x-user")
+                .cloned()
+                .unwrap_or(Value::from("anonymous"));
+            let body = json!({ "hello": hello, "path": path, "identity_headers": headers });
+            async move { json_response(StatusCode::OK, &body) }
+        }),
+        stop_rx.clone(),
+    )));
 
     // Ready once the provider has fetched the issuer's JWKS.
     for _ in 0..250 {
@@ -227,7 +239,7 @@ rules:
     let token = mint(&key, &kid, &issuer, "alice", &["users"])?;
     let admin_token = mint(&key, &kid, &issuer, "root", &["admins"])?;
     println!(
-        "Portcullis demo: issuer {issuer}, verify http://127.0.0.1:{verify_port}/verify, upstream http://127.0.0.1:{upstream_port}, admin http://127.0.0.1:{admin_port}"
+        "Portcullis demo: issuer {issuer}, verify http://127.0.0.1:{verify_port}/verify, protected app (proxy) http://127.0.0.1:{upstream_port}, admin http://127.0.0.1:{admin_port}"
     );
     println!();
     println!("# 401: no token");
@@ -237,7 +249,7 @@ rules:
     println!("curl -i -H 'Authorization: Bearer {token}' http://127.0.0.1:{verify_port}/verify");
     println!();
     println!(
-        "# the protected upstream: 200 for alice, 403 for /admin unless the token has groups [admins]"
+        "# the app through the proxy: 200 for alice, 403 for /admin unless the token has groups [admins]"
     );
     println!("curl -i -H 'Authorization: Bearer {token}' http://127.0.0.1:{upstream_port}/hello");
     println!(

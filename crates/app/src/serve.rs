@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::error::AppError;
 use portcullis_frontend_admin::NewAdmin;
 use portcullis_frontend_forward_auth::NewForwardAuth;
+use portcullis_proxy::{NewProxy, TlsIn};
 
 use crate::listener::serve_http;
 use crate::runtime::{Sources, load_config, log_warnings};
@@ -98,7 +99,7 @@ pub(crate) async fn start_listeners(
             file: "config".to_owned(),
             line: 0,
             field: "listen".to_owned(),
-            problem: "names no listener (http, grpc or admin)".to_owned(),
+            problem: "names no listener (http, grpc, admin or proxy)".to_owned(),
         }));
     }
     // Bind everything first, so a bad address fails before anything serves.
@@ -106,7 +107,12 @@ pub(crate) async fn start_listeners(
     for listener in listen.listeners() {
         bound.push((listener.kind, bind(listener.addr).await?));
     }
-    Ok(spawn_listeners(bound, decider, stop))
+    let tls = listen
+        .proxy_tls()
+        .map(|t| TlsIn::load(t).map(Arc::new))
+        .transpose()
+        .map_err(|e| AppError::ProxyTls(e.to_string()))?;
+    Ok(spawn_listeners(bound, decider, stop, tls))
 }
 
 /// Serves each bound listener with its frontend.
@@ -114,12 +120,13 @@ pub(crate) fn spawn_listeners(
     bound: Bound,
     decider: &Arc<Decider>,
     stop: &watch::Receiver<bool>,
+    proxy_tls: Option<Arc<TlsIn>>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     bound
         .into_iter()
         .map(|(kind, listener)| {
             tracing::info!(addr = ?listener.local_addr().ok(), listener = kind.as_str(), "listening");
-            serve_frontend(kind, listener, decider.clone(), stop.clone())
+            serve_frontend(kind, listener, decider.clone(), stop.clone(), proxy_tls.clone())
         })
         .collect()
 }
@@ -130,6 +137,7 @@ fn serve_frontend(
     listener: TcpListener,
     decider: Arc<Decider>,
     stop: watch::Receiver<bool>,
+    proxy_tls: Option<Arc<TlsIn>>,
 ) -> tokio::task::JoinHandle<()> {
     match kind {
         ListenerKind::Http => tokio::spawn(serve_http(
@@ -152,6 +160,12 @@ fn serve_frontend(
         ListenerKind::Admin => tokio::spawn(serve_http(
             listener,
             NewAdmin::new(decider).new_service(),
+            stop,
+        )),
+        ListenerKind::Proxy => tokio::spawn(portcullis_proxy::serve(
+            listener,
+            NewProxy::new(decider),
+            proxy_tls,
             stop,
         )),
         // A kind this build has no frontend for: nothing listens (never reached: the

@@ -12,14 +12,17 @@ pub enum Frontend {
     ExtAuthzGrpc,
     /// `/verify`: NGINX, Traefik, Caddy, Envoy's HTTP mode.
     ForwardAuth,
+    /// The proxy listener (proxy mode).
+    Proxy,
 }
 
 impl Frontend {
     /// Every frontend.
-    pub const ALL: [Frontend; 3] = [
+    pub const ALL: [Frontend; 4] = [
         Frontend::Demo,
         Frontend::ExtAuthzGrpc,
         Frontend::ForwardAuth,
+        Frontend::Proxy,
     ];
 
     /// The frontends every server runs: their latency series exist from the start.
@@ -31,13 +34,14 @@ impl Frontend {
             Frontend::Demo => "demo_upstream",
             Frontend::ExtAuthzGrpc => "ext_authz_grpc",
             Frontend::ForwardAuth => "forward_auth",
+            Frontend::Proxy => "proxy",
         }
     }
 
     /// Its place in [`Frontend::SERVED`], if it is there.
     pub(crate) const fn served_index(self) -> Option<usize> {
         match self {
-            Frontend::Demo => None,
+            Frontend::Demo | Frontend::Proxy => None,
             Frontend::ExtAuthzGrpc => Some(0),
             Frontend::ForwardAuth => Some(1),
         }

@@ -6,6 +6,7 @@
 mod frontend;
 mod metrics;
 mod request_id;
+mod peer_cert;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -178,6 +179,10 @@ fn log(decision: &Decision, req: &AuthRequest<'_>, frontend: Frontend) {
                 .peer
                 .and_then(|p| p.address)
                 .map(tracing::field::display),
+            client_cert = req
+                .peer
+                .and_then(|p| p.certificate.as_deref())
+                .map(peer_cert::describe),
             host = clip(req.host),
             path = clip(req.path),
             detail = d.detail.as_str(),

@@ -3,10 +3,12 @@
 
 pub mod raw;
 pub mod spiffe;
+mod upstream;
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
@@ -21,6 +23,10 @@ use crate::matcher::{HostPattern, PathPattern};
 use crate::template::{ClaimFormat, Template};
 use raw::{RawConfig, RawJwks, RawLocation, RawProvider, RawRule};
 use spiffe::{InjectConfig, SpiffeConfig};
+pub use upstream::{
+    Cidr, ClientAuth, InvalidCidr, ProxySettings, ProxyTls, RawProxyTls, RawUpstream,
+    RawUpstreamTls, UpstreamConfig, UpstreamProtocol, UpstreamTls, UpstreamUrl,
+};
 
 /// A config problem: `FILE:LINE: field: what is wrong`.
 #[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
@@ -74,6 +80,8 @@ pub struct Config {
     pub limits: Limits,
     /// How the original request is read.
     pub request: RequestReading,
+    /// Proxy mode: upstreams and trusted proxies.
+    pub proxy: ProxySettings,
 }
 
 /// `request:`: how the canonical reader reads what a client controls.
@@ -93,6 +101,8 @@ pub enum ListenerKind {
     Grpc,
     /// Forward auth `/verify` (`listen.http`).
     Http,
+    /// Proxy mode (`listen.proxy`).
+    Proxy,
 }
 
 impl ListenerKind {
@@ -102,6 +112,7 @@ impl ListenerKind {
             ListenerKind::Admin => "admin",
             ListenerKind::Grpc => "grpc",
             ListenerKind::Http => "http",
+            ListenerKind::Proxy => "proxy",
         }
     }
 }
@@ -120,12 +131,21 @@ pub struct Listener {
 #[derive(Clone, Debug, Default, Eq, PartialEq)]
 pub struct Listen {
     listeners: Vec<Listener>,
+    proxy_tls: Option<ProxyTls>,
 }
 
 impl Listen {
     /// These listeners.
     pub fn new(listeners: Vec<Listener>) -> Listen {
-        Listen { listeners }
+        Listen {
+            listeners,
+            proxy_tls: None,
+        }
+    }
+
+    /// TLS on the proxy listener (`listen.proxy_tls`).
+    pub fn proxy_tls(&self) -> Option<&ProxyTls> {
+        self.proxy_tls.as_ref()
     }
 
     /// Every listener.
@@ -325,6 +345,8 @@ pub struct RuleConfig {
     pub spiffe_ids: Vec<crate::spiffe::SpiffeIdPattern>,
     /// Outbound token injection (the rule then needs no inbound token).
     pub inject: Option<InjectConfig>,
+    /// Where the proxy listener sends what the rule allows.
+    pub upstream: Option<Arc<UpstreamConfig>>,
 }
 
 struct Ctx<'a> {
@@ -454,6 +476,8 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         rules,
         limits,
         request,
+        upstreams,
+        trusted_proxies,
     } = raw;
     let addr =
         |v: Option<Spanned<String>>, field: &str| -> Result<Option<SocketAddr>, ConfigError> {
@@ -468,18 +492,36 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
             })
             .transpose()
         };
-    let raw::RawListen { http, grpc, admin } = listen;
+    let raw::RawListen {
+        http,
+        grpc,
+        admin,
+        proxy,
+        proxy_tls,
+    } = listen;
     let mut listeners = Vec::new();
     for (kind, raw) in [
         (ListenerKind::Http, http),
         (ListenerKind::Grpc, grpc),
         (ListenerKind::Admin, admin),
+        (ListenerKind::Proxy, proxy),
     ] {
         if let Some(addr) = addr(raw, &format!("listen.{}", kind.as_str()))? {
             listeners.push(Listener { kind, addr });
         }
     }
-    let listen = Listen::new(listeners);
+    let mut listen = Listen::new(listeners);
+    if let Some(tls) = proxy_tls {
+        let line = tls.referenced.line();
+        if listen.addr(ListenerKind::Proxy).is_none() {
+            return Err(cx.err(line, "listen.proxy_tls", "needs listen.proxy"));
+        }
+        listen.proxy_tls = Some(upstream::validate_proxy_tls(cx, line, tls.value, base_dir)?);
+    }
+    let proxy = ProxySettings {
+        trusted_proxies: upstream::validate_trusted_proxies(cx, trusted_proxies)?,
+        upstreams: upstream::validate_upstreams(cx, upstreams, base_dir)?,
+    };
     let mut limits_out = Limits::default();
     if let Some(l) = limits {
         let raw::RawLimits {
@@ -540,7 +582,15 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
     let mut out_rules: Vec<RuleConfig> = Vec::with_capacity(rules.len());
     for (i, r) in rules.into_iter().enumerate() {
         let line = r.referenced.line();
-        let rule = validate_rule(cx, i, line, r.value, &out_providers, base_dir)?;
+        let rule = validate_rule(
+            cx,
+            i,
+            line,
+            r.value,
+            &out_providers,
+            base_dir,
+            &proxy.upstreams,
+        )?;
         if out_rules.iter().any(|o| o.name == rule.name) {
             return Err(cx.err(
                 line,
@@ -556,6 +606,7 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         rules: out_rules,
         limits: limits_out,
         request: reading,
+        proxy,
     })
 }
 
@@ -976,6 +1027,7 @@ fn validate_rule(
     r: RawRule,
     providers: &[ProviderConfig],
     base_dir: &Path,
+    upstreams: &[Arc<UpstreamConfig>],
 ) -> Result<RuleConfig, ConfigError> {
     let RawRule {
         name,
@@ -988,6 +1040,7 @@ fn validate_rule(
         mode,
         spiffe_ids,
         inject,
+        upstream,
     } = r;
     let f = |field: &str| format!("rules[{i}].{field}");
     let spiffe_ids = match spiffe_ids {
@@ -1154,6 +1207,21 @@ fn validate_rule(
             Ok((name, template))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let upstream = upstream
+        .map(|u| {
+            upstreams
+                .iter()
+                .find(|o| o.name == u.value)
+                .cloned()
+                .ok_or_else(|| {
+                    cx.err(
+                        u.referenced.line(),
+                        f("upstream"),
+                        format!("no upstream is named {:?}", u.value),
+                    )
+                })
+        })
+        .transpose()?;
     Ok(RuleConfig {
         name,
         hosts,
@@ -1180,6 +1248,7 @@ fn validate_rule(
         },
         spiffe_ids,
         inject,
+        upstream,
     })
 }
 

@@ -89,6 +89,8 @@ pub struct Engine {
     limits: Limits,
     /// How the original request's path is read.
     reading: RequestReading,
+    /// Proxy mode's upstreams and trusted proxies.
+    proxy: Arc<crate::config::ProxySettings>,
     /// The claims rules read on every request they allow (`claims`, `scopes`,
     /// header templates; and `iss`, `sub` for deny logs): identities keep these
     /// parsed, and otherwise only the token, shared with the cache key. A claim set
@@ -108,6 +110,7 @@ impl Engine {
             rules,
             limits,
             request: reading,
+            proxy,
         } = config;
         let mut slots = slots.into_iter();
         let providers: Vec<Provider> = providers
@@ -173,6 +176,7 @@ impl Engine {
             reading,
             kept_claims,
             issuers,
+            proxy: Arc::new(proxy),
         }
     }
 
@@ -227,6 +231,24 @@ impl Engine {
         self.rules
             .iter()
             .filter_map(|r| Some((&*r.name, r.config.inject.as_ref()?, r.token.as_ref()?)))
+    }
+
+    /// How the original request is read (the proxy listener reads it before deciding).
+    pub fn reading(&self) -> RequestReading {
+        self.reading
+    }
+
+    /// Proxy mode's settings (upstreams, trusted proxies).
+    pub fn proxy(&self) -> &Arc<crate::config::ProxySettings> {
+        &self.proxy
+    }
+
+    /// The upstream of the rule named `rule` (proxy mode), if it has one.
+    pub fn rule_upstream(&self, rule: &str) -> Option<&Arc<crate::config::UpstreamConfig>> {
+        self.rules
+            .iter()
+            .find(|r| &*r.name == rule)
+            .and_then(|r| r.config.upstream.as_ref())
     }
 
     /// Names of the rules, in order.

@@ -24,6 +24,7 @@ mod issuer;
 mod matrix;
 mod peers;
 mod process;
+mod proxy;
 mod servers;
 mod workload_api;
 
@@ -36,6 +37,7 @@ pub use issuer::Issuer;
 pub use matrix::{Matrix, MatrixEnv, ProxyUnderTest};
 pub use peers::{peer_bin, peers_dir, python, spawn_caddy, spawn_traefik};
 pub use process::{Child, free_port, wait_for_port};
+pub use proxy::{EchoServer, EchoTls, Pki};
 pub use servers::{EchoUpstream, JwksServer};
 pub use workload_api::WorkloadApi;
 

@@ -70,6 +70,10 @@ pub(crate) fn denied(deny: &Deny) -> CheckResponse {
         DenyStatus::BadRequest => RpcCode::InvalidArgument,
         DenyStatus::Unauthorized => RpcCode::Unauthenticated,
         DenyStatus::Forbidden => RpcCode::PermissionDenied,
+        // Proxy mode's own denies (no upstream, upstream failures): never decided here.
+        DenyStatus::NotFound | DenyStatus::BadGateway | DenyStatus::GatewayTimeout => {
+            RpcCode::PermissionDenied
+        }
     };
     denied_with(
         code,

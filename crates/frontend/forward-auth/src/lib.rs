@@ -88,6 +88,10 @@ pub fn render(decision: &Decision, head: bool, nginx: bool) -> Response<Full<Byt
                 (Some(_), _) if !nginx => StatusCode::FOUND,
                 (_, DenyStatus::Unauthorized) => StatusCode::UNAUTHORIZED,
                 (_, DenyStatus::BadRequest) if !nginx => StatusCode::BAD_REQUEST,
+                // Proxy mode's own denies (never made for `/verify`).
+                (_, DenyStatus::NotFound) if !nginx => StatusCode::NOT_FOUND,
+                (_, DenyStatus::BadGateway) if !nginx => StatusCode::BAD_GATEWAY,
+                (_, DenyStatus::GatewayTimeout) if !nginx => StatusCode::GATEWAY_TIMEOUT,
                 _ => StatusCode::FORBIDDEN,
             };
             let headers = response.headers_mut();

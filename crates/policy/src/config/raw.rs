@@ -26,6 +26,12 @@ pub struct RawConfig {
     /// How the original request is read.
     #[serde(default)]
     pub request: Option<Spanned<RawRequest>>,
+    /// Proxy mode's upstreams.
+    #[serde(default)]
+    pub upstreams: Vec<Spanned<super::RawUpstream>>,
+    /// Peers whose forwarding headers the proxy listener keeps (CIDRs).
+    #[serde(default)]
+    pub trusted_proxies: Option<Spanned<Vec<String>>>,
 }
 
 /// `request:`.
@@ -46,6 +52,10 @@ pub struct RawListen {
     pub grpc: Option<Spanned<String>>,
     /// `/healthz`, `/readyz`, `/metrics`.
     pub admin: Option<Spanned<String>>,
+    /// Proxy mode.
+    pub proxy: Option<Spanned<String>>,
+    /// TLS on the proxy listener.
+    pub proxy_tls: Option<Spanned<super::RawProxyTls>>,
 }
 
 /// `limits:`.
@@ -175,6 +185,8 @@ pub struct RawRule {
     pub spiffe_ids: Option<Vec<Spanned<String>>>,
     /// Outbound: set `Authorization: Bearer <token>` for an audience.
     pub inject: Option<Spanned<super::spiffe::RawInject>>,
+    /// The upstream of the proxy listener (a name under `upstreams:`).
+    pub upstream: Option<Spanned<String>>,
 }
 
 /// `allow:` of a rule.

@@ -49,6 +49,12 @@ pub enum DenyReason {
     TokenPresent,
     /// An `inject` rule has no fresh token to send (its source has none yet).
     TokenUnavailable,
+    /// Proxy mode: the rule that allowed the request names no upstream.
+    NoUpstream,
+    /// Proxy mode: the upstream could not be reached.
+    UpstreamUnavailable,
+    /// Proxy mode: the upstream did not answer in time.
+    UpstreamTimeout,
 }
 
 /// What a deny means at the HTTP level.
@@ -60,6 +66,12 @@ pub enum DenyStatus {
     Forbidden,
     /// 401: no credential, or one that fails.
     Unauthorized,
+    /// 404: proxy mode, nowhere to send the request.
+    NotFound,
+    /// 502: proxy mode, the upstream could not be reached.
+    BadGateway,
+    /// 504: proxy mode, the upstream did not answer in time.
+    GatewayTimeout,
 }
 
 impl DenyStatus {
@@ -69,13 +81,16 @@ impl DenyStatus {
             DenyStatus::BadRequest => 400,
             DenyStatus::Forbidden => 403,
             DenyStatus::Unauthorized => 401,
+            DenyStatus::NotFound => 404,
+            DenyStatus::BadGateway => 502,
+            DenyStatus::GatewayTimeout => 504,
         }
     }
 }
 
 impl DenyReason {
     /// Every reason code: the contract's, in its order, then our additions.
-    pub const ALL: [DenyReason; 17] = [
+    pub const ALL: [DenyReason; 20] = [
         DenyReason::TokenMissing,
         DenyReason::TokenMalformed,
         DenyReason::SignatureInvalid,
@@ -93,6 +108,9 @@ impl DenyReason {
         DenyReason::TokenPresent,
         DenyReason::CertificateMismatch,
         DenyReason::TokenUnavailable,
+        DenyReason::NoUpstream,
+        DenyReason::UpstreamUnavailable,
+        DenyReason::UpstreamTimeout,
     ];
 
     /// The wire name of the reason code (`token_expired`, ...).
@@ -115,6 +133,9 @@ impl DenyReason {
             DenyReason::TokenNotYetValid => "token_not_yet_valid",
             DenyReason::TokenPresent => "token_present",
             DenyReason::TokenUnavailable => "token_unavailable",
+            DenyReason::NoUpstream => "no_upstream",
+            DenyReason::UpstreamUnavailable => "upstream_unavailable",
+            DenyReason::UpstreamTimeout => "upstream_timeout",
         }
     }
 
@@ -128,6 +149,9 @@ impl DenyReason {
             | DenyReason::SpiffeIdMismatch
             | DenyReason::TokenPresent
             | DenyReason::TokenUnavailable => DenyStatus::Forbidden,
+            DenyReason::NoUpstream => DenyStatus::NotFound,
+            DenyReason::UpstreamUnavailable => DenyStatus::BadGateway,
+            DenyReason::UpstreamTimeout => DenyStatus::GatewayTimeout,
             DenyReason::AlgorithmNotAllowed
             | DenyReason::AudienceMismatch
             | DenyReason::CertificateMismatch
@@ -152,6 +176,9 @@ impl DenyReason {
             | DenyReason::TokenPresent
             | DenyReason::TokenUnavailable => "access_denied",
             DenyReason::RequestInvalid => "invalid_request",
+            DenyReason::NoUpstream => "not_found",
+            DenyReason::UpstreamUnavailable => "bad_gateway",
+            DenyReason::UpstreamTimeout => "gateway_timeout",
             _ => "invalid_token",
         }
     }
@@ -176,6 +203,9 @@ impl DenyReason {
             DenyReason::TokenNotYetValid => "the token is not valid yet",
             DenyReason::TokenPresent => "the outbound request already carries a token",
             DenyReason::TokenUnavailable => "no outbound token is available yet",
+            DenyReason::NoUpstream => "no upstream serves this request",
+            DenyReason::UpstreamUnavailable => "the upstream is unavailable",
+            DenyReason::UpstreamTimeout => "the upstream did not answer in time",
         }
     }
 }
@@ -230,6 +260,9 @@ mod tests {
                 "token_present",
                 "certificate_mismatch",
                 "token_unavailable",
+                "no_upstream",
+                "upstream_unavailable",
+                "upstream_timeout",
             ]
         );
     }
@@ -241,6 +274,9 @@ mod tests {
                 "claim_mismatch" | "scope_missing" | "no_rule" | "spiffe_id_mismatch"
                 | "token_present" | "token_unavailable" => 403,
                 "request_invalid" => 400,
+                "no_upstream" => 404,
+                "upstream_unavailable" => 502,
+                "upstream_timeout" => 504,
                 _ => 401,
             };
             assert_eq!(r.status().code(), want, "{r}");

@@ -1,0 +1,143 @@
+//! The proxy listener's accept loop: TCP or TLS, HTTP/1.1 (with upgrades) and
+//! HTTP/2 (h2c prior knowledge, or ALPN `h2`), the peer (address, client
+//! certificate) handed to the service of each connection, graceful drain.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use portcullis_policy::Peer;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::forward::NewProxy;
+use crate::tls::TlsIn;
+
+/// Most connections served at once; more wait in the accept queue.
+const MAX_CONNECTIONS: usize = 10_000;
+/// Time a client has to send a request's headers, and to finish a TLS handshake.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head buffered (HTTP/1).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// How long in-flight requests may take after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the TLS files are checked for changes.
+const TLS_RELOAD_EVERY: Duration = Duration::from_secs(1);
+
+/// Serves proxy mode on `listener` (TLS when `tls` is given) until `shutdown`
+/// flips to true, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    proxy: NewProxy,
+    tls: Option<Arc<TlsIn>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if let Some(tls) = &tls {
+        tokio::spawn(tls.clone().watch(TLS_RELOAD_EVERY, shutdown.clone()));
+    }
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let (stream, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let proxy = proxy.clone();
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
+        tokio::spawn(async move {
+            let mut peer = Peer {
+                address: Some(addr),
+                certificate: None,
+            };
+            match acceptor {
+                None => {
+                    let service = TowerToHyperService::new(proxy.new_service(peer, false));
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    let _ = watcher.watch(conn).await;
+                }
+                Some(acceptor) => {
+                    let tls =
+                        match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(tls)) => tls,
+                            Ok(Err(e)) => {
+                                tracing::info!(peer = %addr, error = %e, "TLS handshake refused");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::info!(peer = %addr, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    peer.certificate = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|der| to_pem(der.as_ref()));
+                    let service = TowerToHyperService::new(proxy.new_service(peer, true));
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                        .into_owned();
+                    let _ = watcher.watch(conn).await;
+                }
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("proxy drain timed out; closing remaining connections");
+    }
+}
+
+/// A DER certificate as PEM (what [`Peer::certificate`] holds).
+fn to_pem(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 60);
+    out.push_str("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}

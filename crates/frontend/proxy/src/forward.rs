@@ -1,0 +1,261 @@
+//! The proxy as a `tower::Service`: read the request the canonical way, decide it
+//! as `/verify` does, and forward what was decided on.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{CONNECTION, CONTENT_TYPE, HOST, HeaderValue, UPGRADE};
+use http::{Method, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use portcullis_decider::{Decider, Frontend};
+use portcullis_frontend_forward_auth::render;
+use portcullis_policy::canonical::canonical_path;
+use portcullis_policy::{AuthRequest, Decision, Deny, DenyReason, Peer};
+
+use crate::body::{ProxyBody, streamed};
+use crate::headers::{
+    REQUEST_ID, Seen, request_id, set_forwarding, strip_hop_by_hop, strip_response,
+};
+use crate::upstream::{UpstreamError, Upstreams};
+
+/// Builds the proxy service of each connection.
+#[derive(Clone, Debug)]
+pub struct NewProxy {
+    decider: Arc<Decider>,
+    upstreams: Arc<Upstreams>,
+}
+
+impl NewProxy {
+    /// A builder deciding with `decider`.
+    pub fn new(decider: Arc<Decider>) -> NewProxy {
+        NewProxy {
+            decider,
+            upstreams: Arc::default(),
+        }
+    }
+
+    /// The service of one connection from `peer` (`tls`: it came over TLS).
+    pub fn new_service(&self, peer: Peer, tls: bool) -> Proxy {
+        Proxy {
+            decider: self.decider.clone(),
+            upstreams: self.upstreams.clone(),
+            peer: Arc::new(peer),
+            proto: if tls { "https" } else { "http" },
+        }
+    }
+}
+
+/// Decides each request of one connection and forwards the allowed ones. Never
+/// fails: every outcome is an HTTP answer.
+#[derive(Clone, Debug)]
+pub struct Proxy {
+    decider: Arc<Decider>,
+    upstreams: Arc<Upstreams>,
+    peer: Arc<Peer>,
+    proto: &'static str,
+}
+
+impl tower_service::Service<Request<Incoming>> for Proxy {
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.handle(req).await) })
+    }
+}
+
+/// The host a request names: `:authority` (HTTP/2, or an absolute-form target)
+/// or the one `Host` header; both present and different is ambiguous.
+fn request_host<B>(req: &Request<B>) -> Result<String, &'static str> {
+    let mut hosts = req.headers().get_all(HOST).iter();
+    let header = match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => return Err("more than one Host header"),
+        (Some(h), None) => Some(h.to_str().map_err(|_| "Host is not visible ASCII")?),
+        (None, _) => None,
+    };
+    let authority = req.uri().authority().map(|a| a.as_str());
+    match (authority, header) {
+        (Some(a), Some(h)) if !a.eq_ignore_ascii_case(h) => {
+            Err("the request target's authority and Host differ")
+        }
+        (Some(a), _) => Ok(a.to_owned()),
+        (None, Some(h)) if !h.is_empty() => Ok(h.to_owned()),
+        _ => Err("no Host"),
+    }
+}
+
+/// Whether the request asks to switch protocols (HTTP/1.1 `Connection: upgrade`
+/// with `Upgrade`); `h2c` is never passed on (it is this hop's own business).
+fn is_upgrade<B>(req: &Request<B>) -> bool {
+    req.version() == Version::HTTP_11
+        && req
+            .headers()
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        && req
+            .headers()
+            .get(UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| !v.trim().eq_ignore_ascii_case("h2c"))
+}
+
+fn is_grpc<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+impl Proxy {
+    async fn handle(&self, mut req: Request<Incoming>) -> Response<ProxyBody> {
+        let head = req.method() == Method::HEAD;
+        let id = request_id(req.headers());
+        // The decision's log and the upstream see the same id.
+        req.headers_mut().insert(REQUEST_ID, id.clone());
+        let engine = self.decider.engine();
+        let target = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let read = request_host(&req).and_then(|host| {
+            canonical_path(&target, engine.reading().escaped_slashes)
+                .map(|p| {
+                    // The canonical path, and the query as sent (checked by the reader).
+                    let mut forwarded = p.into_owned();
+                    if let Some((_, query)) = target.split_once('?') {
+                        forwarded.push('?');
+                        forwarded.push_str(query);
+                    }
+                    (host, forwarded)
+                })
+                .map_err(|_| "the path cannot be read one way only")
+        });
+        let (host, path) = match read {
+            Ok(r) => r,
+            Err(why) => {
+                let mut auth = AuthRequest::new(req.method(), "", req.uri().path(), req.headers());
+                auth.peer = Some(&self.peer);
+                let deny = self.decider.reject(
+                    Deny::request_invalid(why.to_owned()),
+                    &auth,
+                    Frontend::Proxy,
+                );
+                return answer(&deny, head, &id);
+            }
+        };
+        let mut auth = AuthRequest::new(req.method(), &host, &path, req.headers());
+        auth.peer = Some(&self.peer);
+        let decision = self.decider.decide(&auth, Frontend::Proxy).await;
+        let allow = match decision {
+            Decision::Allow(allow) => allow,
+            deny @ Decision::Deny(_) => return answer(&deny, head, &id),
+        };
+        let Some(upstream) = engine.rule_upstream(&allow.rule) else {
+            tracing::warn!(rule = %allow.rule, request_id = ?id, reason = "no_upstream", "allowed, but the rule names no upstream");
+            return fail(DenyReason::NoUpstream, "no upstream".to_owned(), head, &id);
+        };
+        let pool = match self.upstreams.pool(upstream) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(upstream = %upstream.name, error = %e, request_id = ?id, "upstream TLS cannot be set up");
+                return fail(DenyReason::UpstreamUnavailable, e.to_string(), head, &id);
+            }
+        };
+        let upgrade = is_upgrade(&req);
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let route = pool.route(is_grpc(&req), upgrade);
+        let (mut parts, body) = req.into_parts();
+        let headers = &mut parts.headers;
+        strip_hop_by_hop(headers, upgrade);
+        for name in &allow.remove_headers {
+            headers.remove(name);
+        }
+        for (name, value) in &allow.set_headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        set_forwarding(
+            headers,
+            &Seen {
+                peer: self
+                    .peer
+                    .address
+                    .unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
+                trusted: self
+                    .peer
+                    .address
+                    .is_some_and(|a| engine.proxy().is_trusted(a.ip())),
+                proto: self.proto,
+                host: &host,
+            },
+        );
+        headers.insert(REQUEST_ID, id.clone());
+        if let Ok(h) = HeaderValue::from_str(&host) {
+            headers.insert(HOST, h);
+        }
+        // What was decided on is what is sent: the canonical target.
+        parts.uri = match path.parse() {
+            Ok(uri) => uri,
+            Err(_) => {
+                return fail(
+                    DenyReason::RequestInvalid,
+                    "canonical path is not a URI".to_owned(),
+                    head,
+                    &id,
+                );
+            }
+        };
+        let sent = pool.send(Request::from_parts(parts, body), route).await;
+        let mut resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = match e {
+                    UpstreamError::Timeout { .. } => DenyReason::UpstreamTimeout,
+                    UpstreamError::Unavailable { .. } | UpstreamError::Uri { .. } => {
+                        DenyReason::UpstreamUnavailable
+                    }
+                };
+                tracing::warn!(upstream = pool.name(), rule = %allow.rule, request_id = ?id, reason = reason.as_str(), error = %e, "upstream failed");
+                return fail(reason, e.to_string(), head, &id);
+            }
+        };
+        let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        strip_response(resp.headers_mut(), switching && upgrade);
+        if switching && let Some(client) = client_upgrade {
+            let upstream_side = hyper::upgrade::on(&mut resp);
+            crate::tunnel::spawn(
+                client,
+                upstream_side,
+                id.to_str().unwrap_or_default().to_owned(),
+            );
+        }
+        resp.headers_mut().entry(REQUEST_ID).or_insert(id);
+        resp.map(streamed)
+    }
+}
+
+/// A decision's deny, rendered as `/verify` renders it.
+fn answer(decision: &Decision, head: bool, id: &HeaderValue) -> Response<ProxyBody> {
+    let mut resp = render(decision, head, false).map(|b| {
+        use http_body_util::BodyExt as _;
+        b.map_err(|never| match never {}).boxed_unsync()
+    });
+    resp.headers_mut().insert(REQUEST_ID, id.clone());
+    resp
+}
+
+/// A deny of proxy mode's own (no upstream, upstream failures), with the JSON body.
+fn fail(reason: DenyReason, detail: String, head: bool, id: &HeaderValue) -> Response<ProxyBody> {
+    answer(&Decision::Deny(Deny::new(reason, detail)), head, id)
+}
