@@ -1,6 +1,7 @@
 //! The config file: parsed in two stages, [`raw`] (serde, mirrors the YAML) then
 //! validated into [`Config`], whose every error names the file, line and field.
 
+pub mod login;
 pub mod raw;
 
 use std::fmt;
@@ -16,6 +17,10 @@ use serde_saphyr::Spanned;
 use crate::canonical::EscapedSlashes;
 use crate::matcher::{HostPattern, PathPattern};
 use crate::template::Template;
+pub use login::{
+    ClientSecret, CookieConfig, LoginConfig, RedirectHost, SessionStore, SessionTokenConfig,
+    SessionsConfig, TokenEndpointAuth,
+};
 use raw::{RawConfig, RawJwks, RawLocation, RawProvider, RawRule};
 
 /// A config problem: `FILE:LINE: field: what is wrong`.
@@ -70,6 +75,8 @@ pub struct Config {
     pub limits: Limits,
     /// How the original request is read.
     pub request: RequestReading,
+    /// Browser sessions, when any provider logs browsers in.
+    pub sessions: Option<SessionsConfig>,
 }
 
 /// `request:`: how the canonical reader reads what a client controls.
@@ -261,6 +268,8 @@ pub struct ProviderConfig {
     pub require_exp: bool,
     /// Required `typ`.
     pub typ: Option<String>,
+    /// Browser login at this provider.
+    pub login: Option<LoginConfig>,
 }
 
 /// What a rule asks of a request.
@@ -295,6 +304,8 @@ pub struct RuleConfig {
     pub scopes: Vec<String>,
     /// Templated headers.
     pub headers: Vec<(HeaderName, Template)>,
+    /// Index into [`Config::providers`] of the provider browsers log in at.
+    pub login: Option<usize>,
 }
 
 struct Ctx<'a> {
@@ -423,6 +434,7 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         rules,
         limits,
         request,
+        sessions,
     } = raw;
     let addr =
         |v: Option<Spanned<String>>, field: &str| -> Result<Option<SocketAddr>, ConfigError> {
@@ -519,12 +531,34 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         }
         out_rules.push(rule);
     }
+    let sessions = match sessions {
+        None => None,
+        Some(s) => Some(login::validate_sessions(
+            cx,
+            s.referenced.line(),
+            s.value,
+            base_dir,
+        )?),
+    };
+    if sessions.is_none()
+        && let Some((i, _)) = out_providers
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.login.is_some())
+    {
+        return Err(cx.err(
+            0,
+            format!("providers[{i}].login"),
+            "login needs a top-level sessions: block",
+        ));
+    }
     Ok(Config {
         listen,
         providers: out_providers,
         rules: out_rules,
         limits: limits_out,
         request: reading,
+        sessions,
     })
 }
 
@@ -557,6 +591,7 @@ fn validate_provider(
         claims_to_headers,
         require_exp,
         typ,
+        login,
     } = p;
     let f = |field: &str| format!("providers[{i}].{field}");
     if name.is_empty() {
@@ -635,7 +670,22 @@ fn validate_provider(
             Ok((name, Template::claim(&c.value.claim)))
         })
         .collect::<Result<_, _>>()?;
+    let login = match login {
+        None => None,
+        Some(l) => {
+            let ll = l.referenced.line();
+            if !matches!(jwks.source, JwksSource::Discovery(_)) || issuer.is_none() {
+                return Err(cx.err(
+                    ll,
+                    f("login"),
+                    "login needs an issuer and jwks: {discovery: ...} (its endpoints come from discovery)",
+                ));
+            }
+            Some(login::validate_login(cx, ll, &f("login"), l.value, base_dir)?)
+        }
+    };
     Ok(ProviderConfig {
+        login,
         name,
         issuer,
         audiences,
@@ -833,6 +883,7 @@ fn validate_rule(
         claims,
         scopes,
         headers,
+        login,
     } = r;
     let f = |field: &str| format!("rules[{i}].{field}");
     if name.is_empty() {
@@ -954,7 +1005,38 @@ fn validate_rule(
             Ok((name, template))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let login = match login {
+        None => None,
+        Some(l) => {
+            let idx = providers
+                .iter()
+                .position(|p| p.name == l.value)
+                .ok_or_else(|| {
+                    cx.err(
+                        l.referenced.line(),
+                        f("login"),
+                        format!("no provider is named {:?}", l.value),
+                    )
+                })?;
+            if providers[idx].login.is_none() {
+                return Err(cx.err(
+                    l.referenced.line(),
+                    f("login"),
+                    format!("provider {:?} has no login: block", l.value),
+                ));
+            }
+            if access != Access::Authenticated || !provider_idx.contains(&idx) {
+                return Err(cx.err(
+                    l.referenced.line(),
+                    f("login"),
+                    "a login rule needs a token (not allow: anonymous/deny) and must accept that provider",
+                ));
+            }
+            Some(idx)
+        }
+    };
     Ok(RuleConfig {
+        login,
         name,
         hosts,
         paths,

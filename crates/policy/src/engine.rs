@@ -19,6 +19,8 @@ use crate::extract::{Found, find};
 use crate::keyslot::{KeySlot, KeySnapshot};
 use crate::request::AuthRequest;
 
+mod login;
+
 /// A provider, ready to verify.
 #[derive(Debug)]
 pub struct Provider {
@@ -87,6 +89,8 @@ pub struct Engine {
     /// parsed, and otherwise only the token, shared with the cache key. A claim set
     /// parsed in full takes about eight times the bytes of its JSON.
     kept_claims: Vec<String>,
+    /// `public_url/oauth2/start`, when sessions are configured.
+    login_start: Option<String>,
 }
 
 impl Engine {
@@ -99,7 +103,9 @@ impl Engine {
             rules,
             limits,
             request: reading,
+            sessions,
         } = config;
+        let login_start = sessions.map(|s| format!("{}/oauth2/start", s.public_url));
         let mut slots = slots.into_iter();
         let providers: Vec<Provider> = providers
             .into_iter()
@@ -153,6 +159,7 @@ impl Engine {
             limits,
             reading,
             kept_claims,
+            login_start,
         }
     }
 
@@ -260,12 +267,20 @@ impl Engine {
             }
             Access::Authenticated => {}
         }
-        let (token, candidates, location) = match self.find_token(rule, req) {
-            Ok(found) => found,
-            Err(d) => return Decision::Deny(*d),
-        };
-        let identity = match self.verify(&token, &candidates, rule, now) {
-            Ok(identity) => identity,
+        let (identity, location) = match self.find_token(rule, req) {
+            Ok((token, candidates, location)) => {
+                match self.verify(&token, &candidates, rule, now) {
+                    Ok(identity) => (identity, location),
+                    Err(d) => return Decision::Deny(*d),
+                }
+            }
+            // No bearer token: a browser session may stand in for one.
+            Err(d) if d.reason == DenyReason::TokenMissing => {
+                match self.session_identity(rule, req, d, now) {
+                    Ok(identity) => (identity, None),
+                    Err(d) => return Decision::Deny(*d),
+                }
+            }
             Err(d) => return Decision::Deny(*d),
         };
         let provider = &self.providers[identity.0];

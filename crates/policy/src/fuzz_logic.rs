@@ -112,6 +112,7 @@ rules:
                 rules: Vec::new(),
                 limits: config::Limits::default(),
                 request: config::RequestReading::default(),
+                sessions: None,
             }, Vec::new()),
         }
     })

@@ -31,4 +31,4 @@ pub use keyslot::{Changed, KeySlot, KeySnapshot, RefetchHook};
 pub use provider_metadata::{
     IgnoredMember, InvalidEndpoint, InvalidProviderMetadata, ProviderMetadata,
 };
-pub use request::{AuthRequest, Peer};
+pub use request::{AuthRequest, Peer, SessionCredential, VerifiedSession};

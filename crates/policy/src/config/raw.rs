@@ -26,6 +26,9 @@ pub struct RawConfig {
     /// How the original request is read.
     #[serde(default)]
     pub request: Option<Spanned<RawRequest>>,
+    /// Browser sessions (login).
+    #[serde(default)]
+    pub sessions: Option<Spanned<super::login::RawSessions>>,
 }
 
 /// `request:`.
@@ -88,6 +91,8 @@ pub struct RawProvider {
     pub require_exp: Option<bool>,
     /// Required `typ` header (e.g. `at+jwt`).
     pub typ: Option<String>,
+    /// Browser login at this provider.
+    pub login: Option<Spanned<super::login::RawLogin>>,
 }
 
 /// `jwks:` — exactly one source, plus fetch tuning for `uri`/`discovery`.
@@ -160,6 +165,8 @@ pub struct RawRule {
     /// Templated headers added on allow.
     #[serde(default)]
     pub headers: BTreeMap<String, Spanned<String>>,
+    /// Browsers without a credential are sent to log in at this provider.
+    pub login: Option<Spanned<String>>,
 }
 
 /// `match:`.

@@ -18,6 +18,8 @@ pub enum DenyReason {
     AudienceMismatch,
     /// A required claim does not hold one of the required values.
     ClaimMismatch,
+    /// A `login` rule and no credential at all: browsers are sent to log in.
+    LoginRequired,
     /// The token's `iss` differs from the configured issuer.
     IssuerMismatch,
     /// No key of the key set fits the token (`kid` unknown or no key of the family).
@@ -30,6 +32,8 @@ pub enum DenyReason {
     RequestInvalid,
     /// A required scope is missing.
     ScopeMissing,
+    /// A session cookie that fails: tampered, expired, foreign or ended.
+    SessionInvalid,
     /// The signature does not verify.
     SignatureInvalid,
     /// `exp` is in the past (beyond the clock skew).
@@ -66,7 +70,7 @@ impl DenyStatus {
 
 impl DenyReason {
     /// Every reason code: the contract's, in its order, then our additions.
-    pub const ALL: [DenyReason; 13] = [
+    pub const ALL: [DenyReason; 15] = [
         DenyReason::TokenMissing,
         DenyReason::TokenMalformed,
         DenyReason::SignatureInvalid,
@@ -80,6 +84,8 @@ impl DenyReason {
         DenyReason::ScopeMissing,
         DenyReason::NoRule,
         DenyReason::RequestInvalid,
+        DenyReason::LoginRequired,
+        DenyReason::SessionInvalid,
     ];
 
     /// The wire name of the reason code (`token_expired`, ...).
@@ -90,9 +96,11 @@ impl DenyReason {
             DenyReason::ClaimMismatch => "claim_mismatch",
             DenyReason::IssuerMismatch => "issuer_mismatch",
             DenyReason::KeyNotFound => "key_not_found",
+            DenyReason::LoginRequired => "login_required",
             DenyReason::NoRule => "no_rule",
             DenyReason::RequestInvalid => "request_invalid",
             DenyReason::ScopeMissing => "scope_missing",
+            DenyReason::SessionInvalid => "session_invalid",
             DenyReason::SignatureInvalid => "signature_invalid",
             DenyReason::TokenExpired => "token_expired",
             DenyReason::TokenMalformed => "token_malformed",
@@ -112,6 +120,8 @@ impl DenyReason {
             | DenyReason::AudienceMismatch
             | DenyReason::IssuerMismatch
             | DenyReason::KeyNotFound
+            | DenyReason::LoginRequired
+            | DenyReason::SessionInvalid
             | DenyReason::SignatureInvalid
             | DenyReason::TokenExpired
             | DenyReason::TokenMalformed
@@ -123,7 +133,7 @@ impl DenyReason {
     /// OAuth-style error code (RFC 6750 §3.1).
     pub const fn error_code(self) -> &'static str {
         match self {
-            DenyReason::TokenMissing => "unauthorized",
+            DenyReason::TokenMissing | DenyReason::LoginRequired => "unauthorized",
             DenyReason::ScopeMissing => "insufficient_scope",
             DenyReason::ClaimMismatch | DenyReason::NoRule => "access_denied",
             DenyReason::RequestInvalid => "invalid_request",
@@ -139,9 +149,11 @@ impl DenyReason {
             DenyReason::ClaimMismatch => "a required claim does not match",
             DenyReason::IssuerMismatch => "the token's issuer is not trusted",
             DenyReason::KeyNotFound => "no key is known for the token",
+            DenyReason::LoginRequired => "a login is required",
             DenyReason::NoRule => "no rule allows this request",
             DenyReason::RequestInvalid => "the request cannot be read one way only",
             DenyReason::ScopeMissing => "a required scope is missing",
+            DenyReason::SessionInvalid => "the session is invalid",
             DenyReason::SignatureInvalid => "the signature is invalid",
             DenyReason::TokenExpired => "the token has expired",
             DenyReason::TokenMalformed => "the token is malformed",
@@ -197,6 +209,8 @@ mod tests {
                 "scope_missing",
                 "no_rule",
                 "request_invalid",
+                "login_required",
+                "session_invalid",
             ]
         );
     }
