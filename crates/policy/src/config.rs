@@ -681,7 +681,13 @@ fn validate_provider(
                     "login needs an issuer and jwks: {discovery: ...} (its endpoints come from discovery)",
                 ));
             }
-            Some(login::validate_login(cx, ll, &f("login"), l.value, base_dir)?)
+            Some(login::validate_login(
+                cx,
+                ll,
+                &f("login"),
+                l.value,
+                base_dir,
+            )?)
         }
     };
     Ok(ProviderConfig {

@@ -10,7 +10,7 @@ use http::HeaderName;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{Ctx, ConfigError, header_name, parse_duration};
+use super::{ConfigError, Ctx, header_name, parse_duration};
 
 /// `providers[].login:` as written.
 #[derive(Debug, Deserialize)]
@@ -163,9 +163,9 @@ impl RedirectHost {
             _ => (rest, None),
         };
         let ok = !host.is_empty()
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'[' | b']' | b':'))
+            && host.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'[' | b']' | b':')
+            })
             && !host.starts_with('.')
             && !host.ends_with('.');
         if !ok {
@@ -267,10 +267,11 @@ pub(super) fn validate_login(
         }
     };
     let mut scopes = scopes.unwrap_or_else(|| vec!["openid".to_owned()]);
-    if let Some(bad) = scopes
-        .iter()
-        .find(|s| s.is_empty() || s.bytes().any(|b| b <= b' ' || b == b'"' || b == b'\\' || b >= 0x7f))
-    {
+    if let Some(bad) = scopes.iter().find(|s| {
+        s.is_empty()
+            || s.bytes()
+                .any(|b| b <= b' ' || b == b'"' || b == b'\\' || b >= 0x7f)
+    }) {
         return Err(cx.err(
             line,
             format!("{field}.scopes"),
