@@ -186,6 +186,7 @@ rules:
             (ListenerKind::Admin, admin_listener),
         ],
         &decider,
+        None,
         &stop_rx,
     ));
 

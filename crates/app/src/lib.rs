@@ -16,5 +16,5 @@ pub use demo::{DemoOptions, run_demo};
 pub use error::AppError;
 pub use logging::{LogFormat, LogTarget, init_logging};
 pub use runtime::load_config;
-pub use serve::{ServeOptions, run_serve};
+pub use serve::{ServeOptions, load_login, run_serve};
 pub use verify::verify_with_config;

@@ -8,6 +8,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use portcullis_jose::Claims;
 
 use super::{Engine, Rule, boxed, render_headers};
+use crate::canonical::canonical_host;
 use crate::decision::{Deny, DenyReason, Identity};
 use crate::request::{AuthRequest, SessionCredential};
 
@@ -108,7 +109,7 @@ impl Engine {
     fn login_redirect(&self, req: &AuthRequest<'_>) -> Option<String> {
         let start = self.login_start.as_deref()?;
         let scheme = forwarded_proto(req.headers).unwrap_or("http");
-        let original = format!("{scheme}://{}{}", req.host, req.path);
+        let original = format!("{scheme}://{}{}", host_with_port(req), req.path);
         Some(format!(
             "{start}?rd={}",
             utf8_percent_encode(&original, RD_KEEP)
@@ -126,6 +127,24 @@ pub(crate) fn is_navigation(headers: &HeaderMap) -> bool {
         || headers
             .get("sec-fetch-mode")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"navigate"))
+}
+
+/// The original host as the client wrote it, port included: a forward-auth
+/// frontend hands over the host read the canonical way (no port), and the proxy's
+/// `X-Forwarded-Host` keeps the port; it is used only when it names the same host.
+fn host_with_port<'r>(req: &AuthRequest<'r>) -> &'r str {
+    let mut values = req.headers.get_all("x-forwarded-host").iter();
+    if let (Some(raw), None) = (values.next(), values.next())
+        && let Ok(raw) = raw.to_str()
+        && let (Ok(a), Ok(b)) = (canonical_host(raw), canonical_host(req.host))
+        && a == b
+        && raw
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-.:[]".contains(&c))
+    {
+        return raw;
+    }
+    req.host
 }
 
 /// `X-Forwarded-Proto` when it is exactly one of `http`, `https`.
