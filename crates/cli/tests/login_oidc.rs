@@ -269,11 +269,9 @@ fn login_through_traefik_and_nginx() {
     let r = first.send("GET", &format!("{}/app/page?x=1", w.traefik_url), &[], "");
     assert_eq!(r.status, 302, "{r:?}");
     let location = r.header("location").unwrap().to_owned();
+    let traefik_port = w.traefik_url.rsplit(':').next().unwrap();
     let want = format!(
-        "{public}/oauth2/start?rd={}",
-        "http%3A%2F%2F127.0.0.1%3A".to_owned()
-            + &w.traefik_url.rsplit(':').next().unwrap().to_owned()
-            + "%2Fapp%2Fpage%3Fx%3D1"
+        "{public}/oauth2/start?rd=http%3A%2F%2F127.0.0.1%3A{traefik_port}%2Fapp%2Fpage%3Fx%3D1"
     );
     assert_eq!(location, want);
     let body: Value = serde_json::from_str(&r.body).unwrap();
@@ -445,7 +443,8 @@ print(json.dumps(claims))
     }
 
     // --- Claims read from the session: bob is not an admin. ---
-    let mut bob = login(&w, &w.traefik_url, "/app/", "bob");
+    let bob_browser = login(&w, &w.traefik_url, "/app/", "bob");
+    let mut bob = bob_browser;
     let r = bob.send("GET", &format!("{}/admins/", w.traefik_url), &[], "");
     assert_eq!(r.status, 403, "{r:?}");
     assert_eq!(r.json()["reason"], "claim_mismatch");
@@ -559,7 +558,6 @@ print(json.dumps(claims))
     // Without rd and without a session: 200.
     let r = portcullis_test_util::get(&format!("{public}/oauth2/sign_out"), &[]);
     assert_eq!(r.status, 200);
-    drop(bob.trail.drain(..));
 }
 
 /// Follows the OP's logout page: GET it, submit its form (xsrf, logout=yes), then

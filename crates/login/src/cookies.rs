@@ -96,7 +96,6 @@ pub(crate) fn set(config: &CookieConfig, name: &str, value: &str, max_age: Optio
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     #[test]

@@ -101,7 +101,6 @@ pub fn check_redirect(
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     fn allowed() -> Vec<RedirectHost> {
