@@ -196,6 +196,7 @@ rules:
             (ListenerKind::Proxy, upstream_listener),
         ],
         &decider,
+        None,
         &stop_rx,
         None,
     ));

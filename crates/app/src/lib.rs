@@ -18,5 +18,5 @@ pub use error::AppError;
 pub use explain::explain_with_config;
 pub use logging::{LogFormat, LogTarget, init_logging};
 pub use runtime::load_config;
-pub use serve::{ServeOptions, run_serve};
+pub use serve::{ServeOptions, load_login, run_serve};
 pub use verify::verify_with_config;

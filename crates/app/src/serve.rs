@@ -14,6 +14,7 @@ use crate::error::AppError;
 use portcullis_frontend_admin::NewAdmin;
 use portcullis_frontend_forward_auth::NewForwardAuth;
 use portcullis_proxy::{NewProxy, TlsIn};
+use portcullis_login::Login;
 
 use crate::listener::serve_http;
 use crate::runtime::{Sources, load_config, log_warnings};
@@ -35,6 +36,7 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
     // Validate before anything starts: a bad config never binds a socket.
     let config = load_config(&options.config_path)?;
     log_warnings(&config);
+    let login = load_login(&config, &options.config_path)?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     if let Some(n) = options.workers {
@@ -49,7 +51,7 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
         let listen = config.listen.clone();
         let decider = Arc::new(Decider::new(sources.engine(config), metrics.clone()));
         let (stop_tx, stop_rx) = watch::channel(false);
-        let tasks = start_listeners(&listen, &decider, &stop_rx).await?;
+        let tasks = start_listeners(&listen, &decider, login.as_ref(), &stop_rx).await?;
         tokio::spawn(watch_config(
             options.config_path.clone(),
             sources,
@@ -89,9 +91,26 @@ async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, AppError> {
 /// Listeners bound (and so validated) before anything is served, with what each serves.
 pub(crate) type Bound = Vec<(ListenerKind, TcpListener)>;
 
+/// Browser login, when the config has `sessions:` (its key files read now, so a
+/// bad one fails before anything is served).
+pub fn load_login(
+    config: &portcullis_policy::Config,
+    path: &Path,
+) -> Result<Option<Arc<Login>>, AppError> {
+    Login::try_new(config).map_err(|e| {
+        AppError::Config(portcullis_policy::ConfigError {
+            file: path.display().to_string(),
+            line: 0,
+            field: e.field().to_owned(),
+            problem: e.to_string(),
+        })
+    })
+}
+
 pub(crate) async fn start_listeners(
     listen: &Listen,
     decider: &Arc<Decider>,
+    login: Option<&Arc<Login>>,
     stop: &watch::Receiver<bool>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, AppError> {
     if listen.is_empty() {
@@ -112,13 +131,14 @@ pub(crate) async fn start_listeners(
         .map(|t| TlsIn::load(t).map(Arc::new))
         .transpose()
         .map_err(|e| AppError::ProxyTls(e.to_string()))?;
-    Ok(spawn_listeners(bound, decider, stop, tls))
+    Ok(spawn_listeners(bound, decider, login, stop, tls))
 }
 
 /// Serves each bound listener with its frontend.
 pub(crate) fn spawn_listeners(
     bound: Bound,
     decider: &Arc<Decider>,
+    login: Option<&Arc<Login>>,
     stop: &watch::Receiver<bool>,
     proxy_tls: Option<Arc<TlsIn>>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -126,7 +146,14 @@ pub(crate) fn spawn_listeners(
         .into_iter()
         .map(|(kind, listener)| {
             tracing::info!(addr = ?listener.local_addr().ok(), listener = kind.as_str(), "listening");
-            serve_frontend(kind, listener, decider.clone(), stop.clone(), proxy_tls.clone())
+            serve_frontend(
+                kind,
+                listener,
+                decider.clone(),
+                login.cloned(),
+                stop.clone(),
+                proxy_tls.clone(),
+            )
         })
         .collect()
 }
@@ -136,13 +163,14 @@ fn serve_frontend(
     kind: ListenerKind,
     listener: TcpListener,
     decider: Arc<Decider>,
+    login: Option<Arc<Login>>,
     stop: watch::Receiver<bool>,
     proxy_tls: Option<Arc<TlsIn>>,
 ) -> tokio::task::JoinHandle<()> {
     match kind {
         ListenerKind::Http => tokio::spawn(serve_http(
             listener,
-            NewForwardAuth::new(decider).new_service(),
+            NewForwardAuth::new(decider).with_login(login).new_service(),
             stop,
         )),
         ListenerKind::Grpc => {

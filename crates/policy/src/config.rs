@@ -1,6 +1,7 @@
 //! The config file: parsed in two stages, [`raw`] (serde, mirrors the YAML) then
 //! validated into [`Config`], whose every error names the file, line and field.
 
+pub mod login;
 pub mod raw;
 pub mod spiffe;
 mod upstream;
@@ -21,6 +22,10 @@ use serde_saphyr::Spanned;
 use crate::canonical::EscapedSlashes;
 use crate::matcher::{HostPattern, PathPattern};
 use crate::template::{ClaimFormat, Template};
+pub use login::{
+    ClientSecret, CookieConfig, LoginConfig, RedirectHost, SessionStore, SessionTokenConfig,
+    SessionsConfig, TokenEndpointAuth,
+};
 use raw::{RawConfig, RawJwks, RawLocation, RawProvider, RawRule};
 use spiffe::{InjectConfig, SpiffeConfig};
 pub use upstream::{
@@ -82,6 +87,8 @@ pub struct Config {
     pub request: RequestReading,
     /// Proxy mode: upstreams and trusted proxies.
     pub proxy: ProxySettings,
+    /// Browser sessions, when any provider logs browsers in.
+    pub sessions: Option<SessionsConfig>,
 }
 
 /// `request:`: how the canonical reader reads what a client controls.
@@ -292,6 +299,8 @@ pub struct ProviderConfig {
     pub typ: Option<String>,
     /// The trust domain of a `spiffe` provider (its tokens are JWT-SVIDs).
     pub spiffe: Option<SpiffeConfig>,
+    /// Browser login at this provider.
+    pub login: Option<LoginConfig>,
 }
 
 /// What a rule asks of a request.
@@ -347,6 +356,8 @@ pub struct RuleConfig {
     pub inject: Option<InjectConfig>,
     /// Where the proxy listener sends what the rule allows.
     pub upstream: Option<Arc<UpstreamConfig>>,
+    /// Index into [`Config::providers`] of the provider browsers log in at.
+    pub login: Option<usize>,
 }
 
 struct Ctx<'a> {
@@ -478,6 +489,7 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         request,
         upstreams,
         trusted_proxies,
+        sessions,
     } = raw;
     let addr =
         |v: Option<Spanned<String>>, field: &str| -> Result<Option<SocketAddr>, ConfigError> {
@@ -600,6 +612,27 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         }
         out_rules.push(rule);
     }
+    let sessions = match sessions {
+        None => None,
+        Some(s) => Some(login::validate_sessions(
+            cx,
+            s.referenced.line(),
+            s.value,
+            base_dir,
+        )?),
+    };
+    if sessions.is_none()
+        && let Some((i, _)) = out_providers
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.login.is_some())
+    {
+        return Err(cx.err(
+            0,
+            format!("providers[{i}].login"),
+            "login needs a top-level sessions: block",
+        ));
+    }
     Ok(Config {
         listen,
         providers: out_providers,
@@ -607,6 +640,7 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         limits: limits_out,
         request: reading,
         proxy,
+        sessions,
     })
 }
 
@@ -641,6 +675,7 @@ fn validate_provider(
         require_exp,
         typ,
         spiffe,
+        login,
     } = p;
     let f = |field: &str| format!("providers[{i}].{field}");
     if name.is_empty() {
@@ -788,7 +823,28 @@ fn validate_provider(
             Ok((name, Template::claim_as(&claim, format)))
         })
         .collect::<Result<_, _>>()?;
+    let login = match login {
+        None => None,
+        Some(l) => {
+            let ll = l.referenced.line();
+            if !matches!(jwks.source, JwksSource::Discovery(_)) || issuer.is_none() {
+                return Err(cx.err(
+                    ll,
+                    f("login"),
+                    "login needs an issuer and jwks: {discovery: ...} (its endpoints come from discovery)",
+                ));
+            }
+            Some(login::validate_login(
+                cx,
+                ll,
+                &f("login"),
+                l.value,
+                base_dir,
+            )?)
+        }
+    };
     Ok(ProviderConfig {
+        login,
         name,
         issuer,
         issuer_template,
@@ -1041,6 +1097,7 @@ fn validate_rule(
         spiffe_ids,
         inject,
         upstream,
+        login,
     } = r;
     let f = |field: &str| format!("rules[{i}].{field}");
     let spiffe_ids = match spiffe_ids {
@@ -1222,7 +1279,38 @@ fn validate_rule(
                 })
         })
         .transpose()?;
+    let login = match login {
+        None => None,
+        Some(l) => {
+            let idx = providers
+                .iter()
+                .position(|p| p.name == l.value)
+                .ok_or_else(|| {
+                    cx.err(
+                        l.referenced.line(),
+                        f("login"),
+                        format!("no provider is named {:?}", l.value),
+                    )
+                })?;
+            if providers[idx].login.is_none() {
+                return Err(cx.err(
+                    l.referenced.line(),
+                    f("login"),
+                    format!("provider {:?} has no login: block", l.value),
+                ));
+            }
+            if access != Access::Authenticated || !provider_idx.contains(&idx) {
+                return Err(cx.err(
+                    l.referenced.line(),
+                    f("login"),
+                    "a login rule needs a token (not allow: anonymous/deny) and must accept that provider",
+                ));
+            }
+            Some(idx)
+        }
+    };
     Ok(RuleConfig {
+        login,
         name,
         hosts,
         paths,

@@ -78,6 +78,25 @@ impl Identity {
         self.workload.as_ref().and_then(|w| w.binding.as_ref())
     }
 
+    /// An identity from a browser session (see [`crate::VerifiedSession`]): its
+    /// claims are kept as the payload of an unsigned stand-in for a token
+    /// (`session.<claims>.`), never forwarded and never cached as a token.
+    pub fn from_session(
+        provider: Arc<str>,
+        claims_json: &[u8],
+        kept_claims: Claims,
+        expires_at: Option<f64>,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    ) -> Identity {
+        let token = format!("session.{}.", portcullis_jose::b64::encode(claims_json));
+        Identity::new(provider, Arc::from(token), kept_claims, expires_at, headers)
+    }
+
+    /// Whether this identity comes from a browser session rather than a token.
+    pub fn is_session(&self) -> bool {
+        self.token.starts_with("session.")
+    }
+
     /// Every verified claim, parsed again from the token.
     pub fn claims(&self) -> Claims {
         // This payload decoded and parsed when the token verified; should it not
@@ -266,7 +285,9 @@ impl Deny {
     /// The `WWW-Authenticate` value for this deny, if any (RFC 6750 §3).
     pub fn www_authenticate(&self) -> Option<String> {
         match self.reason {
-            DenyReason::TokenMissing => Some(r#"Bearer realm="portcullis""#.to_owned()),
+            DenyReason::TokenMissing | DenyReason::LoginRequired => {
+                Some(r#"Bearer realm="portcullis""#.to_owned())
+            }
             DenyReason::ScopeMissing => Some(r#"Bearer error="insufficient_scope""#.to_owned()),
             r if r.status() == DenyStatus::Unauthorized => Some(format!(
                 r#"Bearer realm="portcullis", error="invalid_token", error_description="{}""#,

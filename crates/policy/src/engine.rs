@@ -23,6 +23,7 @@ use crate::keyslot::{KeySlot, KeySnapshot};
 use crate::request::AuthRequest;
 
 mod workload;
+mod login;
 
 /// A provider, ready to verify.
 #[derive(Debug)]
@@ -98,6 +99,8 @@ pub struct Engine {
     kept_claims: Vec<String>,
     /// Providers by the issuer they accept.
     issuers: IssuerIndex,
+    /// `public_url/oauth2/start`, when sessions are configured.
+    login_start: Option<String>,
 }
 
 impl Engine {
@@ -111,7 +114,9 @@ impl Engine {
             limits,
             request: reading,
             proxy,
+            sessions,
         } = config;
+        let login_start = sessions.map(|s| format!("{}/oauth2/start", s.public_url));
         let mut slots = slots.into_iter();
         let providers: Vec<Provider> = providers
             .into_iter()
@@ -177,6 +182,7 @@ impl Engine {
             kept_claims,
             issuers,
             proxy: Arc::new(proxy),
+            login_start,
         }
     }
 
@@ -370,20 +376,28 @@ impl Engine {
             }
             Access::Authenticated | Access::Optional => {}
         }
-        let (token, candidates, location) = match self.find_token(rule, req, trace) {
-            Ok(found) => found,
-            // `allow: optional`: no token at all is anonymous; a malformed or a
-            // second, different token is still refused.
-            Err(d)
-                if d.reason == DenyReason::TokenMissing
-                    && rule.config.access == Access::Optional =>
-            {
-                return Decision::Allow(self.anonymous(rule));
+        let (identity, location) = match self.find_token(rule, req, trace) {
+            Ok((token, candidates, location)) => {
+                match self.verify(&token, &candidates, rule, now, trace) {
+                    Ok(identity) => (identity, location),
+                    Err(d) => return Decision::Deny(*d),
+                }
             }
-            Err(d) => return Decision::Deny(*d),
-        };
-        let identity = match self.verify(&token, &candidates, rule, now, trace) {
-            Ok(identity) => identity,
+            // No bearer token: a browser session may stand in for one.
+            Err(d) if d.reason == DenyReason::TokenMissing => {
+                match self.session_identity(rule, req, d, now) {
+                    Ok(identity) => (identity, None),
+                    // `allow: optional`: neither token nor session is anonymous;
+                    // a malformed or a second, different token is still refused.
+                    Err(d)
+                        if d.reason == DenyReason::TokenMissing
+                            && rule.config.access == Access::Optional =>
+                    {
+                        return Decision::Allow(self.anonymous(rule));
+                    }
+                    Err(d) => return Decision::Deny(*d),
+                }
+            }
             Err(d) => return Decision::Deny(*d),
         };
         let provider = &self.providers[identity.0];

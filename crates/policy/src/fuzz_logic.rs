@@ -113,6 +113,7 @@ rules:
                 limits: config::Limits::default(),
                 request: config::RequestReading::default(),
                 proxy: config::ProxySettings::default(),
+                sessions: None,
             }, Vec::new()),
         }
     })

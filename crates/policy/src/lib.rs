@@ -38,4 +38,4 @@ pub use keystatus::KeyStatus;
 pub use provider_metadata::{
     IgnoredMember, InvalidEndpoint, InvalidProviderMetadata, ProviderMetadata,
 };
-pub use request::{AuthRequest, Peer};
+pub use request::{AuthRequest, Peer, SessionCredential, VerifiedSession};

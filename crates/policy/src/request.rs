@@ -27,6 +27,32 @@ pub struct AuthRequest<'a> {
     /// Who sent the original request, when the frontend knows (Envoy's
     /// `source`; the proxy listener's own peer).
     pub peer: Option<&'a Peer>,
+    /// The browser session the frontend read from the request's cookie (decrypted
+    /// or looked up off the pure core), if the request carried one.
+    pub session: Option<&'a SessionCredential>,
+}
+
+/// A session cookie, as the frontend found it.
+#[derive(Clone, Debug)]
+pub enum SessionCredential {
+    /// It decrypted (or was found in the store), is unexpired and not ended.
+    Valid(VerifiedSession),
+    /// It fails: tampered, expired, foreign or ended. `detail` is for logs.
+    Invalid {
+        /// Why, for logs only.
+        detail: String,
+    },
+}
+
+/// A session that holds: who logged in, at which provider, until when.
+#[derive(Clone, Debug)]
+pub struct VerifiedSession {
+    /// The provider the browser logged in at.
+    pub provider: String,
+    /// The session's claims (from the ID token, completed from userinfo), as JSON.
+    pub claims_json: Vec<u8>,
+    /// When the session ends (seconds since the epoch).
+    pub expires_at: i64,
 }
 
 /// The client of the original request, as the frontend saw it.
@@ -50,6 +76,7 @@ impl<'a> AuthRequest<'a> {
             extra_claims: &[],
             removes_headers: true,
             peer: None,
+            session: None,
         }
     }
 

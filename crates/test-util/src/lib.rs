@@ -18,16 +18,19 @@
     reason = "test fixtures: a panic is a test failure"
 )]
 
+mod browser;
 mod confusion;
 mod http;
 mod issuer;
 mod matrix;
+mod oidc_provider;
 mod peers;
 mod process;
 mod proxy;
 mod servers;
 mod workload_api;
 
+pub use browser::{Browser, Cookie, resolve};
 pub use confusion::{
     Answer, Check, ClassCount, Confusion, Credential, Failure, Outcome, Probe, Received,
     RecordingUpstream, Tokens, corpus, escape, send_raw,
@@ -35,6 +38,7 @@ pub use confusion::{
 pub use http::{Response, get, request};
 pub use issuer::Issuer;
 pub use matrix::{Matrix, MatrixEnv, ProxyUnderTest};
+pub use oidc_provider::OidcProvider;
 pub use peers::{peer_bin, peers_dir, python, spawn_caddy, spawn_traefik};
 pub use process::{Child, free_port, wait_for_port};
 pub use proxy::{EchoServer, EchoTls, Pki};

@@ -27,6 +27,7 @@ pub(crate) fn demo(args: DemoArgs) -> Result<()> {
 
 pub(crate) fn check(args: CheckArgs) -> Result<()> {
     let config = portcullis_app::load_config(&args.config)?;
+    portcullis_app::load_login(&config, &args.config)?;
     for warning in config.warnings() {
         eprintln!("warning: {warning}");
     }

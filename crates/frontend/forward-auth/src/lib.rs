@@ -12,11 +12,14 @@ mod original;
 mod service;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, WWW_AUTHENTICATE};
+use http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, SET_COOKIE, WWW_AUTHENTICATE,
+};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use portcullis_decider::{Decider, Frontend};
-use portcullis_policy::{AuthRequest, Decision, Deny, DenyStatus};
+use portcullis_login::Login;
+use portcullis_policy::{AuthRequest, Decision, Deny, DenyReason, DenyStatus};
 
 pub use original::{
     Conflict, InvalidOriginal, OriginalRequest, Via, nginx_may_be_asking, original_request,
@@ -31,9 +34,15 @@ pub fn is_verify_path(path: &str) -> bool {
     path == "/verify" || path.starts_with("/verify/")
 }
 
-/// Answers one forward-auth request.
-pub async fn handle<B>(decider: &Decider, req: &Request<B>) -> Response<Full<Bytes>> {
-    let (decision, nginx) = match original_request(req) {
+/// Answers one forward-auth request. With `login`, the request's session cookie
+/// is read (off the pure core) and handed to the decision.
+pub async fn handle<B>(
+    decider: &Decider,
+    login: Option<&Login>,
+    req: &Request<B>,
+) -> Response<Full<Bytes>> {
+    let session = login.and_then(|l| l.read_session(req.headers(), decider.now()));
+    let (mut decision, nginx) = match original_request(req) {
         Ok(original) => {
             let mut auth = AuthRequest::new(
                 &original.method,
@@ -44,6 +53,7 @@ pub async fn handle<B>(decider: &Decider, req: &Request<B>) -> Response<Full<Byt
             auth.extra_claims = &original.extra_claims;
             // Only Envoy removes the headers we name (`x-envoy-auth-headers-to-remove`).
             auth.removes_headers = original.via == Via::EnvoyHttp;
+            auth.session = session.as_ref();
             let decision = decider.decide(&auth, Frontend::ForwardAuth).await;
             (decision, original.via == Via::Nginx)
         }
@@ -57,7 +67,35 @@ pub async fn handle<B>(decider: &Decider, req: &Request<B>) -> Response<Full<Byt
             (deny, nginx_may_be_asking(req.headers()))
         }
     };
-    render(&decision, req.method() == Method::HEAD, nginx)
+    if let Some(login) = login {
+        session_headers(login, decider.now(), &mut decision);
+    }
+    let mut response = render(&decision, req.method() == Method::HEAD, nginx);
+    if let (Some(login), Some(DenyReason::SessionInvalid)) = (login, decision.reason()) {
+        for cookie in login.clear_session_cookies() {
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().append(SET_COOKIE, v);
+            }
+        }
+    }
+    response
+}
+
+/// An allow by a session gets the session token (`sessions.token.header`).
+fn session_headers(login: &Login, now: i64, decision: &mut Decision) {
+    let Decision::Allow(allow) = decision else {
+        return;
+    };
+    let Some((name, value)) = allow
+        .identity
+        .as_ref()
+        .and_then(|identity| login.session_token(identity, now))
+    else {
+        return;
+    };
+    allow.remove_headers.retain(|h| *h != name);
+    allow.set_headers.retain(|(h, _)| *h != name);
+    allow.set_headers.push((name, value));
 }
 
 /// Renders a decision: 200 with identity headers, or 302 (a login redirect), 400,

@@ -9,8 +9,9 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use portcullis_decider::Decider;
+use portcullis_login::Login;
 
 use crate::{handle, is_verify_path};
 
@@ -18,18 +19,30 @@ use crate::{handle, is_verify_path};
 #[derive(Clone, Debug)]
 pub struct NewForwardAuth {
     decider: Arc<Decider>,
+    login: Option<Arc<Login>>,
 }
 
 impl NewForwardAuth {
     /// A builder deciding with `decider`.
     pub fn new(decider: Arc<Decider>) -> NewForwardAuth {
-        NewForwardAuth { decider }
+        NewForwardAuth {
+            decider,
+            login: None,
+        }
+    }
+
+    /// Also answers the browser login endpoints, and reads session cookies.
+    #[must_use]
+    pub fn with_login(mut self, login: Option<Arc<Login>>) -> NewForwardAuth {
+        self.login = login;
+        self
     }
 
     /// A service for one listener (cheap: it shares the decider).
     pub fn new_service(&self) -> ForwardAuth {
         ForwardAuth {
             decider: self.decider.clone(),
+            login: self.login.clone(),
         }
     }
 }
@@ -39,9 +52,18 @@ impl NewForwardAuth {
 #[derive(Clone, Debug)]
 pub struct ForwardAuth {
     decider: Arc<Decider>,
+    login: Option<Arc<Login>>,
 }
 
-impl<B> tower_service::Service<Request<B>> for ForwardAuth {
+/// The largest body a login endpoint reads (a back-channel logout token).
+const LOGIN_BODY_LIMIT: usize = 64 * 1024;
+
+impl<B> tower_service::Service<Request<B>> for ForwardAuth
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     type Response = Response<Full<Bytes>>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
@@ -52,18 +74,42 @@ impl<B> tower_service::Service<Request<B>> for ForwardAuth {
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let decider = self.decider.clone();
+        let login = self.login.clone();
+        if let Some(login) = login.clone()
+            && Login::is_login_path(req.uri().path())
+        {
+            // Only the login endpoints read a body (a back-channel logout token).
+            let (head, body) = req.into_parts();
+            return Box::pin(async move {
+                let body = match Limited::new(body, LOGIN_BODY_LIMIT).collect().await {
+                    Ok(collected) => collected.to_bytes(),
+                    Err(_) => return Ok(too_large()),
+                };
+                Ok(login
+                    .handle(&decider, Request::from_parts(head, body))
+                    .await)
+            });
+        }
         // The body is never read (a proxy asks with the head alone): drop it now, so
         // the future holds only the head.
         let (head, _body) = req.into_parts();
         let req = Request::from_parts(head, ());
         Box::pin(async move {
             if is_verify_path(req.uri().path()) {
-                Ok(handle(&decider, &req).await)
+                Ok(handle(&decider, login.as_deref(), &req).await)
             } else {
                 Ok(not_found())
             }
         })
     }
+}
+
+fn too_large() -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(
+        br#"{"error":"invalid_request","reason":"request_invalid"}"#,
+    )));
+    *r.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    r
 }
 
 fn not_found() -> Response<Full<Bytes>> {

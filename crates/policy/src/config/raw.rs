@@ -32,6 +32,9 @@ pub struct RawConfig {
     /// Peers whose forwarding headers the proxy listener keeps (CIDRs).
     #[serde(default)]
     pub trusted_proxies: Option<Spanned<Vec<String>>>,
+    /// Browser sessions (login).
+    #[serde(default)]
+    pub sessions: Option<Spanned<super::login::RawSessions>>,
 }
 
 /// `request:`.
@@ -103,6 +106,8 @@ pub struct RawProvider {
     pub require_exp: Option<bool>,
     /// Required `typ` header (e.g. `at+jwt`).
     pub typ: Option<String>,
+    /// Browser login at this provider.
+    pub login: Option<Spanned<super::login::RawLogin>>,
 }
 
 /// `jwks:` — exactly one source, plus fetch tuning for `uri`/`discovery`.
@@ -187,6 +192,8 @@ pub struct RawRule {
     pub inject: Option<Spanned<super::spiffe::RawInject>>,
     /// The upstream of the proxy listener (a name under `upstreams:`).
     pub upstream: Option<Spanned<String>>,
+    /// Browsers without a credential are sent to log in at this provider.
+    pub login: Option<Spanned<String>>,
 }
 
 /// `allow:` of a rule.

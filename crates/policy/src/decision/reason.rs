@@ -21,6 +21,8 @@ pub enum DenyReason {
     CertificateMismatch,
     /// A required claim does not hold one of the required values.
     ClaimMismatch,
+    /// A `login` rule and no credential at all: browsers are sent to log in.
+    LoginRequired,
     /// The token's `iss` differs from the configured issuer.
     IssuerMismatch,
     /// No key of the key set fits the token (`kid` unknown or no key of the family).
@@ -33,6 +35,8 @@ pub enum DenyReason {
     RequestInvalid,
     /// A required scope is missing.
     ScopeMissing,
+    /// A session cookie that fails: tampered, expired, foreign or ended.
+    SessionInvalid,
     /// The signature does not verify.
     SignatureInvalid,
     /// A valid JWT-SVID whose SPIFFE ID is not in the rule's `spiffe_ids`.
@@ -90,7 +94,7 @@ impl DenyStatus {
 
 impl DenyReason {
     /// Every reason code: the contract's, in its order, then our additions.
-    pub const ALL: [DenyReason; 20] = [
+    pub const ALL: [DenyReason; 22] = [
         DenyReason::TokenMissing,
         DenyReason::TokenMalformed,
         DenyReason::SignatureInvalid,
@@ -111,6 +115,8 @@ impl DenyReason {
         DenyReason::NoUpstream,
         DenyReason::UpstreamUnavailable,
         DenyReason::UpstreamTimeout,
+        DenyReason::LoginRequired,
+        DenyReason::SessionInvalid,
     ];
 
     /// The wire name of the reason code (`token_expired`, ...).
@@ -122,9 +128,11 @@ impl DenyReason {
             DenyReason::ClaimMismatch => "claim_mismatch",
             DenyReason::IssuerMismatch => "issuer_mismatch",
             DenyReason::KeyNotFound => "key_not_found",
+            DenyReason::LoginRequired => "login_required",
             DenyReason::NoRule => "no_rule",
             DenyReason::RequestInvalid => "request_invalid",
             DenyReason::ScopeMissing => "scope_missing",
+            DenyReason::SessionInvalid => "session_invalid",
             DenyReason::SignatureInvalid => "signature_invalid",
             DenyReason::SpiffeIdMismatch => "spiffe_id_mismatch",
             DenyReason::TokenExpired => "token_expired",
@@ -157,6 +165,8 @@ impl DenyReason {
             | DenyReason::CertificateMismatch
             | DenyReason::IssuerMismatch
             | DenyReason::KeyNotFound
+            | DenyReason::LoginRequired
+            | DenyReason::SessionInvalid
             | DenyReason::SignatureInvalid
             | DenyReason::TokenExpired
             | DenyReason::TokenMalformed
@@ -168,7 +178,7 @@ impl DenyReason {
     /// OAuth-style error code (RFC 6750 §3.1).
     pub const fn error_code(self) -> &'static str {
         match self {
-            DenyReason::TokenMissing => "unauthorized",
+            DenyReason::TokenMissing | DenyReason::LoginRequired => "unauthorized",
             DenyReason::ScopeMissing => "insufficient_scope",
             DenyReason::ClaimMismatch
             | DenyReason::NoRule
@@ -192,9 +202,11 @@ impl DenyReason {
             DenyReason::ClaimMismatch => "a required claim does not match",
             DenyReason::IssuerMismatch => "the token's issuer is not trusted",
             DenyReason::KeyNotFound => "no key is known for the token",
+            DenyReason::LoginRequired => "a login is required",
             DenyReason::NoRule => "no rule allows this request",
             DenyReason::RequestInvalid => "the request cannot be read one way only",
             DenyReason::ScopeMissing => "a required scope is missing",
+            DenyReason::SessionInvalid => "the session is invalid",
             DenyReason::SignatureInvalid => "the signature is invalid",
             DenyReason::SpiffeIdMismatch => "the workload's SPIFFE ID is not allowed here",
             DenyReason::TokenExpired => "the token has expired",
@@ -263,6 +275,8 @@ mod tests {
                 "no_upstream",
                 "upstream_unavailable",
                 "upstream_timeout",
+                "login_required",
+                "session_invalid",
             ]
         );
     }

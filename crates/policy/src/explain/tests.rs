@@ -113,6 +113,8 @@ fn case(reason: DenyReason) -> Option<(&'static str, Option<String>)> {
         | DenyReason::TokenPresent
         | DenyReason::CertificateMismatch
         | DenyReason::TokenUnavailable => return None,
+        // Produced on `login` rules with sessions configured.
+        DenyReason::LoginRequired | DenyReason::SessionInvalid => return None,
         // Produced by the proxy frontend after the decision.
         DenyReason::NoUpstream | DenyReason::UpstreamUnavailable | DenyReason::UpstreamTimeout => {
             return None;
@@ -174,7 +176,9 @@ fn explains_every_reason_code_as_the_decision_has_it() {
             | DenyReason::TokenUnavailable
             | DenyReason::NoUpstream
             | DenyReason::UpstreamUnavailable
-            | DenyReason::UpstreamTimeout => unreachable!("no case for {reason}"),
+            | DenyReason::UpstreamTimeout
+            | DenyReason::LoginRequired
+            | DenyReason::SessionInvalid => unreachable!("no case for {reason}"),
         };
         // A malformed token fails in the token core's format check.
         let got = if reason == DenyReason::TokenMalformed && step.step == "format" {

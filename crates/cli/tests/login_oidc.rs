@@ -1,0 +1,594 @@
+//! Browser login against a real OpenID Provider (npm `oidc-provider`, scripted
+//! login) through real Traefik (302 to log in) and NGINX `auth_request` (401 +
+//! `error_page`), with a cookie-keeping client that follows redirects: the full
+//! login, the session as a credential (claims, headers, the minted session token
+//! checked by PyJWT against our JWKS), tampered cookies, forged and replayed
+//! `state`, foreign `rd`, sign-out with RP-initiated logout, back-channel logout.
+//! One OP, one Portcullis, one Traefik and one NGINX serve every case.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a panic is a failure"
+)]
+
+use std::process::Command;
+use std::time::Duration;
+
+use portcullis_test_util::{
+    Browser, Child, EchoUpstream, OidcProvider, Portcullis, TempDir, free_port, peer_bin, python,
+    resolve, spawn_traefik, wait_for_port,
+};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+const SECRET: &str = "portcullis-client-secret-0123456789";
+
+struct World {
+    _op: OidcProvider,
+    op: String,
+    portcullis: Portcullis,
+    public: String,
+    traefik_url: String,
+    nginx_url: String,
+    _traefik: Child,
+    _nginx: Child,
+    _upstream: EchoUpstream,
+    _dir: TempDir,
+}
+
+fn start() -> World {
+    let dir = TempDir::new("login");
+    let (http, grpc, admin) = (free_port(), free_port(), free_port());
+    let (traefik_port, nginx_port) = (free_port(), free_port());
+    let public = format!("http://127.0.0.1:{http}");
+    let traefik_url = format!("http://127.0.0.1:{traefik_port}");
+    let nginx_url = format!("http://127.0.0.1:{nginx_port}");
+    let op = OidcProvider::start(
+        dir.path(),
+        &json!([{
+            "client_id": "portcullis",
+            "client_secret": SECRET,
+            "redirect_uris": [format!("{public}/oauth2/callback")],
+            "post_logout_redirect_uris": [format!("{traefik_url}/app/"), format!("{nginx_url}/app/")],
+            "backchannel_logout_uri": format!("{public}/oauth2/backchannel_logout"),
+            "backchannel_logout_session_required": true,
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "client_secret_basic",
+        }]),
+    );
+    let issuer = op.issuer();
+    let key = dir.path().join("signing.pem");
+    let out = Command::new(BIN)
+        .args(["keygen", "--alg", "ES256", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 32 random-looking bytes, URL-safe base64 without padding (as the contract allows).
+    let secret = dir.write(
+        "session.key",
+        "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq83v\n",
+    );
+    let config = format!(
+        r#"
+providers:
+  - name: op
+    issuer: {issuer}
+    jwks: {{discovery: {issuer}}}
+    login:
+      client_id: portcullis
+      client_secret: {SECRET}
+      scopes: [openid, email, profile]
+    claims_to_headers:
+      - {{header: x-user, claim: sub}}
+      - {{header: x-email, claim: email}}
+sessions:
+  public_url: {public}
+  secret_file: {secret}
+  cookie: {{secure: false}}
+  ttl: 1h
+  allowed_redirect_hosts: ["127.0.0.1"]
+  token:
+    key_file: {key}
+    issuer: {public}
+    audiences: [mesh]
+    ttl: 5m
+    claims: [sub, email, groups]
+    header: x-session-token
+rules:
+  - name: admins
+    match: {{path: /admins/**}}
+    login: op
+    claims: {{groups: [admins]}}
+  - name: app
+    match: {{path: /app/**}}
+    login: op
+"#,
+        secret = secret.display(),
+        key = key.display(),
+    );
+    let portcullis = Portcullis::start_on(BIN, &config, http, grpc, admin);
+    portcullis.wait_ready(Duration::from_secs(20));
+    let upstream = EchoUpstream::start();
+
+    let dynamic = dir.write(
+        "dynamic.yml",
+        &format!(
+            r#"
+http:
+  routers:
+    app:
+      entryPoints: [web]
+      rule: "PathPrefix(`/`)"
+      middlewares: [portcullis]
+      service: app
+  middlewares:
+    portcullis:
+      forwardAuth:
+        address: "{public}/verify"
+        authResponseHeaders: [X-User, X-Email, X-Session-Token]
+  services:
+    app:
+      loadBalancer:
+        servers:
+          - url: "http://127.0.0.1:{up}"
+"#,
+            up = upstream.port
+        ),
+    );
+    let traefik_config = dir.write(
+        "traefik.yml",
+        &format!(
+            r#"
+global: {{checkNewVersion: false, sendAnonymousUsage: false}}
+entryPoints:
+  web: {{address: "127.0.0.1:{traefik_port}"}}
+providers:
+  file: {{filename: "{dynamic}"}}
+log: {{level: INFO, filePath: "{logs}/traefik.log"}}
+"#,
+            dynamic = dynamic.display(),
+            logs = dir.path().display()
+        ),
+    );
+    let traefik = spawn_traefik(&traefik_config, dir.path());
+    wait_for_port(traefik_port, Duration::from_secs(20));
+    // The file provider's routers arrive a moment after the port opens.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while portcullis_test_util::get(&format!("{traefik_url}/app/"), &[]).status == 404 {
+        assert!(std::time::Instant::now() < deadline, "Traefik never routed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let nginx_dir = dir.path().join("nginx");
+    std::fs::create_dir_all(&nginx_dir).unwrap();
+    let nginx_conf = nginx_dir.join("nginx.conf");
+    std::fs::write(
+        &nginx_conf,
+        format!(
+            r#"
+daemon off;
+worker_processes 1;
+pid nginx.pid;
+error_log error.log notice;
+events {{ worker_connections 64; }}
+http {{
+    access_log access.log;
+    client_body_temp_path client_body_temp;
+    proxy_temp_path proxy_temp;
+    fastcgi_temp_path fastcgi_temp;
+    uwsgi_temp_path uwsgi_temp;
+    scgi_temp_path scgi_temp;
+    server {{
+        listen 127.0.0.1:{nginx_port};
+        auth_request /_portcullis;
+        auth_request_set $portcullis_user $upstream_http_x_user;
+        auth_request_set $portcullis_token $upstream_http_x_session_token;
+        # ingress-nginx auth-signin: a 401 sends the browser to log in.
+        error_page 401 = @login;
+        location / {{
+            proxy_pass http://127.0.0.1:{up};
+            proxy_set_header X-User $portcullis_user;
+            proxy_set_header X-Session-Token $portcullis_token;
+        }}
+        location = /_portcullis {{
+            internal;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-Method $request_method;
+            proxy_set_header X-Original-URI $request_uri;
+            proxy_pass {public}/verify;
+        }}
+        location @login {{
+            return 302 {public}/oauth2/start?rd=$scheme://$http_host$request_uri;
+        }}
+    }}
+}}
+"#,
+            up = upstream.port
+        ),
+    )
+    .unwrap();
+    let nginx = Child::spawn(
+        Command::new(peer_bin("nginx"))
+            .arg("-p")
+            .arg(&nginx_dir)
+            .arg("-c")
+            .arg(&nginx_conf),
+        &nginx_dir.join("stdout.log"),
+    );
+    wait_for_port(nginx_port, Duration::from_secs(10));
+    World {
+        op: issuer,
+        _op: op,
+        portcullis,
+        public,
+        traefik_url,
+        nginx_url,
+        _traefik: traefik,
+        _nginx: nginx,
+        _upstream: upstream,
+        _dir: dir,
+    }
+}
+
+/// What the echo upstream saw, from its JSON answer.
+fn seen(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not the echo ({e}): {body}"))
+}
+
+fn header<'v>(echo: &'v Value, name: &str) -> Option<&'v str> {
+    echo["headers"][name].as_str()
+}
+
+/// Logs `account` in through `base` (Traefik or NGINX) at `path`; returns the browser.
+fn login(w: &World, base: &str, path: &str, account: &str) -> Browser {
+    let mut b = Browser::navigating();
+    b.headers
+        .push(("x-op-account".to_owned(), account.to_owned()));
+    let (url, r) = b.get(&format!("{base}{path}"));
+    assert_eq!(r.status, 200, "{url}: {r:?}\nlog:\n{}", w.portcullis.log());
+    assert_eq!(url, format!("{base}{path}"), "back where it started");
+    let echo = seen(&r.body);
+    assert_eq!(header(&echo, "x-user"), Some(account), "{echo}");
+    b
+}
+
+#[test]
+fn login_through_traefik_and_nginx() {
+    let w = start();
+    let public = &w.public;
+
+    // --- The full login through Traefik: 302 to /oauth2/start, the OP, back. ---
+    let mut first = Browser::navigating();
+    let r = first.send("GET", &format!("{}/app/page?x=1", w.traefik_url), &[], "");
+    assert_eq!(r.status, 302, "{r:?}");
+    let location = r.header("location").unwrap().to_owned();
+    let traefik_port = w.traefik_url.rsplit(':').next().unwrap();
+    let want = format!(
+        "{public}/oauth2/start?rd=http%3A%2F%2F127.0.0.1%3A{traefik_port}%2Fapp%2Fpage%3Fx%3D1"
+    );
+    assert_eq!(location, want);
+    let body: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(body["reason"], "login_required");
+    // /oauth2/start: to the OP with PKCE S256, state and nonce; state cookie set.
+    let r = first.send("GET", &location, &[], "");
+    assert_eq!(r.status, 302, "{r:?}");
+    let auth = r.header("location").unwrap().to_owned();
+    assert!(auth.starts_with(&format!("{}/auth?", w.op)), "{auth}");
+    for part in [
+        "code_challenge_method=S256",
+        "code_challenge=",
+        "state=",
+        "nonce=",
+        "client_id=portcullis",
+        "scope=openid%20email%20profile",
+    ] {
+        assert!(auth.contains(part), "{part} in {auth}");
+    }
+    let state_cookie = first.cookie("portcullis_session_state").unwrap().clone();
+    assert!(state_cookie.http_only && state_cookie.same_site.as_deref() == Some("Lax"));
+    let (url, r) = first.get(&auth);
+    assert_eq!(r.status, 200, "{url}: {r:?}\n{}", w.portcullis.log());
+    let echo = seen(&r.body);
+    assert_eq!(echo["path"], "/app/page?x=1");
+    assert_eq!(header(&echo, "x-user"), Some("alice"));
+    assert_eq!(header(&echo, "x-email"), Some("alice@example.com"));
+    let session = first.cookie("portcullis_session").unwrap().clone();
+    assert!(session.http_only && session.same_site.as_deref() == Some("Lax"));
+    assert!(
+        first.cookie("portcullis_session_state").is_none(),
+        "state cookie is single use"
+    );
+
+    // The minted session token, verified by PyJWT against /.well-known/jwks.json.
+    let token = header(&echo, "x-session-token")
+        .unwrap()
+        .trim_start_matches("Bearer ")
+        .to_owned();
+    let script = r#"
+import json, sys, jwt
+url, token, iss = sys.argv[1], sys.argv[2], sys.argv[3]
+cfg = json.load(__import__('urllib.request').request.urlopen(url + "/.well-known/openid-configuration"))
+assert cfg["issuer"] == iss, cfg
+key = jwt.PyJWKClient(cfg["jwks_uri"]).get_signing_key_from_jwt(token)
+claims = jwt.decode(token, key.key, algorithms=cfg["id_token_signing_alg_values_supported"], audience="mesh", issuer=iss)
+print(json.dumps(claims))
+"#;
+    let out = Command::new(python())
+        .args(["-c", script, public, &token, public])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "PyJWT: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let claims: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["email"], "alice@example.com");
+    assert_eq!(claims["groups"], json!(["admins"]));
+    assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() <= 300);
+
+    // The session is a credential for other login rules too (claims read from it).
+    let (_, r) = first.get(&format!("{}/admins/x", w.traefik_url));
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // --- A client that is not a browser gets 401, never a redirect. ---
+    let r = portcullis_test_util::get(&format!("{}/app/x", w.traefik_url), &[]);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["reason"], "login_required");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(r#"Bearer realm="portcullis""#)
+    );
+
+    // --- Tampered cookie: no session; a navigation is sent to log in with the cookie cleared. ---
+    let mut tampered = Browser::navigating();
+    let mut value = session.value.clone().into_bytes();
+    let i = value.len() - 5;
+    value[i] = if value[i] == b'A' { b'B' } else { b'A' };
+    let cookie = format!("portcullis_session={}", String::from_utf8(value).unwrap());
+    let r = tampered.send(
+        "GET",
+        &format!("{}/app/x", w.traefik_url),
+        &[("Cookie", &cookie)],
+        "",
+    );
+    assert_eq!(r.status, 302, "{r:?}");
+    assert!(
+        r.header("location")
+            .unwrap()
+            .starts_with(&format!("{public}/oauth2/start?rd="))
+    );
+    assert_eq!(r.json()["reason"], "session_invalid");
+    assert!(
+        r.headers.iter().any(|(n, v)| n == "set-cookie"
+            && v.starts_with("portcullis_session=;")
+            && v.contains("Max-Age=0")),
+        "{r:?}"
+    );
+    let r = portcullis_test_util::get(&format!("{}/app/x", w.traefik_url), &[("Cookie", &cookie)]);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["reason"], "session_invalid");
+    // A cookie sealed for another purpose (the state cookie) is no session either.
+    let state_as_session = format!("portcullis_session={}", state_cookie.value);
+    let r = portcullis_test_util::get(
+        &format!("{}/app/x", w.traefik_url),
+        &[("Cookie", &state_as_session)],
+    );
+    assert_eq!(r.json()["reason"], "session_invalid");
+    // A bearer token that fails is not rescued by a valid session.
+    let cookie_ok = format!("portcullis_session={}", session.value);
+    let r = portcullis_test_util::get(
+        &format!("{}/app/x", w.traefik_url),
+        &[("Cookie", &cookie_ok), ("Authorization", "Bearer a.b.c")],
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["reason"], "token_malformed");
+
+    // --- Replayed and forged state. ---
+    let (callback_url, _) = first
+        .trail
+        .iter()
+        .find(|(u, _)| u.starts_with(&format!("{public}/oauth2/callback")))
+        .unwrap()
+        .clone();
+    let state_pair = format!("portcullis_session_state={}", state_cookie.value);
+    let r = portcullis_test_util::get(&callback_url, &[("Cookie", &state_pair)]);
+    assert_eq!(r.status, 400, "replayed: {r:?}");
+    assert_eq!(r.json()["reason"], "state_invalid");
+    let mut fresh = Browser::navigating();
+    let r = fresh.send("GET", &format!("{public}/oauth2/start?rd=/x"), &[], "");
+    assert_eq!(r.status, 302);
+    let forged = fresh.send(
+        "GET",
+        &format!("{public}/oauth2/callback?code=abc&state=forged"),
+        &[],
+        "",
+    );
+    assert_eq!(forged.status, 400, "forged: {forged:?}");
+    assert_eq!(forged.json()["reason"], "state_invalid");
+    let no_cookie =
+        portcullis_test_util::get(&format!("{public}/oauth2/callback?code=abc&state=x"), &[]);
+    assert_eq!(no_cookie.status, 400);
+    let provider_error = portcullis_test_util::get(
+        &format!("{public}/oauth2/callback?error=access_denied&state=x"),
+        &[],
+    );
+    assert_eq!(provider_error.status, 400);
+    assert_eq!(provider_error.json()["reason"], "provider_error");
+
+    // --- Foreign rd. ---
+    for rd in [
+        "https://evil.example/",
+        "http://127.0.0.1.evil.example/",
+        "//evil.example/",
+        "http://evil.example%09@127.0.0.1/",
+        "http://127.0.0.1@evil.example/",
+        "/\\evil.example",
+    ] {
+        let url = format!(
+            "{public}/oauth2/start?rd={}",
+            percent_encoding::utf8_percent_encode(rd, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let r = portcullis_test_util::get(&url, &[]);
+        assert_eq!(r.status, 400, "rd {rd:?}: {r:?}");
+        assert_eq!(r.json()["reason"], "redirect_not_allowed", "rd {rd:?}");
+    }
+
+    // --- Claims read from the session: bob is not an admin. ---
+    let bob_browser = login(&w, &w.traefik_url, "/app/", "bob");
+    let mut bob = bob_browser;
+    let r = bob.send("GET", &format!("{}/admins/", w.traefik_url), &[], "");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(r.json()["reason"], "claim_mismatch");
+
+    // --- NGINX auth_request: 401 (never 302), then error_page sends the browser to log in. ---
+    let mut n = Browser::navigating();
+    let r = n.send("GET", &format!("{}/app/n", w.nginx_url), &[], "");
+    assert_eq!(r.status, 302, "{r:?}");
+    let loc = r.header("location").unwrap().to_owned();
+    assert!(
+        loc.starts_with(&format!("{public}/oauth2/start?rd=")),
+        "{loc}"
+    );
+    let verify = w.portcullis.verify(&[
+        ("X-Original-Method", "GET"),
+        ("X-Original-URI", "/app/n"),
+        ("Host", "127.0.0.1"),
+        ("Accept", "text/html"),
+    ]);
+    assert_eq!(verify.status, 401, "NGINX only passes 401/403: {verify:?}");
+    assert_eq!(verify.json()["reason"], "login_required");
+    let (url, r) = n.get(&loc);
+    assert_eq!(r.status, 200, "{url}: {r:?}");
+    let echo = seen(&r.body);
+    assert_eq!(header(&echo, "x-user"), Some("alice"));
+    assert_eq!(
+        header(&echo, "x-session-token").unwrap().split('.').count(),
+        3
+    );
+
+    // --- Back-channel logout: the OP ends session A (by sid); B is untouched. ---
+    let mut a = login(&w, &w.traefik_url, "/app/", "alice");
+    let b = login(&w, &w.traefik_url, "/app/", "alice");
+    let a_cookie = format!(
+        "portcullis_session={}",
+        a.cookie("portcullis_session").unwrap().value
+    );
+    let b_cookie = format!(
+        "portcullis_session={}",
+        b.cookie("portcullis_session").unwrap().value
+    );
+    op_logout(
+        &mut a,
+        &format!("{}/session/end?client_id=portcullis", w.op),
+    );
+    let r = portcullis_test_util::get(&format!("{}/app/", w.traefik_url), &[("Cookie", &a_cookie)]);
+    assert_eq!(
+        r.status,
+        401,
+        "A ended by back-channel logout: {r:?}\n{}\nOP:\n{}",
+        w.portcullis.log(),
+        w._op.log()
+    );
+    assert_eq!(r.json()["reason"], "session_invalid");
+    let r = portcullis_test_util::get(&format!("{}/app/", w.traefik_url), &[("Cookie", &b_cookie)]);
+    assert_eq!(r.status, 200, "B still signed in: {r:?}");
+    // A logout token that fails validation: 400.
+    for body in [
+        "logout_token=a.b.c",
+        "",
+        "logout_token=eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0.",
+    ] {
+        let r = portcullis_test_util::request(
+            "POST",
+            &format!("{public}/oauth2/backchannel_logout"),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body,
+        );
+        assert_eq!(r.status, 400, "{body}: {r:?}");
+        assert_eq!(r.json()["reason"], "logout_token_invalid");
+    }
+
+    // --- Sign-out: cookie cleared, RP-initiated logout at the OP, back to rd. ---
+    let before = format!(
+        "portcullis_session={}",
+        first.cookie("portcullis_session").unwrap().value
+    );
+    let rd = format!("{}/app/", w.traefik_url);
+    let r = first.send(
+        "GET",
+        &format!(
+            "{public}/oauth2/sign_out?rd={}",
+            percent_encoding::utf8_percent_encode(&rd, percent_encoding::NON_ALPHANUMERIC)
+        ),
+        &[],
+        "",
+    );
+    assert_eq!(r.status, 302, "{r:?}");
+    let end = r.header("location").unwrap().to_owned();
+    assert!(end.starts_with(&format!("{}/session/end?", w.op)), "{end}");
+    assert!(
+        end.contains("id_token_hint=") && end.contains("post_logout_redirect_uri="),
+        "{end}"
+    );
+    assert!(
+        first.cookie("portcullis_session").is_none(),
+        "cookie cleared"
+    );
+    let last = op_logout(&mut first, &end);
+    assert_eq!(last.0, rd, "back at rd after the OP's logout");
+    assert!(matches!(last.1.status, 302 | 303), "{:?}", last.1);
+    // The old cookie is no session any more.
+    let r = portcullis_test_util::get(&format!("{}/app/", w.traefik_url), &[("Cookie", &before)]);
+    assert_eq!(r.json()["reason"], "session_invalid", "{r:?}");
+    // An rd outside the allowed hosts is refused at sign-out too.
+    let r = portcullis_test_util::get(
+        &format!("{public}/oauth2/sign_out?rd=https%3A%2F%2Fevil.example%2F"),
+        &[],
+    );
+    assert_eq!(r.status, 400);
+    // Without rd and without a session: 200.
+    let r = portcullis_test_util::get(&format!("{public}/oauth2/sign_out"), &[]);
+    assert_eq!(r.status, 200);
+}
+
+/// Follows the OP's logout page: GET it, submit its form (xsrf, logout=yes), then
+/// follow redirects; returns the last URL and response (without following it).
+fn op_logout(b: &mut Browser, url: &str) -> (String, portcullis_test_util::Response) {
+    let r = b.send("GET", url, &[], "");
+    assert_eq!(r.status, 200, "OP logout page: {r:?}");
+    let action = between(&r.body, "action=\"", "\"").expect("logout form");
+    let xsrf = between(&r.body, "name=\"xsrf\" value=\"", "\"").expect("xsrf");
+    let action = resolve(url, &action);
+    let mut r = b.send(
+        "POST",
+        &action,
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &format!("xsrf={xsrf}&logout=yes"),
+    );
+    let mut at = action;
+    // Follow the OP's own redirects, stop at the first one that leaves it.
+    while matches!(r.status, 302 | 303) {
+        let next = resolve(&at, r.header("location").unwrap());
+        if !next.starts_with(&url[..url.find("/session").unwrap()]) {
+            return (next, r);
+        }
+        at = next;
+        r = b.send("GET", &at, &[], "");
+    }
+    (at, r)
+}
+
+fn between(text: &str, start: &str, end: &str) -> Option<String> {
+    let from = text.find(start)? + start.len();
+    let to = text[from..].find(end)? + from;
+    Some(text[from..to].to_owned())
+}

@@ -1,0 +1,262 @@
+//! Browser login for Portcullis: an OpenID Connect relying party (authorization
+//! code flow with PKCE S256), sessions in encrypted cookies, the session token for
+//! upstreams, sign-out and back-channel logout.
+//!
+//! [`Login`] answers the endpoints (`/oauth2/*`, `/.well-known/*`) for any frontend
+//! that mounts it ([`Login::handle`]), and reads a request's session cookie
+//! ([`Login::read_session`]) so the frontend can hand it to the pure decision as a
+//! [`SessionCredential`]. Tokens are verified by `portcullis-jose`, with the
+//! provider's keys and discovery metadata from its key slot.
+#![warn(missing_docs)]
+
+mod cookies;
+mod ended;
+mod endpoints;
+mod mint;
+mod oidc;
+mod record;
+mod redirect;
+mod seal;
+
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use portcullis_policy::config::{ClientSecret, SessionStore, SessionsConfig};
+use portcullis_policy::{Config, Identity, SessionCredential, VerifiedSession};
+use zeroize::Zeroizing;
+
+pub use mint::{InvalidSigningKey, Minter};
+pub use oidc::{ClientAuth, ExchangeError, Tokens, pkce_challenge, verify_id_token};
+pub use redirect::{InvalidRedirect, check_redirect};
+pub use seal::{InvalidSecret, Sealer, Unsealed};
+
+use ended::Ended;
+use record::SessionRecord;
+
+/// Purposes sealed values are bound to.
+const SESSION: &str = "session";
+const STATE: &str = "state";
+
+/// Why login cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoginError {
+    /// A file cannot be read.
+    #[error("{field}: {path}: {source}")]
+    Read {
+        /// The config field naming the file.
+        field: String,
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `sessions.secret_file` holds no usable key.
+    #[error("sessions.secret_file: {path}: {source}")]
+    Secret {
+        /// The file.
+        path: String,
+        /// Why.
+        source: InvalidSecret,
+    },
+    /// `sessions.token.key_file` cannot sign.
+    #[error("sessions.token.key_file: {0}")]
+    SigningKey(#[from] InvalidSigningKey),
+    /// `sessions.store: redis://...` is not implemented in this build.
+    #[error("sessions.store: {0:?}: the Redis store is not available in this build (use cookie)")]
+    StoreUnavailable(String),
+    /// The HTTP client cannot be set up.
+    #[error("HTTP client: {0}")]
+    Client(String),
+}
+
+impl LoginError {
+    /// The config field the error is about.
+    pub fn field(&self) -> &str {
+        match self {
+            LoginError::Read { field, .. } => field,
+            LoginError::Secret { .. } => "sessions.secret_file",
+            LoginError::SigningKey(_) => "sessions.token.key_file",
+            LoginError::StoreUnavailable(_) => "sessions.store",
+            LoginError::Client(_) => "sessions",
+        }
+    }
+}
+
+/// Browser login: its keys, its client secrets, what it remembers.
+pub struct Login {
+    sessions: SessionsConfig,
+    sealer: Sealer,
+    minter: Option<Minter>,
+    secrets: Vec<(String, Zeroizing<String>)>,
+    http: reqwest::Client,
+    ended: Ended,
+    redirect_uri: String,
+    state_cookie: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("public_url", &self.sessions.public_url)
+            .field("sealer", &self.sealer)
+            .field("minter", &self.minter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Login {
+    /// Login for `config`, or `None` when it has no `sessions:`. Reads the cookie
+    /// keys, the session token's key and the client secret files.
+    ///
+    /// # Errors
+    /// [`LoginError`], naming the field.
+    pub fn try_new(config: &Config) -> Result<Option<Arc<Login>>, LoginError> {
+        let Some(sessions) = &config.sessions else {
+            return Ok(None);
+        };
+        if let SessionStore::Redis(url) = &sessions.store {
+            return Err(LoginError::StoreUnavailable(url.clone()));
+        }
+        let read = |field: &str, path: &std::path::Path| {
+            std::fs::read_to_string(path).map_err(|source| LoginError::Read {
+                field: field.to_owned(),
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        let text = Zeroizing::new(read("sessions.secret_file", &sessions.secret_file)?);
+        let sealer = Sealer::try_from_lines(&text).map_err(|source| LoginError::Secret {
+            path: sessions.secret_file.display().to_string(),
+            source,
+        })?;
+        let minter = sessions
+            .token
+            .as_ref()
+            .map(|t| Minter::try_new(t, &sessions.public_url))
+            .transpose()?;
+        let mut secrets = Vec::new();
+        for (i, p) in config.providers.iter().enumerate() {
+            let Some(login) = &p.login else { continue };
+            let secret = match &login.client_secret {
+                ClientSecret::Inline(s) => Zeroizing::new(s.clone()),
+                ClientSecret::File(path) => Zeroizing::new(
+                    read(&format!("providers[{i}].login.client_secret_file"), path)?
+                        .trim()
+                        .to_owned(),
+                ),
+            };
+            secrets.push((p.name.clone(), secret));
+        }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(10))
+            .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| LoginError::Client(e.to_string()))?;
+        Ok(Some(Arc::new(Login {
+            redirect_uri: format!("{}/oauth2/callback", sessions.public_url),
+            state_cookie: format!("{}_state", sessions.cookie.name),
+            sessions: sessions.clone(),
+            sealer,
+            minter,
+            secrets,
+            http,
+            ended: Ended::new(100_000),
+        })))
+    }
+
+    /// Whether `path` is one of the login endpoints.
+    pub fn is_login_path(path: &str) -> bool {
+        matches!(
+            path,
+            "/oauth2/start"
+                | "/oauth2/callback"
+                | "/oauth2/sign_out"
+                | "/oauth2/backchannel_logout"
+                | "/.well-known/jwks.json"
+                | "/.well-known/openid-configuration"
+        )
+    }
+
+    /// The request's session, if it carries the session cookie: valid (decrypted,
+    /// unexpired, not ended on this replica) or invalid, with why.
+    pub fn read_session(&self, headers: &HeaderMap, now: i64) -> Option<SessionCredential> {
+        let value = cookies::chunked(headers, &self.sessions.cookie.name)?;
+        Some(match self.open_session(&value, now) {
+            Ok(record) => match serde_json::to_vec(&record.claims) {
+                Ok(claims_json) => SessionCredential::Valid(VerifiedSession {
+                    provider: record.provider,
+                    claims_json,
+                    expires_at: record.exp,
+                }),
+                Err(e) => SessionCredential::Invalid {
+                    detail: e.to_string(),
+                },
+            },
+            Err(detail) => SessionCredential::Invalid { detail },
+        })
+    }
+
+    fn open_session(&self, value: &str, now: i64) -> Result<SessionRecord, String> {
+        let plain = self
+            .sealer
+            .open(SESSION, value)
+            .map_err(|e| e.to_string())?;
+        let record: SessionRecord =
+            serde_json::from_slice(&plain).map_err(|e| format!("session record: {e}"))?;
+        if record.exp <= now {
+            return Err("expired".to_owned());
+        }
+        if self.has_ended(&record, now) {
+            return Err("ended".to_owned());
+        }
+        Ok(record)
+    }
+
+    fn has_ended(&self, record: &SessionRecord, now: i64) -> bool {
+        let iss = record
+            .claims
+            .get("iss")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("");
+        self.ended
+            .has_ended(&format!("id:{}", record.id), record.iat, now)
+            || record.sid().is_some_and(|sid| {
+                self.ended
+                    .has_ended(&format!("sid:{iss} {sid}"), record.iat, now)
+            })
+            || record.sub().is_some_and(|sub| {
+                self.ended
+                    .has_ended(&format!("sub:{iss} {sub}"), record.iat, now)
+            })
+    }
+
+    /// The session token header for an allow by a session identity (none when no
+    /// `sessions.token` is configured).
+    pub fn session_token(
+        &self,
+        identity: &Identity,
+        now: i64,
+    ) -> Option<(HeaderName, HeaderValue)> {
+        if !identity.is_session() {
+            return None;
+        }
+        let minter = self.minter.as_ref()?;
+        let claims = identity.claims().into_members();
+        let exp = identity.expires_at.map_or(now, |e| e as i64);
+        minter.mint(&claims, now, exp)
+    }
+
+    /// `Set-Cookie` values that clear the session cookie (on a `session_invalid` deny).
+    pub fn clear_session_cookies(&self) -> Vec<String> {
+        cookies::clear_chunked(&self.sessions.cookie, &self.sessions.cookie.name)
+    }
+
+    fn secret(&self, provider: &str) -> Option<&str> {
+        self.secrets
+            .iter()
+            .find(|(n, _)| n == provider)
+            .map(|(_, s)| s.as_str())
+    }
+}

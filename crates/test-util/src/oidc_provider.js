@@ -1,0 +1,66 @@
+// A real OpenID Provider for the login tests: npm `oidc-provider` with a scripted
+// login (no forms: the interaction logs in the account named by the
+// `x-op-account` header, default "alice", and grants what is asked).
+const { default: Provider } = await import(process.env.OP_MODULE);
+
+const port = Number(process.env.OP_PORT);
+const issuer = `http://127.0.0.1:${port}`;
+const clients = JSON.parse(process.env.OP_CLIENTS);
+
+const accounts = {
+  alice: { email: 'alice@example.com', email_verified: true, name: 'Alice', groups: ['admins'] },
+  bob: { email: 'bob@example.com', email_verified: true, name: 'Bob', groups: ['users'] },
+};
+
+const provider = new Provider(issuer, {
+  clients,
+  cookies: { keys: ['portcullis-test-cookie-key'] },
+  claims: { openid: ['sub', 'sid'], email: ['email', 'email_verified'], profile: ['name', 'groups'] },
+  features: {
+    devInteractions: { enabled: false },
+    rpInitiatedLogout: { enabled: true },
+    backchannelLogout: { enabled: true },
+    introspection: { enabled: true },
+    clientCredentials: { enabled: true },
+  },
+  pkce: { required: () => true },
+  // The tests' relying party is on loopback: let the OP's own SSRF guard (which
+  // refuses special-use addresses) through for them.
+  fetch: (url, { dispatcher: _loopbackAllowed, ...options }) => globalThis.fetch(url, options),
+  ttl: { IdToken: 3600, AccessToken: 3600, Session: 3600, Interaction: 600, Grant: 3600 },
+  findAccount: async (_ctx, id) => ({
+    accountId: id,
+    claims: async () => ({ sub: id, ...(accounts[id] || {}) }),
+  }),
+});
+
+provider.use(async (ctx, next) => {
+  if (!ctx.path.startsWith('/interaction/')) {
+    return next();
+  }
+  const details = await provider.interactionDetails(ctx.req, ctx.res);
+  const { prompt, params, session } = details;
+  if (prompt.name === 'login') {
+    const accountId = ctx.get('x-op-account') || 'alice';
+    return provider.interactionFinished(ctx.req, ctx.res, { login: { accountId } }, { mergeWithLastSubmission: false });
+  }
+  const grant = details.grantId
+    ? await provider.Grant.find(details.grantId)
+    : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+  const missing = prompt.details;
+  if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+  if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+  if (missing.missingResourceScopes) {
+    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes)) {
+      grant.addResourceScope(indicator, scopes.join(' '));
+    }
+  }
+  const grantId = await grant.save();
+  return provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+});
+
+for (const event of ['backchannel.success', 'backchannel.error', 'server_error']) {
+  provider.on(event, (...args) => console.log(event, ...args.slice(1).map((a) => (a && a.message && `${a.message} ${a.cause}`) || (a && a.clientId) || a)));
+}
+
+provider.listen(port, '127.0.0.1', () => console.log(`oidc-provider ready at ${issuer}`));

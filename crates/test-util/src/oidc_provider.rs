@@ -1,0 +1,52 @@
+//! A real OpenID Provider: npm `oidc-provider` from the peers, with a small config
+//! and a scripted login (`oidc_provider.js`), on an ephemeral loopback port.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::{Child, free_port, peers_dir, wait_for_port};
+
+/// A running OP, stopped on drop.
+#[derive(Debug)]
+pub struct OidcProvider {
+    child: Child,
+    port: u16,
+}
+
+impl OidcProvider {
+    /// Starts the OP with these clients (oidc-provider client metadata, a JSON
+    /// array), its script and log in `dir`.
+    pub fn start(dir: &Path, clients: &serde_json::Value) -> OidcProvider {
+        let module = peers_dir().join("node/node_modules/oidc-provider/lib/index.js");
+        assert!(
+            module.exists(),
+            "{} is missing: run scripts/install-peers",
+            module.display()
+        );
+        let script = dir.join("oidc_provider.mjs");
+        std::fs::write(&script, include_str!("oidc_provider.js")).unwrap();
+        let port = free_port();
+        let child = Child::spawn(
+            Command::new("node")
+                .arg(&script)
+                .env("OP_MODULE", format!("file://{}", module.display()))
+                .env("OP_PORT", port.to_string())
+                .env("OP_CLIENTS", clients.to_string())
+                .env("NODE_ENV", "test"),
+            &dir.join("oidc-provider.log"),
+        );
+        wait_for_port(port, Duration::from_secs(20));
+        OidcProvider { child, port }
+    }
+
+    /// `http://127.0.0.1:PORT` (its issuer).
+    pub fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Its output so far.
+    pub fn log(&self) -> String {
+        self.child.log()
+    }
+}
