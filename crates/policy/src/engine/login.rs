@@ -160,3 +160,6 @@ fn forwarded_proto(headers: &HeaderMap) -> Option<&'static str> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests;
