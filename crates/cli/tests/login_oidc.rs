@@ -592,3 +592,129 @@ fn between(text: &str, start: &str, end: &str) -> Option<String> {
     let to = text[from..].find(end)? + from;
     Some(text[from..to].to_owned())
 }
+
+/// `/verify` as Traefik asks it, for `path` on the app, with `cookie`.
+fn verify_as_traefik(p: &Portcullis, path: &str, cookie: &str) -> portcullis_test_util::Response {
+    p.verify(&[
+        ("X-Forwarded-Method", "GET"),
+        ("X-Forwarded-Proto", "http"),
+        ("X-Forwarded-Host", "127.0.0.1"),
+        ("X-Forwarded-Uri", path),
+        ("Cookie", cookie),
+    ])
+}
+
+#[test]
+fn redis_sessions_are_shared_by_two_replicas() {
+    let dir = TempDir::new("login-redis");
+    let redis_port = free_port();
+    let _redis = Child::spawn(
+        Command::new(peer_bin("redis-server"))
+            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path()),
+        &dir.path().join("redis.log"),
+    );
+    wait_for_port(redis_port, Duration::from_secs(10));
+    let upstream = EchoUpstream::start();
+    let rd = format!("http://127.0.0.1:{}/app/", upstream.port);
+    let (h1, g1, a1) = (free_port(), free_port(), free_port());
+    let public = format!("http://127.0.0.1:{h1}");
+    let op = OidcProvider::start(
+        dir.path(),
+        &json!([{
+            "client_id": "portcullis",
+            "client_secret": SECRET,
+            "redirect_uris": [format!("{public}/oauth2/callback")],
+            "post_logout_redirect_uris": [rd.clone()],
+            "backchannel_logout_uri": format!("{public}/oauth2/backchannel_logout"),
+            "backchannel_logout_session_required": true,
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "client_secret_post",
+        }]),
+    );
+    let issuer = op.issuer();
+    let secret = dir.write(
+        "session.key",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n",
+    );
+    let client_secret = dir.write("client.secret", &format!("{SECRET}\n"));
+    let config = format!(
+        r#"
+providers:
+  - name: op
+    issuer: {issuer}
+    jwks: {{discovery: {issuer}}}
+    login:
+      client_id: portcullis
+      client_secret_file: {client_secret}
+      token_endpoint_auth: client_secret_post
+    claims_to_headers:
+      - {{header: x-user, claim: sub}}
+sessions:
+  public_url: {public}
+  secret_file: {secret}
+  cookie: {{secure: false}}
+  store: redis://127.0.0.1:{redis_port}/0
+  allowed_redirect_hosts: ["127.0.0.1"]
+rules:
+  - name: app
+    match: {{path: /app/**}}
+    login: op
+"#,
+        client_secret = client_secret.display(),
+        secret = secret.display(),
+    );
+    let one = Portcullis::start_on(BIN, &config, h1, g1, a1);
+    let two = Portcullis::start(BIN, &config);
+    one.wait_ready(Duration::from_secs(20));
+    two.wait_ready(Duration::from_secs(20));
+
+    let log_in = || {
+        let mut b = Browser::navigating();
+        let start = format!(
+            "{public}/oauth2/start?rd={}",
+            percent_encoding::utf8_percent_encode(&rd, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let (url, r) = b.get(&start);
+        assert_eq!(url, rd, "{r:?}\n{}", one.log());
+        let cookie = format!(
+            "portcullis_session={}",
+            b.cookie("portcullis_session").unwrap().value
+        );
+        (b, cookie)
+    };
+    let (mut first, cookie) = log_in();
+    // The cookie holds a sealed id, not the session.
+    assert!(cookie.len() < 200, "{cookie}");
+    for replica in [&one, &two] {
+        let r = verify_as_traefik(replica, "/app/x", &cookie);
+        assert_eq!(r.status, 200, "{r:?}\n{}", replica.log());
+        assert_eq!(r.header("x-user"), Some("alice"));
+    }
+    // Sign-out at one replica ends the session at the other at once.
+    let r = first.send("POST", &format!("{public}/oauth2/sign_out"), &[], "");
+    assert_eq!(r.status, 302, "{r:?}");
+    let r = verify_as_traefik(&two, "/app/x", &cookie);
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.json()["reason"], "session_invalid");
+
+    // Back-channel logout reaches one replica; the session is gone for both.
+    let (mut second, cookie) = log_in();
+    assert_eq!(verify_as_traefik(&two, "/app/x", &cookie).status, 200);
+    let (_, third_cookie) = log_in();
+    op_logout(
+        &mut second,
+        &format!("{issuer}/session/end?client_id=portcullis"),
+    );
+    let r = verify_as_traefik(&two, "/app/x", &cookie);
+    assert_eq!(r.status, 401, "{r:?}\n{}\n{}", one.log(), op.log());
+    assert_eq!(r.json()["reason"], "session_invalid");
+    // Another OP session of the same user is untouched (the logout named a sid).
+    assert_eq!(verify_as_traefik(&two, "/app/x", &third_cookie).status, 200);
+    // A session id that was never stored is no session, even sealed with our key.
+    let r = verify_as_traefik(&two, "/app/x", "portcullis_session=v1.x.AAAA");
+    assert_eq!(r.json()["reason"], "session_invalid");
+}

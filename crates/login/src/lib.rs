@@ -17,6 +17,7 @@ mod oidc;
 mod record;
 mod redirect;
 mod seal;
+mod store;
 
 use std::sync::Arc;
 
@@ -29,12 +30,15 @@ pub use mint::{InvalidSigningKey, Minter};
 pub use oidc::{ClientAuth, ExchangeError, Tokens, pkce_challenge, verify_id_token};
 pub use redirect::{InvalidRedirect, check_redirect};
 pub use seal::{InvalidSecret, Sealer, Unsealed};
+pub use store::StoreError;
 
 use ended::Ended;
 use record::SessionRecord;
 
 /// Purposes sealed values are bound to.
 const SESSION: &str = "session";
+/// A session id in a cookie (the Redis store).
+const SESSION_ID: &str = "session-id";
 const STATE: &str = "state";
 
 /// Why login cannot start.
@@ -62,9 +66,9 @@ pub enum LoginError {
     /// `sessions.token.key_file` cannot sign.
     #[error("sessions.token.key_file: {0}")]
     SigningKey(#[from] InvalidSigningKey),
-    /// `sessions.store: redis://...` is not implemented in this build.
-    #[error("sessions.store: {0:?}: the Redis store is not available in this build (use cookie)")]
-    StoreUnavailable(String),
+    /// `sessions.store: redis://...` is not a usable Redis URL.
+    #[error("sessions.store: {0}")]
+    Store(String),
     /// The HTTP client cannot be set up.
     #[error("HTTP client: {0}")]
     Client(String),
@@ -77,7 +81,7 @@ impl LoginError {
             LoginError::Read { field, .. } => field,
             LoginError::Secret { .. } => "sessions.secret_file",
             LoginError::SigningKey(_) => "sessions.token.key_file",
-            LoginError::StoreUnavailable(_) => "sessions.store",
+            LoginError::Store(_) => "sessions.store",
             LoginError::Client(_) => "sessions",
         }
     }
@@ -91,6 +95,7 @@ pub struct Login {
     secrets: Vec<(String, Zeroizing<String>)>,
     http: reqwest::Client,
     ended: Ended,
+    store: Option<store::RedisStore>,
     redirect_uri: String,
     state_cookie: String,
 }
@@ -115,9 +120,12 @@ impl Login {
         let Some(sessions) = &config.sessions else {
             return Ok(None);
         };
-        if let SessionStore::Redis(url) = &sessions.store {
-            return Err(LoginError::StoreUnavailable(url.clone()));
-        }
+        let store = match &sessions.store {
+            SessionStore::Redis(url) => Some(
+                store::RedisStore::try_new(url).map_err(|e| LoginError::Store(e.to_string()))?,
+            ),
+            SessionStore::Cookie => None,
+        };
         let read = |field: &str, path: &std::path::Path| {
             std::fs::read_to_string(path).map_err(|source| LoginError::Read {
                 field: field.to_owned(),
@@ -163,6 +171,7 @@ impl Login {
             secrets,
             http,
             ended: Ended::new(100_000),
+            store,
         })))
     }
 
@@ -181,9 +190,9 @@ impl Login {
 
     /// The request's session, if it carries the session cookie: valid (decrypted,
     /// unexpired, not ended on this replica) or invalid, with why.
-    pub fn read_session(&self, headers: &HeaderMap, now: i64) -> Option<SessionCredential> {
+    pub async fn read_session(&self, headers: &HeaderMap, now: i64) -> Option<SessionCredential> {
         let value = cookies::chunked(headers, &self.sessions.cookie.name)?;
-        Some(match self.open_session(&value, now) {
+        Some(match self.open_session(&value, now).await {
             Ok(record) => match serde_json::to_vec(&record.claims) {
                 Ok(claims_json) => SessionCredential::Valid(VerifiedSession {
                     provider: record.provider,
@@ -198,13 +207,33 @@ impl Login {
         })
     }
 
-    fn open_session(&self, value: &str, now: i64) -> Result<SessionRecord, String> {
-        let plain = self
-            .sealer
-            .open(SESSION, value)
-            .map_err(|e| e.to_string())?;
-        let record: SessionRecord =
-            serde_json::from_slice(&plain).map_err(|e| format!("session record: {e}"))?;
+    /// The session a cookie value stands for: sealed in it, or (Redis store) found
+    /// by the id sealed in it.
+    async fn open_session(&self, value: &str, now: i64) -> Result<SessionRecord, String> {
+        let record: SessionRecord = match &self.store {
+            None => {
+                let plain = self
+                    .sealer
+                    .open(SESSION, value)
+                    .map_err(|e| e.to_string())?;
+                serde_json::from_slice(&plain).map_err(|e| format!("session record: {e}"))?
+            }
+            Some(store) => {
+                let id = self
+                    .sealer
+                    .open(SESSION_ID, value)
+                    .map_err(|e| e.to_string())?;
+                let id = String::from_utf8(id).map_err(|_| "session id".to_owned())?;
+                match store.get(&id).await {
+                    Ok(Some(record)) if record.id == id => record,
+                    Ok(_) => return Err("no such session in the store (ended)".to_owned()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "session store unreachable: no session");
+                        return Err(format!("session store: {e}"));
+                    }
+                }
+            }
+        };
         if record.exp <= now {
             return Err("expired".to_owned());
         }

@@ -41,7 +41,10 @@ pub async fn handle<B>(
     login: Option<&Login>,
     req: &Request<B>,
 ) -> Response<Full<Bytes>> {
-    let session = login.and_then(|l| l.read_session(req.headers(), decider.now()));
+    let session = match login {
+        Some(l) => l.read_session(req.headers(), decider.now()).await,
+        None => None,
+    };
     let (mut decision, nginx) = match original_request(req) {
         Ok(original) => {
             let mut auth = AuthRequest::new(
