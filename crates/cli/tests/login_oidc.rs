@@ -718,3 +718,37 @@ rules:
     let r = verify_as_traefik(&two, "/app/x", "portcullis_session=v1.x.AAAA");
     assert_eq!(r.json()["reason"], "session_invalid");
 }
+
+/// One end-to-end run in real headless Chromium: the protected page through
+/// Traefik, the OP's (scripted) login and back, with a screenshot of the page kept
+/// in `target/test-artifacts/login-chromium.png`.
+#[test]
+fn chromium_logs_in_through_traefik() {
+    let w = start();
+    let artifacts =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("login-chromium.png");
+    let _ = std::fs::remove_file(&shot);
+    let scratch = TempDir::new("chromium");
+    let url = format!("{}/app/welcome", w.traefik_url);
+    let page = portcullis_test_util::chromium_visit(&url, &shot, scratch.path());
+    assert_eq!(page["url"], url.as_str(), "{page}\n{}", w.portcullis.log());
+    assert_eq!(page["status"], 200, "{page}");
+    let echo: Value = serde_json::from_str(page["text"].as_str().unwrap()).unwrap();
+    assert_eq!(echo["path"], "/app/welcome");
+    assert_eq!(header(&echo, "x-user"), Some("alice"));
+    assert_eq!(header(&echo, "x-email"), Some("alice@example.com"));
+    let cookies = page["cookies"].as_array().unwrap();
+    let session = cookies
+        .iter()
+        .find(|c| c["name"] == "portcullis_session")
+        .expect("session cookie in the browser");
+    assert_eq!(session["httpOnly"], true);
+    assert_eq!(session["sameSite"], "Lax");
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 1000,
+        "screenshot saved"
+    );
+}

@@ -19,6 +19,7 @@
 )]
 
 mod browser;
+mod chromium;
 mod confusion;
 mod http;
 mod issuer;
@@ -29,6 +30,7 @@ mod process;
 mod servers;
 
 pub use browser::{Browser, Cookie, resolve};
+pub use chromium::chromium_visit;
 pub use confusion::{
     Answer, Check, ClassCount, Confusion, Credential, Failure, Outcome, Probe, Received,
     RecordingUpstream, Tokens, corpus, escape, send_raw,
