@@ -752,3 +752,78 @@ fn chromium_logs_in_through_traefik() {
         "screenshot saved"
     );
 }
+
+/// Envoy's gRPC ext_authz (`examples/envoy/grpc.yaml`): a browser is sent to log in
+/// with a denied response of status 302 and `Location`, and comes back with a
+/// session that the gRPC frontend reads as a credential; an API client gets 401.
+#[test]
+fn envoy_grpc_redirects_and_reads_sessions() {
+    let w = start();
+    let (port, admin) = (free_port(), free_port());
+    let mut text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/envoy/grpc.yaml"),
+    )
+    .unwrap();
+    for (name, value) in [
+        ("__LISTEN_PORT__", port),
+        ("__ADMIN_PORT__", admin),
+        ("__PORTCULLIS_GRPC_PORT__", w.portcullis.grpc),
+        ("__UPSTREAM_PORT__", w._upstream.port),
+    ] {
+        text = text.replace(name, &value.to_string());
+    }
+    let dir = TempDir::new("login-envoy");
+    let config = dir.write("envoy.yaml", &text);
+    let _envoy = Child::spawn(
+        Command::new(peer_bin("envoy"))
+            .arg("--config-path")
+            .arg(&config)
+            .args(["--concurrency", "1", "--base-id", &admin.to_string()])
+            .args(["--log-level", "warn", "--disable-hot-restart"]),
+        &dir.path().join("envoy.log"),
+    );
+    wait_for_port(port, Duration::from_secs(20));
+    let envoy = format!("http://127.0.0.1:{port}");
+
+    let r = portcullis_test_util::get(&format!("{envoy}/app/e"), &[]);
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.json()["reason"], "login_required");
+
+    let mut b = Browser::navigating();
+    let r = b.send("GET", &format!("{envoy}/app/e?q=1"), &[], "");
+    assert_eq!(r.status, 302, "{r:?}\n{}", w.portcullis.log());
+    let location = r.header("location").unwrap().to_owned();
+    assert_eq!(
+        location,
+        format!(
+            "{}/oauth2/start?rd=http%3A%2F%2F127.0.0.1%3A{port}%2Fapp%2Fe%3Fq%3D1",
+            w.public
+        )
+    );
+    let (url, r) = b.get(&location);
+    assert_eq!(url, format!("{envoy}/app/e?q=1"));
+    assert_eq!(r.status, 200, "{r:?}");
+    let echo = seen(&r.body);
+    assert_eq!(header(&echo, "x-user"), Some("alice"));
+    assert_eq!(
+        header(&echo, "x-session-token").unwrap().split('.').count(),
+        3
+    );
+
+    // A tampered session through Envoy: 302 again, the cookie cleared.
+    let cookie = b.cookie("portcullis_session").unwrap().value.clone();
+    let last = if cookie.ends_with('A') { 'B' } else { 'A' };
+    let tampered = format!("portcullis_session={}{last}", &cookie[..cookie.len() - 1]);
+    let r = portcullis_test_util::get(
+        &format!("{envoy}/app/e"),
+        &[("Cookie", &tampered), ("Accept", "text/html")],
+    );
+    assert_eq!(r.status, 302, "{r:?}");
+    assert_eq!(r.json()["reason"], "session_invalid");
+    assert!(
+        r.headers
+            .iter()
+            .any(|(n, v)| n == "set-cookie" && v.starts_with("portcullis_session=;")),
+        "{r:?}"
+    );
+}

@@ -277,6 +277,25 @@ impl Login {
         minter.mint(&claims, now, exp)
     }
 
+    /// What every frontend adds to a decision it got with a session: the session
+    /// token on an allow by a session (`sessions.token.header`, replacing any other
+    /// value of that header).
+    pub fn complete(&self, decision: &mut portcullis_policy::Decision, now: i64) {
+        let portcullis_policy::Decision::Allow(allow) = decision else {
+            return;
+        };
+        let Some((name, value)) = allow
+            .identity
+            .as_ref()
+            .and_then(|identity| self.session_token(identity, now))
+        else {
+            return;
+        };
+        allow.remove_headers.retain(|h| *h != name);
+        allow.set_headers.retain(|(h, _)| *h != name);
+        allow.set_headers.push((name, value));
+    }
+
     /// `Set-Cookie` values that clear the session cookie (on a `session_invalid` deny).
     pub fn clear_session_cookies(&self) -> Vec<String> {
         cookies::clear_chunked(&self.sessions.cookie, &self.sessions.cookie.name)
