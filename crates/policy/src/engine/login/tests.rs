@@ -184,3 +184,34 @@ fn denies_config_mistakes_with_file_line_and_field() {
     ));
     assert_eq!(e.field, "sessions.store");
 }
+
+#[test]
+fn denies_with_the_rules_provider_named_when_several_log_in() {
+    let text = r#"
+providers:
+  - name: corp
+    issuer: https://idp.example.com
+    jwks: {discovery: https://idp.example.com}
+    login: {client_id: a, client_secret: s}
+  - name: partner
+    issuer: https://partner.example.com
+    jwks: {discovery: https://partner.example.com}
+    login: {client_id: b, client_secret: s}
+sessions: {public_url: "https://auth.example.com", secret_file: k}
+rules:
+  - name: partner-app
+    match: {path: "/p/**"}
+    login: partner
+"#;
+    let config = config::parse(text, "t.yaml", Path::new("."), &|_| None).unwrap();
+    let engine = Engine::with_static_keys(config);
+    let headers = browser();
+    let req = AuthRequest::new(&Method::GET, "app.example.com", "/p/", &headers);
+    let d = engine.decide(&req, NOW);
+    assert_eq!(
+        deny(&d).redirect.as_deref(),
+        Some(
+            "https://auth.example.com/oauth2/start?rd=https%3A%2F%2Fapp.example.com%2Fp%2F&provider=partner"
+        )
+    );
+}
