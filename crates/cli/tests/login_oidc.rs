@@ -621,7 +621,7 @@ fn redis_sessions_are_shared_by_two_replicas() {
     let rd = format!("http://127.0.0.1:{}/app/", upstream.port);
     let (h1, g1, a1) = (free_port(), free_port(), free_port());
     let public = format!("http://127.0.0.1:{h1}");
-    let op = OidcProvider::start(
+    let op = OidcProvider::start_with(
         dir.path(),
         &json!([{
             "client_id": "portcullis",
@@ -630,10 +630,12 @@ fn redis_sessions_are_shared_by_two_replicas() {
             "post_logout_redirect_uris": [rd.clone()],
             "backchannel_logout_uri": format!("{public}/oauth2/backchannel_logout"),
             "backchannel_logout_session_required": true,
-            "grant_types": ["authorization_code"],
+            "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"],
             "token_endpoint_auth_method": "client_secret_post",
         }]),
+        // Access tokens of 2 s: sessions refresh during the test.
+        2,
     );
     let issuer = op.issuer();
     let secret = dir.write(
@@ -714,6 +716,33 @@ rules:
     assert_eq!(r.json()["reason"], "session_invalid");
     // Another OP session of the same user is untouched (the logout named a sid).
     assert_eq!(verify_as_traefik(&two, "/app/x", &third_cookie).status, 200);
+    // Refresh: once the access token has expired, a burst of requests on one replica
+    // refreshes the session once (the others wait and read its result), and all pass.
+    std::thread::sleep(Duration::from_millis(2600));
+    let refreshes = |log: &str| log.matches("grant.success refresh_token").count();
+    let before = refreshes(&op.log());
+    let oks: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| verify_as_traefik(&two, "/app/x", &third_cookie).status))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        oks,
+        vec![200; 8],
+        "{}
+{}",
+        two.log(),
+        op.log()
+    );
+    assert_eq!(
+        refreshes(&op.log()) - before,
+        1,
+        "one refresh for the burst:
+{}",
+        op.log()
+    );
+    assert!(!op.log().contains("grant.error"), "{}", op.log());
     // A session id that was never stored is no session, even sealed with our key.
     let r = verify_as_traefik(&two, "/app/x", "portcullis_session=v1.x.AAAA");
     assert_eq!(r.json()["reason"], "session_invalid");

@@ -432,6 +432,9 @@ impl Login {
             exp: now + self.sessions.ttl.as_secs() as i64,
             claims,
             id_token: Some(tokens.id_token),
+            // A refresh token is kept only server-side (never in a cookie).
+            refresh_token: tokens.refresh_token.filter(|_| self.store.is_some()),
+            access_exp: tokens.expires_in.map(|secs| now + secs),
         };
         let mut set = match &self.store {
             None => self.session_cookies(&session)?,

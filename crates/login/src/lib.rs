@@ -16,6 +16,7 @@ mod mint;
 mod oidc;
 mod record;
 mod redirect;
+mod refresh;
 mod seal;
 mod store;
 
@@ -96,6 +97,8 @@ pub struct Login {
     http: reqwest::Client,
     ended: Ended,
     store: Option<store::RedisStore>,
+    /// One lock per session being refreshed on this replica.
+    refreshing: quick_cache::sync::Cache<String, Arc<tokio::sync::Mutex<()>>>,
     redirect_uri: String,
     state_cookie: String,
 }
@@ -172,6 +175,7 @@ impl Login {
             http,
             ended: Ended::new(100_000),
             store,
+            refreshing: quick_cache::sync::Cache::new(10_000),
         })))
     }
 
@@ -190,9 +194,20 @@ impl Login {
 
     /// The request's session, if it carries the session cookie: valid (decrypted,
     /// unexpired, not ended on this replica) or invalid, with why.
-    pub async fn read_session(&self, headers: &HeaderMap, now: i64) -> Option<SessionCredential> {
+    /// A server-side session whose provider access token has expired is refreshed
+    /// first (see `refresh`).
+    pub async fn read_session(
+        &self,
+        decider: &portcullis_decider::Decider,
+        headers: &HeaderMap,
+    ) -> Option<SessionCredential> {
+        let now = decider.now();
         let value = cookies::chunked(headers, &self.sessions.cookie.name)?;
-        Some(match self.open_session(&value, now).await {
+        let opened = match self.open_session(&value, now).await {
+            Ok(record) => self.refresh_if_due(decider, record, now).await,
+            Err(e) => Err(e),
+        };
+        Some(match opened {
             Ok(record) => match serde_json::to_vec(&record.claims) {
                 Ok(claims_json) => SessionCredential::Valid(VerifiedSession {
                     provider: record.provider,

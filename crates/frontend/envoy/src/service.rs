@@ -45,7 +45,7 @@ impl AuthorizationService {
             Ok(req) => {
                 let now = self.decider.now();
                 let session = match &self.login {
-                    Some(login) => login.read_session(&req.headers, now).await,
+                    Some(login) => login.read_session(&self.decider, &req.headers).await,
                     None => None,
                 };
                 let mut auth = req.auth_request();

@@ -42,7 +42,7 @@ pub async fn handle<B>(
     req: &Request<B>,
 ) -> Response<Full<Bytes>> {
     let session = match login {
-        Some(l) => l.read_session(req.headers(), decider.now()).await,
+        Some(l) => l.read_session(decider, req.headers()).await,
         None => None,
     };
     let (mut decision, nginx) = match original_request(req) {
