@@ -335,6 +335,14 @@ print(json.dumps(claims))
     assert_eq!(claims["groups"], json!(["admins"]));
     assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() <= 300);
 
+    // An answer for a session is not to be cached (the session can end before it expires).
+    let verify = verify_as_traefik(
+        &w.portcullis,
+        "/app/page",
+        &format!("portcullis_session={}", session.value),
+    );
+    assert_eq!(verify.status, 200);
+    assert_eq!(verify.header("cache-control"), Some("no-store"));
     // The session is a credential for other login rules too (claims read from it).
     let (_, r) = first.get(&format!("{}/admins/x", w.traefik_url));
     assert_eq!(r.status, 200, "{r:?}");
@@ -542,6 +550,28 @@ print(json.dumps(claims))
     assert!(
         first.cookie("portcullis_session").is_none(),
         "cookie cleared"
+    );
+    // The OP's ID token (the hint) is also a bearer token of this provider: on an allow
+    // by a token, a client-sent session token header is named for removal.
+    let hint = between(&format!("{end}&"), "id_token_hint=", "&").unwrap();
+    let id_token = percent_encoding::percent_decode_str(&hint)
+        .decode_utf8()
+        .unwrap()
+        .into_owned();
+    let bearer = format!("Bearer {id_token}");
+    let r = w.portcullis.verify(&[
+        ("X-Forwarded-Method", "GET"),
+        ("X-Forwarded-Host", "127.0.0.1"),
+        ("X-Forwarded-Uri", "/app/x"),
+        ("Authorization", &bearer),
+        ("X-Session-Token", "forged"),
+    ]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("x-session-token"), None);
+    assert!(
+        r.header("x-envoy-auth-headers-to-remove")
+            .is_some_and(|v| v.split(',').any(|h| h == "x-session-token")),
+        "{r:?}"
     );
     let last = op_logout(&mut first, &end);
     assert_eq!(last.0, rd, "back at rd after the OP's logout");

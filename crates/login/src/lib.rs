@@ -299,16 +299,35 @@ impl Login {
         let portcullis_policy::Decision::Allow(allow) = decision else {
             return;
         };
-        let Some((name, value)) = allow
-            .identity
-            .as_ref()
-            .and_then(|identity| self.session_token(identity, now))
-        else {
+        let Some(identity) = allow.identity.clone() else {
+            self.remove_token_header(allow);
             return;
         };
-        allow.remove_headers.retain(|h| *h != name);
-        allow.set_headers.retain(|(h, _)| *h != name);
-        allow.set_headers.push((name, value));
+        if !identity.is_session() {
+            self.remove_token_header(allow);
+            return;
+        }
+        // A session can end (sign-out, back-channel logout) before it expires: the
+        // answer is not to be cached.
+        allow.cache_max_age = None;
+        if let Some((name, value)) = self.session_token(&identity, now) {
+            allow.remove_headers.retain(|h| *h != name);
+            allow.set_headers.retain(|(h, _)| *h != name);
+            allow.set_headers.push((name, value));
+        }
+    }
+
+    /// On an allow by a token, a client-sent copy of the session token header never
+    /// reaches the upstream (`authorization` is the client's own verified token).
+    fn remove_token_header(&self, allow: &mut portcullis_policy::Allow) {
+        let Some(minter) = &self.minter else { return };
+        let name = minter.header();
+        if *name != http::header::AUTHORIZATION
+            && !allow.remove_headers.contains(name)
+            && !allow.set_headers.iter().any(|(h, _)| h == name)
+        {
+            allow.remove_headers.push(name.clone());
+        }
     }
 
     /// `Set-Cookie` values that clear the session cookie (on a `session_invalid` deny).
