@@ -179,7 +179,9 @@ fn serve_frontend(
                 let shutdown = async move {
                     let _ = s.wait_for(|v| *v).await;
                 };
-                if let Err(e) = portcullis_frontend_envoy::serve(listener, decider, shutdown).await
+                if let Err(e) =
+                    portcullis_frontend_envoy::serve_with_login(listener, decider, login, shutdown)
+                        .await
                 {
                     tracing::error!(error = %e, "ext_authz gRPC listener failed");
                 }

@@ -335,6 +335,14 @@ print(json.dumps(claims))
     assert_eq!(claims["groups"], json!(["admins"]));
     assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() <= 300);
 
+    // An answer for a session is not to be cached (the session can end before it expires).
+    let verify = verify_as_traefik(
+        &w.portcullis,
+        "/app/page",
+        &format!("portcullis_session={}", session.value),
+    );
+    assert_eq!(verify.status, 200);
+    assert_eq!(verify.header("cache-control"), Some("no-store"));
     // The session is a credential for other login rules too (claims read from it).
     let (_, r) = first.get(&format!("{}/admins/x", w.traefik_url));
     assert_eq!(r.status, 200, "{r:?}");
@@ -543,6 +551,28 @@ print(json.dumps(claims))
         first.cookie("portcullis_session").is_none(),
         "cookie cleared"
     );
+    // The OP's ID token (the hint) is also a bearer token of this provider: on an allow
+    // by a token, a client-sent session token header is named for removal.
+    let hint = between(&format!("{end}&"), "id_token_hint=", "&").unwrap();
+    let id_token = percent_encoding::percent_decode_str(&hint)
+        .decode_utf8()
+        .unwrap()
+        .into_owned();
+    let bearer = format!("Bearer {id_token}");
+    let r = w.portcullis.verify(&[
+        ("X-Forwarded-Method", "GET"),
+        ("X-Forwarded-Host", "127.0.0.1"),
+        ("X-Forwarded-Uri", "/app/x"),
+        ("Authorization", &bearer),
+        ("X-Session-Token", "forged"),
+    ]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("x-session-token"), None);
+    assert!(
+        r.header("x-envoy-auth-headers-to-remove")
+            .is_some_and(|v| v.split(',').any(|h| h == "x-session-token")),
+        "{r:?}"
+    );
     let last = op_logout(&mut first, &end);
     assert_eq!(last.0, rd, "back at rd after the OP's logout");
     assert!(matches!(last.1.status, 302 | 303), "{:?}", last.1);
@@ -591,4 +621,268 @@ fn between(text: &str, start: &str, end: &str) -> Option<String> {
     let from = text.find(start)? + start.len();
     let to = text[from..].find(end)? + from;
     Some(text[from..to].to_owned())
+}
+
+/// `/verify` as Traefik asks it, for `path` on the app, with `cookie`.
+fn verify_as_traefik(p: &Portcullis, path: &str, cookie: &str) -> portcullis_test_util::Response {
+    p.verify(&[
+        ("X-Forwarded-Method", "GET"),
+        ("X-Forwarded-Proto", "http"),
+        ("X-Forwarded-Host", "127.0.0.1"),
+        ("X-Forwarded-Uri", path),
+        ("Cookie", cookie),
+    ])
+}
+
+#[test]
+fn redis_sessions_are_shared_by_two_replicas() {
+    let dir = TempDir::new("login-redis");
+    let redis_port = free_port();
+    let _redis = Child::spawn(
+        Command::new(peer_bin("redis-server"))
+            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path()),
+        &dir.path().join("redis.log"),
+    );
+    wait_for_port(redis_port, Duration::from_secs(10));
+    let upstream = EchoUpstream::start();
+    let rd = format!("http://127.0.0.1:{}/app/", upstream.port);
+    let (h1, g1, a1) = (free_port(), free_port(), free_port());
+    let public = format!("http://127.0.0.1:{h1}");
+    let op = OidcProvider::start_with(
+        dir.path(),
+        &json!([{
+            "client_id": "portcullis",
+            "client_secret": SECRET,
+            "redirect_uris": [format!("{public}/oauth2/callback")],
+            "post_logout_redirect_uris": [rd.clone()],
+            "backchannel_logout_uri": format!("{public}/oauth2/backchannel_logout"),
+            "backchannel_logout_session_required": true,
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "client_secret_post",
+        }]),
+        // Access tokens of 2 s: sessions refresh during the test.
+        2,
+    );
+    let issuer = op.issuer();
+    let secret = dir.write(
+        "session.key",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n",
+    );
+    let client_secret = dir.write("client.secret", &format!("{SECRET}\n"));
+    let config = format!(
+        r#"
+providers:
+  - name: op
+    issuer: {issuer}
+    jwks: {{discovery: {issuer}}}
+    login:
+      client_id: portcullis
+      client_secret_file: {client_secret}
+      token_endpoint_auth: client_secret_post
+    claims_to_headers:
+      - {{header: x-user, claim: sub}}
+sessions:
+  public_url: {public}
+  secret_file: {secret}
+  cookie: {{secure: false}}
+  store: redis://127.0.0.1:{redis_port}/0
+  allowed_redirect_hosts: ["127.0.0.1"]
+rules:
+  - name: app
+    match: {{path: /app/**}}
+    login: op
+"#,
+        client_secret = client_secret.display(),
+        secret = secret.display(),
+    );
+    let one = Portcullis::start_on(BIN, &config, h1, g1, a1);
+    let two = Portcullis::start(BIN, &config);
+    one.wait_ready(Duration::from_secs(20));
+    two.wait_ready(Duration::from_secs(20));
+
+    let log_in = || {
+        let mut b = Browser::navigating();
+        let start = format!(
+            "{public}/oauth2/start?rd={}",
+            percent_encoding::utf8_percent_encode(&rd, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let (url, r) = b.get(&start);
+        assert_eq!(url, rd, "{r:?}\n{}", one.log());
+        let cookie = format!(
+            "portcullis_session={}",
+            b.cookie("portcullis_session").unwrap().value
+        );
+        (b, cookie)
+    };
+    let (mut first, cookie) = log_in();
+    // The cookie holds a sealed id, not the session.
+    assert!(cookie.len() < 200, "{cookie}");
+    for replica in [&one, &two] {
+        let r = verify_as_traefik(replica, "/app/x", &cookie);
+        assert_eq!(r.status, 200, "{r:?}\n{}", replica.log());
+        assert_eq!(r.header("x-user"), Some("alice"));
+    }
+    // Sign-out at one replica ends the session at the other at once.
+    let r = first.send("POST", &format!("{public}/oauth2/sign_out"), &[], "");
+    assert_eq!(r.status, 302, "{r:?}");
+    let r = verify_as_traefik(&two, "/app/x", &cookie);
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.json()["reason"], "session_invalid");
+
+    // Back-channel logout reaches one replica; the session is gone for both.
+    let (mut second, cookie) = log_in();
+    assert_eq!(verify_as_traefik(&two, "/app/x", &cookie).status, 200);
+    let (_, third_cookie) = log_in();
+    op_logout(
+        &mut second,
+        &format!("{issuer}/session/end?client_id=portcullis"),
+    );
+    let r = verify_as_traefik(&two, "/app/x", &cookie);
+    assert_eq!(r.status, 401, "{r:?}\n{}\n{}", one.log(), op.log());
+    assert_eq!(r.json()["reason"], "session_invalid");
+    // Another OP session of the same user is untouched (the logout named a sid).
+    assert_eq!(verify_as_traefik(&two, "/app/x", &third_cookie).status, 200);
+    // Refresh: once the access token has expired, a burst of requests on one replica
+    // refreshes the session once (the others wait and read its result), and all pass.
+    std::thread::sleep(Duration::from_millis(2600));
+    let refreshes = |log: &str| log.matches("grant.success refresh_token").count();
+    let before = refreshes(&op.log());
+    let oks: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| verify_as_traefik(&two, "/app/x", &third_cookie).status))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        oks,
+        vec![200; 8],
+        "{}
+{}",
+        two.log(),
+        op.log()
+    );
+    assert_eq!(
+        refreshes(&op.log()) - before,
+        1,
+        "one refresh for the burst:
+{}",
+        op.log()
+    );
+    assert!(!op.log().contains("grant.error"), "{}", op.log());
+    // A session id that was never stored is no session, even sealed with our key.
+    let r = verify_as_traefik(&two, "/app/x", "portcullis_session=v1.x.AAAA");
+    assert_eq!(r.json()["reason"], "session_invalid");
+}
+
+/// One end-to-end run in real headless Chromium: the protected page through
+/// Traefik, the OP's (scripted) login and back, with a screenshot of the page kept
+/// in `target/test-artifacts/login-chromium.png`.
+#[test]
+fn chromium_logs_in_through_traefik() {
+    let w = start();
+    let artifacts =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("login-chromium.png");
+    let _ = std::fs::remove_file(&shot);
+    let scratch = TempDir::new("chromium");
+    let url = format!("{}/app/welcome", w.traefik_url);
+    let page = portcullis_test_util::chromium_visit(&url, &shot, scratch.path());
+    assert_eq!(page["url"], url.as_str(), "{page}\n{}", w.portcullis.log());
+    assert_eq!(page["status"], 200, "{page}");
+    let echo: Value = serde_json::from_str(page["text"].as_str().unwrap()).unwrap();
+    assert_eq!(echo["path"], "/app/welcome");
+    assert_eq!(header(&echo, "x-user"), Some("alice"));
+    assert_eq!(header(&echo, "x-email"), Some("alice@example.com"));
+    let cookies = page["cookies"].as_array().unwrap();
+    let session = cookies
+        .iter()
+        .find(|c| c["name"] == "portcullis_session")
+        .expect("session cookie in the browser");
+    assert_eq!(session["httpOnly"], true);
+    assert_eq!(session["sameSite"], "Lax");
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 1000,
+        "screenshot saved"
+    );
+}
+
+/// Envoy's gRPC ext_authz (`examples/envoy/grpc.yaml`): a browser is sent to log in
+/// with a denied response of status 302 and `Location`, and comes back with a
+/// session that the gRPC frontend reads as a credential; an API client gets 401.
+#[test]
+fn envoy_grpc_redirects_and_reads_sessions() {
+    let w = start();
+    let (port, admin) = (free_port(), free_port());
+    let mut text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/envoy/grpc.yaml"),
+    )
+    .unwrap();
+    for (name, value) in [
+        ("__LISTEN_PORT__", port),
+        ("__ADMIN_PORT__", admin),
+        ("__PORTCULLIS_GRPC_PORT__", w.portcullis.grpc),
+        ("__UPSTREAM_PORT__", w._upstream.port),
+    ] {
+        text = text.replace(name, &value.to_string());
+    }
+    let dir = TempDir::new("login-envoy");
+    let config = dir.write("envoy.yaml", &text);
+    let _envoy = Child::spawn(
+        Command::new(peer_bin("envoy"))
+            .arg("--config-path")
+            .arg(&config)
+            .args(["--concurrency", "1", "--base-id", &admin.to_string()])
+            .args(["--log-level", "warn", "--disable-hot-restart"]),
+        &dir.path().join("envoy.log"),
+    );
+    wait_for_port(port, Duration::from_secs(20));
+    let envoy = format!("http://127.0.0.1:{port}");
+
+    let r = portcullis_test_util::get(&format!("{envoy}/app/e"), &[]);
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.json()["reason"], "login_required");
+
+    let mut b = Browser::navigating();
+    let r = b.send("GET", &format!("{envoy}/app/e?q=1"), &[], "");
+    assert_eq!(r.status, 302, "{r:?}\n{}", w.portcullis.log());
+    let location = r.header("location").unwrap().to_owned();
+    assert_eq!(
+        location,
+        format!(
+            "{}/oauth2/start?rd=http%3A%2F%2F127.0.0.1%3A{port}%2Fapp%2Fe%3Fq%3D1",
+            w.public
+        )
+    );
+    let (url, r) = b.get(&location);
+    assert_eq!(url, format!("{envoy}/app/e?q=1"));
+    assert_eq!(r.status, 200, "{r:?}");
+    let echo = seen(&r.body);
+    assert_eq!(header(&echo, "x-user"), Some("alice"));
+    assert_eq!(
+        header(&echo, "x-session-token").unwrap().split('.').count(),
+        3
+    );
+
+    // A tampered session through Envoy: 302 again, the cookie cleared.
+    let cookie = b.cookie("portcullis_session").unwrap().value.clone();
+    let last = if cookie.ends_with('A') { 'B' } else { 'A' };
+    let tampered = format!("portcullis_session={}{last}", &cookie[..cookie.len() - 1]);
+    let r = portcullis_test_util::get(
+        &format!("{envoy}/app/e"),
+        &[("Cookie", &tampered), ("Accept", "text/html")],
+    );
+    assert_eq!(r.status, 302, "{r:?}");
+    assert_eq!(r.json()["reason"], "session_invalid");
+    assert!(
+        r.headers
+            .iter()
+            .any(|(n, v)| n == "set-cookie" && v.starts_with("portcullis_session=;")),
+        "{r:?}"
+    );
 }

@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 use crate::oidc::{self, ClientAuth, ExchangeError};
 use crate::record::{SessionRecord, StateRecord};
 use crate::redirect::check_redirect;
-use crate::{Login, SESSION, STATE, cookies};
+use crate::{Login, SESSION, SESSION_ID, STATE, cookies};
 
 /// How long a login attempt may take, from `/oauth2/start` to the callback.
 const STATE_TTL: i64 = 600;
@@ -36,6 +36,8 @@ enum Failure {
     ProviderError,
     /// The provider cannot be reached or has no usable metadata (502).
     ProviderUnreachable,
+    /// The session store cannot be reached (503).
+    StoreUnavailable,
     /// `rd` is not allowed (400).
     RedirectNotAllowed,
     /// The request is malformed (400).
@@ -55,6 +57,7 @@ impl Failure {
             Failure::RedirectNotAllowed => "redirect_not_allowed",
             Failure::RequestInvalid => "request_invalid",
             Failure::StateInvalid => "state_invalid",
+            Failure::StoreUnavailable => "store_unavailable",
         }
     }
 
@@ -63,13 +66,14 @@ impl Failure {
             Failure::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Failure::NotFound => StatusCode::NOT_FOUND,
             Failure::ProviderUnreachable => StatusCode::BAD_GATEWAY,
+            Failure::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
 
     fn error_code(self) -> &'static str {
         match self {
-            Failure::ProviderUnreachable => "temporarily_unavailable",
+            Failure::ProviderUnreachable | Failure::StoreUnavailable => "temporarily_unavailable",
             Failure::NotFound => "not_found",
             _ => "invalid_request",
         }
@@ -167,9 +171,11 @@ impl Login {
         let result = match (path.as_str(), req.method()) {
             ("/oauth2/start", &Method::GET) => self.start(decider, &req, now),
             ("/oauth2/callback", &Method::GET) => self.callback(decider, &req, now).await,
-            ("/oauth2/sign_out", &Method::GET | &Method::POST) => self.sign_out(decider, &req, now),
+            ("/oauth2/sign_out", &Method::GET | &Method::POST) => {
+                self.sign_out(decider, &req, now).await
+            }
             ("/oauth2/backchannel_logout", &Method::POST) => {
-                self.backchannel_logout(decider, &req, now)
+                self.backchannel_logout(decider, &req, now).await
             }
             ("/.well-known/jwks.json", &Method::GET | &Method::HEAD) => match &self.minter {
                 Some(m) => Ok(json_response(StatusCode::OK, m.jwks().to_owned())),
@@ -426,8 +432,29 @@ impl Login {
             exp: now + self.sessions.ttl.as_secs() as i64,
             claims,
             id_token: Some(tokens.id_token),
+            // A refresh token is kept only server-side (never in a cookie).
+            refresh_token: tokens.refresh_token.filter(|_| self.store.is_some()),
+            access_exp: tokens.expires_in.map(|secs| now + secs),
         };
-        let mut set = self.session_cookies(&session)?;
+        let mut set = match &self.store {
+            None => self.session_cookies(&session)?,
+            Some(store) => {
+                store
+                    .put(&session, now)
+                    .await
+                    .map_err(|e| refuse(Failure::StoreUnavailable, e.to_string()))?;
+                let sealed = self
+                    .sealer
+                    .seal(SESSION_ID, session.id.as_bytes())
+                    .map_err(|_| refuse(Failure::StoreUnavailable, "session id not sealed"))?;
+                cookies::set_chunked(
+                    &self.sessions.cookie,
+                    &self.sessions.cookie.name,
+                    &sealed,
+                    self.sessions.ttl.as_secs(),
+                )
+            }
+        };
         set.push(cookies::set(
             &self.sessions.cookie,
             &self.state_cookie,
@@ -472,7 +499,7 @@ impl Login {
         ))
     }
 
-    fn sign_out(
+    async fn sign_out(
         &self,
         decider: &Decider,
         req: &Request<Bytes>,
@@ -489,13 +516,21 @@ impl Login {
                 .map_err(|e| refuse(Failure::RedirectNotAllowed, e.to_string()))
             })
             .transpose()?;
-        let session = cookies::chunked(req.headers(), &self.sessions.cookie.name)
-            .and_then(|v| self.open_session(&v, now).ok());
+        let session = match cookies::chunked(req.headers(), &self.sessions.cookie.name) {
+            Some(v) => self.open_session(&v, now).await.ok(),
+            None => None,
+        };
         let clear = self.clear_session_cookies();
         let mut end_session = None;
         if let Some(s) = &session {
             // A copy of this cookie is no session on this replica any more.
             self.ended.end(format!("id:{}", s.id), now, s.exp);
+            if let Some(store) = &self.store {
+                store
+                    .delete(&s.id)
+                    .await
+                    .map_err(|e| refuse(Failure::StoreUnavailable, e.to_string()))?;
+            }
             tracing::info!(
                 provider = s.provider.as_str(),
                 sub = s.sub().unwrap_or(""),
@@ -539,7 +574,7 @@ impl Login {
         })
     }
 
-    fn backchannel_logout(
+    async fn backchannel_logout(
         &self,
         decider: &Decider,
         req: &Request<Bytes>,
@@ -606,13 +641,21 @@ impl Login {
         if !self.ended.use_once(format!("jti:{iss} {jti}"), now, forget) {
             return Err(invalid("jti replayed"));
         }
-        if let Some(sid) = sid {
-            self.ended.end(format!("sid:{iss} {sid}"), now, forget);
-        }
-        if let Some(sub) = sub
-            && sid.is_none()
-        {
-            self.ended.end(format!("sub:{iss} {sub}"), now, forget);
+        let index = match (sid, sub) {
+            (Some(sid), _) => format!("sid:{iss} {sid}"),
+            (None, Some(sub)) => format!("sub:{iss} {sub}"),
+            (None, None) => return Err(invalid("neither sid nor sub")),
+        };
+        self.ended.end(index.clone(), now, forget);
+        if let Some(store) = &self.store {
+            let ended = store
+                .end_all(&index)
+                .await
+                .map_err(|e| refuse(Failure::StoreUnavailable, e.to_string()))?;
+            tracing::info!(
+                sessions = ended,
+                "back-channel logout ended stored sessions"
+            );
         }
         tracing::info!(provider = provider.name(), sid, sub, "back-channel logout");
         Ok(json_response(StatusCode::OK, String::new()))

@@ -16,7 +16,9 @@ mod mint;
 mod oidc;
 mod record;
 mod redirect;
+mod refresh;
 mod seal;
+mod store;
 
 use std::sync::Arc;
 
@@ -29,12 +31,15 @@ pub use mint::{InvalidSigningKey, Minter};
 pub use oidc::{ClientAuth, ExchangeError, Tokens, pkce_challenge, verify_id_token};
 pub use redirect::{InvalidRedirect, check_redirect};
 pub use seal::{InvalidSecret, Sealer, Unsealed};
+pub use store::StoreError;
 
 use ended::Ended;
 use record::SessionRecord;
 
 /// Purposes sealed values are bound to.
 const SESSION: &str = "session";
+/// A session id in a cookie (the Redis store).
+const SESSION_ID: &str = "session-id";
 const STATE: &str = "state";
 
 /// Why login cannot start.
@@ -62,9 +67,9 @@ pub enum LoginError {
     /// `sessions.token.key_file` cannot sign.
     #[error("sessions.token.key_file: {0}")]
     SigningKey(#[from] InvalidSigningKey),
-    /// `sessions.store: redis://...` is not implemented in this build.
-    #[error("sessions.store: {0:?}: the Redis store is not available in this build (use cookie)")]
-    StoreUnavailable(String),
+    /// `sessions.store: redis://...` is not a usable Redis URL.
+    #[error("sessions.store: {0}")]
+    Store(String),
     /// The HTTP client cannot be set up.
     #[error("HTTP client: {0}")]
     Client(String),
@@ -77,7 +82,7 @@ impl LoginError {
             LoginError::Read { field, .. } => field,
             LoginError::Secret { .. } => "sessions.secret_file",
             LoginError::SigningKey(_) => "sessions.token.key_file",
-            LoginError::StoreUnavailable(_) => "sessions.store",
+            LoginError::Store(_) => "sessions.store",
             LoginError::Client(_) => "sessions",
         }
     }
@@ -91,6 +96,9 @@ pub struct Login {
     secrets: Vec<(String, Zeroizing<String>)>,
     http: reqwest::Client,
     ended: Ended,
+    store: Option<store::RedisStore>,
+    /// One lock per session being refreshed on this replica.
+    refreshing: quick_cache::sync::Cache<String, Arc<tokio::sync::Mutex<()>>>,
     redirect_uri: String,
     state_cookie: String,
 }
@@ -115,9 +123,12 @@ impl Login {
         let Some(sessions) = &config.sessions else {
             return Ok(None);
         };
-        if let SessionStore::Redis(url) = &sessions.store {
-            return Err(LoginError::StoreUnavailable(url.clone()));
-        }
+        let store = match &sessions.store {
+            SessionStore::Redis(url) => Some(
+                store::RedisStore::try_new(url).map_err(|e| LoginError::Store(e.to_string()))?,
+            ),
+            SessionStore::Cookie => None,
+        };
         let read = |field: &str, path: &std::path::Path| {
             std::fs::read_to_string(path).map_err(|source| LoginError::Read {
                 field: field.to_owned(),
@@ -163,6 +174,8 @@ impl Login {
             secrets,
             http,
             ended: Ended::new(100_000),
+            store,
+            refreshing: quick_cache::sync::Cache::new(10_000),
         })))
     }
 
@@ -181,9 +194,20 @@ impl Login {
 
     /// The request's session, if it carries the session cookie: valid (decrypted,
     /// unexpired, not ended on this replica) or invalid, with why.
-    pub fn read_session(&self, headers: &HeaderMap, now: i64) -> Option<SessionCredential> {
+    /// A server-side session whose provider access token has expired is refreshed
+    /// first (see `refresh`).
+    pub async fn read_session(
+        &self,
+        decider: &portcullis_decider::Decider,
+        headers: &HeaderMap,
+    ) -> Option<SessionCredential> {
+        let now = decider.now();
         let value = cookies::chunked(headers, &self.sessions.cookie.name)?;
-        Some(match self.open_session(&value, now) {
+        let opened = match self.open_session(&value, now).await {
+            Ok(record) => self.refresh_if_due(decider, record, now).await,
+            Err(e) => Err(e),
+        };
+        Some(match opened {
             Ok(record) => match serde_json::to_vec(&record.claims) {
                 Ok(claims_json) => SessionCredential::Valid(VerifiedSession {
                     provider: record.provider,
@@ -198,13 +222,33 @@ impl Login {
         })
     }
 
-    fn open_session(&self, value: &str, now: i64) -> Result<SessionRecord, String> {
-        let plain = self
-            .sealer
-            .open(SESSION, value)
-            .map_err(|e| e.to_string())?;
-        let record: SessionRecord =
-            serde_json::from_slice(&plain).map_err(|e| format!("session record: {e}"))?;
+    /// The session a cookie value stands for: sealed in it, or (Redis store) found
+    /// by the id sealed in it.
+    async fn open_session(&self, value: &str, now: i64) -> Result<SessionRecord, String> {
+        let record: SessionRecord = match &self.store {
+            None => {
+                let plain = self
+                    .sealer
+                    .open(SESSION, value)
+                    .map_err(|e| e.to_string())?;
+                serde_json::from_slice(&plain).map_err(|e| format!("session record: {e}"))?
+            }
+            Some(store) => {
+                let id = self
+                    .sealer
+                    .open(SESSION_ID, value)
+                    .map_err(|e| e.to_string())?;
+                let id = String::from_utf8(id).map_err(|_| "session id".to_owned())?;
+                match store.get(&id).await {
+                    Ok(Some(record)) if record.id == id => record,
+                    Ok(_) => return Err("no such session in the store (ended)".to_owned()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "session store unreachable: no session");
+                        return Err(format!("session store: {e}"));
+                    }
+                }
+            }
+        };
         if record.exp <= now {
             return Err("expired".to_owned());
         }
@@ -246,6 +290,44 @@ impl Login {
         let claims = identity.claims().into_members();
         let exp = identity.expires_at.map_or(now, |e| e as i64);
         minter.mint(&claims, now, exp)
+    }
+
+    /// What every frontend adds to a decision it got with a session: the session
+    /// token on an allow by a session (`sessions.token.header`, replacing any other
+    /// value of that header).
+    pub fn complete(&self, decision: &mut portcullis_policy::Decision, now: i64) {
+        let portcullis_policy::Decision::Allow(allow) = decision else {
+            return;
+        };
+        let Some(identity) = allow.identity.clone() else {
+            self.remove_token_header(allow);
+            return;
+        };
+        if !identity.is_session() {
+            self.remove_token_header(allow);
+            return;
+        }
+        // A session can end (sign-out, back-channel logout) before it expires: the
+        // answer is not to be cached.
+        allow.cache_max_age = None;
+        if let Some((name, value)) = self.session_token(&identity, now) {
+            allow.remove_headers.retain(|h| *h != name);
+            allow.set_headers.retain(|(h, _)| *h != name);
+            allow.set_headers.push((name, value));
+        }
+    }
+
+    /// On an allow by a token, a client-sent copy of the session token header never
+    /// reaches the upstream (`authorization` is the client's own verified token).
+    fn remove_token_header(&self, allow: &mut portcullis_policy::Allow) {
+        let Some(minter) = &self.minter else { return };
+        let name = minter.header();
+        if *name != http::header::AUTHORIZATION
+            && !allow.remove_headers.contains(name)
+            && !allow.set_headers.iter().any(|(h, _)| h == name)
+        {
+            allow.remove_headers.push(name.clone());
+        }
     }
 
     /// `Set-Cookie` values that clear the session cookie (on a `session_invalid` deny).

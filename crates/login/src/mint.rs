@@ -92,6 +92,11 @@ impl Minter {
         })
     }
 
+    /// The upstream header the token goes in.
+    pub fn header(&self) -> &HeaderName {
+        &self.config.header
+    }
+
     /// `/.well-known/jwks.json`.
     pub fn jwks(&self) -> &str {
         &self.jwks

@@ -40,6 +40,10 @@ pub struct Tokens {
     pub id_token: String,
     /// The access token, if any.
     pub access_token: Option<String>,
+    /// The refresh token, if the provider issued one.
+    pub refresh_token: Option<String>,
+    /// The access token's lifetime in seconds (`expires_in`).
+    pub expires_in: Option<i64>,
 }
 
 /// The client's credentials at the token endpoint.
@@ -175,6 +179,11 @@ pub(crate) async fn exchange_code(
             .get("access_token")
             .and_then(Value::as_str)
             .map(str::to_owned),
+        refresh_token: m
+            .get("refresh_token")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        expires_in: m.get("expires_in").and_then(Value::as_i64),
     })
 }
 

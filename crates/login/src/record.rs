@@ -37,6 +37,12 @@ pub(crate) struct SessionRecord {
     /// The ID token (the `id_token_hint` of RP-initiated logout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) id_token: Option<String>,
+    /// The provider's refresh token (server-side sessions only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) refresh_token: Option<String>,
+    /// When the provider's access token expires: the session is refreshed then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) access_exp: Option<i64>,
 }
 
 impl SessionRecord {

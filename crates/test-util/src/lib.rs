@@ -19,6 +19,7 @@
 )]
 
 mod browser;
+mod chromium;
 mod confusion;
 mod http;
 mod issuer;
@@ -31,6 +32,7 @@ mod servers;
 mod workload_api;
 
 pub use browser::{Browser, Cookie, resolve};
+pub use chromium::chromium_visit;
 pub use confusion::{
     Answer, Check, ClassCount, Confusion, Credential, Failure, Outcome, Probe, Received,
     RecordingUpstream, Tokens, corpus, escape, send_raw,

@@ -27,7 +27,16 @@ const provider = new Provider(issuer, {
   // The tests' relying party is on loopback: let the OP's own SSRF guard (which
   // refuses special-use addresses) through for them.
   fetch: (url, { dispatcher: _loopbackAllowed, ...options }) => globalThis.fetch(url, options),
-  ttl: { IdToken: 3600, AccessToken: 3600, Session: 3600, Interaction: 600, Grant: 3600 },
+  ttl: {
+    IdToken: 3600,
+    AccessToken: Number(process.env.OP_ACCESS_TTL || 3600),
+    RefreshToken: 3600,
+    Session: 3600,
+    Interaction: 600,
+    Grant: 3600,
+  },
+  // Refresh tokens for every client allowed the grant (no offline_access dance).
+  issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
   findAccount: async (_ctx, id) => ({
     accountId: id,
     claims: async () => ({ sub: id, ...(accounts[id] || {}) }),
@@ -59,7 +68,8 @@ provider.use(async (ctx, next) => {
   return provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });
 });
 
-for (const event of ['backchannel.success', 'backchannel.error', 'server_error']) {
+provider.on('grant.success', (ctx) => console.log('grant.success', ctx.oidc.params.grant_type));
+for (const event of ['backchannel.success', 'backchannel.error', 'server_error', 'grant.error']) {
   provider.on(event, (...args) => console.log(event, ...args.slice(1).map((a) => (a && a.message && `${a.message} ${a.cause}`) || (a && a.clientId) || a)));
 }
 

@@ -18,6 +18,16 @@ impl OidcProvider {
     /// Starts the OP with these clients (oidc-provider client metadata, a JSON
     /// array), its script and log in `dir`.
     pub fn start(dir: &Path, clients: &serde_json::Value) -> OidcProvider {
+        OidcProvider::start_with(dir, clients, 3600)
+    }
+
+    /// As [`OidcProvider::start`], with access tokens (and so sessions' refreshes)
+    /// lasting `access_ttl_secs`; refresh tokens go to clients allowed the grant.
+    pub fn start_with(
+        dir: &Path,
+        clients: &serde_json::Value,
+        access_ttl_secs: u64,
+    ) -> OidcProvider {
         let module = peers_dir().join("node/node_modules/oidc-provider/lib/index.js");
         assert!(
             module.exists(),
@@ -33,6 +43,7 @@ impl OidcProvider {
                 .env("OP_MODULE", format!("file://{}", module.display()))
                 .env("OP_PORT", port.to_string())
                 .env("OP_CLIENTS", clients.to_string())
+                .env("OP_ACCESS_TTL", access_ttl_secs.to_string())
                 .env("NODE_ENV", "test"),
             &dir.join("oidc-provider.log"),
         );

@@ -66,6 +66,20 @@ pub async fn serve(
     decider: Arc<Decider>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_login(listener, decider, None, shutdown).await
+}
+
+/// As [`serve`], reading browser sessions with `login` (the session cookie of the
+/// original request is a credential, as on every frontend).
+///
+/// # Errors
+/// The server fails (an accept error alone does not stop it).
+pub async fn serve_with_login(
+    listener: tokio::net::TcpListener,
+    decider: Arc<Decider>,
+    login: Option<Arc<portcullis_login::Login>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (reporter, health) = tonic_health::server::health_reporter();
     // "" (the whole server) starts SERVING; so does the authorization service.
     reporter
@@ -82,7 +96,9 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .http2_max_pending_accept_reset_streams(Some(100))
         .add_service(health)
-        .add_service(AuthorizationServer::new(AuthorizationService::new(decider)))
+        .add_service(AuthorizationServer::new(
+            AuthorizationService::new(decider).with_login(login),
+        ))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(std::io::Error::other)

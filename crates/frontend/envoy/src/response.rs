@@ -120,6 +120,17 @@ fn denied_with(
 }
 
 /// A header that replaces any existing value (`append` stays unset: it is deprecated).
+/// Adds `Set-Cookie` headers (appended, one per cookie) to a denied answer.
+pub(crate) fn add_set_cookies(answer: &mut CheckResponse, cookies: &[String]) {
+    if let Some(HttpResponse::DeniedResponse(denied)) = &mut answer.http_response {
+        for cookie in cookies {
+            let mut option = overwrite("set-cookie", cookie.as_bytes());
+            option.append_action = HeaderAppendAction::AppendIfExistsOrAdd.into();
+            denied.headers.push(option);
+        }
+    }
+}
+
 fn overwrite(name: &str, value: &[u8]) -> HeaderValueOption {
     // `value` must be UTF-8; bytes that are not go in `raw_value`.
     let (value, raw_value) = match std::str::from_utf8(value) {

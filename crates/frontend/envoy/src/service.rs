@@ -5,7 +5,8 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use portcullis_decider::{Decider, Frontend};
-use portcullis_policy::{AuthRequest, Deny};
+use portcullis_login::Login;
+use portcullis_policy::{AuthRequest, Decision, Deny, DenyReason};
 use tonic::{Request, Response, Status};
 
 use crate::request::EnvoyRequest;
@@ -18,13 +19,23 @@ pub(crate) const FRONTEND: Frontend = Frontend::ExtAuthzGrpc;
 #[derive(Debug)]
 pub(crate) struct AuthorizationService {
     decider: Arc<Decider>,
+    login: Option<Arc<Login>>,
 }
 
 // === impl AuthorizationService ===
 
 impl AuthorizationService {
     pub(crate) fn new(decider: Arc<Decider>) -> Self {
-        AuthorizationService { decider }
+        AuthorizationService {
+            decider,
+            login: None,
+        }
+    }
+
+    /// Also reads browser sessions (the request's session cookie).
+    pub(crate) fn with_login(mut self, login: Option<Arc<Login>>) -> Self {
+        self.login = login;
+        self
     }
 
     /// Decides one `CheckRequest`. Never an error: every outcome is an answer Envoy
@@ -32,8 +43,25 @@ impl AuthorizationService {
     pub(crate) async fn decide(&self, check: CheckRequest) -> CheckResponse {
         match EnvoyRequest::try_from(check) {
             Ok(req) => {
-                let decision = self.decider.decide(&req.auth_request(), FRONTEND).await;
-                response::check_response(&decision)
+                let now = self.decider.now();
+                let session = match &self.login {
+                    Some(login) => login.read_session(&self.decider, &req.headers).await,
+                    None => None,
+                };
+                let mut auth = req.auth_request();
+                auth.session = session.as_ref();
+                let mut decision = self.decider.decide(&auth, FRONTEND).await;
+                let Some(login) = &self.login else {
+                    return response::check_response(&decision);
+                };
+                login.complete(&mut decision, now);
+                let mut answer = response::check_response(&decision);
+                if let Decision::Deny(d) = &decision
+                    && d.reason == DenyReason::SessionInvalid
+                {
+                    response::add_set_cookies(&mut answer, &login.clear_session_cookies());
+                }
+                answer
             }
             Err(error) => {
                 // Counted and logged like every decision; an answer, not a gRPC error,

@@ -41,7 +41,10 @@ pub async fn handle<B>(
     login: Option<&Login>,
     req: &Request<B>,
 ) -> Response<Full<Bytes>> {
-    let session = login.and_then(|l| l.read_session(req.headers(), decider.now()));
+    let session = match login {
+        Some(l) => l.read_session(decider, req.headers()).await,
+        None => None,
+    };
     let (mut decision, nginx) = match original_request(req) {
         Ok(original) => {
             let mut auth = AuthRequest::new(
@@ -68,7 +71,7 @@ pub async fn handle<B>(
         }
     };
     if let Some(login) = login {
-        session_headers(login, decider.now(), &mut decision);
+        login.complete(&mut decision, decider.now());
     }
     let mut response = render(&decision, req.method() == Method::HEAD, nginx);
     if let (Some(login), Some(DenyReason::SessionInvalid)) = (login, decision.reason()) {
@@ -79,23 +82,6 @@ pub async fn handle<B>(
         }
     }
     response
-}
-
-/// An allow by a session gets the session token (`sessions.token.header`).
-fn session_headers(login: &Login, now: i64, decision: &mut Decision) {
-    let Decision::Allow(allow) = decision else {
-        return;
-    };
-    let Some((name, value)) = allow
-        .identity
-        .as_ref()
-        .and_then(|identity| login.session_token(identity, now))
-    else {
-        return;
-    };
-    allow.remove_headers.retain(|h| *h != name);
-    allow.set_headers.retain(|(h, _)| *h != name);
-    allow.set_headers.push((name, value));
 }
 
 /// Renders a decision: 200 with identity headers, or 302 (a login redirect), 400,

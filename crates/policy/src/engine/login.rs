@@ -87,8 +87,10 @@ impl Engine {
             ),
             None => self.no_credential(rule, missing),
         };
-        if rule.config.login.is_some() && is_navigation(req.headers) {
-            deny.redirect = self.login_redirect(req);
+        if let Some(idx) = rule.config.login
+            && is_navigation(req.headers)
+        {
+            deny.redirect = self.login_redirect(req, idx);
         }
         Err(deny)
     }
@@ -105,15 +107,23 @@ impl Engine {
         }
     }
 
-    /// `public_url/oauth2/start?rd=<original URL>`.
-    fn login_redirect(&self, req: &AuthRequest<'_>) -> Option<String> {
+    /// `public_url/oauth2/start?rd=<original URL>`, and `&provider=NAME` when more
+    /// than one provider logs browsers in.
+    fn login_redirect(&self, req: &AuthRequest<'_>, provider: usize) -> Option<String> {
         let start = self.login_start.as_deref()?;
         let scheme = forwarded_proto(req.headers).unwrap_or("http");
         let original = format!("{scheme}://{}{}", host_with_port(req), req.path);
-        Some(format!(
-            "{start}?rd={}",
-            utf8_percent_encode(&original, RD_KEEP)
-        ))
+        let mut url = format!("{start}?rd={}", utf8_percent_encode(&original, RD_KEEP));
+        let logins = self
+            .providers
+            .iter()
+            .filter(|p| p.config.login.is_some())
+            .count();
+        if logins > 1 {
+            url.push_str("&provider=");
+            url.extend(utf8_percent_encode(&self.providers[provider].name, RD_KEEP));
+        }
+        Some(url)
     }
 }
 
@@ -160,3 +170,6 @@ fn forwarded_proto(headers: &HeaderMap) -> Option<&'static str> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests;

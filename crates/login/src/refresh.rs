@@ -1,0 +1,128 @@
+//! Refresh (server-side sessions): when the provider's access token has expired,
+//! the session is renewed with its refresh token (RFC 6749 §6), one refresh at a
+//! time per session on a replica (others wait for it and read its result, so a
+//! rotated refresh token is never used twice); a refusal ends the session.
+
+use std::sync::Arc;
+
+use portcullis_decider::Decider;
+use portcullis_jose::{Validation, verify_jwt};
+use serde_json::Value;
+
+use crate::Login;
+use crate::oidc::{self, ClientAuth, ExchangeError};
+use crate::record::SessionRecord;
+
+impl Login {
+    /// `record` itself while its access token holds (or it has no refresh token),
+    /// else the refreshed session.
+    pub(crate) async fn refresh_if_due(
+        &self,
+        decider: &Decider,
+        record: SessionRecord,
+        now: i64,
+    ) -> Result<SessionRecord, String> {
+        let (Some(store), Some(_), Some(exp)) =
+            (&self.store, &record.refresh_token, record.access_exp)
+        else {
+            return Ok(record);
+        };
+        if exp > now {
+            return Ok(record);
+        }
+        let lock = match self.refreshing.get_or_insert_with(&record.id, || {
+            Ok::<_, std::convert::Infallible>(Arc::new(tokio::sync::Mutex::new(())))
+        }) {
+            Ok(lock) => lock,
+            Err(never) => match never {},
+        };
+        let _one_at_a_time = lock.lock().await;
+        // Another request may have refreshed it while this one waited.
+        let current = match store.get(&record.id).await {
+            Ok(Some(current)) => current,
+            Ok(None) => return Err("ended".to_owned()),
+            Err(e) => return Err(format!("session store: {e}")),
+        };
+        if current.access_exp.is_some_and(|e| e > now) {
+            return Ok(current);
+        }
+        let Some(refresh_token) = current.refresh_token.clone() else {
+            return Ok(current);
+        };
+        let engine = decider.engine();
+        let provider = engine
+            .providers()
+            .iter()
+            .find(|p| p.name() == current.provider && p.config().login.is_some())
+            .ok_or_else(|| "the session's provider is gone".to_owned())?;
+        let login = provider
+            .config()
+            .login
+            .as_ref()
+            .ok_or_else(|| "the session's provider is gone".to_owned())?;
+        let endpoint = provider
+            .slot()
+            .metadata()
+            .and_then(|m| m.token_endpoint().map(str::to_owned))
+            .ok_or_else(|| "no token endpoint".to_owned())?;
+        let auth = ClientAuth {
+            client_id: &login.client_id,
+            client_secret: self.secret(provider.name()).unwrap_or_default(),
+            post: login.token_endpoint_auth
+                == portcullis_policy::config::TokenEndpointAuth::ClientSecretPost,
+        };
+        let answer = oidc::token_request(
+            &self.http,
+            &endpoint,
+            &auth,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh_token),
+            ],
+        )
+        .await;
+        let m = match answer {
+            Ok(m) => m,
+            // The provider is down: no session for now, but it is not ended.
+            Err(e @ ExchangeError::Unreachable { .. }) => return Err(e.to_string()),
+            Err(e) => {
+                tracing::info!(error = %e, "refresh refused: session ended");
+                let _ = store.delete(&current.id).await;
+                return Err(format!("refresh refused: {e}"));
+            }
+        };
+        let mut next = current.clone();
+        if let Some(Value::String(id_token)) = m.get("id_token") {
+            // A refreshed ID token must be the provider's, for us, about the same user.
+            let snapshot = provider.slot().snapshot();
+            let keys = snapshot.keys().ok_or("the provider has no keys")?;
+            let validation = Validation {
+                audiences: vec![login.client_id.clone()],
+                typ: None,
+                ..provider.validation().clone()
+            };
+            let jwt = verify_jwt(id_token, keys, &validation, now)
+                .map_err(|e| format!("refreshed id token: {e}"))?;
+            if jwt.claims.subject() != current.sub() {
+                let _ = store.delete(&current.id).await;
+                return Err("refreshed id token names another sub".to_owned());
+            }
+            next.id_token = Some(id_token.clone());
+        }
+        if let Some(Value::String(rotated)) = m.get("refresh_token") {
+            next.refresh_token = Some(rotated.clone());
+        }
+        let lifetime = m.get("expires_in").and_then(Value::as_i64).unwrap_or(300);
+        next.access_exp = Some(now + lifetime.max(1));
+        store
+            .put(&next, now)
+            .await
+            .map_err(|e| format!("session store: {e}"))?;
+        tracing::info!(
+            provider = provider.name(),
+            sub = next.sub().unwrap_or(""),
+            "session refreshed"
+        );
+        Ok(next)
+    }
+}
