@@ -676,6 +676,7 @@ fn tls_in_with_client_certificates_and_revocation_and_mtls_out() {
     let (stranger, stranger_key) = other.issue("stranger", "DNS:stranger");
     let (up_cert, up_key) = pki.issue("app", "DNS:app.internal");
     let (out_cert, out_key) = pki.issue("portcullis", "DNS:portcullis");
+    let (a_cert, a_key) = pki.issue("a.test", "DNS:a.test");
     // The upstream requires a client certificate from the test CA (mTLS out).
     let echo = EchoServer::start(Some(EchoTls {
         cert: up_cert,
@@ -685,7 +686,9 @@ fn tls_in_with_client_certificates_and_revocation_and_mtls_out() {
     let config = format!(
         r#"listen:
   proxy: 127.0.0.1:__PROXY__
-  proxy_tls: {{cert: {sc}, key: {sk}, client_ca: {ca}, crl: [{crl}]}}
+  proxy_tls:
+    {{cert: {sc}, key: {sk}, client_ca: {ca}, crl: [{crl}],
+      sni: [{{server_name: a.test, cert: {ac}, key: {ak}}}]}}
 upstreams:
   - name: app
     urls: ["https://127.0.0.1:{e}"]
@@ -701,6 +704,8 @@ rules:
         e = echo.port,
         oc = out_cert.display(),
         ok = out_key.display(),
+        ac = a_cert.display(),
+        ak = a_key.display(),
     );
     let served = serve(TempDir::new("proxy-tls-serve"), &config);
     let url = format!("https://127.0.0.1:{}/hello", served.port);
@@ -739,6 +744,35 @@ rules:
         (200, "1.1"),
         "{}",
         a1.body
+    );
+
+    // SNI picks the certificate: a.test has its own; b.test gets the default one,
+    // which is not valid for it.
+    let by_name = |name: &str| {
+        let resolve = format!("{name}:{}:127.0.0.1", served.port);
+        curl(&[
+            "--cacert",
+            ca,
+            "--cert",
+            bob.to_str().unwrap(),
+            "--key",
+            bob_key.to_str().unwrap(),
+            "--resolve",
+            &resolve,
+            &format!("https://{name}:{}/sni", served.port),
+        ])
+    };
+    let a = by_name("a.test");
+    assert_eq!(a.status, 200, "{} exit {}", a.body, a.exit);
+    assert_eq!(
+        a.json()["headers"]["x-forwarded-host"],
+        format!("a.test:{}", served.port)
+    );
+    let b = by_name("b.test");
+    assert_eq!(
+        (b.status, b.exit),
+        (0, 60),
+        "b.test was served a certificate valid for it"
     );
 
     // A deny names the client certificate (subject, SPIFFE ID) in its log line.

@@ -20,8 +20,8 @@ use crate::matcher::{HostPattern, PathPattern};
 use crate::template::Template;
 use raw::{RawConfig, RawJwks, RawLocation, RawProvider, RawRule};
 pub use upstream::{
-    Cidr, ClientAuth, InvalidCidr, ProxySettings, ProxyTls, RawProxyTls, RawUpstream,
-    RawUpstreamTls, UpstreamConfig, UpstreamProtocol, UpstreamTls, UpstreamUrl,
+    Cidr, ClientAuth, InvalidCidr, ProxySettings, ProxyTls, RawProxyTls, RawSniCert, RawUpstream,
+    RawUpstreamTls, SniCert, UpstreamConfig, UpstreamProtocol, UpstreamTls, UpstreamUrl,
 };
 
 /// A config problem: `FILE:LINE: field: what is wrong`.
