@@ -251,6 +251,7 @@ trusted_proxies: [127.0.0.2/32]
   - {{name: down, match: {{path: /down}}, allow: anonymous, upstream: down}}
   - {{name: slow, match: {{path: "/slow/**"}}, allow: anonymous, upstream: hasty}}
   - {{name: upload, match: {{path: /upload}}, allow: anonymous, upstream: echo}}
+  - {{name: ops, match: {{host: ops.test, path: "/ops/**"}}, allow: anonymous, upstream: echo}}
 {extra_rules}  - {{name: app, match: {{path: "/app/**"}}, upstream: echo}}
 "#,
         providers = provider(&issuer),
@@ -450,6 +451,21 @@ fn spoofed_forwarding_and_identity_headers_never_reach_the_upstream() {
     ] {
         assert!(h.get(gone).is_none(), "{gone} reached the upstream: {h}");
     }
+
+    // The decision reads the host the request names, never a client's forwarding
+    // headers: X-Forwarded-Host and Forwarded do not open a host-restricted rule.
+    let before = p.echo.hits();
+    let spoof_host = send_raw(
+        port,
+        b"GET /ops/x HTTP/1.1\r\nHost: app.test\r\nX-Forwarded-Host: ops.test\r\nForwarded: host=ops.test\r\nX-Original-URL: /ops/x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(spoof_host.starts_with("HTTP/1.1 403"), "{spoof_host}");
+    assert_eq!(p.echo.hits(), before);
+    let real_host = send_raw(
+        port,
+        b"GET /ops/x HTTP/1.1\r\nHost: OPS.test.\r\nConnection: close\r\n\r\n",
+    );
+    assert!(real_host.starts_with("HTTP/1.1 200"), "{real_host}");
 
     // Anonymous: no identity header at all, whatever the client sends.
     let anon = send_raw(
