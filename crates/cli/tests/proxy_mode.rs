@@ -244,6 +244,7 @@ trusted_proxies: [127.0.0.2/32]
   - {{name: echo_h2c, urls: ["http://127.0.0.1:{e}/base"], protocol: h2c}}
   - {{name: down, urls: ["http://127.0.0.1:{closed}"], connect_timeout: 1s}}
   - {{name: hasty, urls: ["http://127.0.0.1:{e}"], timeout: 1s}}
+  - {{name: stripped, urls: ["http://127.0.0.1:{e}/v2"], strip_prefix: /svc}}
 {extra_upstreams}rules:
   - {{name: public, match: {{path: "/public/**"}}, allow: anonymous, upstream: echo}}
   - {{name: h2c, match: {{path: "/h2c/**"}}, allow: anonymous, upstream: echo_h2c}}
@@ -251,6 +252,7 @@ trusted_proxies: [127.0.0.2/32]
   - {{name: down, match: {{path: /down}}, allow: anonymous, upstream: down}}
   - {{name: slow, match: {{path: "/slow/**"}}, allow: anonymous, upstream: hasty}}
   - {{name: upload, match: {{path: /upload}}, allow: anonymous, upstream: echo}}
+  - {{name: svc, match: {{path: "/svc/**"}}, allow: anonymous, upstream: stripped}}
   - {{name: ops, match: {{host: ops.test, path: "/ops/**"}}, allow: anonymous, upstream: echo}}
 {extra_rules}  - {{name: app, match: {{path: "/app/**"}}, upstream: echo}}
 "#,
@@ -372,6 +374,11 @@ fn decides_as_verify_and_forwards_identity_over_http1_and_h2c() {
     assert_eq!(up.status, 200, "{}", up.body);
     assert_eq!(up.json()["version"], "HTTP/2.0");
     assert_eq!(up.json()["path"], "/base/h2c/x");
+
+    // strip_prefix, then the URL's base path.
+    let svc = curl(&[&format!("{base}/svc/orders/7?x=1")]);
+    assert_eq!(svc.status, 200, "{}", svc.body);
+    assert_eq!(svc.json()["path"], "/v2/orders/7?x=1");
 
     // No rule: 403 no_rule; a rule without upstream: 404 no_upstream.
     let none = curl(&[&format!("{base}/elsewhere")]);

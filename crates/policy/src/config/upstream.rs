@@ -72,6 +72,8 @@ pub struct RawUpstream {
     pub connect_timeout: Option<String>,
     /// Time to the response head (default 30s).
     pub timeout: Option<String>,
+    /// A path prefix removed before the URL's base path is put in front.
+    pub strip_prefix: Option<String>,
 }
 
 /// `upstreams[].tls:` as written.
@@ -165,6 +167,25 @@ pub struct UpstreamConfig {
     pub connect_timeout: Duration,
     /// Timeout to the response head.
     pub timeout: Duration,
+    /// Removed from the front of the path (whole segments) before sending.
+    pub strip_prefix: Option<String>,
+}
+
+impl UpstreamConfig {
+    /// `path` (canonical, with its query) without [`UpstreamConfig::strip_prefix`]
+    /// when it starts with it at a segment boundary (`/api` strips `/api` and
+    /// `/api/x`, not `/apix`); what is left always starts with `/`.
+    pub fn strip<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+        let Some(prefix) = self.strip_prefix.as_deref() else {
+            return path.into();
+        };
+        match path.strip_prefix(prefix) {
+            Some(rest) if rest.is_empty() => "/".into(),
+            Some(rest) if rest.starts_with('?') => format!("/{rest}").into(),
+            Some(rest) if rest.starts_with('/') => rest.into(),
+            _ => path.into(),
+        }
+    }
 }
 
 /// One CIDR block of `trusted_proxies`.
@@ -399,6 +420,7 @@ fn validate_upstream(
         tls,
         connect_timeout,
         timeout,
+        strip_prefix,
     } = raw;
     let f = |field: &str| format!("upstreams[{i}].{field}");
     if name.is_empty() {
@@ -472,7 +494,24 @@ fn validate_upstream(
             Err(e) => Err(cx.err(line, f(field), e)),
         },
     };
+    let strip_prefix = match strip_prefix {
+        None => None,
+        Some(p) => {
+            let p = p.trim_end_matches('/').to_owned();
+            let canonical =
+                crate::canonical::canonical_path(&p, crate::canonical::EscapedSlashes::Reject);
+            if !p.starts_with('/') || p.contains('?') || canonical.as_deref() != Ok(p.as_str()) {
+                return Err(cx.err(
+                    line,
+                    f("strip_prefix"),
+                    format!("{p:?} is not a canonical path like /api"),
+                ));
+            }
+            Some(p)
+        }
+    };
     Ok(UpstreamConfig {
+        strip_prefix,
         name,
         urls,
         protocol,
@@ -623,6 +662,27 @@ mod tests {
                 .err()
                 .unwrap_or_else(|| panic!("accepted {text}"));
             assert!(e.to_string().contains(want), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn strip_prefix() {
+        let c =
+            parse("upstreams:\n  - {name: a, urls: [http://h/v2], strip_prefix: /api/}\n").unwrap();
+        let u = &c.proxy.upstreams[0];
+        for (path, want) in [
+            ("/api/orders?x=1", "/orders?x=1"),
+            ("/api", "/"),
+            ("/api?q", "/?q"),
+            ("/apix", "/apix"),
+            ("/other/api", "/other/api"),
+        ] {
+            assert_eq!(u.strip(path), want, "{path}");
+        }
+        for bad in ["api", "/a/../b", "/a?b"] {
+            let text =
+                format!("upstreams:\n  - {{name: a, urls: [http://h], strip_prefix: {bad:?}}}\n");
+            assert!(parse(&text).is_err(), "{bad}");
         }
     }
 
