@@ -180,7 +180,7 @@ impl UpstreamConfig {
             return path.into();
         };
         match path.strip_prefix(prefix) {
-            Some(rest) if rest.is_empty() => "/".into(),
+            Some("") => "/".into(),
             Some(rest) if rest.starts_with('?') => format!("/{rest}").into(),
             Some(rest) if rest.starts_with('/') => rest.into(),
             _ => path.into(),
