@@ -910,3 +910,24 @@ fn the_demo_protects_its_app_through_the_proxy_listener() {
     let denied: Value = serde_json::from_str(&results[3].1).unwrap();
     assert_eq!(denied["reason"], "claim_mismatch");
 }
+
+#[test]
+fn several_urls_are_used_in_turn() {
+    let (a, b) = (EchoServer::start(None), EchoServer::start(None));
+    let config = format!(
+        r#"listen:
+  proxy: 127.0.0.1:__PROXY__
+upstreams:
+  - {{name: pair, urls: ["http://127.0.0.1:{}", "http://127.0.0.1:{}"]}}
+rules:
+  - {{name: all, match: {{}}, allow: anonymous, upstream: pair}}
+"#,
+        a.port, b.port
+    );
+    let served = serve(TempDir::new("proxy-rr"), &config);
+    for i in 0..6 {
+        let r = curl(&[&format!("http://127.0.0.1:{}/n/{i}", served.port)]);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert_eq!((a.hits(), b.hits()), (3, 3));
+}
