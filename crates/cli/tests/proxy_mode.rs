@@ -133,6 +133,7 @@ fn provider(issuer: &Issuer) -> String {
     forward_token: false
     claims_to_headers:
       - {{header: x-user, claim: sub}}
+      - {{header: x-forwarded-user, claim: sub}}
 "#,
         jwks = issuer.jwks()
     )
@@ -436,7 +437,8 @@ fn spoofed_forwarding_and_identity_headers_never_reach_the_upstream() {
          X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-For: 5.6.7.8\r\nx_forwarded_for: 9.9.9.9\r\n\
          X-Forwarded-Host: evil.test\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Prefix: /admin\r\n\
          Forwarded: for=1.2.3.4;host=evil.test;proto=https\r\nX-Real-IP: 1.2.3.4\r\n\
-         X-User: admin\r\nx_user: admin\r\nConnection: close, x-forwarded-for\r\n\r\n"
+         X-User: admin\r\nx_user: admin\r\nX-Forwarded-User: admin\r\n\
+         Connection: close, x-forwarded-for\r\n\r\n"
     );
     let answer = send_raw(port, raw.as_bytes());
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -450,6 +452,8 @@ fn spoofed_forwarding_and_identity_headers_never_reach_the_upstream() {
         "{h}"
     );
     assert_eq!(h["x-user"], "alice", "{h}");
+    // An identity header named like a forwarding header is the decision's.
+    assert_eq!(h["x-forwarded-user"], "alice", "{h}");
     for gone in [
         "x_forwarded_for",
         "x-forwarded-prefix",
