@@ -133,6 +133,7 @@ fn provider(issuer: &Issuer) -> String {
     forward_token: false
     claims_to_headers:
       - {{header: x-user, claim: sub}}
+      - {{header: x-forwarded-user, claim: sub}}
 "#,
         jwks = issuer.jwks()
     )
@@ -244,6 +245,7 @@ trusted_proxies: [127.0.0.2/32]
   - {{name: echo_h2c, urls: ["http://127.0.0.1:{e}/base"], protocol: h2c}}
   - {{name: down, urls: ["http://127.0.0.1:{closed}"], connect_timeout: 1s}}
   - {{name: hasty, urls: ["http://127.0.0.1:{e}"], timeout: 1s}}
+  - {{name: stripped, urls: ["http://127.0.0.1:{e}/v2"], strip_prefix: /svc}}
 {extra_upstreams}rules:
   - {{name: public, match: {{path: "/public/**"}}, allow: anonymous, upstream: echo}}
   - {{name: h2c, match: {{path: "/h2c/**"}}, allow: anonymous, upstream: echo_h2c}}
@@ -251,6 +253,8 @@ trusted_proxies: [127.0.0.2/32]
   - {{name: down, match: {{path: /down}}, allow: anonymous, upstream: down}}
   - {{name: slow, match: {{path: "/slow/**"}}, allow: anonymous, upstream: hasty}}
   - {{name: upload, match: {{path: /upload}}, allow: anonymous, upstream: echo}}
+  - {{name: svc, match: {{path: "/svc/**"}}, allow: anonymous, upstream: stripped}}
+  - {{name: ops, match: {{host: ops.test, path: "/ops/**"}}, allow: anonymous, upstream: echo}}
 {extra_rules}  - {{name: app, match: {{path: "/app/**"}}, upstream: echo}}
 "#,
         providers = provider(&issuer),
@@ -372,6 +376,11 @@ fn decides_as_verify_and_forwards_identity_over_http1_and_h2c() {
     assert_eq!(up.json()["version"], "HTTP/2.0");
     assert_eq!(up.json()["path"], "/base/h2c/x");
 
+    // strip_prefix, then the URL's base path.
+    let svc = curl(&[&format!("{base}/svc/orders/7?x=1")]);
+    assert_eq!(svc.status, 200, "{}", svc.body);
+    assert_eq!(svc.json()["path"], "/v2/orders/7?x=1");
+
     // No rule: 403 no_rule; a rule without upstream: 404 no_upstream.
     let none = curl(&[&format!("{base}/elsewhere")]);
     assert_eq!(
@@ -428,7 +437,8 @@ fn spoofed_forwarding_and_identity_headers_never_reach_the_upstream() {
          X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-For: 5.6.7.8\r\nx_forwarded_for: 9.9.9.9\r\n\
          X-Forwarded-Host: evil.test\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Prefix: /admin\r\n\
          Forwarded: for=1.2.3.4;host=evil.test;proto=https\r\nX-Real-IP: 1.2.3.4\r\n\
-         X-User: admin\r\nx_user: admin\r\nConnection: close, x-forwarded-for\r\n\r\n"
+         X-User: admin\r\nx_user: admin\r\nX-Forwarded-User: admin\r\n\
+         Connection: close, x-forwarded-for\r\n\r\n"
     );
     let answer = send_raw(port, raw.as_bytes());
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -442,6 +452,8 @@ fn spoofed_forwarding_and_identity_headers_never_reach_the_upstream() {
         "{h}"
     );
     assert_eq!(h["x-user"], "alice", "{h}");
+    // An identity header named like a forwarding header is the decision's.
+    assert_eq!(h["x-forwarded-user"], "alice", "{h}");
     for gone in [
         "x_forwarded_for",
         "x-forwarded-prefix",
@@ -450,6 +462,21 @@ fn spoofed_forwarding_and_identity_headers_never_reach_the_upstream() {
     ] {
         assert!(h.get(gone).is_none(), "{gone} reached the upstream: {h}");
     }
+
+    // The decision reads the host the request names, never a client's forwarding
+    // headers: X-Forwarded-Host and Forwarded do not open a host-restricted rule.
+    let before = p.echo.hits();
+    let spoof_host = send_raw(
+        port,
+        b"GET /ops/x HTTP/1.1\r\nHost: app.test\r\nX-Forwarded-Host: ops.test\r\nForwarded: host=ops.test\r\nX-Original-URL: /ops/x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(spoof_host.starts_with("HTTP/1.1 403"), "{spoof_host}");
+    assert_eq!(p.echo.hits(), before);
+    let real_host = send_raw(
+        port,
+        b"GET /ops/x HTTP/1.1\r\nHost: OPS.test.\r\nConnection: close\r\n\r\n",
+    );
+    assert!(real_host.starts_with("HTTP/1.1 200"), "{real_host}");
 
     // Anonymous: no identity header at all, whatever the client sends.
     let anon = send_raw(
@@ -676,6 +703,7 @@ fn tls_in_with_client_certificates_and_revocation_and_mtls_out() {
     let (stranger, stranger_key) = other.issue("stranger", "DNS:stranger");
     let (up_cert, up_key) = pki.issue("app", "DNS:app.internal");
     let (out_cert, out_key) = pki.issue("portcullis", "DNS:portcullis");
+    let (a_cert, a_key) = pki.issue("a.test", "DNS:a.test");
     // The upstream requires a client certificate from the test CA (mTLS out).
     let echo = EchoServer::start(Some(EchoTls {
         cert: up_cert,
@@ -685,7 +713,9 @@ fn tls_in_with_client_certificates_and_revocation_and_mtls_out() {
     let config = format!(
         r#"listen:
   proxy: 127.0.0.1:__PROXY__
-  proxy_tls: {{cert: {sc}, key: {sk}, client_ca: {ca}, crl: [{crl}]}}
+  proxy_tls:
+    {{cert: {sc}, key: {sk}, client_ca: {ca}, crl: [{crl}],
+      sni: [{{server_name: a.test, cert: {ac}, key: {ak}}}]}}
 upstreams:
   - name: app
     urls: ["https://127.0.0.1:{e}"]
@@ -701,6 +731,8 @@ rules:
         e = echo.port,
         oc = out_cert.display(),
         ok = out_key.display(),
+        ac = a_cert.display(),
+        ak = a_key.display(),
     );
     let served = serve(TempDir::new("proxy-tls-serve"), &config);
     let url = format!("https://127.0.0.1:{}/hello", served.port);
@@ -739,6 +771,35 @@ rules:
         (200, "1.1"),
         "{}",
         a1.body
+    );
+
+    // SNI picks the certificate: a.test has its own; b.test gets the default one,
+    // which is not valid for it.
+    let by_name = |name: &str| {
+        let resolve = format!("{name}:{}:127.0.0.1", served.port);
+        curl(&[
+            "--cacert",
+            ca,
+            "--cert",
+            bob.to_str().unwrap(),
+            "--key",
+            bob_key.to_str().unwrap(),
+            "--resolve",
+            &resolve,
+            &format!("https://{name}:{}/sni", served.port),
+        ])
+    };
+    let a = by_name("a.test");
+    assert_eq!(a.status, 200, "{} exit {}", a.body, a.exit);
+    assert_eq!(
+        a.json()["headers"]["x-forwarded-host"],
+        format!("a.test:{}", served.port)
+    );
+    let b = by_name("b.test");
+    assert_eq!(
+        (b.status, b.exit),
+        (0, 60),
+        "b.test was served a certificate valid for it"
     );
 
     // A deny names the client certificate (subject, SPIFFE ID) in its log line.
@@ -852,4 +913,25 @@ fn the_demo_protects_its_app_through_the_proxy_listener() {
     assert_eq!(admin["hello"], "root", "{admin}");
     let denied: Value = serde_json::from_str(&results[3].1).unwrap();
     assert_eq!(denied["reason"], "claim_mismatch");
+}
+
+#[test]
+fn several_urls_are_used_in_turn() {
+    let (a, b) = (EchoServer::start(None), EchoServer::start(None));
+    let config = format!(
+        r#"listen:
+  proxy: 127.0.0.1:__PROXY__
+upstreams:
+  - {{name: pair, urls: ["http://127.0.0.1:{}", "http://127.0.0.1:{}"]}}
+rules:
+  - {{name: all, match: {{}}, allow: anonymous, upstream: pair}}
+"#,
+        a.port, b.port
+    );
+    let served = serve(TempDir::new("proxy-rr"), &config);
+    for i in 0..6 {
+        let r = curl(&[&format!("http://127.0.0.1:{}/n/{i}", served.port)]);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert_eq!((a.hits(), b.hits()), (3, 3));
 }

@@ -29,8 +29,8 @@ pub use login::{
 use raw::{RawConfig, RawJwks, RawLocation, RawProvider, RawRule};
 use spiffe::{InjectConfig, SpiffeConfig};
 pub use upstream::{
-    Cidr, ClientAuth, InvalidCidr, ProxySettings, ProxyTls, RawProxyTls, RawUpstream,
-    RawUpstreamTls, UpstreamConfig, UpstreamProtocol, UpstreamTls, UpstreamUrl,
+    Cidr, ClientAuth, InvalidCidr, ProxySettings, ProxyTls, RawProxyTls, RawSniCert, RawUpstream,
+    RawUpstreamTls, SniCert, UpstreamConfig, UpstreamProtocol, UpstreamTls, UpstreamUrl,
 };
 
 /// A config problem: `FILE:LINE: field: what is wrong`.

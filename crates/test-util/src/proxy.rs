@@ -220,6 +220,20 @@ impl hyper::body::Body for EchoBody {
     type Data = Bytes;
     type Error = Infallible;
 
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            EchoBody::Full(f) => f.size_hint(),
+            EchoBody::Zeros(n) => hyper::body::SizeHint::with_exact(*n),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            EchoBody::Full(f) => f.is_end_stream(),
+            EchoBody::Zeros(n) => *n == 0,
+        }
+    }
+
     fn poll_frame(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,

@@ -179,12 +179,8 @@ impl Proxy {
         let (mut parts, body) = req.into_parts();
         let headers = &mut parts.headers;
         strip_hop_by_hop(headers, upgrade);
-        for name in &allow.remove_headers {
-            headers.remove(name);
-        }
-        for (name, value) in &allow.set_headers {
-            headers.insert(name.clone(), value.clone());
-        }
+        // Forwarding headers first, identity last: an identity header named like a
+        // forwarding one (`x-forwarded-user`) is the decision's, never dropped here.
         set_forwarding(
             headers,
             &Seen {
@@ -200,6 +196,12 @@ impl Proxy {
                 host: &host,
             },
         );
+        for name in &allow.remove_headers {
+            headers.remove(name);
+        }
+        for (name, value) in &allow.set_headers {
+            headers.insert(name.clone(), value.clone());
+        }
         headers.insert(REQUEST_ID, id.clone());
         if let Ok(h) = HeaderValue::from_str(&host) {
             headers.insert(HOST, h);

@@ -9,7 +9,10 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use portcullis_policy::config::{ClientAuth, ProxyTls, UpstreamTls};
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{
+    ClientHello, ResolvesServerCert, ResolvesServerCertUsingSni, WebPkiClientVerifier,
+};
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
@@ -154,14 +157,43 @@ fn server_config(tls: &ProxyTls) -> Result<ServerConfig, TlsError> {
             )
         }
     };
-    let mut config = builder
-        .with_single_cert(certs(&tls.cert, "certificate")?, key(&tls.key)?)
-        .map_err(|source| TlsError::Rustls {
-            context: "proxy_tls certificate",
-            source,
-        })?;
+    let rustls_err = |context| move |source| TlsError::Rustls { context, source };
+    let provider = provider();
+    let default =
+        CertifiedKey::from_der(certs(&tls.cert, "certificate")?, key(&tls.key)?, &provider)
+            .map_err(rustls_err("proxy_tls certificate"))?;
+    let mut by_name = ResolvesServerCertUsingSni::new();
+    for s in &tls.sni {
+        let ck = CertifiedKey::from_der(certs(&s.cert, "certificate")?, key(&s.key)?, &provider)
+            .map_err(rustls_err("proxy_tls.sni certificate"))?;
+        // Refuses a certificate that is not valid for the name.
+        by_name
+            .add(&s.server_name, ck)
+            .map_err(rustls_err("proxy_tls.sni certificate for its server_name"))?;
+    }
+    let mut config = builder.with_cert_resolver(Arc::new(SniResolver {
+        by_name,
+        default: Arc::new(default),
+    }));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// The certificate for the client's SNI, else the default one.
+#[derive(Debug)]
+struct SniResolver {
+    by_name: ResolvesServerCertUsingSni,
+    default: Arc<CertifiedKey>,
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let by_name = hello.server_name().is_some();
+        if by_name && let Some(ck) = self.by_name.resolve(hello) {
+            return Some(ck);
+        }
+        Some(self.default.clone())
+    }
 }
 
 /// TLS on the proxy listener: the server config in force, rebuilt when a file it
@@ -197,6 +229,7 @@ impl TlsIn {
             .into_iter()
             .chain(self.settings.client_ca.iter())
             .chain(self.settings.crls.iter())
+            .chain(self.settings.sni.iter().flat_map(|s| [&s.cert, &s.key]))
     }
 
     fn stamps(&self) -> Stamps {

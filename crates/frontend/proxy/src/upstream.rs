@@ -152,7 +152,9 @@ impl Pool {
     ) -> Result<Response<Incoming>, UpstreamError> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let url = &self.config.urls[n % self.config.urls.len()];
-        let target = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+        let full = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+        let target = self.config.strip(full);
+        let target = &*target;
         let uri_err = || UpstreamError::Uri {
             upstream: self.config.name.clone(),
         };

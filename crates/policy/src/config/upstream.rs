@@ -28,6 +28,32 @@ pub struct RawProxyTls {
     /// Certificate revocation lists (PEM or DER), re-read when they change.
     #[serde(default)]
     pub crl: Vec<String>,
+    /// More certificates, chosen by the client's SNI.
+    #[serde(default)]
+    pub sni: Vec<RawSniCert>,
+}
+
+/// One entry of `listen.proxy_tls.sni:` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSniCert {
+    /// The server name (SNI) it is served for.
+    pub server_name: String,
+    /// Certificate chain (PEM).
+    pub cert: String,
+    /// Private key (PEM).
+    pub key: String,
+}
+
+/// A certificate served for one SNI name.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct SniCert {
+    /// The server name.
+    pub server_name: String,
+    /// Certificate chain (PEM file).
+    pub cert: PathBuf,
+    /// Private key (PEM file).
+    pub key: PathBuf,
 }
 
 /// One entry of `upstreams:` as written.
@@ -46,6 +72,8 @@ pub struct RawUpstream {
     pub connect_timeout: Option<String>,
     /// Time to the response head (default 30s).
     pub timeout: Option<String>,
+    /// A path prefix removed before the URL's base path is put in front.
+    pub strip_prefix: Option<String>,
 }
 
 /// `upstreams[].tls:` as written.
@@ -84,6 +112,8 @@ pub struct ProxyTls {
     pub client_auth: ClientAuth,
     /// Revocation lists, re-read when they change.
     pub crls: Vec<PathBuf>,
+    /// Certificates chosen by SNI (`cert`/`key` when none matches).
+    pub sni: Vec<SniCert>,
 }
 
 /// How requests are sent to an upstream.
@@ -137,6 +167,25 @@ pub struct UpstreamConfig {
     pub connect_timeout: Duration,
     /// Timeout to the response head.
     pub timeout: Duration,
+    /// Removed from the front of the path (whole segments) before sending.
+    pub strip_prefix: Option<String>,
+}
+
+impl UpstreamConfig {
+    /// `path` (canonical, with its query) without [`UpstreamConfig::strip_prefix`]
+    /// when it starts with it at a segment boundary (`/api` strips `/api` and
+    /// `/api/x`, not `/apix`); what is left always starts with `/`.
+    pub fn strip<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+        let Some(prefix) = self.strip_prefix.as_deref() else {
+            return path.into();
+        };
+        match path.strip_prefix(prefix) {
+            Some("") => "/".into(),
+            Some(rest) if rest.starts_with('?') => format!("/{rest}").into(),
+            Some(rest) if rest.starts_with('/') => rest.into(),
+            _ => path.into(),
+        }
+    }
 }
 
 /// One CIDR block of `trusted_proxies`.
@@ -252,6 +301,7 @@ pub(super) fn validate_proxy_tls(
         client_ca,
         client_auth,
         crl,
+        sni,
     } = raw;
     let path = |v: Option<String>, field: &str| {
         v.filter(|s| !s.is_empty())
@@ -281,12 +331,36 @@ pub(super) fn validate_proxy_tls(
             "client_auth and crl need a client_ca",
         ));
     }
+    let sni = sni
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let name = s.server_name.trim().to_ascii_lowercase();
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            {
+                return Err(cx.err(
+                    line,
+                    format!("listen.proxy_tls.sni[{i}].server_name"),
+                    format!("{:?} is not a DNS name", s.server_name),
+                ));
+            }
+            Ok(SniCert {
+                server_name: name,
+                cert: base_dir.join(s.cert),
+                key: base_dir.join(s.key),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(ProxyTls {
         cert,
         key,
         client_ca,
         client_auth,
         crls: crl.into_iter().map(|c| base_dir.join(c)).collect(),
+        sni,
     })
 }
 
@@ -346,6 +420,7 @@ fn validate_upstream(
         tls,
         connect_timeout,
         timeout,
+        strip_prefix,
     } = raw;
     let f = |field: &str| format!("upstreams[{i}].{field}");
     if name.is_empty() {
@@ -419,7 +494,24 @@ fn validate_upstream(
             Err(e) => Err(cx.err(line, f(field), e)),
         },
     };
+    let strip_prefix = match strip_prefix {
+        None => None,
+        Some(p) => {
+            let p = p.trim_end_matches('/').to_owned();
+            let canonical =
+                crate::canonical::canonical_path(&p, crate::canonical::EscapedSlashes::Reject);
+            if !p.starts_with('/') || p.contains('?') || canonical.as_deref() != Ok(p.as_str()) {
+                return Err(cx.err(
+                    line,
+                    f("strip_prefix"),
+                    format!("{p:?} is not a canonical path like /api"),
+                ));
+            }
+            Some(p)
+        }
+    };
     Ok(UpstreamConfig {
+        strip_prefix,
         name,
         urls,
         protocol,
@@ -508,7 +600,7 @@ mod tests {
     #[test]
     fn upstream_config() {
         let c = parse(
-            "listen: {proxy: 127.0.0.1:0, proxy_tls: {cert: s.pem, key: s.key, client_ca: ca.pem, client_auth: optional, crl: [r.crl]}}\n\
+            "listen: {proxy: 127.0.0.1:0, proxy_tls: {cert: s.pem, key: s.key, client_ca: ca.pem, client_auth: optional, crl: [r.crl], sni: [{server_name: A.test, cert: a.pem, key: a.key}]}}\n\
              trusted_proxies: [10.0.0.0/8]\n\
              upstreams:\n  - {name: app, urls: [http://127.0.0.1:9000], protocol: h2c, timeout: 2s}\n\
              rules:\n  - {name: r, match: {}, allow: anonymous, upstream: app}\n",
@@ -517,6 +609,8 @@ mod tests {
         let tls = c.listen.proxy_tls().unwrap();
         assert_eq!(tls.client_auth, ClientAuth::Optional);
         assert_eq!(tls.crls, [PathBuf::from("/cfg/r.crl")]);
+        assert_eq!(tls.sni[0].server_name, "a.test");
+        assert_eq!(tls.sni[0].cert, PathBuf::from("/cfg/a.pem"));
         assert_eq!(c.rules[0].upstream.as_ref().unwrap().name, "app");
         assert_eq!(
             c.rules[0].upstream.as_ref().unwrap().timeout,
@@ -559,11 +653,36 @@ mod tests {
                 "upstreams:\n  - {name: a, urls: [http://h], retries: 3}\n",
                 "retries",
             ),
+            (
+                "listen: {proxy: 127.0.0.1:0, proxy_tls: {cert: a, key: b, sni: [{server_name: 'a b', cert: c, key: d}]}}\n",
+                "listen.proxy_tls.sni[0].server_name",
+            ),
         ] {
             let e = parse(text)
                 .err()
                 .unwrap_or_else(|| panic!("accepted {text}"));
             assert!(e.to_string().contains(want), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn strip_prefix() {
+        let c =
+            parse("upstreams:\n  - {name: a, urls: [http://h/v2], strip_prefix: /api/}\n").unwrap();
+        let u = &c.proxy.upstreams[0];
+        for (path, want) in [
+            ("/api/orders?x=1", "/orders?x=1"),
+            ("/api", "/"),
+            ("/api?q", "/?q"),
+            ("/apix", "/apix"),
+            ("/other/api", "/other/api"),
+        ] {
+            assert_eq!(u.strip(path), want, "{path}");
+        }
+        for bad in ["api", "/a/../b", "/a?b"] {
+            let text =
+                format!("upstreams:\n  - {{name: a, urls: [http://h], strip_prefix: {bad:?}}}\n");
+            assert!(parse(&text).is_err(), "{bad}");
         }
     }
 
