@@ -267,6 +267,8 @@ pub struct ProviderConfig {
     pub typ: Option<String>,
     /// The trust domain of a `spiffe` provider (its tokens are JWT-SVIDs).
     pub spiffe: Option<SpiffeConfig>,
+    /// DPoP (RFC 9449), when the provider opts in.
+    pub dpop: Option<crate::dpop::DpopMode>,
 }
 
 /// What a rule asks of a request.
@@ -569,6 +571,7 @@ fn validate_provider(
         require_exp,
         typ,
         spiffe,
+        dpop,
     } = p;
     let f = |field: &str| format!("providers[{i}].{field}");
     if name.is_empty() {
@@ -672,6 +675,28 @@ fn validate_provider(
             })
             .collect::<Result<_, _>>()?,
     };
+    let dpop = match dpop {
+        None => None,
+        Some(d) => Some(match d.value.as_str() {
+            "allowed" => crate::dpop::DpopMode::Allowed,
+            "required" => crate::dpop::DpopMode::Required,
+            other => {
+                return Err(cx.err(
+                    d.referenced.line(),
+                    f("dpop"),
+                    format!("{other:?} is not allowed or required"),
+                ));
+            }
+        }),
+    };
+    let mut locations = locations;
+    let dpop_location = TokenLocation::Header {
+        name: http::header::AUTHORIZATION,
+        prefix: "DPoP ".to_owned(),
+    };
+    if dpop.is_some() && !locations.contains(&dpop_location) {
+        locations.push(dpop_location);
+    }
     let clock_skew_secs = match clock_skew {
         None => portcullis_jose::DEFAULT_CLOCK_SKEW_SECS,
         Some(s) => {
@@ -709,6 +734,7 @@ fn validate_provider(
         require_exp: require_exp.unwrap_or(true),
         typ,
         spiffe,
+        dpop,
     })
 }
 

@@ -92,6 +92,8 @@ pub struct Engine {
     /// parsed, and otherwise only the token, shared with the cache key. A claim set
     /// parsed in full takes about eight times the bytes of its JSON.
     kept_claims: Vec<String>,
+    /// DPoP proofs already used.
+    replay: crate::dpop::ReplayCache,
 }
 
 impl Engine {
@@ -162,6 +164,7 @@ impl Engine {
             limits,
             reading,
             kept_claims,
+            replay: crate::dpop::ReplayCache::new(65_536),
         }
     }
 
@@ -295,6 +298,24 @@ impl Engine {
         if let Err(d) =
             workload::check_identity(&identity.1, &rule.config.spiffe_ids, req, &rule.name)
         {
+            return Decision::Deny(*d);
+        }
+        let target = crate::dpop::ProofTarget {
+            method: req.method.as_str(),
+            host: &host,
+            path: &path,
+        };
+        if let Err(d) = workload::check_dpop(
+            provider.config.dpop,
+            provider.config.clock_skew_secs,
+            &identity.1,
+            location,
+            req,
+            target,
+            &self.replay,
+            &rule.name,
+            now,
+        ) {
             return Decision::Deny(*d);
         }
         // The claims the rules read are kept parsed (see `kept_claims`); a request

@@ -21,6 +21,9 @@ pub enum DenyReason {
     CertificateMismatch,
     /// A required claim does not hold one of the required values.
     ClaimMismatch,
+    /// DPoP (RFC 9449): a missing, invalid or replayed proof, or a DPoP-bound token
+    /// presented without one.
+    DpopInvalid,
     /// The token's `iss` differs from the configured issuer.
     IssuerMismatch,
     /// No key of the key set fits the token (`kid` unknown or no key of the family).
@@ -75,7 +78,7 @@ impl DenyStatus {
 
 impl DenyReason {
     /// Every reason code: the contract's, in its order, then our additions.
-    pub const ALL: [DenyReason; 17] = [
+    pub const ALL: [DenyReason; 18] = [
         DenyReason::TokenMissing,
         DenyReason::TokenMalformed,
         DenyReason::SignatureInvalid,
@@ -93,6 +96,7 @@ impl DenyReason {
         DenyReason::TokenPresent,
         DenyReason::CertificateMismatch,
         DenyReason::TokenUnavailable,
+        DenyReason::DpopInvalid,
     ];
 
     /// The wire name of the reason code (`token_expired`, ...).
@@ -102,6 +106,7 @@ impl DenyReason {
             DenyReason::AudienceMismatch => "audience_mismatch",
             DenyReason::CertificateMismatch => "certificate_mismatch",
             DenyReason::ClaimMismatch => "claim_mismatch",
+            DenyReason::DpopInvalid => "dpop_invalid",
             DenyReason::IssuerMismatch => "issuer_mismatch",
             DenyReason::KeyNotFound => "key_not_found",
             DenyReason::NoRule => "no_rule",
@@ -131,6 +136,7 @@ impl DenyReason {
             DenyReason::AlgorithmNotAllowed
             | DenyReason::AudienceMismatch
             | DenyReason::CertificateMismatch
+            | DenyReason::DpopInvalid
             | DenyReason::IssuerMismatch
             | DenyReason::KeyNotFound
             | DenyReason::SignatureInvalid
@@ -163,6 +169,7 @@ impl DenyReason {
             DenyReason::AudienceMismatch => "the token is not meant for this audience",
             DenyReason::CertificateMismatch => "the token is bound to another client certificate",
             DenyReason::ClaimMismatch => "a required claim does not match",
+            DenyReason::DpopInvalid => "the DPoP proof is missing or invalid",
             DenyReason::IssuerMismatch => "the token's issuer is not trusted",
             DenyReason::KeyNotFound => "no key is known for the token",
             DenyReason::NoRule => "no rule allows this request",
@@ -230,6 +237,7 @@ mod tests {
                 "token_present",
                 "certificate_mismatch",
                 "token_unavailable",
+                "dpop_invalid",
             ]
         );
     }
