@@ -221,6 +221,23 @@ impl Engine {
             .filter_map(|r| Some((&*r.name, r.config.inject.as_ref()?, r.token.as_ref()?)))
     }
 
+    /// Gives `inject` rules the slots `slot_for(rule, config)` names (a reload keeps a
+    /// running source and its token); the others keep their own.
+    #[must_use]
+    pub fn with_inject_slots(
+        mut self,
+        slot_for: impl Fn(&str, &crate::config::spiffe::InjectConfig) -> Option<Arc<TokenSlot>>,
+    ) -> Engine {
+        for rule in &mut self.rules {
+            if let (Some(config), Some(token)) = (&rule.config.inject, &mut rule.token)
+                && let Some(slot) = slot_for(&rule.name, config)
+            {
+                *token = slot;
+            }
+        }
+        self
+    }
+
     /// Names of the rules, in order.
     pub fn rule_names(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().map(|r| &*r.name)
