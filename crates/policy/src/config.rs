@@ -939,11 +939,12 @@ fn validate_rule(
                 || !claims.is_empty()
                 || !scopes.is_empty()
                 || !spiffe_ids.is_empty()
+                || !headers.is_empty()
             {
                 return Err(cx.err(
                     l,
                     f("inject"),
-                    "an inject rule needs no inbound token: no allow, providers, claims, scopes or spiffe_ids",
+                    "an inject rule needs no inbound token: no allow, providers, claims, scopes, spiffe_ids or headers",
                 ));
             }
             let provider_socket = providers.iter().find_map(|p| match &p.spiffe {

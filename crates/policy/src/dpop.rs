@@ -98,9 +98,12 @@ pub struct Proof {
     pub valid_until: i64,
 }
 
-/// The request a proof must be for: method, canonical host and path.
+/// The request a proof must be for: method, canonical host and path, and the
+/// scheme when the proxy said (`X-Forwarded-Proto`).
 #[derive(Clone, Copy, Debug)]
 pub struct ProofTarget<'a> {
+    /// `http` or `https`, when known; `None`: either.
+    pub scheme: Option<&'a str>,
     /// The method.
     pub method: &'a str,
     /// The canonical host.
@@ -111,7 +114,8 @@ pub struct ProofTarget<'a> {
 
 /// Verifies `proof` for `target` and `access_token` at `now`: signature by its own
 /// `jwk`, `typ`, `htm`, `htu` (host and path as the canonical reader reads them;
-/// query and fragment ignored, RFC 9449 §4.3; either http or https), `iat` within
+/// query and fragment ignored, RFC 9449 §4.3; the target's scheme when known, else
+/// http or https), `iat` within
 /// `window` seconds, `jti`, `ath`, and the key's thumbprint equal to `jkt`.
 ///
 /// # Errors
@@ -220,7 +224,8 @@ fn proof_header(proof: &str) -> Result<serde_json::Map<String, Value>, InvalidPr
 fn htu_matches(htu: &str, target: ProofTarget<'_>) -> bool {
     let rest = match htu.split_once("://") {
         Some((scheme, rest))
-            if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http") =>
+            if (scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http"))
+                && target.scheme.is_none_or(|s| s.eq_ignore_ascii_case(scheme)) =>
         {
             rest
         }

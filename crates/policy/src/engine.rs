@@ -317,7 +317,15 @@ impl Engine {
         {
             return Decision::Deny(*d);
         }
+        // The scheme the proxy names, when it names one clearly; else either.
+        let mut protos = req.headers.get_all("x-forwarded-proto").iter();
+        let scheme = match (protos.next().map(|v| v.to_str()), protos.next()) {
+            (Some(Ok(s)), None) if s.eq_ignore_ascii_case("http") => Some("http"),
+            (Some(Ok(s)), None) if s.eq_ignore_ascii_case("https") => Some("https"),
+            _ => None,
+        };
         let target = crate::dpop::ProofTarget {
+            scheme,
             method: req.method.as_str(),
             host: &host,
             path: &path,

@@ -38,6 +38,7 @@ impl Holder {
 }
 
 const TARGET: ProofTarget<'static> = ProofTarget {
+    scheme: None,
     method: "GET",
     host: "api.test",
     path: "/orders",
@@ -66,6 +67,17 @@ fn allows_a_good_proof_once() {
         c["htu"] = json!(htu);
         assert!(check(&h, &h.proof(c, None)).is_ok(), "{htu}");
     }
+    // With a known scheme, only that one.
+    let mut c = h.good();
+    c["htu"] = json!("http://api.test/orders");
+    let https = ProofTarget {
+        scheme: Some("https"),
+        ..TARGET
+    };
+    assert_eq!(
+        verify_proof(&h.proof(c, None), TOKEN, &h.jkt, https, NOW, 60),
+        Err(InvalidProof::Url)
+    );
 }
 
 #[test]

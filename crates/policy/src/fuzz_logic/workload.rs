@@ -20,6 +20,7 @@ pub fn workload(data: &[u8]) {
         let _ = client_certificate_thumbprint(None, &headers);
     }
     let target = ProofTarget {
+        scheme: None,
         method: "GET",
         host: "api.test",
         path: "/",
