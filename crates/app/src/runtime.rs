@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use portcullis_decider::Metrics;
 use portcullis_keys::{FetchOutcome, Fetcher, Publisher, Report, SourceHandle, SourceId};
-use portcullis_policy::{Config, Engine, KeySlot};
+use portcullis_policy::config::spiffe::InjectConfig;
+use portcullis_policy::{Config, Engine, KeySlot, TokenSlot};
 
 use crate::error::AppError;
 
@@ -50,10 +51,19 @@ pub(crate) fn log_warnings(config: &Config) {
 /// The running key sources, by the identity of their spec.
 pub(crate) struct Sources {
     running: HashMap<SourceId, (Arc<KeySlot>, SourceHandle)>,
-    /// The token sources of the current engine's `inject` rules.
-    injectors: Vec<SourceHandle>,
+    /// The token sources of the current engine's `inject` rules: a reload keeps one
+    /// whose rule name and config are unchanged (and so its token).
+    injectors: Vec<Injector>,
     report: Arc<dyn Report>,
     fetcher: Fetcher,
+}
+
+/// One `inject` rule's running token source.
+struct Injector {
+    rule: String,
+    config: InjectConfig,
+    slot: Arc<TokenSlot>,
+    _handle: SourceHandle,
 }
 
 /// Key sources report into the process's metrics.
@@ -98,19 +108,44 @@ impl Sources {
         // Whatever was not reused stops here (dropping a handle aborts its task).
         self.running = next;
         let engine = Engine::new(config, slots);
-        // The new engine's inject rules get their own sources; the old ones stop.
-        self.injectors = engine
+        let wanted: Vec<(String, InjectConfig)> = engine
             .inject_slots()
-            .map(|(rule, inject, slot)| {
-                portcullis_keys::start_inject(
-                    rule,
-                    inject,
-                    slot.clone(),
-                    Arc::new(portcullis_policy::SystemClock),
-                )
-            })
+            .map(|(rule, config, _)| (rule.to_owned(), config.clone()))
             .collect();
-        engine
+        let mut old = std::mem::take(&mut self.injectors);
+        for (rule, config) in wanted {
+            let injector = match old
+                .iter()
+                .position(|i| i.rule == rule && i.config == config)
+            {
+                Some(at) => old.swap_remove(at),
+                None => {
+                    let slot = Arc::new(TokenSlot::empty());
+                    let handle = portcullis_keys::start_inject(
+                        &rule,
+                        &config,
+                        slot.clone(),
+                        Arc::new(portcullis_policy::SystemClock),
+                    );
+                    Injector {
+                        rule,
+                        config,
+                        slot,
+                        _handle: handle,
+                    }
+                }
+            };
+            self.injectors.push(injector);
+        }
+        // Whatever is left in `old` stops here.
+        drop(old);
+        let injectors = &self.injectors;
+        engine.with_inject_slots(|rule, _| {
+            injectors
+                .iter()
+                .find(|i| i.rule == rule)
+                .map(|i| i.slot.clone())
+        })
     }
 }
 
@@ -189,5 +224,36 @@ rules:
         .unwrap();
         sources.engine(none);
         assert!(sources.running.is_empty());
+    }
+
+    fn inject_config(audience: &str) -> Config {
+        let text = format!(
+            "rules:\n  - name: egress\n    inject: {{audience: {audience}, socket: 'unix:///nonexistent/agent.sock'}}\n"
+        );
+        portcullis_policy::config::parse(&text, "test.yaml", Path::new("."), &|_| None).unwrap()
+    }
+
+    /// A reload keeps an inject rule's token source (and its token) when its rule and
+    /// config are unchanged, and starts a new one when they changed.
+    #[tokio::test]
+    async fn inject_sources_are_reused_across_reloads() {
+        let mut sources = Sources::new(Arc::new(Metrics::new())).unwrap();
+        let slot_of = |e: &Engine| e.inject_slots().next().unwrap().2.clone();
+        let first = sources.engine(inject_config("a"));
+        first
+            .inject_slots()
+            .next()
+            .unwrap()
+            .2
+            .store(portcullis_policy::InjectedToken::try_new("t", i64::MAX).unwrap());
+        let same = sources.engine(inject_config("a"));
+        assert!(Arc::ptr_eq(&slot_of(&first), &slot_of(&same)));
+        assert!(
+            slot_of(&same).fresh(0).is_some(),
+            "the token survived the reload"
+        );
+        let other = sources.engine(inject_config("b"));
+        assert!(!Arc::ptr_eq(&slot_of(&first), &slot_of(&other)));
+        assert_eq!(sources.injectors.len(), 1);
     }
 }

@@ -349,6 +349,27 @@ fn tutorial_topology_injects_and_validates_jwt_svids() {
         assert_eq!((r.status, reason(&r).as_str()), (401, want), "{claims}");
     }
 
+    // A certificate-bound SVID over plain HTTP with a client-sent
+    // X-Forwarded-Client-Cert naming its thumbprint: Envoy sanitizes the header
+    // (forward_client_cert_details defaults to SANITIZE), so there is no certificate.
+    let mut bound = svid_claims(FRONTEND);
+    bound["cnf"] = json!({"x5t#S256": portcullis_jose::b64::encode(&[7u8; 32])});
+    let t = pyjwt_svid(&api, &dir, &bound);
+    let r = envoy_in.get(
+        "/api/orders",
+        &[
+            ("authorization", &format!("Bearer {t}")),
+            (
+                "x-forwarded-client-cert",
+                &format!("Hash={}", "07".repeat(32)),
+            ),
+        ],
+    );
+    assert_eq!(
+        (r.status, reason(&r).as_str()),
+        (401, "certificate_mismatch")
+    );
+
     // 5. Bundle rotation through the stream: a token of the new key passes once the
     //    stream delivered it; after the old key is retired, its tokens are refused.
     let old = api.mint(&svid_claims(FRONTEND));
@@ -492,7 +513,20 @@ fn x5t_s256(dir: &Path, cert: &str) -> String {
 
 /// `curl` over mTLS with client certificate `client` (or none): status and body.
 fn curl_mtls(dir: &Path, port: u16, client: Option<&str>, token: &str) -> (u16, String) {
+    curl_mtls_with(dir, port, client, token, &[])
+}
+
+fn curl_mtls_with(
+    dir: &Path,
+    port: u16,
+    client: Option<&str>,
+    token: &str,
+    extra: &[&str],
+) -> (u16, String) {
     let mut cmd = Command::new("curl");
+    for h in extra {
+        cmd.args(["-H", h]);
+    }
     cmd.current_dir(dir)
         .args([
             "-sS",
@@ -541,6 +575,16 @@ fn certificate_bound_tokens_through_envoy_mtls() {
         serde_json::from_str::<Value>(&body).unwrap()["reason"],
         "certificate_mismatch"
     );
+    // A client-sent X-Forwarded-Client-Cert naming certificate a does not help the
+    // holder of b: the certificate Envoy saw (source.certificate) decides.
+    let hash_a: String = portcullis_jose::b64::decode(x5t_s256(dir.path(), "a.pem").as_bytes())
+        .unwrap()
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect();
+    let spoof = format!("x-forwarded-client-cert: Hash={hash_a}");
+    let (status, body) = curl_mtls_with(dir.path(), envoy.port, Some("b"), &token, &[&spoof]);
+    assert_eq!(status, 401, "{body}");
     // Envoy refuses a client without a certificate before asking anyone.
     let (status, _) = curl_mtls(dir.path(), envoy.port, None, &token);
     assert_ne!(status, 200);

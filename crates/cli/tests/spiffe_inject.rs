@@ -229,3 +229,50 @@ fn minted_tokens_are_injected_and_verify() {
     let ttl = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
     assert_eq!(ttl, 120);
 }
+
+/// A JWT-SVID from the (test) Workload API is renewed at half its lifetime, in the
+/// background: every answer carries an unexpired SVID, and a new one replaces it
+/// before it expires. (SPIRE cannot be installed here: the Workload API is
+/// `portcullis_test_util::WorkloadApi`, a tonic server of the official workload.proto.)
+#[test]
+fn workload_api_svids_are_renewed_before_expiry() {
+    let dir = TempDir::new("inject-renew");
+    let api = portcullis_test_util::WorkloadApi::start(
+        dir.path(),
+        "example.org",
+        "spiffe://example.org/ns/default/sa/frontend",
+        4,
+    );
+    let egress = Portcullis::start(
+        BIN,
+        &format!(
+            "rules:\n  - name: egress\n    inject: {{audience: {AUDIENCE}, socket: \"{}\"}}\n",
+            api.endpoint()
+        ),
+    );
+    let first = eventually_allowed(&egress, "backend.example.org");
+    let first = payload(first.header("authorization").unwrap());
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let renewed = loop {
+        let r = verify(&egress, "backend.example.org", &[]);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let claims = payload(r.header("authorization").unwrap());
+        let now = portcullis_test_util::Issuer::now();
+        assert!(
+            claims["exp"].as_i64().unwrap() > now,
+            "an expired SVID was sent"
+        );
+        if claims["exp"] != first["exp"] {
+            break claims;
+        }
+        assert!(Instant::now() < deadline, "no renewal");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(renewed["exp"].as_i64() > first["exp"].as_i64());
+    assert!(api.svid_calls() >= 2);
+    assert_eq!(
+        renewed["sub"],
+        "spiffe://example.org/ns/default/sa/frontend"
+    );
+    assert_eq!(renewed["aud"], serde_json::json!([AUDIENCE]));
+}

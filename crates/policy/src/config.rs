@@ -301,6 +301,8 @@ pub struct ProviderConfig {
     pub spiffe: Option<SpiffeConfig>,
     /// Browser login at this provider.
     pub login: Option<LoginConfig>,
+    /// DPoP (RFC 9449), when the provider opts in.
+    pub dpop: Option<crate::dpop::DpopMode>,
 }
 
 /// What a rule asks of a request.
@@ -676,6 +678,7 @@ fn validate_provider(
         typ,
         spiffe,
         login,
+        dpop,
     } = p;
     let f = |field: &str| format!("providers[{i}].{field}");
     if name.is_empty() {
@@ -780,6 +783,28 @@ fn validate_provider(
             })
             .collect::<Result<_, _>>()?,
     };
+    let dpop = match dpop {
+        None => None,
+        Some(d) => Some(match d.value.as_str() {
+            "allowed" => crate::dpop::DpopMode::Allowed,
+            "required" => crate::dpop::DpopMode::Required,
+            other => {
+                return Err(cx.err(
+                    d.referenced.line(),
+                    f("dpop"),
+                    format!("{other:?} is not allowed or required"),
+                ));
+            }
+        }),
+    };
+    let mut locations = locations;
+    let dpop_location = TokenLocation::Header {
+        name: http::header::AUTHORIZATION,
+        prefix: "DPoP ".to_owned(),
+    };
+    if dpop.is_some() && !locations.contains(&dpop_location) {
+        locations.push(dpop_location);
+    }
     let clock_skew_secs = match clock_skew {
         None => portcullis_jose::DEFAULT_CLOCK_SKEW_SECS,
         Some(s) => {
@@ -858,6 +883,7 @@ fn validate_provider(
         require_exp: require_exp.unwrap_or(true),
         typ,
         spiffe,
+        dpop,
     })
 }
 
@@ -1113,11 +1139,12 @@ fn validate_rule(
                 || !claims.is_empty()
                 || !scopes.is_empty()
                 || !spiffe_ids.is_empty()
+                || !headers.is_empty()
             {
                 return Err(cx.err(
                     l,
                     f("inject"),
-                    "an inject rule needs no inbound token: no allow, providers, claims, scopes or spiffe_ids",
+                    "an inject rule needs no inbound token: no allow, providers, claims, scopes, spiffe_ids or headers",
                 ));
             }
             let provider_socket = providers.iter().find_map(|p| match &p.spiffe {

@@ -38,6 +38,8 @@ pub struct Workload {
     pub spiffe_id: Option<crate::spiffe::SpiffeId>,
     /// `cnf.x5t#S256`.
     pub binding: Option<crate::spiffe::CertificateBinding>,
+    /// `cnf.jkt`: the DPoP key the token is bound to.
+    pub dpop_jkt: Option<String>,
 }
 
 impl Identity {
@@ -63,14 +65,21 @@ impl Identity {
     /// The identity with what its token says about the workload.
     #[must_use]
     pub fn with_workload(mut self, workload: Workload) -> Identity {
-        self.workload = (workload.spiffe_id.is_some() || workload.binding.is_some())
-            .then(|| Box::new(workload));
+        self.workload = (workload.spiffe_id.is_some()
+            || workload.binding.is_some()
+            || workload.dpop_jkt.is_some())
+        .then(|| Box::new(workload));
         self
     }
 
     /// The workload's SPIFFE ID, if the token names one.
     pub fn spiffe_id(&self) -> Option<&crate::spiffe::SpiffeId> {
         self.workload.as_ref().and_then(|w| w.spiffe_id.as_ref())
+    }
+
+    /// The DPoP key thumbprint the token is bound to (`cnf.jkt`), if any.
+    pub fn dpop_jkt(&self) -> Option<&str> {
+        self.workload.as_ref().and_then(|w| w.dpop_jkt.as_deref())
     }
 
     /// The client certificate the token is bound to, if any.
@@ -289,6 +298,11 @@ impl Deny {
                 Some(r#"Bearer realm="portcullis""#.to_owned())
             }
             DenyReason::ScopeMissing => Some(r#"Bearer error="insufficient_scope""#.to_owned()),
+            // RFC 9449 §7.1: the DPoP scheme, with the algorithms we verify proofs with.
+            DenyReason::DpopInvalid => Some(
+                r#"DPoP realm="portcullis", error="invalid_dpop_proof", algs="ES256 ES384 ES512 EdDSA PS256 PS384 PS512 RS256 RS384 RS512""#
+                    .to_owned(),
+            ),
             r if r.status() == DenyStatus::Unauthorized => Some(format!(
                 r#"Bearer realm="portcullis", error="invalid_token", error_description="{}""#,
                 r.description()

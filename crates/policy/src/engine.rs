@@ -101,6 +101,8 @@ pub struct Engine {
     issuers: IssuerIndex,
     /// `public_url/oauth2/start`, when sessions are configured.
     login_start: Option<String>,
+    /// DPoP proofs already used.
+    replay: crate::dpop::ReplayCache,
 }
 
 impl Engine {
@@ -183,6 +185,7 @@ impl Engine {
             issuers,
             proxy: Arc::new(proxy),
             login_start,
+            replay: crate::dpop::ReplayCache::new(65_536),
         }
     }
 
@@ -255,6 +258,23 @@ impl Engine {
             .iter()
             .find(|r| &*r.name == rule)
             .and_then(|r| r.config.upstream.as_ref())
+    }
+
+    /// Gives `inject` rules the slots `slot_for(rule, config)` names (a reload keeps a
+    /// running source and its token); the others keep their own.
+    #[must_use]
+    pub fn with_inject_slots(
+        mut self,
+        slot_for: impl Fn(&str, &crate::config::spiffe::InjectConfig) -> Option<Arc<TokenSlot>>,
+    ) -> Engine {
+        for rule in &mut self.rules {
+            if let (Some(config), Some(token)) = (&rule.config.inject, &mut rule.token)
+                && let Some(slot) = slot_for(&rule.name, config)
+            {
+                *token = slot;
+            }
+        }
+        self
     }
 
     /// Names of the rules, in order.
@@ -404,6 +424,32 @@ impl Engine {
         if let Err(d) =
             workload::check_identity(&identity.1, &rule.config.spiffe_ids, req, &rule.name)
         {
+            return Decision::Deny(*d);
+        }
+        // The scheme the proxy names, when it names one clearly; else either.
+        let mut protos = req.headers.get_all("x-forwarded-proto").iter();
+        let scheme = match (protos.next().map(|v| v.to_str()), protos.next()) {
+            (Some(Ok(s)), None) if s.eq_ignore_ascii_case("http") => Some("http"),
+            (Some(Ok(s)), None) if s.eq_ignore_ascii_case("https") => Some("https"),
+            _ => None,
+        };
+        let target = crate::dpop::ProofTarget {
+            scheme,
+            method: req.method.as_str(),
+            host: &host,
+            path: &path,
+        };
+        if let Err(d) = workload::check_dpop(
+            provider.config.dpop,
+            provider.config.clock_skew_secs,
+            &identity.1,
+            location,
+            req,
+            target,
+            &self.replay,
+            &rule.name,
+            now,
+        ) {
             return Decision::Deny(*d);
         }
         // The claims the rules read are kept parsed (see `kept_claims`); a request

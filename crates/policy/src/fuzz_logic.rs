@@ -11,8 +11,10 @@ use crate::engine::Engine;
 use crate::request::AuthRequest;
 
 mod reference;
+mod workload;
 
 pub use reference::differential;
+pub use workload::workload;
 
 const NOW: i64 = 1_700_000_000;
 

@@ -11,6 +11,7 @@ pub mod canonical;
 mod clock;
 pub mod config;
 mod decision;
+pub mod dpop;
 mod engine;
 pub mod explain;
 mod extract;

@@ -89,6 +89,8 @@ pub struct RawProvider {
     pub audiences: Vec<String>,
     /// Where the keys come from (not for `spiffe` providers).
     pub jwks: Option<Spanned<RawJwks>>,
+    /// DPoP (RFC 9449): `allowed` or `required` (default: off).
+    pub dpop: Option<Spanned<String>>,
     /// A SPIFFE trust domain whose JWT-SVIDs the provider accepts.
     pub spiffe: Option<Spanned<super::spiffe::RawSpiffe>>,
     /// Allowed algorithms (default: the keys').

@@ -116,7 +116,7 @@ pub enum BundleSource {
 }
 
 /// A validated `inject:`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Eq, PartialEq)]
 pub struct InjectConfig {
     /// The audience.
     pub audience: String,
@@ -127,7 +127,7 @@ pub struct InjectConfig {
 }
 
 /// Where an injected token comes from.
-#[derive(Clone)]
+#[derive(Clone, Eq, PartialEq)]
 pub enum InjectSource {
     /// OAuth 2.0 client credentials at `token_url`.
     ClientCredentials {

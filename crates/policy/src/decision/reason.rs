@@ -23,6 +23,9 @@ pub enum DenyReason {
     ClaimMismatch,
     /// A `login` rule and no credential at all: browsers are sent to log in.
     LoginRequired,
+    /// DPoP (RFC 9449): a missing, invalid or replayed proof, or a DPoP-bound token
+    /// presented without one.
+    DpopInvalid,
     /// The token's `iss` differs from the configured issuer.
     IssuerMismatch,
     /// No key of the key set fits the token (`kid` unknown or no key of the family).
@@ -94,7 +97,7 @@ impl DenyStatus {
 
 impl DenyReason {
     /// Every reason code: the contract's, in its order, then our additions.
-    pub const ALL: [DenyReason; 22] = [
+    pub const ALL: [DenyReason; 23] = [
         DenyReason::TokenMissing,
         DenyReason::TokenMalformed,
         DenyReason::SignatureInvalid,
@@ -117,6 +120,7 @@ impl DenyReason {
         DenyReason::UpstreamTimeout,
         DenyReason::LoginRequired,
         DenyReason::SessionInvalid,
+        DenyReason::DpopInvalid,
     ];
 
     /// The wire name of the reason code (`token_expired`, ...).
@@ -126,6 +130,7 @@ impl DenyReason {
             DenyReason::AudienceMismatch => "audience_mismatch",
             DenyReason::CertificateMismatch => "certificate_mismatch",
             DenyReason::ClaimMismatch => "claim_mismatch",
+            DenyReason::DpopInvalid => "dpop_invalid",
             DenyReason::IssuerMismatch => "issuer_mismatch",
             DenyReason::KeyNotFound => "key_not_found",
             DenyReason::LoginRequired => "login_required",
@@ -163,6 +168,7 @@ impl DenyReason {
             DenyReason::AlgorithmNotAllowed
             | DenyReason::AudienceMismatch
             | DenyReason::CertificateMismatch
+            | DenyReason::DpopInvalid
             | DenyReason::IssuerMismatch
             | DenyReason::KeyNotFound
             | DenyReason::LoginRequired
@@ -200,6 +206,7 @@ impl DenyReason {
             DenyReason::AudienceMismatch => "the token is not meant for this audience",
             DenyReason::CertificateMismatch => "the token is bound to another client certificate",
             DenyReason::ClaimMismatch => "a required claim does not match",
+            DenyReason::DpopInvalid => "the DPoP proof is missing or invalid",
             DenyReason::IssuerMismatch => "the token's issuer is not trusted",
             DenyReason::KeyNotFound => "no key is known for the token",
             DenyReason::LoginRequired => "a login is required",
@@ -277,6 +284,7 @@ mod tests {
                 "upstream_timeout",
                 "login_required",
                 "session_invalid",
+                "dpop_invalid",
             ]
         );
     }

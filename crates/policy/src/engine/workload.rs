@@ -7,8 +7,10 @@ use http::HeaderName;
 use portcullis_jose::{Claims, Header};
 
 use super::deny;
+use crate::config::TokenLocation;
 use crate::config::spiffe::InjectConfig;
 use crate::decision::{Allow, Decision, Deny, DenyReason, Identity, Workload};
+use crate::dpop::{DpopMode, InvalidProof, ProofTarget, ReplayCache, verify_proof};
 use crate::inject::TokenSlot;
 use crate::request::AuthRequest;
 use crate::spiffe::{
@@ -37,7 +39,21 @@ pub(super) fn workload_of(
     };
     let binding = CertificateBinding::from_claims(claims)
         .map_err(|why| (DenyReason::TokenMalformed, why.to_owned()))?;
-    Ok(Workload { spiffe_id, binding })
+    let dpop_jkt = match claims.get("cnf").and_then(|c| c.get("jkt")) {
+        None => None,
+        Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= 128 => Some(s.clone()),
+        Some(_) => {
+            return Err((
+                DenyReason::TokenMalformed,
+                "`cnf.jkt` is not a thumbprint".to_owned(),
+            ));
+        }
+    };
+    Ok(Workload {
+        spiffe_id,
+        binding,
+        dpop_jkt,
+    })
 }
 
 /// The checks of a verified identity against the rule and the request: its SPIFFE
@@ -88,6 +104,62 @@ pub(super) fn check_identity(
         }
     }
     Ok(())
+}
+
+/// DPoP (RFC 9449): a DPoP-bound token (`cnf.jkt`) needs the `DPoP` scheme and a
+/// valid, unused proof; a provider with `dpop: required` takes nothing else; the
+/// `DPoP` scheme needs a DPoP-bound token.
+#[expect(clippy::too_many_arguments, reason = "the parts of one request")]
+pub(super) fn check_dpop(
+    mode: Option<DpopMode>,
+    skew: i64,
+    identity: &Identity,
+    location: Option<&TokenLocation>,
+    req: &AuthRequest<'_>,
+    target: ProofTarget<'_>,
+    replay: &ReplayCache,
+    rule: &Arc<str>,
+    now: i64,
+) -> Result<(), Box<Deny>> {
+    let dpop_scheme = matches!(location, Some(TokenLocation::Header { name, prefix })
+        if *name == http::header::AUTHORIZATION && prefix.eq_ignore_ascii_case("DPoP "));
+    let fail = |why: String| {
+        Err(Box::new(deny(
+            DenyReason::DpopInvalid,
+            Some(rule),
+            Some(&identity.provider),
+            why,
+        )))
+    };
+    let jkt = match (mode, dpop_scheme, identity.dpop_jkt()) {
+        (None, _, None) | (Some(DpopMode::Allowed), false, None) => return Ok(()),
+        (None, _, Some(_)) => {
+            return fail("a DPoP-bound token, and the provider does not take DPoP".to_owned());
+        }
+        (Some(_), false, Some(_)) => {
+            return fail("a DPoP-bound token sent as a bearer token".to_owned());
+        }
+        (Some(DpopMode::Required), false, None) => {
+            return fail("the provider requires DPoP-bound tokens".to_owned());
+        }
+        (Some(_), true, None) => {
+            return fail("the DPoP scheme with a token that is not DPoP-bound".to_owned());
+        }
+        (Some(_), true, Some(jkt)) => jkt,
+    };
+    let mut proofs = req.headers.get_all("dpop").iter();
+    let (Some(proof), None) = (proofs.next(), proofs.next()) else {
+        return fail(InvalidProof::Count.to_string());
+    };
+    let Ok(proof) = proof.to_str() else {
+        return fail("the DPoP header is not ASCII".to_owned());
+    };
+    let window = crate::dpop::PROOF_WINDOW_SECS + skew;
+    match verify_proof(proof, identity.token(), jkt, target, now, window) {
+        Ok(p) if replay.first_use(&p, now) => Ok(()),
+        Ok(_) => fail(InvalidProof::Replayed.to_string()),
+        Err(e) => fail(e.to_string()),
+    }
 }
 
 /// An `inject` rule's decision: allow with `Authorization: Bearer <token>` set when
