@@ -16,6 +16,7 @@ use serde_json::Value;
 use serde_saphyr::Spanned;
 
 use crate::canonical::EscapedSlashes;
+use crate::condition::Condition;
 use crate::matcher::{HostPattern, PathPattern};
 use crate::template::{ClaimFormat, Template};
 use raw::{RawConfig, RawJwks, RawLocation, RawProvider, RawRule};
@@ -303,6 +304,8 @@ pub struct RuleConfig {
     pub scopes: Vec<String>,
     /// Templated headers.
     pub headers: Vec<(HeaderName, Template)>,
+    /// `when:`, checked after the other requirements.
+    pub when: Option<Condition>,
 }
 
 struct Ctx<'a> {
@@ -910,6 +913,7 @@ fn validate_rule(
         claims,
         scopes,
         headers,
+        when,
     } = r;
     let f = |field: &str| format!("rules[{i}].{field}");
     if name.is_empty() {
@@ -1037,6 +1041,11 @@ fn validate_rule(
             Ok((name, template))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let when = when
+        .map(|w| {
+            Condition::compile(&w.value).map_err(|e| cx.err(w.referenced.line(), f("when"), e))
+        })
+        .transpose()?;
     Ok(RuleConfig {
         name,
         hosts,
@@ -1047,6 +1056,7 @@ fn validate_rule(
         claims,
         scopes,
         headers,
+        when,
     })
 }
 

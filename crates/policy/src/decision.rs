@@ -5,6 +5,8 @@ use std::sync::Arc;
 use http::{HeaderName, HeaderValue};
 use portcullis_jose::Claims;
 
+use crate::condition::TokenVars;
+
 mod reason;
 
 pub use reason::{DenyReason, DenyStatus};
@@ -27,6 +29,8 @@ pub struct Identity {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     token: Arc<str>,
     kept_claims: Claims,
+    /// Every claim and the header as CEL values, when a rule has a `when:`.
+    token_vars: Option<Arc<TokenVars>>,
 }
 
 impl Identity {
@@ -45,7 +49,20 @@ impl Identity {
             headers,
             token,
             kept_claims,
+            token_vars: None,
         }
+    }
+
+    /// With the CEL variables of the token (for rules' `when:`), converted once.
+    #[must_use]
+    pub fn with_token_vars(mut self, vars: TokenVars) -> Identity {
+        self.token_vars = Some(Arc::new(vars));
+        self
+    }
+
+    /// The CEL variables of the token, when they were converted.
+    pub fn token_vars(&self) -> Option<&TokenVars> {
+        self.token_vars.as_deref()
     }
 
     /// Every verified claim, parsed again from the token.
@@ -87,7 +104,8 @@ impl Identity {
             m if m.is_empty() => 0,
             m => object_bytes(m),
         };
-        std::mem::size_of::<Identity>() + 16 + headers + claims
+        let vars = self.token_vars.as_ref().map_or(0, |v| v.estimated_bytes());
+        std::mem::size_of::<Identity>() + 16 + headers + claims + vars
     }
 }
 

@@ -167,6 +167,8 @@ pub struct RawRule {
     /// Templated headers added on allow.
     #[serde(default)]
     pub headers: BTreeMap<String, Spanned<String>>,
+    /// A CEL condition over `claims`, `header`, `request` and `now`.
+    pub when: Option<Spanned<String>>,
 }
 
 /// `allow:` of a rule.

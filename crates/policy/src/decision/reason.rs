@@ -18,6 +18,8 @@ pub enum DenyReason {
     AudienceMismatch,
     /// A required claim does not hold one of the required values.
     ClaimMismatch,
+    /// The rule's `when:` condition is false, or failed to evaluate.
+    ConditionFailed,
     /// The token's `iss` differs from the configured issuer.
     IssuerMismatch,
     /// No key of the key set fits the token (`kid` unknown or no key of the family).
@@ -66,7 +68,7 @@ impl DenyStatus {
 
 impl DenyReason {
     /// Every reason code: the contract's, in its order, then our additions.
-    pub const ALL: [DenyReason; 13] = [
+    pub const ALL: [DenyReason; 14] = [
         DenyReason::TokenMissing,
         DenyReason::TokenMalformed,
         DenyReason::SignatureInvalid,
@@ -80,6 +82,7 @@ impl DenyReason {
         DenyReason::ScopeMissing,
         DenyReason::NoRule,
         DenyReason::RequestInvalid,
+        DenyReason::ConditionFailed,
     ];
 
     /// The wire name of the reason code (`token_expired`, ...).
@@ -88,6 +91,7 @@ impl DenyReason {
             DenyReason::AlgorithmNotAllowed => "algorithm_not_allowed",
             DenyReason::AudienceMismatch => "audience_mismatch",
             DenyReason::ClaimMismatch => "claim_mismatch",
+            DenyReason::ConditionFailed => "condition_failed",
             DenyReason::IssuerMismatch => "issuer_mismatch",
             DenyReason::KeyNotFound => "key_not_found",
             DenyReason::NoRule => "no_rule",
@@ -105,9 +109,10 @@ impl DenyReason {
     pub const fn status(self) -> DenyStatus {
         match self {
             DenyReason::RequestInvalid => DenyStatus::BadRequest,
-            DenyReason::ClaimMismatch | DenyReason::NoRule | DenyReason::ScopeMissing => {
-                DenyStatus::Forbidden
-            }
+            DenyReason::ClaimMismatch
+            | DenyReason::ConditionFailed
+            | DenyReason::NoRule
+            | DenyReason::ScopeMissing => DenyStatus::Forbidden,
             DenyReason::AlgorithmNotAllowed
             | DenyReason::AudienceMismatch
             | DenyReason::IssuerMismatch
@@ -125,7 +130,9 @@ impl DenyReason {
         match self {
             DenyReason::TokenMissing => "unauthorized",
             DenyReason::ScopeMissing => "insufficient_scope",
-            DenyReason::ClaimMismatch | DenyReason::NoRule => "access_denied",
+            DenyReason::ClaimMismatch | DenyReason::ConditionFailed | DenyReason::NoRule => {
+                "access_denied"
+            }
             DenyReason::RequestInvalid => "invalid_request",
             _ => "invalid_token",
         }
@@ -137,6 +144,7 @@ impl DenyReason {
             DenyReason::AlgorithmNotAllowed => "the token's algorithm is not allowed",
             DenyReason::AudienceMismatch => "the token is not meant for this audience",
             DenyReason::ClaimMismatch => "a required claim does not match",
+            DenyReason::ConditionFailed => "the rule's condition does not hold",
             DenyReason::IssuerMismatch => "the token's issuer is not trusted",
             DenyReason::KeyNotFound => "no key is known for the token",
             DenyReason::NoRule => "no rule allows this request",
@@ -197,6 +205,7 @@ mod tests {
                 "scope_missing",
                 "no_rule",
                 "request_invalid",
+                "condition_failed",
             ]
         );
     }
@@ -205,7 +214,7 @@ mod tests {
     fn statuses_are_the_contracts() {
         for r in DenyReason::ALL {
             let want = match r.as_str() {
-                "claim_mismatch" | "scope_missing" | "no_rule" => 403,
+                "claim_mismatch" | "scope_missing" | "no_rule" | "condition_failed" => 403,
                 "request_invalid" => 400,
                 _ => 401,
             };
