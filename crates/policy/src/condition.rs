@@ -336,11 +336,9 @@ fn request_map<'a>(r: &RequestVars<'a>, with_headers: bool) -> CelMap<'a> {
                 (Some(Ok(one)), None) => CelString::from(one),
                 (Some(Ok(first)), Some(second)) => {
                     let mut joined = first.to_owned();
-                    for v in std::iter::once(second).chain(values) {
-                        if let Ok(v) = v {
-                            joined.push_str(", ");
-                            joined.push_str(v);
-                        }
+                    for v in std::iter::once(second).chain(values).flatten() {
+                        joined.push_str(", ");
+                        joined.push_str(v);
                     }
                     CelString::from(joined)
                 }
