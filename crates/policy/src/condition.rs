@@ -86,7 +86,15 @@ impl Condition {
     /// a message or struct construction, with its position in `source`.
     pub fn compile(source: &str) -> Result<Condition, InvalidCondition> {
         let env = Arc::new(Env::stdlib());
-        let program = env.compile(source).map_err(|e| {
+        // The parser is a dependency's: should it panic on some input, that is a
+        // refused expression, not a crashed reload.
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| env.compile(source)))
+            .map_err(|_| InvalidCondition {
+                line: 1,
+                column: 1,
+                message: "the CEL parser failed on this expression".to_owned(),
+            })?;
+        let program = parsed.map_err(|e| {
             let first = e.errors.first();
             let (line, column) = first.map_or((1, 1), |e| {
                 (
@@ -182,7 +190,12 @@ impl Condition {
         };
         let mut ctx = Context::with_env(Arc::clone(&c.env));
         ctx.set_variable_resolver(&resolver);
-        match c.program.execute(&ctx) {
+        // Claims and headers are the client's: a panic in the interpreter denies
+        // like any other failure.
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.program.execute(&ctx)))
+                .map_err(|_| "the CEL interpreter failed".to_owned())?;
+        match result {
             Ok(CelValue::Bool(b)) => Ok(b),
             Ok(other) => Err(format!(
                 "the condition is {:?}, not a boolean",
