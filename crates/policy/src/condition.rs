@@ -12,9 +12,11 @@
 //! verifies, and cached with it ([`TokenVars`]); a request builds only `request`,
 //! borrowing its strings, and only when the expression reads it.
 
+mod fast;
+
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 use cel::common::types::{
@@ -56,10 +58,13 @@ pub struct InvalidCondition {
     pub message: String,
 }
 
-/// The token's side of the variables, converted once when it verified.
+/// The token's side of the variables: every claim and the header, kept when
+/// it verified (and cached with it). Most expressions are evaluated on them as
+/// they are; the others on CEL values converted once, at their first use.
 pub struct TokenVars {
-    claims: Box<dyn Val>,
-    header: Box<dyn Val>,
+    claims: Map<String, Value>,
+    header: Map<String, Value>,
+    converted: OnceLock<(Box<dyn Val>, Box<dyn Val>)>,
     bytes: usize,
 }
 
@@ -171,6 +176,17 @@ impl Condition {
         token: Option<&TokenVars>,
         request: &RequestVars<'_>,
     ) -> Result<bool, String> {
+        self.evaluate_with(token, request, false)
+    }
+
+    /// As [`Condition::evaluate`]; `force_interpreter` skips the direct evaluator
+    /// (for the differential tests).
+    pub(crate) fn evaluate_with(
+        &self,
+        token: Option<&TokenVars>,
+        request: &RequestVars<'_>,
+        force_interpreter: bool,
+    ) -> Result<bool, String> {
         let c = &*self.inner;
         let empty;
         let token = match token {
@@ -180,6 +196,22 @@ impl Condition {
                 &empty
             }
         };
+        if !force_interpreter {
+            let mut scope = fast::Scope {
+                claims: &token.claims,
+                header: &token.header,
+                request,
+                bound: Vec::new(),
+            };
+            match fast::eval(c.program.expression(), &mut scope) {
+                Ok(fast::V::Bool(b)) => return Ok(b),
+                Ok(other) => return Err(format!("the condition is {other:?}, not a boolean")),
+                Err(fast::Fail::Error) => {
+                    return Err("a key or header the condition reads is missing".to_owned());
+                }
+                Err(fast::Fail::Unsupported) => {}
+            }
+        }
         let request_val = c
             .reads_request
             .then(|| request_map(request, c.reads_headers));
@@ -215,14 +247,20 @@ impl fmt::Debug for Condition {
 }
 
 impl TokenVars {
-    /// Converts a token's claims and header.
+    /// Keeps a token's claims and header.
     pub fn new(claims: &Map<String, Value>, header: &Map<String, Value>) -> TokenVars {
         let bytes = json_bytes(claims) + json_bytes(header);
         TokenVars {
-            claims: object_val(claims),
-            header: object_val(header),
+            claims: claims.clone(),
+            header: header.clone(),
+            converted: OnceLock::new(),
             bytes,
         }
+    }
+
+    fn converted(&self) -> &(Box<dyn Val>, Box<dyn Val>) {
+        self.converted
+            .get_or_init(|| (object_val(&self.claims), object_val(&self.header)))
     }
 
     fn empty() -> TokenVars {
@@ -252,8 +290,8 @@ struct Resolver<'a> {
 impl VariableResolver for Resolver<'_> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
         match variable {
-            "claims" => Some(CowVal::Borrowed(self.token.claims.as_ref())),
-            "header" => Some(CowVal::Borrowed(self.token.header.as_ref())),
+            "claims" => Some(CowVal::Borrowed(self.token.converted().0.as_ref())),
+            "header" => Some(CowVal::Borrowed(self.token.converted().1.as_ref())),
             "request" => self.request.map(CowVal::Borrowed),
             "now" => Some(CowVal::Borrowed(&self.now)),
             _ => None,
@@ -399,3 +437,6 @@ fn json_bytes(members: &Map<String, Value>) -> usize {
         .saturating_mul(3)
         .saturating_add(64)
 }
+
+#[cfg(test)]
+mod tests;
