@@ -147,6 +147,12 @@ impl Condition {
                 }
             }
         }
+        if let Some(kind) = non_boolean(program.expression()) {
+            return Err(at(
+                program.expression().id,
+                format!("the condition is {kind}, never a boolean"),
+            ));
+        }
         // `request.headers` (or `request["headers"]`): the headers are built only then.
         let reads_headers = reads_request && source.contains("headers");
         Ok(Condition {
@@ -351,6 +357,30 @@ fn free_names<'e>(e: &'e IdedExpr, bound: &mut Vec<&'e str>, out: &mut Vec<(Name
         }
         Expr::Select(select) => free_names(&select.operand, bound, out),
         Expr::Struct(s) => out.push((Name::Struct(s.type_name.clone()), e.id)),
+    }
+}
+
+/// What the expression surely is when it can be no boolean: a literal, list or
+/// map, or arithmetic (the little type checking that needs no declarations).
+fn non_boolean(e: &IdedExpr) -> Option<&'static str> {
+    use cel::common::ast::{LiteralValue, operators};
+    match &e.expr {
+        Expr::Literal(LiteralValue::Boolean(_)) => None,
+        Expr::Literal(LiteralValue::Null) => Some("null"),
+        Expr::Literal(_) => Some("a literal that is not a boolean"),
+        Expr::List(_) => Some("a list"),
+        Expr::Map(_) => Some("a map"),
+        Expr::Call(c) => match c.func_name.as_str() {
+            operators::ADD
+            | operators::SUBSTRACT
+            | operators::MULTIPLY
+            | operators::DIVIDE
+            | operators::MODULO
+            | operators::NEGATE => Some("arithmetic"),
+            "size" => Some("a size"),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

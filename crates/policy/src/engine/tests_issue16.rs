@@ -538,6 +538,9 @@ fn rejects_conditions_that_do_not_compile_with_their_position() {
             "\"x\" is not a variable",
         ),
         ("Foo{a: 1}", 1, 4, "no message types"),
+        ("claims.level + 1", 1, 14, "arithmetic, never a boolean"),
+        ("\"yes\"", 1, 1, "never a boolean"),
+        ("[true]", 1, 1, "a list, never a boolean"),
     ] {
         let k = b64::encode(SECRET);
         let text = format!(
