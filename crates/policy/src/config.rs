@@ -20,6 +20,7 @@ use serde_json::Value;
 use serde_saphyr::Spanned;
 
 use crate::canonical::EscapedSlashes;
+use crate::condition::Condition;
 use crate::matcher::{HostPattern, PathPattern};
 use crate::template::{ClaimFormat, Template};
 pub use login::{
@@ -360,6 +361,8 @@ pub struct RuleConfig {
     pub upstream: Option<Arc<UpstreamConfig>>,
     /// Index into [`Config::providers`] of the provider browsers log in at.
     pub login: Option<usize>,
+    /// `when:`, checked after the other requirements.
+    pub when: Option<Condition>,
 }
 
 struct Ctx<'a> {
@@ -1124,6 +1127,7 @@ fn validate_rule(
         inject,
         upstream,
         login,
+        when,
     } = r;
     let f = |field: &str| format!("rules[{i}].{field}");
     let spiffe_ids = match spiffe_ids {
@@ -1336,6 +1340,11 @@ fn validate_rule(
             Some(idx)
         }
     };
+    let when = when
+        .map(|w| {
+            Condition::compile(&w.value).map_err(|e| cx.err(w.referenced.line(), f("when"), e))
+        })
+        .transpose()?;
     Ok(RuleConfig {
         login,
         name,
@@ -1364,6 +1373,7 @@ fn validate_rule(
         spiffe_ids,
         inject,
         upstream,
+        when,
     })
 }
 

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use http::{HeaderName, HeaderValue};
 use portcullis_jose::Claims;
 
+use crate::condition::TokenVars;
+
 mod reason;
 
 pub use reason::{DenyReason, DenyStatus};
@@ -28,6 +30,8 @@ pub struct Identity {
     token: Arc<str>,
     kept_claims: Claims,
     workload: Option<Box<Workload>>,
+    /// Every claim and the header as CEL values, when a rule has a `when:`.
+    token_vars: Option<Arc<TokenVars>>,
 }
 
 /// What an identity says about a workload: its SPIFFE ID (`sub` of a JWT-SVID, or a
@@ -59,6 +63,7 @@ impl Identity {
             token,
             kept_claims,
             workload: None,
+            token_vars: None,
         }
     }
 
@@ -106,6 +111,18 @@ impl Identity {
         self.token.starts_with("session.")
     }
 
+    /// With the CEL variables of the token (for rules' `when:`), converted once.
+    #[must_use]
+    pub fn with_token_vars(mut self, vars: TokenVars) -> Identity {
+        self.token_vars = Some(Arc::new(vars));
+        self
+    }
+
+    /// The CEL variables of the token, when they were converted.
+    pub fn token_vars(&self) -> Option<&TokenVars> {
+        self.token_vars.as_deref()
+    }
+
     /// Every verified claim, parsed again from the token.
     pub fn claims(&self) -> Claims {
         // This payload decoded and parsed when the token verified; should it not
@@ -145,7 +162,8 @@ impl Identity {
             m if m.is_empty() => 0,
             m => object_bytes(m),
         };
-        std::mem::size_of::<Identity>() + 16 + headers + claims
+        let vars = self.token_vars.as_ref().map_or(0, |v| v.estimated_bytes());
+        std::mem::size_of::<Identity>() + 16 + headers + claims + vars
     }
 }
 

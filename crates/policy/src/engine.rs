@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::cache::{CachedToken, TokenCache};
 use crate::canonical::{canonical_host, canonical_path};
+use crate::condition::{RequestVars, TokenVars};
 use crate::config::{
     Access, Config, Limits, ProviderConfig, RequestReading, RuleConfig, RuleMode, TokenLocation,
 };
@@ -103,6 +104,8 @@ pub struct Engine {
     login_start: Option<String>,
     /// DPoP proofs already used.
     replay: crate::dpop::ReplayCache,
+    /// Whether a rule has a `when:` (identities then keep CEL variables).
+    has_conditions: bool,
 }
 
 impl Engine {
@@ -159,6 +162,7 @@ impl Engine {
         }
         let identity_spellings = identity_headers.iter().flat_map(other_spellings).collect();
         let kept_claims = claims_rules_read(&rules);
+        let has_conditions = rules.iter().any(|r| r.when.is_some());
         let issuers = IssuerIndex::new(&providers.iter().map(|p| &p.config).collect::<Vec<_>>());
         let cache = (limits.token_cache_entries > 0)
             .then(|| TokenCache::new(limits.token_cache_entries, limits.token_cache_bytes));
@@ -186,6 +190,7 @@ impl Engine {
             proxy: Arc::new(proxy),
             login_start,
             replay: crate::dpop::ReplayCache::new(65_536),
+            has_conditions,
         }
     }
 
@@ -384,8 +389,20 @@ impl Engine {
             self.add_other_spellings(&mut remove_headers);
             return workload::inject(&rule.name, config, slot, req, remove_headers, now);
         }
+        let request_vars = RequestVars {
+            method: req.method.as_str(),
+            host: &host,
+            path: path.split('?').next().unwrap_or_default(),
+            headers: req.headers,
+            now,
+        };
         match rule.config.access {
-            Access::Anonymous => return Decision::Allow(self.anonymous(rule)),
+            Access::Anonymous => {
+                return match check_condition(rule, None, &request_vars) {
+                    Ok(()) => Decision::Allow(self.anonymous(rule)),
+                    Err(d) => Decision::Deny(*d),
+                };
+            }
             Access::Deny => {
                 return Decision::Deny(deny(
                     DenyReason::NoRule,
@@ -413,7 +430,10 @@ impl Engine {
                         if d.reason == DenyReason::TokenMissing
                             && rule.config.access == Access::Optional =>
                     {
-                        return Decision::Allow(self.anonymous(rule));
+                        return match check_condition(rule, None, &request_vars) {
+                            Ok(()) => Decision::Allow(self.anonymous(rule)),
+                            Err(d) => Decision::Deny(*d),
+                        };
                     }
                     Err(d) => return Decision::Deny(*d),
                 }
@@ -465,6 +485,12 @@ impl Engine {
             let mut d = *d;
             d.provider = Some(provider.name.clone());
             d.token_hints = hints_from_claims(claims);
+            return Decision::Deny(d);
+        }
+        if let Err(d) = check_condition(rule, Some(&identity.1), &request_vars) {
+            let mut d = *d;
+            d.provider = Some(provider.name.clone());
+            d.token_hints = hints_from_claims(identity.1.kept_claims());
             return Decision::Deny(d);
         }
         let rule_headers = match &claims {
@@ -743,14 +769,20 @@ impl Engine {
                 };
                 let expires_at = jwt.claims.expires_at().ok().flatten();
                 let headers = render_headers(&provider.config.claims_to_headers, &jwt.claims);
+                // Rules' `when:` read every claim and the header: converted once, cached.
+                let vars = self
+                    .has_conditions
+                    .then(|| TokenVars::new(jwt.claims.members(), jwt.header.members()));
                 let name = provider.name.clone();
                 let kept = jwt
                     .claims
                     .retain(|claim| self.kept_claims.iter().any(|k| k == claim));
-                let identity = Arc::new(
-                    Identity::new(name, Arc::from(token), kept, expires_at, headers)
-                        .with_workload(workload),
-                );
+                let mut identity = Identity::new(name, Arc::from(token), kept, expires_at, headers)
+                    .with_workload(workload);
+                if let Some(vars) = vars {
+                    identity = identity.with_token_vars(vars);
+                }
+                let identity = Arc::new(identity);
                 if let Some(cache) = self.cache.as_ref().filter(|_| !T::RECORDS) {
                     let valid_until =
                         expires_at.map(|e| e + provider.config.clock_skew_secs as f64);
@@ -943,6 +975,59 @@ fn boxed(
     detail: String,
 ) -> Box<Deny> {
     Box::new(deny(reason, rule, provider, detail))
+}
+
+/// Checks the rule's `when:`, if any: only `true` passes; `false`, a run-time
+/// error or a value that is not a boolean is a 403 `condition_failed`.
+fn check_condition(
+    rule: &Rule,
+    identity: Option<&Identity>,
+    request: &RequestVars<'_>,
+) -> Result<(), Box<Deny>> {
+    let Some(condition) = &rule.config.when else {
+        return Ok(());
+    };
+    // An identity made without the variables (not by this engine's verify):
+    // converted now, from every claim and the header.
+    let built;
+    let vars = match identity {
+        None => None,
+        Some(id) => match id.token_vars() {
+            Some(v) => Some(v),
+            None => {
+                built = token_vars_of(id);
+                Some(&built)
+            }
+        },
+    };
+    match condition.evaluate(vars, request) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(boxed(
+            DenyReason::ConditionFailed,
+            Some(&rule.name),
+            None,
+            "the rule's condition is false".to_owned(),
+        )),
+        Err(why) => Err(boxed(
+            DenyReason::ConditionFailed,
+            Some(&rule.name),
+            None,
+            format!("the rule's condition failed: {why}"),
+        )),
+    }
+}
+
+fn token_vars_of(identity: &Identity) -> TokenVars {
+    let claims = identity.claims();
+    let header = identity
+        .token()
+        .split('.')
+        .next()
+        .filter(|h| h.len() < 8 * 1024)
+        .and_then(|h| b64::decode(h.as_bytes()))
+        .and_then(|h| serde_json::from_slice::<serde_json::Map<String, Value>>(&h).ok())
+        .unwrap_or_default();
+    TokenVars::new(claims.members(), &header)
 }
 
 /// Whether `rule` reads the token's claims beyond what the identity holds ready

@@ -9,6 +9,7 @@
 mod cache;
 pub mod canonical;
 mod clock;
+pub mod condition;
 pub mod config;
 mod decision;
 pub mod dpop;

@@ -196,6 +196,8 @@ pub struct RawRule {
     pub upstream: Option<Spanned<String>>,
     /// Browsers without a credential are sent to log in at this provider.
     pub login: Option<Spanned<String>>,
+    /// A CEL condition over `claims`, `header`, `request` and `now`.
+    pub when: Option<Spanned<String>>,
 }
 
 /// `allow:` of a rule.

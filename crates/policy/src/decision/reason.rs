@@ -26,6 +26,8 @@ pub enum DenyReason {
     /// DPoP (RFC 9449): a missing, invalid or replayed proof, or a DPoP-bound token
     /// presented without one.
     DpopInvalid,
+    /// The rule's `when:` condition is false, or failed to evaluate.
+    ConditionFailed,
     /// The token's `iss` differs from the configured issuer.
     IssuerMismatch,
     /// No key of the key set fits the token (`kid` unknown or no key of the family).
@@ -97,7 +99,7 @@ impl DenyStatus {
 
 impl DenyReason {
     /// Every reason code: the contract's, in its order, then our additions.
-    pub const ALL: [DenyReason; 23] = [
+    pub const ALL: [DenyReason; 24] = [
         DenyReason::TokenMissing,
         DenyReason::TokenMalformed,
         DenyReason::SignatureInvalid,
@@ -121,6 +123,7 @@ impl DenyReason {
         DenyReason::LoginRequired,
         DenyReason::SessionInvalid,
         DenyReason::DpopInvalid,
+        DenyReason::ConditionFailed,
     ];
 
     /// The wire name of the reason code (`token_expired`, ...).
@@ -131,6 +134,7 @@ impl DenyReason {
             DenyReason::CertificateMismatch => "certificate_mismatch",
             DenyReason::ClaimMismatch => "claim_mismatch",
             DenyReason::DpopInvalid => "dpop_invalid",
+            DenyReason::ConditionFailed => "condition_failed",
             DenyReason::IssuerMismatch => "issuer_mismatch",
             DenyReason::KeyNotFound => "key_not_found",
             DenyReason::LoginRequired => "login_required",
@@ -157,6 +161,7 @@ impl DenyReason {
         match self {
             DenyReason::RequestInvalid => DenyStatus::BadRequest,
             DenyReason::ClaimMismatch
+            | DenyReason::ConditionFailed
             | DenyReason::NoRule
             | DenyReason::ScopeMissing
             | DenyReason::SpiffeIdMismatch
@@ -187,6 +192,7 @@ impl DenyReason {
             DenyReason::TokenMissing | DenyReason::LoginRequired => "unauthorized",
             DenyReason::ScopeMissing => "insufficient_scope",
             DenyReason::ClaimMismatch
+            | DenyReason::ConditionFailed
             | DenyReason::NoRule
             | DenyReason::SpiffeIdMismatch
             | DenyReason::TokenPresent
@@ -207,6 +213,7 @@ impl DenyReason {
             DenyReason::CertificateMismatch => "the token is bound to another client certificate",
             DenyReason::ClaimMismatch => "a required claim does not match",
             DenyReason::DpopInvalid => "the DPoP proof is missing or invalid",
+            DenyReason::ConditionFailed => "the rule's condition does not hold",
             DenyReason::IssuerMismatch => "the token's issuer is not trusted",
             DenyReason::KeyNotFound => "no key is known for the token",
             DenyReason::LoginRequired => "a login is required",
@@ -285,6 +292,7 @@ mod tests {
                 "login_required",
                 "session_invalid",
                 "dpop_invalid",
+                "condition_failed",
             ]
         );
     }
@@ -293,7 +301,7 @@ mod tests {
     fn statuses_are_the_contracts() {
         for r in DenyReason::ALL {
             let want = match r.as_str() {
-                "claim_mismatch" | "scope_missing" | "no_rule" | "spiffe_id_mismatch"
+                "claim_mismatch" | "scope_missing" | "no_rule" | "condition_failed" | "spiffe_id_mismatch"
                 | "token_present" | "token_unavailable" => 403,
                 "request_invalid" => 400,
                 "no_upstream" => 404,

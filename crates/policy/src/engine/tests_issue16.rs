@@ -368,3 +368,206 @@ fn rejects_bad_issuer_templates_and_stray_tenants() {
         assert!(e.line >= 2, "{e}");
     }
 }
+
+// === when: (CEL) ===
+
+fn when_engine(when: &str) -> Engine {
+    engine_with(
+        "",
+        "https://idp",
+        &format!(
+            "  - name: cond\n    match: {{path: \"/c/**\"}}\n    when: '{when}'\n  - name: open\n    match: {{path: \"/open/**\"}}\n    allow: anonymous\n    when: 'request.method == \"GET\"'\n"
+        ),
+    )
+}
+
+fn with_headers(t: &str, extra: &[(&str, &str)]) -> HeaderMap {
+    let mut h = bearer(t);
+    for (n, v) in extra {
+        h.append(
+            http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    h
+}
+
+#[test]
+fn allows_and_denies_by_a_condition_over_claims() {
+    let e = when_engine(r#"claims.groups.exists(g, g == "finance") && claims.level >= 3"#);
+    let t = token(claims_with(
+        json!({"groups": ["dev", "finance"], "level": 3}),
+    ));
+    assert_eq!(
+        reason(&decide(&e, &Method::GET, "/c/r", &bearer(&t))),
+        "allow"
+    );
+    let t = token(claims_with(json!({"groups": ["dev"], "level": 9})));
+    let d = decide(&e, &Method::GET, "/c/r", &bearer(&t));
+    assert_eq!((d.status(), reason(&d)), (403, "condition_failed"));
+    let Decision::Deny(deny) = &d else {
+        unreachable!()
+    };
+    assert_eq!(
+        deny.body(),
+        r#"{"error":"access_denied","reason":"condition_failed"}"#
+    );
+    assert_eq!(deny.www_authenticate(), None);
+}
+
+#[test]
+fn allows_and_denies_by_a_condition_over_the_jose_header() {
+    let e = when_engine(r#"header.kid == "h1" && header.alg == "HS256""#);
+    let t = token(claims_with(json!({})));
+    assert_eq!(
+        reason(&decide(&e, &Method::GET, "/c/r", &bearer(&t))),
+        "allow"
+    );
+    let e = when_engine(r#"header.kid == "other""#);
+    assert_eq!(
+        reason(&decide(&e, &Method::GET, "/c/r", &bearer(&t))),
+        "condition_failed"
+    );
+}
+
+#[test]
+fn allows_and_denies_by_a_condition_over_the_request() {
+    let e = when_engine(
+        r#"request.method == "GET" && request.host == "api.example.com" && request.path.startsWith("/c/reports") && request.headers["x-env"] == "prod""#,
+    );
+    let t = token(claims_with(json!({})));
+    let ok = with_headers(&t, &[("x-env", "prod")]);
+    assert_eq!(
+        reason(&decide(&e, &Method::GET, "/c/reports/1?x=1", &ok)),
+        "allow"
+    );
+    // The canonical path: dot segments removed before the condition reads it.
+    assert_eq!(
+        reason(&decide(&e, &Method::GET, "/c/x/../reports/1", &ok)),
+        "allow"
+    );
+    for (method, path, headers) in [
+        (Method::POST, "/c/reports/1", ok.clone()),
+        (Method::GET, "/c/other", ok.clone()),
+        (
+            Method::GET,
+            "/c/reports/1",
+            with_headers(&t, &[("x-env", "dev")]),
+        ),
+    ] {
+        let d = decide(&e, &method, path, &headers);
+        assert_eq!(reason(&d), "condition_failed", "{method} {path}");
+    }
+    // A header that is absent is a run-time error: denied, never allowed.
+    let d = decide(&e, &Method::GET, "/c/reports/1", &bearer(&t));
+    assert_eq!((d.status(), reason(&d)), (403, "condition_failed"));
+    // Anonymous rules evaluate it too (with empty claims).
+    let e = when_engine("true");
+    assert_eq!(
+        reason(&decide(&e, &Method::GET, "/open/x", &HeaderMap::new())),
+        "allow"
+    );
+    let d = decide(&e, &Method::POST, "/open/x", &HeaderMap::new());
+    assert_eq!(reason(&d), "condition_failed");
+}
+
+#[test]
+fn allows_and_denies_by_a_condition_over_now() {
+    let e = when_engine("claims.exp - now > 300");
+    let t = token(claims_with(json!({})));
+    assert_eq!(
+        reason(&decide(&e, &Method::GET, "/c/r", &bearer(&t))),
+        "allow"
+    );
+    let mut c = claims_with(json!({}));
+    c["exp"] = json!(NOW + 100);
+    assert_eq!(
+        reason(&decide(&e, &Method::GET, "/c/r", &bearer(&token(c)))),
+        "condition_failed"
+    );
+}
+
+#[test]
+fn denies_when_the_condition_fails_at_run_time() {
+    let t = token(claims_with(json!({"groups": "not-a-list", "n": 0})));
+    for when in [
+        "claims.missing == 1",                  // no such key
+        r#"claims.groups.exists(g, g == "x")"#, // `exists` over a string
+        "1 / claims.n == 1",                    // division by zero
+        r#"claims.sub"#,                        // not a boolean
+        r#"claims.sub + 1 == 2"#,               // no such overload
+    ] {
+        let e = when_engine(when);
+        let d = decide(&e, &Method::GET, "/c/r", &bearer(&t));
+        assert_eq!(
+            (d.status(), reason(&d)),
+            (403, "condition_failed"),
+            "{when}"
+        );
+    }
+}
+
+#[test]
+fn condition_reads_the_cached_identity() {
+    let e = when_engine(r#"claims.sub == "alice""#);
+    let t = token(claims_with(json!({})));
+    for _ in 0..3 {
+        assert_eq!(
+            reason(&decide(&e, &Method::GET, "/c/r", &bearer(&t))),
+            "allow"
+        );
+    }
+    assert_eq!(e.cache_stats().hits.load(Ordering::Relaxed), 2);
+    assert_eq!(e.cache_stats().misses.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn rejects_conditions_that_do_not_compile_with_their_position() {
+    for (when, line, column, what) in [
+        ("claims.sub ==", 1, 14, "Syntax error"),
+        (
+            "claims.sub == \"a\" && body.x",
+            1,
+            22,
+            "\"body\" is not a variable",
+        ),
+        (
+            "claims.groups.exists(g, g == x)",
+            1,
+            30,
+            "\"x\" is not a variable",
+        ),
+        ("Foo{a: 1}", 1, 4, "no message types"),
+        ("claims.level + 1", 1, 14, "arithmetic, never a boolean"),
+        ("\"yes\"", 1, 1, "never a boolean"),
+        ("[true]", 1, 1, "a list, never a boolean"),
+    ] {
+        let k = b64::encode(SECRET);
+        let text = format!(
+            "providers:\n  - name: a\n    jwks:\n      inline: {{\"keys\":[{{\"kty\":\"oct\",\"k\":\"{k}\"}}]}}\nrules:\n  - name: r\n    when: '{when}'\n"
+        );
+        let e = config::parse(&text, "t.yaml", Path::new("."), &|_| None).unwrap_err();
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (7, "rules[0].when"),
+            "{when}: {e}"
+        );
+        assert!(
+            e.problem
+                .starts_with(&format!("at {line}:{column} of the expression")),
+            "{when}: {e}"
+        );
+        assert!(e.problem.contains(what), "{when}: {e}");
+        assert!(
+            e.to_string().starts_with("t.yaml:7: rules[0].when: at "),
+            "{e}"
+        );
+    }
+    // Comprehension variables are the expression's own.
+    assert!(
+        crate::condition::Condition::compile(
+            "claims.groups.all(g, g != \"\") && [1].map(x, x + now).size() == 1"
+        )
+        .is_ok()
+    );
+}

@@ -113,6 +113,10 @@ fn case(reason: DenyReason) -> Option<(&'static str, Option<String>)> {
         | DenyReason::TokenPresent
         | DenyReason::CertificateMismatch
         | DenyReason::TokenUnavailable => return None,
+        // Produced on rules with a `when:` condition (tests in condition.rs).
+        DenyReason::ConditionFailed => return None,
+        // Produced with a DPoP-enabled provider.
+        DenyReason::DpopInvalid => return None,
         // Produced on `login` rules with sessions configured.
         DenyReason::LoginRequired | DenyReason::SessionInvalid => return None,
         // Produced by the proxy frontend after the decision.
@@ -178,7 +182,9 @@ fn explains_every_reason_code_as_the_decision_has_it() {
             | DenyReason::UpstreamUnavailable
             | DenyReason::UpstreamTimeout
             | DenyReason::LoginRequired
-            | DenyReason::SessionInvalid => unreachable!("no case for {reason}"),
+            | DenyReason::SessionInvalid
+            | DenyReason::ConditionFailed
+            | DenyReason::DpopInvalid => unreachable!("no case for {reason}"),
         };
         // A malformed token fails in the token core's format check.
         let got = if reason == DenyReason::TokenMalformed && step.step == "format" {
