@@ -13,8 +13,8 @@ use tokio::sync::watch;
 use crate::error::AppError;
 use portcullis_frontend_admin::NewAdmin;
 use portcullis_frontend_forward_auth::NewForwardAuth;
-use portcullis_proxy::{NewProxy, TlsIn};
 use portcullis_login::Login;
+use portcullis_proxy::{NewProxy, TlsIn};
 
 use crate::listener::serve_http;
 use crate::runtime::{Sources, load_config, log_warnings};

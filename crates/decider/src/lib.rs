@@ -5,8 +5,8 @@
 
 mod frontend;
 mod metrics;
-mod request_id;
 mod peer_cert;
+mod request_id;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -18,13 +18,13 @@ use crate::config::{
 use crate::decision::{Allow, Decision, Deny, DenyReason, Identity, TokenHints};
 use crate::explain::{self, Explanation, NoTrace, Recorder, Step, TokenOutcome, Trace};
 use crate::extract::{Found, find};
-use crate::issuer_index::IssuerIndex;
 use crate::inject::TokenSlot;
+use crate::issuer_index::IssuerIndex;
 use crate::keyslot::{KeySlot, KeySnapshot};
 use crate::request::AuthRequest;
 
-mod workload;
 mod login;
+mod workload;
 
 /// A provider, ready to verify.
 #[derive(Debug)]

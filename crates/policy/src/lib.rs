@@ -16,8 +16,8 @@ pub mod dpop;
 mod engine;
 pub mod explain;
 mod extract;
-mod issuer_index;
 mod inject;
+mod issuer_index;
 // Fuzzing entry points with fixed secrets: never in a release build.
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
