@@ -194,7 +194,7 @@ fn serve_frontend(
         )),
         ListenerKind::Proxy => tokio::spawn(portcullis_proxy::serve(
             listener,
-            NewProxy::new(decider),
+            NewProxy::new(decider).with_login(login),
             proxy_tls,
             stop,
         )),

@@ -7,11 +7,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::{CONNECTION, CONTENT_TYPE, HOST, HeaderValue, UPGRADE};
+use http::header::{CONNECTION, CONTENT_TYPE, HOST, HeaderValue, SET_COOKIE, UPGRADE};
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use portcullis_decider::{Decider, Frontend};
 use portcullis_frontend_forward_auth::render;
+use portcullis_login::Login;
 use portcullis_policy::canonical::canonical_path;
 use portcullis_policy::{AuthRequest, Decision, Deny, DenyReason, Peer};
 
@@ -26,6 +27,7 @@ use crate::upstream::{UpstreamError, Upstreams};
 pub struct NewProxy {
     decider: Arc<Decider>,
     upstreams: Arc<Upstreams>,
+    login: Option<Arc<Login>>,
 }
 
 impl NewProxy {
@@ -34,7 +36,15 @@ impl NewProxy {
         NewProxy {
             decider,
             upstreams: Arc::default(),
+            login: None,
         }
+    }
+
+    /// Also answers the browser login endpoints (`/oauth2/*`, the session token's
+    /// `/.well-known/*`) and reads session cookies, as the `http` listener does.
+    pub fn with_login(mut self, login: Option<Arc<Login>>) -> NewProxy {
+        self.login = login;
+        self
     }
 
     /// The service of one connection from `peer` (`tls`: it came over TLS).
@@ -42,6 +52,7 @@ impl NewProxy {
         Proxy {
             decider: self.decider.clone(),
             upstreams: self.upstreams.clone(),
+            login: self.login.clone(),
             peer: Arc::new(peer),
             proto: if tls { "https" } else { "http" },
         }
@@ -54,6 +65,7 @@ impl NewProxy {
 pub struct Proxy {
     decider: Arc<Decider>,
     upstreams: Arc<Upstreams>,
+    login: Option<Arc<Login>>,
     peer: Arc<Peer>,
     proto: &'static str,
 }
@@ -124,6 +136,25 @@ impl Proxy {
         // The decision's log and the upstream see the same id.
         req.headers_mut().insert(REQUEST_ID, id.clone());
         let engine = self.decider.engine();
+        if let Some(login) = &self.login
+            && Login::is_login_path(req.uri().path())
+        {
+            return self.login_endpoint(login, req, &id).await;
+        }
+        // The scheme of the original URL (login redirects) is the one this proxy
+        // saw, unless a trusted proxy in front says otherwise.
+        let trusted = self
+            .peer
+            .address
+            .is_some_and(|a| engine.proxy().is_trusted(a.ip()));
+        if !trusted || !req.headers().contains_key("x-forwarded-proto") {
+            req.headers_mut()
+                .insert("x-forwarded-proto", HeaderValue::from_static(self.proto));
+        }
+        let session = match &self.login {
+            Some(l) => l.read_session(&self.decider, req.headers()).await,
+            None => None,
+        };
         let target = req
             .uri()
             .path_and_query()
@@ -157,10 +188,26 @@ impl Proxy {
         };
         let mut auth = AuthRequest::new(req.method(), &host, &path, req.headers());
         auth.peer = Some(&self.peer);
-        let decision = self.decider.decide(&auth, Frontend::Proxy).await;
+        auth.session = session.as_ref();
+        let mut decision = self.decider.decide(&auth, Frontend::Proxy).await;
+        if let Some(login) = &self.login {
+            login.complete(&mut decision, self.decider.now());
+        }
         let allow = match decision {
             Decision::Allow(allow) => allow,
-            deny @ Decision::Deny(_) => return answer(&deny, head, &id),
+            deny @ Decision::Deny(_) => {
+                let mut resp = answer(&deny, head, &id);
+                if let (Some(login), Some(DenyReason::SessionInvalid)) =
+                    (&self.login, deny.reason())
+                {
+                    for cookie in login.clear_session_cookies() {
+                        if let Ok(v) = HeaderValue::from_str(&cookie) {
+                            resp.headers_mut().append(SET_COOKIE, v);
+                        }
+                    }
+                }
+                return resp;
+            }
         };
         let Some(upstream) = engine.rule_upstream(&allow.rule) else {
             tracing::warn!(rule = %allow.rule, request_id = ?id, reason = "no_upstream", "allowed, but the rule names no upstream");
@@ -244,6 +291,42 @@ impl Proxy {
         }
         resp.headers_mut().entry(REQUEST_ID).or_insert(id);
         resp.map(streamed)
+    }
+}
+
+/// The largest body a login endpoint reads (a back-channel logout token).
+const LOGIN_BODY_LIMIT: usize = 64 * 1024;
+
+impl Proxy {
+    /// A login endpoint, answered here (never forwarded); only these read a body.
+    async fn login_endpoint(
+        &self,
+        login: &Login,
+        req: Request<Incoming>,
+        id: &HeaderValue,
+    ) -> Response<ProxyBody> {
+        use http_body_util::BodyExt as _;
+        let (head, body) = req.into_parts();
+        let body = match http_body_util::Limited::new(body, LOGIN_BODY_LIMIT)
+            .collect()
+            .await
+        {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => {
+                return fail(
+                    DenyReason::RequestInvalid,
+                    "the body is too large".to_owned(),
+                    false,
+                    id,
+                );
+            }
+        };
+        let mut resp = login
+            .handle(&self.decider, Request::from_parts(head, body))
+            .await
+            .map(|b| b.map_err(|never| match never {}).boxed_unsync());
+        resp.headers_mut().insert(REQUEST_ID, id.clone());
+        resp
     }
 }
 
