@@ -1,6 +1,7 @@
 //! The config file: parsed in two stages, [`raw`] (serde, mirrors the YAML) then
 //! validated into [`Config`], whose every error names the file, line and field.
 
+mod deny;
 pub mod raw;
 
 use std::fmt;
@@ -261,6 +262,8 @@ pub struct ProviderConfig {
     pub require_exp: bool,
     /// Required `typ`.
     pub typ: Option<String>,
+    /// The deny response for this provider's tokens (`None`: the default).
+    pub deny: Option<std::sync::Arc<crate::deny_template::DenyTemplate>>,
 }
 
 /// What a rule asks of a request.
@@ -307,6 +310,8 @@ pub struct RuleConfig {
     pub headers: Vec<(HeaderName, Template)>,
     /// `enforce`, or `dry_run`: a deny is logged and counted, and the request allowed.
     pub mode: RuleMode,
+    /// The deny response of this rule (`None`: the provider's, else the default).
+    pub deny: Option<std::sync::Arc<crate::deny_template::DenyTemplate>>,
 }
 
 struct Ctx<'a> {
@@ -569,6 +574,7 @@ fn validate_provider(
         claims_to_headers,
         require_exp,
         typ,
+        deny,
     } = p;
     let f = |field: &str| format!("providers[{i}].{field}");
     if name.is_empty() {
@@ -659,6 +665,7 @@ fn validate_provider(
         claims_to_headers,
         require_exp: require_exp.unwrap_or(true),
         typ,
+        deny: deny::compile(cx, &f("deny"), deny)?,
     })
 }
 
@@ -846,6 +853,7 @@ fn validate_rule(
         scopes,
         headers,
         mode,
+        deny,
     } = r;
     let f = |field: &str| format!("rules[{i}].{field}");
     if name.is_empty() {
@@ -977,6 +985,7 @@ fn validate_rule(
         claims,
         scopes,
         headers,
+        deny: deny::compile(cx, &f("deny"), deny)?,
         mode: match mode {
             None => RuleMode::Enforce,
             Some(m) => match m.value.as_str() {

@@ -88,6 +88,8 @@ pub struct Engine {
     /// parsed, and otherwise only the token, shared with the cache key. A claim set
     /// parsed in full takes about eight times the bytes of its JSON.
     kept_claims: Vec<String>,
+    /// Whether any rule or provider has a `deny:` template (else none is looked up).
+    has_deny_templates: bool,
 }
 
 impl Engine {
@@ -136,6 +138,8 @@ impl Engine {
         }
         let identity_spellings = identity_headers.iter().flat_map(other_spellings).collect();
         let kept_claims = claims_rules_read(&rules);
+        let has_deny_templates = rules.iter().any(|r| r.deny.is_some())
+            || providers.iter().any(|p| p.config.deny.is_some());
         let cache = (limits.token_cache_entries > 0)
             .then(|| TokenCache::new(limits.token_cache_entries, limits.token_cache_bytes));
         Engine {
@@ -154,6 +158,7 @@ impl Engine {
             limits,
             reading,
             kept_claims,
+            has_deny_templates,
         }
     }
 
@@ -228,7 +233,31 @@ impl Engine {
         trace: &mut T,
     ) -> Decision {
         match self.decide_rules(req, now, trace) {
-            Decision::Deny(d) if self.is_dry_run(d.rule.as_deref()) => {
+            Decision::Deny(mut d) if !self.is_dry_run(d.rule.as_deref()) => {
+                if self.has_deny_templates {
+                    d.template = self.deny_template(&d);
+                    trace.step(|| {
+                        Step::new(
+                            "deny",
+                            true,
+                            match (&d.template, d.rule.as_deref(), d.provider.as_deref()) {
+                                (None, ..) => "the default JSON body".to_owned(),
+                                (Some(_), Some(rule), _)
+                                    if self.rule(rule).is_some_and(|r| r.config.deny.is_some()) =>
+                                {
+                                    format!("rendered by rule {rule:?}'s deny template")
+                                }
+                                (Some(_), _, provider) => format!(
+                                    "rendered by provider {:?}'s deny template",
+                                    provider.unwrap_or_default()
+                                ),
+                            },
+                        )
+                    });
+                }
+                Decision::Deny(d)
+            }
+            Decision::Deny(d) => {
                 trace.step(|| {
                     Step::new(
                         "dry_run",
@@ -357,6 +386,26 @@ impl Engine {
         let mut allow = self.allow(rule, provider, identity.1, rule_headers, location, now);
         self.add_other_spellings(&mut allow.remove_headers);
         Decision::Allow(allow)
+    }
+
+    fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| &*r.name == name)
+    }
+
+    /// The deny template for `deny`: its rule's, else its provider's.
+    fn deny_template(&self, deny: &Deny) -> Option<Arc<crate::DenyTemplate>> {
+        let by_rule = deny
+            .rule
+            .as_deref()
+            .and_then(|name| self.rule(name))
+            .and_then(|r| r.config.deny.clone());
+        by_rule.or_else(|| {
+            let name = deny.provider.as_deref()?;
+            self.providers
+                .iter()
+                .find(|p| &*p.name == name)
+                .and_then(|p| p.config.deny.clone())
+        })
     }
 
     /// Whether the rule named `rule` only reports what it would decide.

@@ -88,6 +88,8 @@ pub struct RawProvider {
     pub require_exp: Option<bool>,
     /// Required `typ` header (e.g. `at+jwt`).
     pub typ: Option<String>,
+    /// A custom deny response for this provider's tokens.
+    pub deny: Option<Spanned<RawDeny>>,
 }
 
 /// `jwks:` — exactly one source, plus fetch tuning for `uri`/`discovery`.
@@ -162,6 +164,21 @@ pub struct RawRule {
     pub headers: BTreeMap<String, Spanned<String>>,
     /// `enforce` (default) or `dry_run` (log and count denies, allow).
     pub mode: Option<Spanned<String>>,
+    /// A custom deny response for this rule.
+    pub deny: Option<Spanned<RawDeny>>,
+}
+
+/// `deny:` (on a rule or a provider): a custom deny response.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeny {
+    /// The body template.
+    pub body: Option<String>,
+    /// Its `Content-Type` (default `application/json`).
+    pub content_type: Option<String>,
+    /// Header templates.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// `match:`.
