@@ -206,6 +206,11 @@ impl Engine {
         &self.cache_stats
     }
 
+    /// The rules, in order.
+    pub fn rules(&self) -> impl Iterator<Item = &RuleConfig> {
+        self.rules.iter().map(|r| &r.config)
+    }
+
     /// Names of the rules, in order.
     pub fn rule_names(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().map(|r| &*r.name)
