@@ -269,7 +269,7 @@ fn check_names_file_line_and_field() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.starts_with(&format!(
-            "{}:4: audience: unknown field `audience`",
+            "{}:4: providers[0].audience: unknown key; did you mean `audiences`?",
             bad.display()
         )),
         "{stderr}"

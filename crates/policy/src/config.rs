@@ -3,6 +3,7 @@
 
 mod deny;
 pub mod raw;
+mod yaml_error;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -347,29 +348,9 @@ pub fn parse(
             "environment variable is not set",
         )
     })?;
-    let raw: RawConfig = serde_saphyr::from_str(&text).map_err(|e| yaml_error(&cx, &e))?;
+    let raw: RawConfig =
+        serde_saphyr::from_str(&text).map_err(|e| yaml_error::reword(&cx, &text, &e))?;
     validate(&cx, raw, base_dir)
-}
-
-fn yaml_error(cx: &Ctx<'_>, e: &serde_saphyr::Error) -> ConfigError {
-    let line = e.location().map_or(0, |l| l.line());
-    let shown = e.to_string();
-    let first = shown.lines().next().unwrap_or_default();
-    // "error: line 4 column 5: unknown field `x`, expected ..." -> the message part.
-    let message = first
-        .split_once(": ")
-        .map(|(_, rest)| rest)
-        .map(|rest| match rest.split_once(": ") {
-            Some((pos, msg)) if pos.starts_with("line ") => msg,
-            _ => rest,
-        })
-        .unwrap_or(first);
-    let field = message
-        .split('`')
-        .nth(1)
-        .filter(|_| message.contains("field `"))
-        .unwrap_or("config");
-    cx.err(line, field, message)
 }
 
 /// Replaces `${NAME}` with the variable's value; `$${` stays a literal `${`.
