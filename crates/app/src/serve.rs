@@ -33,6 +33,7 @@ pub struct ServeOptions {
 pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
     // Validate before anything starts: a bad config never binds a socket.
     let config = load_config(&options.config_path)?;
+    crate::runtime::refuse_no_listener(&options.config_path, &config)?;
     log_warnings(&config);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();

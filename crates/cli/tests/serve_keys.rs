@@ -275,7 +275,14 @@ fn check_names_file_line_and_field() {
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-    let good = dir.write("good.yaml", &config("https://x/jwks", "5m"));
+    // A listener: `check` refuses what `serve` refuses, a config with none (issue 14).
+    let good = dir.write(
+        "good.yaml",
+        &format!(
+            "listen:\n  admin: 127.0.0.1:9\n{}",
+            config("https://x/jwks", "5m")
+        ),
+    );
     let out = std::process::Command::new(BIN)
         .args(["check", "--config"])
         .arg(&good)

@@ -5,6 +5,8 @@ mod deny;
 pub mod raw;
 mod yaml_error;
 
+pub use yaml_error::line_of;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

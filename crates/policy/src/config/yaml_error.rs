@@ -138,6 +138,18 @@ pub(super) fn path_at(text: &str, line: u64) -> String {
     out
 }
 
+/// The first line (1-based) whose key path is `path` or lies under it; 1 when
+/// none does (an error still names a line of the file, never 0).
+pub fn line_of(text: &str, path: &str) -> u64 {
+    let lines = text.lines().count();
+    (1..=lines as u64)
+        .find(|&l| {
+            let p = path_at(text, l);
+            p == path || p.starts_with(&format!("{path}.")) || p.starts_with(&format!("{path}["))
+        })
+        .unwrap_or(1)
+}
+
 /// After the mapping whose last key is on `line`: the next key indented less
 /// than that mapping's keys (but more than its parent), as (line, key, its
 /// indent, the mapping's indent).
