@@ -119,7 +119,9 @@ pub(crate) fn spawn_listeners(
     bound
         .into_iter()
         .map(|(kind, listener)| {
-            tracing::info!(addr = ?listener.local_addr().ok(), listener = kind.as_str(), "listening");
+            // A plain address, not `Some(...)` (an address that cannot be read is left out).
+            let addr = listener.local_addr().ok().map(tracing::field::display);
+            tracing::info!(addr, listener = kind.as_str(), "listening");
             serve_frontend(kind, listener, decider.clone(), stop.clone())
         })
         .collect()
