@@ -1,7 +1,6 @@
 //! Issue 14 (a newcomer run): `X-Forwarded-Host: api.example.com:443` with a
 //! matching `X-Original-URL` is one host, not a contradiction (ports are ignored
 //! in matching), and a different host still is. The real binary, no peer.
-#![expect(clippy::unwrap_used, reason = "tests")]
 
 use std::time::Duration;
 
