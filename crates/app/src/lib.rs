@@ -17,6 +17,6 @@ pub use demo::{DemoOptions, run_demo};
 pub use error::AppError;
 pub use explain::explain_with_config;
 pub use logging::{LogFormat, LogTarget, init_logging};
-pub use runtime::load_config;
+pub use runtime::{check_config, load_config};
 pub use serve::{ServeOptions, load_login, run_serve};
 pub use verify::verify_with_config;

@@ -34,6 +34,78 @@ pub fn load_config(path: &Path) -> Result<Config, AppError> {
     )?)
 }
 
+/// [`load_config`] and what `serve` refuses (a config with no listener); with
+/// the problems `serve` starts with anyway, as warnings: a `jwks.file` that cannot
+/// be read or holds no usable key (`serve` denies that provider's tokens until
+/// the file is there and usable: a sidecar may write it later).
+///
+/// # Errors
+/// As [`load_config`], and no listener, as `FILE:LINE: field: problem`.
+pub fn check_config(
+    path: &Path,
+) -> Result<(Config, Vec<portcullis_policy::ConfigError>), AppError> {
+    let config = load_config(path)?;
+    refuse_no_listener(path, &config)?;
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let file = path.display().to_string();
+    let note = |field: String, problem: String| {
+        // `file:` on its own line, else the `jwks:` it sits in (a flow mapping).
+        let line = match portcullis_policy::config::line_of(&text, &field) {
+            1 => portcullis_policy::config::line_of(&text, field.trim_end_matches(".file")),
+            line => line,
+        };
+        portcullis_policy::ConfigError {
+            file: file.clone(),
+            line,
+            field,
+            problem,
+        }
+    };
+    let mut warnings = Vec::new();
+    for (i, p) in config.providers.iter().enumerate() {
+        if let portcullis_policy::config::JwksSource::File(keys) = &p.jwks.source {
+            let field = format!("providers[{i}].jwks.file");
+            let shown = keys.display();
+            let problem = match std::fs::read(keys) {
+                Err(e) => Some(format!("cannot read {shown}: {e}")),
+                Ok(bytes) => match portcullis_jose::import_keys(
+                    &bytes,
+                    portcullis_jose::KeyFormat::Detect,
+                    portcullis_jose::Secrets::Allow,
+                ) {
+                    Err(e) => Some(format!("{shown}: {e}")),
+                    Ok(imported) if imported.keys.is_empty() => {
+                        Some(format!("{shown} holds no usable key"))
+                    }
+                    Ok(_) => None,
+                },
+            };
+            if let Some(problem) = problem {
+                warnings.push(note(
+                    field,
+                    format!("{problem}; serve denies this provider's tokens until it can read keys there"),
+                ));
+            }
+        }
+    }
+    Ok((config, warnings))
+}
+
+/// `serve` needs at least one listener: the error names the file and line.
+pub(crate) fn refuse_no_listener(path: &Path, config: &Config) -> Result<(), AppError> {
+    if !config.listen.is_empty() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    Err(AppError::Config(portcullis_policy::ConfigError {
+        file: path.display().to_string(),
+        line: portcullis_policy::config::line_of(&text, "listen"),
+        field: "listen".to_owned(),
+        problem: "names no listener (http, grpc or admin): serve would have nothing to run"
+            .to_owned(),
+    }))
+}
+
 /// Logs what loading `config` left out (inline keys that cannot be used), one
 /// `warning:` line each.
 pub(crate) fn log_warnings(config: &Config) {

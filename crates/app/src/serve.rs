@@ -35,6 +35,7 @@ pub struct ServeOptions {
 pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
     // Validate before anything starts: a bad config never binds a socket.
     let config = load_config(&options.config_path)?;
+    crate::runtime::refuse_no_listener(&options.config_path, &config)?;
     log_warnings(&config);
     let login = load_login(&config, &options.config_path)?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -145,7 +146,9 @@ pub(crate) fn spawn_listeners(
     bound
         .into_iter()
         .map(|(kind, listener)| {
-            tracing::info!(addr = ?listener.local_addr().ok(), listener = kind.as_str(), "listening");
+            // A plain address, not `Some(...)` (an address that cannot be read is left out).
+            let addr = listener.local_addr().ok().map(tracing::field::display);
+            tracing::info!(addr, listener = kind.as_str(), "listening");
             serve_frontend(
                 kind,
                 listener,

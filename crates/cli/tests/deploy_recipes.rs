@@ -274,7 +274,12 @@ fn ingress_nginx_recipe_imports_to_gateway_api() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_check_passes("imported recipe", &String::from_utf8(out.stdout).unwrap());
+    // With the `listen:` block the import asks for (check refuses a config with none).
+    let imported = String::from_utf8(out.stdout).unwrap();
+    assert_check_passes(
+        "imported recipe",
+        &format!("listen:\n  http: 127.0.0.1:8080\n{imported}"),
+    );
     let ports = service_ports();
     for name in ["httproute-orders.yaml", "securitypolicy-orders.yaml"] {
         let text = std::fs::read_to_string(dir.path().join(name)).unwrap();

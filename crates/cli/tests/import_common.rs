@@ -82,10 +82,14 @@ pub(crate) fn import(args: &[&str]) -> Imported {
     Imported { config, warnings }
 }
 
-/// `portcullis check` accepts `config`.
+/// `portcullis check` accepts `config` with the `listen:` block the import's
+/// output asks the user to add (check refuses a config serve would not run).
 pub(crate) fn assert_check_passes(config: &str) {
     let dir = TempDir::new("import-check");
-    let path = dir.write("portcullis.yaml", config);
+    let path = dir.write(
+        "portcullis.yaml",
+        &format!("listen:\n  http: 127.0.0.1:8080\n{config}"),
+    );
     let out = Command::new(BIN)
         .args(["check", "--config"])
         .arg(&path)

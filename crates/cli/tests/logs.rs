@@ -54,3 +54,17 @@ fn serve_logs_text_when_asked() {
     );
     assert!(line.contains("INFO"), "{line:?}");
 }
+
+/// Issue 14: fields are plain values, never `Some(...)` or a stringified array.
+#[test]
+fn serve_logs_plain_field_values() {
+    let line = first_stdout_line(&[]);
+    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    for (name, value) in v.as_object().unwrap() {
+        let text = value.to_string();
+        assert!(
+            !text.contains("Some(") && !text.starts_with("\"["),
+            "{name}: {text} in {line}"
+        );
+    }
+}

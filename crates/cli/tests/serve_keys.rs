@@ -269,13 +269,20 @@ fn check_names_file_line_and_field() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.starts_with(&format!(
-            "{}:4: audience: unknown field `audience`",
+            "{}:4: providers[0].audience: unknown key; did you mean `audiences`?",
             bad.display()
         )),
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-    let good = dir.write("good.yaml", &config("https://x/jwks", "5m"));
+    // A listener: `check` refuses what `serve` refuses, a config with none (issue 14).
+    let good = dir.write(
+        "good.yaml",
+        &format!(
+            "listen:\n  admin: 127.0.0.1:9\n{}",
+            config("https://x/jwks", "5m")
+        ),
+    );
     let out = std::process::Command::new(BIN)
         .args(["check", "--config"])
         .arg(&good)

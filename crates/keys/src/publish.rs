@@ -166,7 +166,14 @@ impl Publisher {
             .iter()
             .filter_map(|k| k.kid().map(|k| k.as_str()))
             .collect();
-        tracing::info!(provider = &*outlet.provider, keys = keys.len(), kids = ?kids, "key set published");
+        // The kids as one comma-separated field, not a stringified array.
+        let kids = kids.join(",");
+        tracing::info!(
+            provider = &*outlet.provider,
+            keys = keys.len(),
+            kids,
+            "key set published"
+        );
         self.report.keys(&outlet.provider, keys.len());
         outlet.slot.store(keys.clone());
         let now = SystemClock.now();

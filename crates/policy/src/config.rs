@@ -1,10 +1,14 @@
 //! The config file: parsed in two stages, [`raw`] (serde, mirrors the YAML) then
 //! validated into [`Config`], whose every error names the file, line and field.
 
+mod deny;
 pub mod login;
 pub mod raw;
 pub mod spiffe;
 mod upstream;
+mod yaml_error;
+
+pub use yaml_error::line_of;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -304,6 +308,8 @@ pub struct ProviderConfig {
     pub login: Option<LoginConfig>,
     /// DPoP (RFC 9449), when the provider opts in.
     pub dpop: Option<crate::dpop::DpopMode>,
+    /// The deny response for this provider's tokens (`None`: the default).
+    pub deny: Option<std::sync::Arc<crate::deny_template::DenyTemplate>>,
 }
 
 /// What a rule asks of a request.
@@ -363,6 +369,8 @@ pub struct RuleConfig {
     pub login: Option<usize>,
     /// `when:`, checked after the other requirements.
     pub when: Option<Condition>,
+    /// The deny response of this rule (`None`: the provider's, else the default).
+    pub deny: Option<std::sync::Arc<crate::deny_template::DenyTemplate>>,
 }
 
 struct Ctx<'a> {
@@ -399,29 +407,9 @@ pub fn parse(
             "environment variable is not set",
         )
     })?;
-    let raw: RawConfig = serde_saphyr::from_str(&text).map_err(|e| yaml_error(&cx, &e))?;
+    let raw: RawConfig =
+        serde_saphyr::from_str(&text).map_err(|e| yaml_error::reword(&cx, &text, &e))?;
     validate(&cx, raw, base_dir)
-}
-
-fn yaml_error(cx: &Ctx<'_>, e: &serde_saphyr::Error) -> ConfigError {
-    let line = e.location().map_or(0, |l| l.line());
-    let shown = e.to_string();
-    let first = shown.lines().next().unwrap_or_default();
-    // "error: line 4 column 5: unknown field `x`, expected ..." -> the message part.
-    let message = first
-        .split_once(": ")
-        .map(|(_, rest)| rest)
-        .map(|rest| match rest.split_once(": ") {
-            Some((pos, msg)) if pos.starts_with("line ") => msg,
-            _ => rest,
-        })
-        .unwrap_or(first);
-    let field = message
-        .split('`')
-        .nth(1)
-        .filter(|_| message.contains("field `"))
-        .unwrap_or("config");
-    cx.err(line, field, message)
 }
 
 /// Replaces `${NAME}` with the variable's value; `$${` stays a literal `${`.
@@ -682,6 +670,7 @@ fn validate_provider(
         spiffe,
         login,
         dpop,
+        deny,
     } = p;
     let f = |field: &str| format!("providers[{i}].{field}");
     if name.is_empty() {
@@ -887,6 +876,7 @@ fn validate_provider(
         typ,
         spiffe,
         dpop,
+        deny: deny::compile(cx, &f("deny"), deny)?,
     })
 }
 
@@ -1128,6 +1118,7 @@ fn validate_rule(
         upstream,
         login,
         when,
+        deny,
     } = r;
     let f = |field: &str| format!("rules[{i}].{field}");
     let spiffe_ids = match spiffe_ids {
@@ -1356,6 +1347,7 @@ fn validate_rule(
         claims,
         scopes,
         headers,
+        deny: deny::compile(cx, &f("deny"), deny)?,
         mode: match mode {
             None => RuleMode::Enforce,
             Some(m) => match m.value.as_str() {

@@ -238,6 +238,9 @@ pub struct Deny {
     /// The request's ID (from `x-request-id`, else made up), set by whoever logs the
     /// deny, for the log line and the `{{ request_id }}` of a deny template.
     pub request_id: Option<String>,
+    /// The `deny:` template that renders it (the rule's, else the token's
+    /// provider's), set by the engine; `None`: the default JSON body.
+    pub template: Option<Arc<crate::deny_template::DenyTemplate>>,
 }
 
 /// What may be logged about a denied token (never the token itself).
@@ -298,6 +301,7 @@ impl Deny {
             token_hints: TokenHints::default(),
             refetch_started: None,
             request_id: None,
+            template: None,
         }
     }
 

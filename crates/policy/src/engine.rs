@@ -106,6 +106,8 @@ pub struct Engine {
     replay: crate::dpop::ReplayCache,
     /// Whether a rule has a `when:` (identities then keep CEL variables).
     has_conditions: bool,
+    /// Whether any rule or provider has a `deny:` template (else none is looked up).
+    has_deny_templates: bool,
 }
 
 impl Engine {
@@ -164,6 +166,8 @@ impl Engine {
         let kept_claims = claims_rules_read(&rules);
         let has_conditions = rules.iter().any(|r| r.when.is_some());
         let issuers = IssuerIndex::new(&providers.iter().map(|p| &p.config).collect::<Vec<_>>());
+        let has_deny_templates = rules.iter().any(|r| r.deny.is_some())
+            || providers.iter().any(|p| p.config.deny.is_some());
         let cache = (limits.token_cache_entries > 0)
             .then(|| TokenCache::new(limits.token_cache_entries, limits.token_cache_bytes));
         Engine {
@@ -191,6 +195,7 @@ impl Engine {
             login_start,
             replay: crate::dpop::ReplayCache::new(65_536),
             has_conditions,
+            has_deny_templates,
         }
     }
 
@@ -282,6 +287,11 @@ impl Engine {
         self
     }
 
+    /// The rules, in order.
+    pub fn rules(&self) -> impl Iterator<Item = &RuleConfig> {
+        self.rules.iter().map(|r| &r.config)
+    }
+
     /// Names of the rules, in order.
     pub fn rule_names(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().map(|r| &*r.name)
@@ -309,7 +319,31 @@ impl Engine {
         trace: &mut T,
     ) -> Decision {
         match self.decide_rules(req, now, trace) {
-            Decision::Deny(d) if self.is_dry_run(d.rule.as_deref()) => {
+            Decision::Deny(mut d) if !self.is_dry_run(d.rule.as_deref()) => {
+                if self.has_deny_templates {
+                    d.template = self.deny_template(&d);
+                    trace.step(|| {
+                        Step::new(
+                            "deny",
+                            true,
+                            match (&d.template, d.rule.as_deref(), d.provider.as_deref()) {
+                                (None, ..) => "the default JSON body".to_owned(),
+                                (Some(_), Some(rule), _)
+                                    if self.rule(rule).is_some_and(|r| r.config.deny.is_some()) =>
+                                {
+                                    format!("rendered by rule {rule:?}'s deny template")
+                                }
+                                (Some(_), _, provider) => format!(
+                                    "rendered by provider {:?}'s deny template",
+                                    provider.unwrap_or_default()
+                                ),
+                            },
+                        )
+                    });
+                }
+                Decision::Deny(d)
+            }
+            Decision::Deny(d) => {
                 trace.step(|| {
                     Step::new(
                         "dry_run",
@@ -500,6 +534,26 @@ impl Engine {
         let mut allow = self.allow(rule, provider, identity.1, rule_headers, location, now);
         self.add_other_spellings(&mut allow.remove_headers);
         Decision::Allow(allow)
+    }
+
+    fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| &*r.name == name)
+    }
+
+    /// The deny template for `deny`: its rule's, else its provider's.
+    fn deny_template(&self, deny: &Deny) -> Option<Arc<crate::DenyTemplate>> {
+        let by_rule = deny
+            .rule
+            .as_deref()
+            .and_then(|name| self.rule(name))
+            .and_then(|r| r.config.deny.clone());
+        by_rule.or_else(|| {
+            let name = deny.provider.as_deref()?;
+            self.providers
+                .iter()
+                .find(|p| &*p.name == name)
+                .and_then(|p| p.config.deny.clone())
+        })
     }
 
     /// Whether the rule named `rule` only reports what it would decide.

@@ -26,7 +26,10 @@ pub(crate) fn demo(args: DemoArgs) -> Result<()> {
 }
 
 pub(crate) fn check(args: CheckArgs) -> Result<()> {
-    let config = portcullis_app::load_config(&args.config)?;
+    let (config, key_files) = portcullis_app::check_config(&args.config)?;
+    for warning in key_files {
+        eprintln!("warning: {warning}");
+    }
     portcullis_app::load_login(&config, &args.config)?;
     for warning in config.warnings() {
         eprintln!("warning: {warning}");

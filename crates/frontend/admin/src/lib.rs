@@ -1,9 +1,14 @@
 //! The admin listener: `/healthz` (process up), `/readyz` (every provider has
 //! usable keys), `/metrics` (Prometheus text format), `POST /explain` (a
-//! decision step by step, for the live config).
+//! decision step by step, for the live config), and the admin page at `/`
+//! (`/state.json` its data).
 #![warn(missing_docs)]
 
 mod explain;
+mod page;
+mod state;
+
+pub use page::CSP;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -72,7 +77,8 @@ where
                         .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
                     return Ok(r);
                 }
-                return Ok(explain::explain(&decider, req.into_body()).await);
+                let r = explain::explain(&decider, req.into_body()).await;
+                return Ok(page::secured_keep_status(r));
             }
             Ok(handle(&decider, &req))
         })
@@ -101,6 +107,13 @@ pub fn handle<B>(decider: &Decider, req: &Request<B>) -> Response<Full<Bytes>> {
                 )
             }
         }
+        "/state.json" => page::secured(
+            json(
+                StatusCode::OK,
+                &state::state(&decider.engine(), decider.now()),
+            ),
+            "application/json",
+        ),
         "/metrics" => {
             // 0.0.4 unless the scrape asks for OpenMetrics; each with its own type.
             let accept = req
@@ -114,12 +127,17 @@ pub fn handle<B>(decider: &Decider, req: &Request<B>) -> Response<Full<Bytes>> {
                 format.content_type(),
             )
         }
-        _ => text(
-            StatusCode::NOT_FOUND,
-            "not found\n".to_owned(),
-            "text/plain",
-        ),
+        // The admin page's files, else nothing.
+        path => page::asset(path).unwrap_or_else(not_found),
     }
+}
+
+fn not_found() -> Response<Full<Bytes>> {
+    text(
+        StatusCode::NOT_FOUND,
+        "not found\n".to_owned(),
+        "text/plain",
+    )
 }
 
 fn json(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {

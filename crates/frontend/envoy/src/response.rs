@@ -75,13 +75,15 @@ pub(crate) fn denied(deny: &Deny) -> CheckResponse {
             RpcCode::PermissionDenied
         }
     };
+    // The rule's or provider's `deny:` template, else the default JSON body.
+    let rendered = deny.response(deny.status());
     denied_with(
         code,
         deny.reason.as_str(),
         deny.status(),
         deny.www_authenticate().as_deref(),
         deny.redirect.as_deref(),
-        deny.body(),
+        rendered,
     )
 }
 
@@ -91,21 +93,29 @@ fn denied_with(
     http_status: u16,
     www_authenticate: Option<&str>,
     location: Option<&str>,
-    body: String,
+    rendered: portcullis_policy::DenyResponse,
 ) -> CheckResponse {
+    let portcullis_policy::DenyResponse {
+        content_type,
+        body,
+        headers: extra,
+    } = rendered;
     // Anything Envoy's StatusCode enum lacks (never produced by the engine) becomes 403.
     let http_code = HttpStatusCode::try_from(i32::from(http_status))
         .ok()
         .filter(|c| *c != HttpStatusCode::Empty)
         .unwrap_or(HttpStatusCode::Forbidden);
-    let mut headers = Vec::with_capacity(3);
+    let mut headers = Vec::with_capacity(3 + extra.len());
+    for (name, value) in &extra {
+        headers.push(overwrite(name.as_str(), value.as_bytes()));
+    }
     if let Some(value) = www_authenticate {
         headers.push(overwrite("www-authenticate", value.as_bytes()));
     }
     if let Some(value) = location {
         headers.push(overwrite("location", value.as_bytes()));
     }
-    headers.push(overwrite("content-type", b"application/json"));
+    headers.push(overwrite("content-type", content_type.as_bytes()));
     CheckResponse {
         status: Some(status(code, message)),
         dynamic_metadata: None,

@@ -133,10 +133,16 @@ pub fn render(decision: &Decision, head: bool, nginx: bool) -> Response<Full<Byt
             {
                 headers.insert(WWW_AUTHENTICATE, v);
             }
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            // The rule's or provider's `deny:` template, else the default JSON body.
+            let rendered = deny.response(response.status().as_u16());
+            let headers = response.headers_mut();
+            for (name, value) in rendered.headers {
+                headers.insert(name, value);
+            }
+            headers.insert(CONTENT_TYPE, rendered.content_type);
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
             if !head {
-                *response.body_mut() = Full::new(Bytes::from(deny.body()));
+                *response.body_mut() = Full::new(Bytes::from(rendered.body));
             }
         }
     }

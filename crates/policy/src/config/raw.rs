@@ -110,6 +110,8 @@ pub struct RawProvider {
     pub typ: Option<String>,
     /// Browser login at this provider.
     pub login: Option<Spanned<super::login::RawLogin>>,
+    /// A custom deny response for this provider's tokens.
+    pub deny: Option<Spanned<RawDeny>>,
 }
 
 /// `jwks:` — exactly one source, plus fetch tuning for `uri`/`discovery`.
@@ -198,6 +200,8 @@ pub struct RawRule {
     pub login: Option<Spanned<String>>,
     /// A CEL condition over `claims`, `header`, `request` and `now`.
     pub when: Option<Spanned<String>>,
+    /// A custom deny response for this rule.
+    pub deny: Option<Spanned<RawDeny>>,
 }
 
 /// `allow:` of a rule.
@@ -227,6 +231,19 @@ impl RawAllow {
             _ => None,
         }
     }
+}
+
+/// `deny:` (on a rule or a provider): a custom deny response.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeny {
+    /// The body template.
+    pub body: Option<String>,
+    /// Its `Content-Type` (default `application/json`).
+    pub content_type: Option<String>,
+    /// Header templates.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// `match:`.

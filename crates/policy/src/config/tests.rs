@@ -74,11 +74,11 @@ fn errors_name_file_line_and_field() {
     let e = load(text).unwrap_err();
     assert_eq!(
         (e.file.as_str(), e.line, e.field.as_str()),
-        ("test.yaml", 4, "bogus")
+        ("test.yaml", 4, "providers[0].bogus")
     );
     assert!(
         e.to_string()
-            .starts_with("test.yaml:4: bogus: unknown field"),
+            .starts_with("test.yaml:4: providers[0].bogus: unknown key"),
         "{e}"
     );
 

@@ -1,0 +1,137 @@
+//! `check` refuses what `serve` refuses, and every message names the file, the
+//! line and the full field (issue 14's newcomer run). The real binary, no peer.
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+use std::process::Command;
+use std::time::Duration;
+
+use portcullis_test_util::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+fn run(args: &[&str], config: &std::path::Path) -> (Option<i32>, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_and_serve_refuse_a_config_without_listener_naming_file_and_line() {
+    let dir = TempDir::new("check-errors");
+    let path = dir.write("none.yaml", "# no listener\nproviders: []\n");
+    let want = format!(
+        "{}:1: listen: names no listener (http, grpc or admin)",
+        path.display()
+    );
+    let (code, stderr) = run(&["check"], &path);
+    assert_eq!(code, Some(2));
+    assert!(stderr.starts_with(&want), "{stderr}");
+    let mut serve = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while serve.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "serve kept running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = serve.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with(&want), "{stderr}");
+    assert!(!stderr.contains("config:0"), "{stderr}");
+}
+
+#[test]
+fn check_warns_of_a_missing_or_unusable_key_file_at_its_line() {
+    let dir = TempDir::new("check-errors");
+    let head = "listen:\n  admin: 127.0.0.1:9\nproviders:\n  - name: corp\n    jwks:\n";
+    let missing = dir.write("missing.yaml", &format!("{head}      file: nothere.json\n"));
+    // serve starts without the file (a sidecar may write it later), so check
+    // passes, and says what serve will do.
+    let (code, stderr) = run(&["check"], &missing);
+    assert_eq!(code, Some(0));
+    assert!(
+        stderr.contains("serve denies this provider's tokens"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.starts_with(&format!(
+            "warning: {}:6: providers[0].jwks.file: cannot read ",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothere.json"), "{stderr}");
+    dir.write("empty.json", r#"{"keys": []}"#);
+    let empty = dir.write("empty.yaml", &format!("{head}      file: empty.json\n"));
+    let (code, stderr) = run(&["check"], &empty);
+    assert_eq!(code, Some(0));
+    assert!(
+        stderr.starts_with(&format!(
+            "warning: {}:6: providers[0].jwks.file: ",
+            empty.display()
+        )),
+        "{stderr}"
+    );
+    let flow = dir.write(
+        "flow.yaml",
+        "listen:\n  admin: 127.0.0.1:9\nproviders:\n  - name: corp\n    jwks: {file: gone.json}\n",
+    );
+    let (code, stderr) = run(&["check"], &flow);
+    assert_eq!(code, Some(0));
+    assert!(
+        stderr.starts_with(&format!(
+            "warning: {}:5: providers[0].jwks.file: ",
+            flow.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn yaml_mistakes_name_the_right_line_and_field() {
+    let dir = TempDir::new("check-errors");
+    let head = "listen:\n  admin: 127.0.0.1:9\nproviders:\n  - name: corp\n";
+    for (name, body, want) in [
+        (
+            "indent",
+            "    issuer: https://idp\n  audiences: [api]\n    jwks: {file: k.json}\n",
+            ":6: providers[0].audiences: indented 2 spaces",
+        ),
+        (
+            "scalar",
+            "    audiences: orders-api\n    jwks: {file: k.json}\n",
+            ":5: providers[0].audiences: expected a list",
+        ),
+        (
+            "duplicate",
+            "    name: again\n    jwks: {file: k.json}\n",
+            ":5: providers[0].name: this key appears twice",
+        ),
+        (
+            "typo",
+            "    audince: [api]\n    jwks: {file: k.json}\n",
+            ":5: providers[0].audince: unknown key; did you mean `audiences`?",
+        ),
+    ] {
+        let path = dir.write(&format!("{name}.yaml"), &format!("{head}{body}"));
+        let (code, stderr) = run(&["check"], &path);
+        assert_eq!(code, Some(2), "{name}");
+        assert!(
+            stderr.starts_with(&format!("{}{want}", path.display())),
+            "{name}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{name}: one line");
+    }
+}
