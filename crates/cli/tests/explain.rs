@@ -40,6 +40,12 @@ rules:
     match: {{path: "/trial/**"}}
     mode: dry_run
     claims: {{groups: [admins]}}
+  - name: cond
+    match: {{path: "/cond/**"}}
+    when: 'claims.sub == "bob" && request.method == "GET"'
+  - name: workloads
+    match: {{path: "/mesh/**"}}
+    spiffe_ids: ["spiffe://example.org/ns/*/sa/web"]
   - name: api
     match: {{path: "/api/**", host: {HOST}}}
 "#,
@@ -181,6 +187,55 @@ fn cases(issuer: &Issuer) -> Vec<Case> {
             None,
             ("deny", 400, Some("request_invalid"), Some("request")),
         ),
+        case(
+            "condition_failed",
+            "/cond/x",
+            Some(issuer.mint(good.clone())),
+            ("deny", 403, Some("condition_failed"), Some("condition")),
+        ),
+        case(
+            "condition_holds",
+            "/cond/x",
+            Some(with(&|c| c["sub"] = json!("bob"))),
+            ("allow", 200, None, None),
+        ),
+        case(
+            "spiffe_id_mismatch",
+            "/mesh/x",
+            Some(with(&|c| {
+                c["sub"] = json!("spiffe://example.org/ns/prod/sa/db")
+            })),
+            ("deny", 403, Some("spiffe_id_mismatch"), Some("spiffe_ids")),
+        ),
+        case(
+            "spiffe_id_allowed",
+            "/mesh/x",
+            Some(with(&|c| {
+                c["sub"] = json!("spiffe://example.org/ns/prod/sa/web")
+            })),
+            ("allow", 200, None, None),
+        ),
+        // Bound to a client certificate that no request here presents.
+        case(
+            "certificate_mismatch",
+            "/api/x",
+            Some(with(&|c| {
+                c["cnf"] = json!({"x5t#S256": b64::encode(&[7u8; 32])})
+            })),
+            (
+                "deny",
+                401,
+                Some("certificate_mismatch"),
+                Some("certificate"),
+            ),
+        ),
+        // DPoP-bound, and the provider does not take DPoP.
+        case(
+            "dpop_invalid",
+            "/api/x",
+            Some(with(&|c| c["cnf"] = json!({"jkt": "abc"}))),
+            ("deny", 401, Some("dpop_invalid"), Some("dpop")),
+        ),
     ]
 }
 
@@ -321,6 +376,17 @@ fn cli_api_and_verify_agree_for_every_reason_code() {
             assert_eq!(real.json()["reason"], reason, "{}", c.name);
         }
     }
+    // The condition's step shows the expression and its value.
+    let cond = explain_api(&p, "/cond/x", all_token(&all, "condition_failed"));
+    assert_eq!(
+        step_detail(&cond, "condition"),
+        r#"when "claims.sub == \"bob\" && request.method == \"GET\"" is false"#
+    );
+    let mesh = explain_api(&p, "/mesh/x", all_token(&all, "spiffe_id_mismatch"));
+    assert_eq!(
+        step_detail(&mesh, "spiffe_ids"),
+        r#"wants one of [spiffe://example.org/ns/*/sa/web], token SPIFFE ID "spiffe://example.org/ns/prod/sa/db""#
+    );
     // The dry-run rule says what it would have done.
     let dry = cli(
         &p.config,
@@ -366,6 +432,36 @@ fn cli_api_and_verify_agree_for_every_reason_code() {
                 && l.contains("\"request_id\":\"explain-test\"")),
         "{log}"
     );
+}
+
+fn all_token<'a>(all: &'a [Case], name: &str) -> &'a str {
+    all.iter()
+        .find(|c| c.name == name)
+        .and_then(|c| c.token.as_deref())
+        .unwrap()
+}
+
+fn explain_api(p: &Portcullis, path: &str, token: &str) -> Value {
+    let body = json!({"method": "GET", "url": format!("https://{HOST}{path}"), "token": token});
+    let r = request(
+        "POST",
+        &format!("http://127.0.0.1:{}/explain", p.admin),
+        &[("content-type", "application/json")],
+        &body.to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+fn step_detail(v: &Value, name: &str) -> String {
+    v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == name)
+        .and_then(|s| s["detail"].as_str())
+        .unwrap_or_else(|| panic!("no {name} step: {v:#}"))
+        .to_owned()
 }
 
 #[test]

@@ -421,7 +421,9 @@ impl Engine {
         if let (Some(config), Some(slot)) = (&rule.config.inject, &rule.token) {
             let mut remove_headers = self.identity_headers.clone();
             self.add_other_spellings(&mut remove_headers);
-            return workload::inject(&rule.name, config, slot, req, remove_headers, now);
+            let decision = workload::inject(&rule.name, config, slot, req, remove_headers, now);
+            trace.step(|| explain::inject_step(config, &decision));
+            return decision;
         }
         let request_vars = RequestVars {
             method: req.method.as_str(),
@@ -432,7 +434,7 @@ impl Engine {
         };
         match rule.config.access {
             Access::Anonymous => {
-                return match check_condition(rule, None, &request_vars) {
+                return match check_condition(rule, None, &request_vars, trace) {
                     Ok(()) => Decision::Allow(self.anonymous(rule)),
                     Err(d) => Decision::Deny(*d),
                 };
@@ -456,7 +458,11 @@ impl Engine {
             }
             // No bearer token: a browser session may stand in for one.
             Err(d) if d.reason == DenyReason::TokenMissing => {
-                match self.session_identity(rule, req, d, now) {
+                let session = self.session_identity(rule, req, d, now);
+                if req.session.is_some() || rule.config.login.is_some() {
+                    trace.step(|| explain::session_step(&self.providers, req.session, &session));
+                }
+                match session {
                     Ok(identity) => (identity, None),
                     // `allow: optional`: neither token nor session is anonymous;
                     // a malformed or a second, different token is still refused.
@@ -464,7 +470,7 @@ impl Engine {
                         if d.reason == DenyReason::TokenMissing
                             && rule.config.access == Access::Optional =>
                     {
-                        return match check_condition(rule, None, &request_vars) {
+                        return match check_condition(rule, None, &request_vars, trace) {
                             Ok(()) => Decision::Allow(self.anonymous(rule)),
                             Err(d) => Decision::Deny(*d),
                         };
@@ -476,7 +482,7 @@ impl Engine {
         };
         let provider = &self.providers[identity.0];
         if let Err(d) =
-            workload::check_identity(&identity.1, &rule.config.spiffe_ids, req, &rule.name)
+            workload::check_identity(&identity.1, &rule.config.spiffe_ids, req, &rule.name, trace)
         {
             return Decision::Deny(*d);
         }
@@ -493,7 +499,7 @@ impl Engine {
             host: &host,
             path: &path,
         };
-        if let Err(d) = workload::check_dpop(
+        let dpop = workload::check_dpop(
             provider.config.dpop,
             provider.config.clock_skew_secs,
             &identity.1,
@@ -503,7 +509,11 @@ impl Engine {
             &self.replay,
             &rule.name,
             now,
-        ) {
+        );
+        if provider.config.dpop.is_some() || identity.1.dpop_jkt().is_some() {
+            trace.step(|| explain::dpop_step(provider.config.dpop, &dpop));
+        }
+        if let Err(d) = dpop {
             return Decision::Deny(*d);
         }
         // The claims the rules read are kept parsed (see `kept_claims`); a request
@@ -521,7 +531,7 @@ impl Engine {
             d.token_hints = hints_from_claims(claims);
             return Decision::Deny(d);
         }
-        if let Err(d) = check_condition(rule, Some(&identity.1), &request_vars) {
+        if let Err(d) = check_condition(rule, Some(&identity.1), &request_vars, trace) {
             let mut d = *d;
             d.provider = Some(provider.name.clone());
             d.token_hints = hints_from_claims(identity.1.kept_claims());
@@ -1037,6 +1047,7 @@ fn check_condition(
     rule: &Rule,
     identity: Option<&Identity>,
     request: &RequestVars<'_>,
+    trace: &mut impl Trace,
 ) -> Result<(), Box<Deny>> {
     let Some(condition) = &rule.config.when else {
         return Ok(());
@@ -1054,7 +1065,9 @@ fn check_condition(
             }
         },
     };
-    match condition.evaluate(vars, request) {
+    let value = condition.evaluate(vars, request);
+    trace.step(|| explain::condition_step(condition, &value));
+    match value {
         Ok(true) => Ok(()),
         Ok(false) => Err(boxed(
             DenyReason::ConditionFailed,

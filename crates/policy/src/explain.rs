@@ -10,6 +10,7 @@
 //! Nothing here ever holds the token itself: steps name where it was found,
 //! its header and its claims.
 
+mod checks;
 mod request;
 
 use std::time::{Duration, UNIX_EPOCH};
@@ -22,6 +23,7 @@ use crate::decision::{Decision, Deny};
 use crate::engine::Provider;
 use crate::matcher::{HostPattern, PathPattern};
 
+pub(crate) use checks::{condition_step, dpop_step, inject_step, session_step};
 pub use request::{ExplainRequest, InvalidExplainRequest, MAX_EXPLAIN_BODY};
 
 /// One step of a decision.

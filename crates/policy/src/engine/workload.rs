@@ -11,6 +11,7 @@ use crate::config::TokenLocation;
 use crate::config::spiffe::InjectConfig;
 use crate::decision::{Allow, Decision, Deny, DenyReason, Identity, Workload};
 use crate::dpop::{DpopMode, InvalidProof, ProofTarget, ReplayCache, verify_proof};
+use crate::explain::{Step, Trace};
 use crate::inject::TokenSlot;
 use crate::request::AuthRequest;
 use crate::spiffe::{
@@ -64,6 +65,7 @@ pub(super) fn check_identity(
     spiffe_ids: &[SpiffeIdPattern],
     req: &AuthRequest<'_>,
     rule: &Arc<str>,
+    trace: &mut impl Trace,
 ) -> Result<(), Box<Deny>> {
     if let Some(binding) = identity.binding() {
         let presented = client_certificate_thumbprint(req.peer, req.headers);
@@ -75,6 +77,15 @@ pub(super) fn check_identity(
             }
             Err(why) => Some(why),
         };
+        trace.step(|| {
+            Step::new(
+                "certificate",
+                why.is_none(),
+                why.unwrap_or(
+                    "the client certificate is the one the token is bound to (cnf x5t#S256)",
+                ),
+            )
+        });
         if let Some(why) = why {
             return Err(Box::new(deny(
                 DenyReason::CertificateMismatch,
@@ -88,6 +99,21 @@ pub(super) fn check_identity(
         let ok = identity
             .spiffe_id()
             .is_some_and(|id| spiffe_ids.iter().any(|p| p.matches(id)));
+        trace.step(|| {
+            let patterns: Vec<String> = spiffe_ids.iter().map(ToString::to_string).collect();
+            Step::new(
+                "spiffe_ids",
+                ok,
+                format!(
+                    "wants one of [{}], token SPIFFE ID {}",
+                    patterns.join(", "),
+                    identity.spiffe_id().map_or_else(
+                        || "(none)".to_owned(),
+                        |id| format!("{:?}", clip(id.as_str()))
+                    )
+                ),
+            )
+        });
         if !ok {
             return Err(Box::new(deny(
                 DenyReason::SpiffeIdMismatch,

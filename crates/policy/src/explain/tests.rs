@@ -1,10 +1,13 @@
 use std::path::Path;
+use std::sync::Arc;
 
 use http::{HeaderMap, HeaderValue, Method};
-use portcullis_jose::{Algorithm, SigningKey, b64};
+use portcullis_jose::{Algorithm, KeySet, SigningKey, VerifyingKey, b64};
 use serde_json::json;
 
 use crate::config;
+use crate::keyslot::KeySlot;
+use crate::request::{SessionCredential, VerifiedSession};
 use crate::{AuthRequest, Decision, DenyReason, Engine};
 
 const NOW: i64 = 1_700_000_000;
@@ -61,10 +64,126 @@ fn with(claims: serde_json::Value, edit: impl FnOnce(&mut serde_json::Value)) ->
     token(c)
 }
 
-/// A request that is denied for `reason`: path and token. The match is
-/// exhaustive: a new reason code does not compile until explain has a case,
-/// or is listed as produced only with another configuration or by a frontend.
-fn case(reason: DenyReason) -> Option<(&'static str, Option<String>)> {
+/// The engine of the exhaustive test: the HS256 provider above, a `spiffe`
+/// provider (its bundle's key given to its slot, as the key source would), a
+/// login provider with sessions, and rules for each kind of check.
+struct Wide {
+    engine: Engine,
+    mesh: SigningKey,
+}
+
+const WIDE: &str = r#"
+providers:
+  - name: corp
+    issuer: https://idp
+    audiences: [api]
+    algorithms: [HS256]
+    jwks:
+      inline: {"keys":[{"kty":"oct","k":"K","kid":"h1"}]}
+    claims_to_headers:
+      - {header: x-user, claim: sub}
+  - name: mesh
+    spiffe:
+      trust_domain: example.org
+      bundle: {file: bundle.json}
+    audiences: [spiffe://example.org/backend]
+  - name: sso
+    issuer: https://sso.example.com
+    jwks: {discovery: https://sso.example.com}
+    login: {client_id: portcullis, client_secret: s3cret}
+sessions:
+  public_url: https://auth.example.com/
+  secret_file: session.key
+rules:
+  - name: health
+    match: {path: /healthz}
+    allow: anonymous
+  - name: admin
+    match: {path: "/admin/**"}
+    providers: [corp]
+    claims: {groups: [admins]}
+  - name: billing
+    match: {path: "/billing/**"}
+    providers: [corp]
+    scopes: [billing]
+  - name: egress
+    match: {host: backend.example.org}
+    inject:
+      audience: spiffe://example.org/backend
+      socket: unix:///tmp/agent.sock
+  - name: workloads
+    match: {path: "/mesh/**"}
+    providers: [mesh]
+    spiffe_ids: ["spiffe://example.org/ns/*/sa/web"]
+  - name: cond
+    match: {path: "/cond/**"}
+    providers: [corp]
+    when: 'claims.sub == "bob" && request.method == "GET"'
+  - name: strict
+    match: {path: "/strict/**"}
+    providers: [corp]
+    when: "claims.level > 2"
+  - name: app
+    match: {path: "/app/**"}
+    providers: [sso]
+    login: sso
+  - name: api
+    match: {path: "/api/**", host: api.example.com}
+    providers: [corp]
+"#;
+
+fn wide() -> Wide {
+    let text = WIDE.replace("\"K\"", &format!("{:?}", b64::encode(SECRET)));
+    let config = config::parse(&text, "t.yaml", Path::new("/etc"), &|_| None).unwrap();
+    let (mesh, _) = SigningKey::generate(Algorithm::ES256).unwrap();
+    let verifying = VerifyingKey::try_new(
+        mesh.public_material(),
+        Some(portcullis_jose::Kid::new("m1")),
+        Some(Algorithm::ES256),
+    )
+    .unwrap();
+    let slots = config
+        .providers
+        .iter()
+        .map(|p| match &p.jwks.source {
+            config::JwksSource::Static(keys) => Arc::new(KeySlot::with_keys(keys.clone())),
+            config::JwksSource::Spiffe(_) => {
+                Arc::new(KeySlot::with_keys(KeySet::new(vec![verifying.clone()])))
+            }
+            _ => Arc::new(KeySlot::empty()),
+        })
+        .collect();
+    Wide {
+        engine: Engine::new(config, slots),
+        mesh,
+    }
+}
+
+impl Wide {
+    fn svid(&self, sub: &str) -> String {
+        let claims = json!({"sub": sub, "aud": ["spiffe://example.org/backend"], "exp": NOW + 300, "iat": NOW});
+        self.mesh
+            .encode(
+                Some("m1"),
+                &Default::default(),
+                claims.to_string().as_bytes(),
+            )
+            .unwrap()
+    }
+}
+
+/// A request: host, path, token, session.
+struct Case {
+    host: &'static str,
+    path: &'static str,
+    token: Option<String>,
+    session: Option<SessionCredential>,
+}
+
+/// A request that is denied for `reason`, and the step that must fail. The
+/// match is exhaustive: a new reason code does not compile until explain has
+/// a case, or is listed as produced only by a frontend.
+fn case(w: &Wide, reason: DenyReason) -> Option<(Case, &'static str)> {
     let unsigned = |header: serde_json::Value| {
         format!(
             "{}.{}.{}",
@@ -73,53 +192,102 @@ fn case(reason: DenyReason) -> Option<(&'static str, Option<String>)> {
             b64::encode(b"not a signature")
         )
     };
+    let api = |token: Option<String>| Case {
+        host: "api.example.com",
+        path: "/api/x",
+        token,
+        session: None,
+    };
+    let at = |host, path, token| Case {
+        host,
+        path,
+        token,
+        session: None,
+    };
     Some(match reason {
-        DenyReason::TokenMissing => ("/api/x", None),
-        DenyReason::TokenMalformed => ("/api/x", Some("not.a-jwt".to_owned())),
+        DenyReason::TokenMissing => (api(None), "token"),
+        DenyReason::TokenMalformed => (api(Some("not.a-jwt".to_owned())), "format"),
         DenyReason::SignatureInvalid => (
-            "/api/x",
-            Some(unsigned(json!({"alg": "HS256", "kid": "h1"}))),
+            api(Some(unsigned(json!({"alg": "HS256", "kid": "h1"})))),
+            "signature",
         ),
         DenyReason::AlgorithmNotAllowed => (
-            "/api/x",
-            Some(unsigned(json!({"alg": "RS256", "kid": "h1"}))),
+            api(Some(unsigned(json!({"alg": "RS256", "kid": "h1"})))),
+            "algorithm",
         ),
         DenyReason::KeyNotFound => (
-            "/api/x",
-            Some(unsigned(json!({"alg": "HS256", "kid": "gone"}))),
+            api(Some(unsigned(json!({"alg": "HS256", "kid": "gone"})))),
+            "key",
         ),
         DenyReason::IssuerMismatch => (
-            "/api/x",
-            Some(with(good(), |c| c["iss"] = json!("https://evil"))),
+            api(Some(with(good(), |c| c["iss"] = json!("https://evil")))),
+            "issuer",
         ),
-        DenyReason::AudienceMismatch => {
-            ("/api/x", Some(with(good(), |c| c["aud"] = json!("other"))))
-        }
+        DenyReason::AudienceMismatch => (
+            api(Some(with(good(), |c| c["aud"] = json!("other")))),
+            "audience",
+        ),
         DenyReason::TokenExpired => (
-            "/api/x",
-            Some(with(good(), |c| c["exp"] = json!(NOW - 3600))),
+            api(Some(with(good(), |c| c["exp"] = json!(NOW - 3600)))),
+            "exp",
         ),
         DenyReason::TokenNotYetValid => (
-            "/api/x",
-            Some(with(good(), |c| c["nbf"] = json!(NOW + 3600))),
+            api(Some(with(good(), |c| c["nbf"] = json!(NOW + 3600)))),
+            "nbf",
         ),
-        DenyReason::ClaimMismatch => ("/admin/x", Some(token(good()))),
-        DenyReason::ScopeMissing => ("/billing/x", Some(token(good()))),
-        DenyReason::NoRule => ("/elsewhere", None),
-        DenyReason::RequestInvalid => ("/api/%2F..", None),
-        // Produced with a spiffe provider or an inject rule, not by this
-        // engine's HS256 provider.
-        DenyReason::SpiffeIdMismatch
-        | DenyReason::TokenPresent
-        | DenyReason::CertificateMismatch
-        | DenyReason::TokenUnavailable => return None,
-        // Produced on rules with a `when:` condition (tests in condition.rs).
-        DenyReason::ConditionFailed => return None,
-        // Produced with a DPoP-enabled provider.
-        DenyReason::DpopInvalid => return None,
-        // Produced on `login` rules with sessions configured.
-        DenyReason::LoginRequired | DenyReason::SessionInvalid => return None,
-        // Produced by the proxy frontend after the decision.
+        DenyReason::ClaimMismatch => (
+            at("api.example.com", "/admin/x", Some(token(good()))),
+            "claim",
+        ),
+        DenyReason::ScopeMissing => (
+            at("api.example.com", "/billing/x", Some(token(good()))),
+            "scopes",
+        ),
+        DenyReason::NoRule => (at("api.example.com", "/elsewhere", None), "rule"),
+        DenyReason::RequestInvalid => (at("api.example.com", "/api/%2F..", None), "request"),
+        DenyReason::SpiffeIdMismatch => (
+            at(
+                "api.example.com",
+                "/mesh/x",
+                Some(w.svid("spiffe://example.org/ns/default/sa/backend")),
+            ),
+            "spiffe_ids",
+        ),
+        // A token bound to a certificate the request does not present.
+        DenyReason::CertificateMismatch => (
+            api(Some(with(good(), |c| {
+                c["cnf"] = json!({"x5t#S256": b64::encode(&[7u8; 32])});
+            }))),
+            "certificate",
+        ),
+        // A DPoP-bound token, and the provider does not take DPoP.
+        DenyReason::DpopInvalid => (
+            api(Some(with(good(), |c| c["cnf"] = json!({"jkt": "abc"})))),
+            "dpop",
+        ),
+        DenyReason::TokenPresent => (
+            at("backend.example.org", "/x", Some(token(good()))),
+            "inject",
+        ),
+        // The token source has not filled the slot (none runs here).
+        DenyReason::TokenUnavailable => (at("backend.example.org", "/x", None), "inject"),
+        DenyReason::ConditionFailed => (
+            at("api.example.com", "/cond/x", Some(token(good()))),
+            "condition",
+        ),
+        DenyReason::LoginRequired => (at("app.example.com", "/app/x", None), "session"),
+        DenyReason::SessionInvalid => (
+            Case {
+                session: Some(SessionCredential::Invalid {
+                    detail: "tampered".to_owned(),
+                }),
+                ..at("app.example.com", "/app/x", None)
+            },
+            "session",
+        ),
+        // Produced by the proxy frontend after the decision (no upstream for
+        // the allowed rule, or the upstream failed): the engine never denies
+        // with them, so there is no decision to explain.
         DenyReason::NoUpstream | DenyReason::UpstreamUnavailable | DenyReason::UpstreamTimeout => {
             return None;
         }
@@ -147,52 +315,32 @@ fn failed_step(steps: &[super::Step]) -> &super::Step {
 
 #[test]
 fn explains_every_reason_code_as_the_decision_has_it() {
-    let e = engine("");
+    let w = wide();
+    let mut explained_reasons = 0;
     for reason in DenyReason::ALL {
-        let Some((path, token)) = case(reason) else {
+        let Some((c, want)) = case(&w, reason) else {
             continue;
         };
-        let h = headers(token.as_deref());
-        let req = AuthRequest::new(&Method::GET, "api.example.com", path, &h);
-        let decided = e.decide(&req, NOW);
-        let explained = e.explain(&req, NOW);
-        assert_eq!(decided.reason(), Some(reason), "{path}: {decided:?}");
+        explained_reasons += 1;
+        let h = headers(c.token.as_deref());
+        let mut req = AuthRequest::new(&Method::GET, c.host, c.path, &h);
+        req.session = c.session.as_ref();
+        let decided = w.engine.decide(&req, NOW);
+        let explained = w.engine.explain(&req, NOW);
+        assert_eq!(decided.reason(), Some(reason), "{}: {decided:?}", c.path);
         assert_eq!(explained.reason, Some(reason.as_str()), "{explained:#?}");
         assert_eq!(explained.status, decided.status());
         assert!(!explained.allowed);
+        if let Decision::Deny(d) = &decided {
+            assert_eq!(explained.rule.as_deref(), d.rule.as_deref(), "{reason}");
+            assert_eq!(
+                explained.provider.as_deref(),
+                d.provider.as_deref(),
+                "{reason}"
+            );
+        }
         let step = failed_step(&explained.steps);
-        let want = match reason {
-            DenyReason::TokenMissing | DenyReason::TokenMalformed => "token",
-            DenyReason::SignatureInvalid => "signature",
-            DenyReason::AlgorithmNotAllowed => "algorithm",
-            DenyReason::KeyNotFound => "key",
-            DenyReason::IssuerMismatch => "issuer",
-            DenyReason::AudienceMismatch => "audience",
-            DenyReason::TokenExpired => "exp",
-            DenyReason::TokenNotYetValid => "nbf",
-            DenyReason::ClaimMismatch => "claim",
-            DenyReason::ScopeMissing => "scopes",
-            DenyReason::NoRule => "rule",
-            DenyReason::RequestInvalid => "request",
-            DenyReason::SpiffeIdMismatch
-            | DenyReason::TokenPresent
-            | DenyReason::CertificateMismatch
-            | DenyReason::TokenUnavailable
-            | DenyReason::NoUpstream
-            | DenyReason::UpstreamUnavailable
-            | DenyReason::UpstreamTimeout
-            | DenyReason::LoginRequired
-            | DenyReason::SessionInvalid
-            | DenyReason::ConditionFailed
-            | DenyReason::DpopInvalid => unreachable!("no case for {reason}"),
-        };
-        // A malformed token fails in the token core's format check.
-        let got = if reason == DenyReason::TokenMalformed && step.step == "format" {
-            "token"
-        } else {
-            step.step
-        };
-        assert_eq!(got, want, "{reason}: {:#?}", explained.steps);
+        assert_eq!(step.step, want, "{reason}: {:#?}", explained.steps);
         let last = explained.steps.last().unwrap();
         assert_eq!(last.step, "response");
         assert!(
@@ -201,13 +349,15 @@ fn explains_every_reason_code_as_the_decision_has_it() {
             "{last:?}"
         );
         // The token itself is never part of an explanation.
-        if let Some(t) = &token {
+        if let Some(t) = &c.token {
             let json = explained.to_json().to_string();
             let signature = t.rsplit('.').next().unwrap();
             assert!(signature.len() < 8 || !json.contains(signature), "{json}");
             assert!(!json.contains(t.as_str()));
         }
     }
+    // All but the three the proxy frontend produces.
+    assert_eq!(explained_reasons, DenyReason::ALL.len() - 3);
 }
 
 #[test]
@@ -361,4 +511,142 @@ fn denies_unknown_mode_at_load() {
     let err = config::parse(text, "t.yaml", Path::new("."), &|_| None).unwrap_err();
     assert_eq!((err.line, err.field.as_str()), (5, "rules[0].mode"));
     assert!(err.problem.contains("not enforce or dry_run"), "{err}");
+}
+
+/// Explains `path` on the wide engine with a bearer token and a session.
+fn explain_wide(
+    w: &Wide,
+    host: &str,
+    path: &str,
+    token: Option<&str>,
+    session: Option<&SessionCredential>,
+) -> super::Explanation {
+    let h = headers(token);
+    let mut req = AuthRequest::new(&Method::GET, host, path, &h);
+    req.session = session;
+    let explained = w.engine.explain(&req, NOW);
+    let decided = w.engine.decide(&req, NOW);
+    assert_eq!(explained.reason, decided.reason().map(|r| r.as_str()));
+    assert_eq!(explained.status, decided.status());
+    explained
+}
+
+fn step<'a>(x: &'a super::Explanation, name: &str) -> &'a super::Step {
+    x.steps
+        .iter()
+        .find(|s| s.step == name)
+        .unwrap_or_else(|| panic!("no {name} step: {:#?}", x.steps))
+}
+
+#[test]
+fn explains_the_condition_with_its_source_and_value() {
+    let w = wide();
+    let source = r#"claims.sub == "bob" && request.method == "GET""#;
+    let x = explain_wide(&w, "a.test", "/cond/x", Some(&token(good())), None);
+    let s = step(&x, "condition");
+    assert!(!s.ok);
+    assert_eq!(s.detail, format!("when {source:?} is false"));
+    let bob = with(good(), |c| c["sub"] = json!("bob"));
+    let x = explain_wide(&w, "a.test", "/cond/x", Some(&bob), None);
+    assert!(x.allowed, "{x:#?}");
+    let s = step(&x, "condition");
+    assert!(s.ok);
+    assert_eq!(s.detail, format!("when {source:?} is true"));
+    // A run-time error (the token has no `level`) is its value too, and denies.
+    let x = explain_wide(&w, "a.test", "/strict/x", Some(&token(good())), None);
+    let s = step(&x, "condition");
+    assert!(!s.ok);
+    assert_eq!(x.reason, Some("condition_failed"));
+    assert!(
+        s.detail
+            .starts_with(r#"when "claims.level > 2" is an error: "#),
+        "{s:?}"
+    );
+}
+
+#[test]
+fn explains_spiffe_ids_with_patterns_and_the_tokens_id() {
+    let w = wide();
+    let ok = w.svid("spiffe://example.org/ns/prod/sa/web");
+    let x = explain_wide(&w, "a.test", "/mesh/x", Some(&ok), None);
+    assert!(x.allowed, "{x:#?}");
+    let s = step(&x, "spiffe_ids");
+    assert!(s.ok);
+    assert_eq!(
+        s.detail,
+        r#"wants one of [spiffe://example.org/ns/*/sa/web], token SPIFFE ID "spiffe://example.org/ns/prod/sa/web""#
+    );
+    let bad = w.svid("spiffe://example.org/ns/prod/sa/db");
+    let x = explain_wide(&w, "a.test", "/mesh/x", Some(&bad), None);
+    let s = step(&x, "spiffe_ids");
+    assert!(!s.ok);
+    assert!(
+        s.detail
+            .ends_with(r#"token SPIFFE ID "spiffe://example.org/ns/prod/sa/db""#)
+    );
+}
+
+#[test]
+fn explains_certificate_binding_dpop_and_inject() {
+    let w = wide();
+    let bound = with(good(), |c| {
+        c["cnf"] = json!({"x5t#S256": b64::encode(&[7u8; 32])});
+    });
+    let x = explain_wide(&w, "api.example.com", "/api/x", Some(&bound), None);
+    assert_eq!(
+        step(&x, "certificate").detail,
+        "the token is certificate-bound and no client certificate was presented"
+    );
+    let dpop = with(good(), |c| c["cnf"] = json!({"jkt": "abc"}));
+    let x = explain_wide(&w, "api.example.com", "/api/x", Some(&dpop), None);
+    assert_eq!(
+        step(&x, "dpop").detail,
+        "the provider does not take DPoP; a DPoP-bound token, and the provider does not take DPoP"
+    );
+    // A plain bearer token at a provider without DPoP: no dpop step at all.
+    let x = explain_wide(&w, "api.example.com", "/api/x", Some(&token(good())), None);
+    assert!(x.allowed);
+    assert!(
+        x.steps
+            .iter()
+            .all(|s| s.step != "dpop" && s.step != "certificate")
+    );
+    let x = explain_wide(&w, "backend.example.org", "/x", None, None);
+    assert_eq!(
+        step(&x, "inject").detail,
+        r#"token_unavailable: no fresh token for audience "spiffe://example.org/backend" yet (audience "spiffe://example.org/backend", replace false)"#
+    );
+}
+
+#[test]
+fn explains_a_session_in_place_of_a_token() {
+    let w = wide();
+    let session = SessionCredential::Valid(VerifiedSession {
+        provider: "sso".to_owned(),
+        claims_json: br#"{"sub":"alice"}"#.to_vec(),
+        expires_at: NOW + 60,
+    });
+    let x = explain_wide(&w, "app.example.com", "/app/x", None, Some(&session));
+    assert!(x.allowed, "{x:#?}");
+    assert_eq!(x.provider.as_deref(), Some("sso"));
+    let s = step(&x, "session");
+    assert!(s.ok);
+    assert_eq!(
+        s.detail,
+        r#"provider "sso", from a session (not a token), valid until 2023-11-14T22:14:20Z"#
+    );
+    // A browser without a session is sent to log in; the URL (which carries the
+    // request's query) is not repeated.
+    let mut h = headers(None);
+    h.insert("accept", HeaderValue::from_static("text/html"));
+    let req = AuthRequest::new(&Method::GET, "app.example.com", "/app/x?token=secret", &h);
+    let x = w.engine.explain(&req, NOW);
+    assert_eq!(x.reason, Some("login_required"));
+    let s = step(&x, "session");
+    assert!(!s.ok);
+    assert!(
+        s.detail.ends_with("a browser is redirected to log in"),
+        "{s:?}"
+    );
+    assert!(!x.to_json().to_string().contains("secret"));
 }

@@ -186,6 +186,20 @@ fn split(text: &str, wildcards: bool) -> Result<usize, InvalidSpiffeId> {
 
 // === impl SpiffeId ===
 
+/// The pattern as written (`spiffe://td/ns/*/sa/web`), for explanations.
+impl fmt::Display for SpiffeIdPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "spiffe://{}", self.trust_domain)?;
+        for s in &self.segments {
+            match s {
+                Segment::Any => f.write_str("/*")?,
+                Segment::Exact(s) => write!(f, "/{s}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for SpiffeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
