@@ -368,19 +368,29 @@ rules:
     let auth = format!("Authorization: Bearer {bound}");
 
     // With the certificate it is bound to: through, the upstream sees the identity.
-    let (status, body) = curl(&ca, Some((&alice, &alice_key)), &[auth.clone()], &url);
+    let (status, body) = curl(
+        &ca,
+        Some((&alice, &alice_key)),
+        std::slice::from_ref(&auth),
+        &url,
+    );
     assert_eq!(status, 200, "{body}\n{}", portcullis.log());
     let e = seen(&body);
     assert_eq!(e["headers"]["x-user"], "alice", "{e}");
     assert!(e["headers"].get("authorization").is_none(), "{e}");
 
     // Another certificate of the same CA: 401 certificate_mismatch.
-    let (status, body) = curl(&ca, Some((&bob, &bob_key)), &[auth.clone()], &url);
+    let (status, body) = curl(
+        &ca,
+        Some((&bob, &bob_key)),
+        std::slice::from_ref(&auth),
+        &url,
+    );
     assert_eq!(status, 401, "{body}");
     assert_eq!(seen(&body)["reason"], "certificate_mismatch", "{body}");
 
     // No client certificate (allowed by client_auth: optional): 401 certificate_mismatch.
-    let (status, body) = curl(&ca, None, &[auth.clone()], &url);
+    let (status, body) = curl(&ca, None, std::slice::from_ref(&auth), &url);
     assert_eq!(status, 401, "{body}");
     assert_eq!(seen(&body)["reason"], "certificate_mismatch", "{body}");
 
