@@ -422,4 +422,32 @@ rules:
     let (status, body) = curl(&ca, None, &[format!("Authorization: Bearer {plain}")], &url);
     assert_eq!(status, 200, "{body}");
     assert_eq!(seen(&body)["headers"]["x-user"], "carol");
+
+    // From a peer in trusted_proxies (a TLS-terminating proxy in front), its
+    // X-Forwarded-Client-Cert names the client certificate; the connection's own
+    // certificate, when there is one, still wins.
+    portcullis.rewrite_config(&format!("{config}trusted_proxies: [127.0.0.1/32]\n"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = curl(&ca, None, &[auth.clone(), xfcc.clone()], &url);
+        if status == 200 {
+            assert_eq!(seen(&body)["headers"]["x-user"], "alice", "{body}");
+            break;
+        }
+        assert_eq!(seen(&body)["reason"], "certificate_mismatch", "{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "trusted_proxies never reloaded\n{}",
+            portcullis.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, body) = curl(
+        &ca,
+        Some((&bob, &bob_key)),
+        &[auth.clone(), xfcc.clone()],
+        &url,
+    );
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(seen(&body)["reason"], "certificate_mismatch", "{body}");
 }
