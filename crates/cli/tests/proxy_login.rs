@@ -261,6 +261,21 @@ rules:
     assert_eq!(r.status, 400, "{r:?}");
     assert_eq!(r.json()["reason"], "redirect_not_allowed");
 
+    // Back-channel logout is answered on the proxy (its body read there): a logout
+    // token that fails validation is 400, and nothing is forwarded.
+    let hits = echo.hits();
+    for body in ["logout_token=a.b.c", ""] {
+        let r = portcullis_test_util::request(
+            "POST",
+            &format!("{proxy}/oauth2/backchannel_logout"),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body,
+        );
+        assert_eq!(r.status, 400, "{body}: {r:?}");
+        assert_eq!(r.json()["reason"], "logout_token_invalid");
+    }
+    assert_eq!(echo.hits(), hits);
+
     // --- Sign-out on the proxy: cookie cleared, RP-initiated logout, session over. ---
     let hits = echo.hits();
     let r = b.send(
