@@ -18,7 +18,7 @@ use portcullis_policy::{AuthRequest, Decision, Deny, DenyReason, Peer};
 
 use crate::body::{ProxyBody, streamed};
 use crate::headers::{
-    REQUEST_ID, Seen, request_id, set_forwarding, strip_hop_by_hop, strip_response,
+    REQUEST_ID, Seen, drop_forwarding, request_id, set_forwarding, strip_hop_by_hop, strip_response,
 };
 use crate::upstream::{UpstreamError, Upstreams};
 
@@ -147,6 +147,9 @@ impl Proxy {
             .peer
             .address
             .is_some_and(|a| engine.proxy().is_trusted(a.ip()));
+        if !trusted {
+            drop_forwarding(req.headers_mut());
+        }
         if !trusted || !req.headers().contains_key("x-forwarded-proto") {
             req.headers_mut()
                 .insert("x-forwarded-proto", HeaderValue::from_static(self.proto));

@@ -102,6 +102,22 @@ fn is_forwarding(name: &str) -> bool {
         || same("x-real-ip")
 }
 
+/// Drops a client's forwarding headers (`X-Forwarded-*` in any spelling, among
+/// them `X-Forwarded-Client-Cert`, `Forwarded`, `X-Real-IP`) before the decision
+/// reads the request: from a peer that is not a trusted proxy they are claims, not
+/// evidence (a forged `X-Forwarded-Client-Cert` must not meet a token's
+/// certificate binding). [`set_forwarding`] sets this proxy's own afterwards.
+pub(crate) fn drop_forwarding(headers: &mut HeaderMap) {
+    let drop: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_forwarding(n.as_str()))
+        .cloned()
+        .collect();
+    for name in drop {
+        headers.remove(name);
+    }
+}
+
 /// Sets `X-Forwarded-For` (the peer appended), `X-Forwarded-Proto`,
 /// `X-Forwarded-Host`, `X-Real-IP` and `Forwarded` from what this proxy saw. A
 /// client's copies are dropped unless its peer is a trusted proxy (then its
@@ -311,6 +327,21 @@ mod tests {
             "for=1.1.1.1, for=192.0.2.7;proto=http;host=\"app.example\""
         );
         assert!(h.get("x_forwarded_for").is_none());
+    }
+
+    #[test]
+    fn untrusted_forwarding_is_dropped_before_deciding() {
+        let mut h = map(&[
+            ("x-forwarded-client-cert", "Hash=00"),
+            ("x_forwarded_client_cert", "Hash=00"),
+            ("x-forwarded-proto", "https"),
+            ("forwarded", "for=1.1.1.1"),
+            ("x-real-ip", "1.1.1.1"),
+            ("x-user", "kept"),
+        ]);
+        drop_forwarding(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h.get("x-user").unwrap(), "kept");
     }
 
     #[test]
