@@ -58,6 +58,26 @@ pub(super) fn reword(cx: &Ctx<'_>, text: &str, e: &serde_saphyr::Error) -> Confi
         let key = key.split(',').next().unwrap_or(key).trim();
         return cx.err(line, join(key), "this key appears twice in the same block");
     }
+    // A key indented less than its siblings, seen at its own line (when the block
+    // it leaves has nothing required, YAML stops right there).
+    if message.contains("did not find expected") || message.contains("while parsing a block") {
+        if let Some((key, indent, wanted, sibling_line)) = dedented_here(text, line) {
+            let path = path_at(text, sibling_line);
+            let parent = path.rsplit_once('.').map_or("", |(p, _)| p);
+            let field = if parent.is_empty() {
+                key
+            } else {
+                format!("{parent}.{key}")
+            };
+            return cx.err(
+                line,
+                field,
+                format!(
+                    "indented {indent} spaces, less than the other keys here ({wanted}): YAML reads it as outside this block"
+                ),
+            );
+        }
+    }
     let problem = if message.contains("expected sequence start") {
         "expected a list (`[a, b]`, or one `- item` per line), found a single value".to_owned()
     } else if message.contains("expected mapping start") || message.contains("expected a mapping") {
@@ -175,6 +195,31 @@ fn dedented_key(text: &str, line: u64) -> Option<(u64, String, usize, usize)> {
         return None;
     }
     None
+}
+
+/// The key at `line` when it is indented less than the key line before it (and is
+/// not a list item): its name, its indent, the sibling's, and the sibling's line.
+fn dedented_here(text: &str, line: u64) -> Option<(String, usize, usize, u64)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let at = usize::try_from(line).ok()?.checked_sub(1)?;
+    let here = lines.get(at)?;
+    let content = here.trim_start();
+    let indent = here.len() - content.len();
+    if indent == 0 || content.starts_with('-') {
+        return None;
+    }
+    let key = content.split_once(':')?.0.trim().to_owned();
+    let (j, prev) = lines[..at]
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
+    let mut prev_content = prev.trim_start();
+    while let Some(after) = prev_content.strip_prefix("- ") {
+        prev_content = after.trim_start();
+    }
+    let wanted = prev.len() - prev_content.len();
+    (indent < wanted && prev_content.contains(':')).then(|| (key, indent, wanted, (j + 1) as u64))
 }
 
 /// The expected name closest to `name` (at most two edits away).

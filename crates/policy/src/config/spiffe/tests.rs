@@ -97,7 +97,7 @@ fn denies_bad_workload_config() {
         ("providers:\n  - name: m\n    spiffe: {trust_domain: example.org, bundle: {file: b}}\n    jwks: {file: k.json}\n".to_owned(), "exactly one of jwks or spiffe"),
         ("providers:\n  - name: m\n    spiffe: {trust_domain: example.org, bundle: {file: b}}\n    require_exp: false\n".to_owned(), "exp"),
         ("providers:\n  - name: m\n    spiffe: {trust_domain: example.org, bundle: {file: b}}\n    algorithms: [HS256]\n".to_owned(), "asymmetric"),
-        ("providers:\n  - name: m\n    spiffe: {trust_domain: example.org, bundle: {file: b}, extra: 1}\n".to_owned(), "unknown field"),
+        ("providers:\n  - name: m\n    spiffe: {trust_domain: example.org, bundle: {file: b}, extra: 1}\n".to_owned(), "unknown key"),
         (format!("{p}rules:\n  - name: r\n    spiffe_ids: [\"spiffe://example.org/a/\"]\n"), "not a SPIFFE ID"),
         (format!("{p}rules:\n  - name: r\n    spiffe_ids: [\"https://example.org/a\"]\n"), "not a SPIFFE ID"),
         (format!("{p}rules:\n  - name: r\n    spiffe_ids: []\n"), "at least one"),
