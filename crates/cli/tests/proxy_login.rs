@@ -187,10 +187,12 @@ rules:
 
     // --- Client-sent copies of the identity headers never reach the upstream. ---
     let cookie = format!("portcullis_session={}", session.value);
+    // The app's own cookies go through; Portcullis's session cookie does not.
+    let with_app_cookie = format!("app_pref=dark; {cookie}");
     let r = get(
         &format!("{proxy}/app/forged"),
         &[
-            ("Cookie", &cookie),
+            ("Cookie", &with_app_cookie),
             ("X-User", "mallory"),
             ("X-Email", "mallory@evil.example"),
             ("X-Session-Token", "Bearer forged"),
@@ -202,6 +204,7 @@ rules:
     assert_eq!(e["headers"]["x-email"], "alice@example.com", "{e}");
     let t = header(&e, "x-session-token").unwrap();
     assert!(t != "Bearer forged" && t.split('.').count() == 3, "{e}");
+    assert_eq!(header(&e, "cookie"), Some("app_pref=dark"), "{e}");
 
     // --- An API request (no text/html) gets 401, never a redirect. ---
     let r = get(&format!("{proxy}/app/x"), &[("Accept", "application/json")]);

@@ -23,6 +23,35 @@ pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> 
         .map(|(_, v)| v.trim())
 }
 
+/// Removes the cookies `is_ours` names from every `Cookie` header, keeping the
+/// others as sent; a header left empty is dropped.
+pub(crate) fn remove(headers: &mut HeaderMap, is_ours: impl Fn(&str) -> bool) {
+    let kept: Vec<http::HeaderValue> = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| {
+            let Ok(text) = v.to_str() else {
+                // Not readable as text: not ours to rewrite; kept as sent.
+                return Some(v.clone());
+            };
+            let pairs: Vec<&str> = text
+                .split(';')
+                .map(str::trim)
+                .filter(|pair| !pair.is_empty())
+                .filter(|pair| !is_ours(pair.split_once('=').map_or(*pair, |(n, _)| n).trim()))
+                .collect();
+            if pairs.is_empty() {
+                return None;
+            }
+            http::HeaderValue::from_str(&pairs.join("; ")).ok()
+        })
+        .collect();
+    headers.remove(http::header::COOKIE);
+    for v in kept {
+        headers.append(http::header::COOKIE, v);
+    }
+}
+
 /// A (possibly split) cookie's value, its chunks joined.
 pub(crate) fn chunked(headers: &HeaderMap, name: &str) -> Option<String> {
     let mut value = cookie(headers, name)?.to_owned();
@@ -97,6 +126,24 @@ pub(crate) fn set(config: &CookieConfig, name: &str, value: &str, max_age: Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removes_only_our_cookies() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            http::header::COOKIE,
+            "app=1; s=sealed; s_1=more; s_x=keep".parse().unwrap(),
+        );
+        headers.append(http::header::COOKIE, "s_state=st".parse().unwrap());
+        headers.append(http::header::COOKIE, "other=2".parse().unwrap());
+        remove(&mut headers, |n| n == "s" || n == "s_1" || n == "s_state");
+        let left: Vec<&str> = headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(left, ["app=1; s_x=keep", "other=2"]);
+    }
 
     #[test]
     fn splits_and_joins() {

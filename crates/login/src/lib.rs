@@ -330,6 +330,20 @@ impl Login {
         }
     }
 
+    /// Removes Portcullis's own cookies (the session cookie and its chunks, the
+    /// login state cookie) from a request before it goes upstream: they are
+    /// credentials for Portcullis, not for the app behind it.
+    pub fn remove_own_cookies(&self, headers: &mut HeaderMap) {
+        let name = self.sessions.cookie.name.as_str();
+        cookies::remove(headers, |n| {
+            n == name
+                || n == self.state_cookie
+                || n.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix('_'))
+                    .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+        });
+    }
+
     /// `Set-Cookie` values that clear the session cookie (on a `session_invalid` deny).
     pub fn clear_session_cookies(&self) -> Vec<String> {
         cookies::clear_chunked(&self.sessions.cookie, &self.sessions.cookie.name)

@@ -249,6 +249,9 @@ impl Proxy {
         for name in &allow.remove_headers {
             headers.remove(name);
         }
+        if let Some(login) = &self.login {
+            login.remove_own_cookies(headers);
+        }
         for (name, value) in &allow.set_headers {
             headers.insert(name.clone(), value.clone());
         }
