@@ -60,23 +60,23 @@ pub(super) fn reword(cx: &Ctx<'_>, text: &str, e: &serde_saphyr::Error) -> Confi
     }
     // A key indented less than its siblings, seen at its own line (when the block
     // it leaves has nothing required, YAML stops right there).
-    if message.contains("did not find expected") || message.contains("while parsing a block") {
-        if let Some((key, indent, wanted, sibling_line)) = dedented_here(text, line) {
-            let path = path_at(text, sibling_line);
-            let parent = path.rsplit_once('.').map_or("", |(p, _)| p);
-            let field = if parent.is_empty() {
-                key
-            } else {
-                format!("{parent}.{key}")
-            };
-            return cx.err(
-                line,
-                field,
-                format!(
-                    "indented {indent} spaces, less than the other keys here ({wanted}): YAML reads it as outside this block"
-                ),
-            );
-        }
+    if (message.contains("did not find expected") || message.contains("while parsing a block"))
+        && let Some((key, indent, wanted, sibling_line)) = dedented_here(text, line)
+    {
+        let path = path_at(text, sibling_line);
+        let parent = path.rsplit_once('.').map_or("", |(p, _)| p);
+        let field = if parent.is_empty() {
+            key
+        } else {
+            format!("{parent}.{key}")
+        };
+        return cx.err(
+            line,
+            field,
+            format!(
+                "indented {indent} spaces, less than the other keys here ({wanted}): YAML reads it as outside this block"
+            ),
+        );
     }
     let problem = if message.contains("expected sequence start") {
         "expected a list (`[a, b]`, or one `- item` per line), found a single value".to_owned()
