@@ -101,7 +101,7 @@ pub(crate) fn refuse_no_listener(path: &Path, config: &Config) -> Result<(), App
         file: path.display().to_string(),
         line: portcullis_policy::config::line_of(&text, "listen"),
         field: "listen".to_owned(),
-        problem: "names no listener (http, grpc or admin): serve would have nothing to run"
+        problem: "names no listener (http, grpc, admin or proxy): serve would have nothing to run"
             .to_owned(),
     }))
 }

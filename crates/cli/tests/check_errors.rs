@@ -27,7 +27,7 @@ fn check_and_serve_refuse_a_config_without_listener_naming_file_and_line() {
     let dir = TempDir::new("check-errors");
     let path = dir.write("none.yaml", "# no listener\nproviders: []\n");
     let want = format!(
-        "{}:1: listen: names no listener (http, grpc or admin)",
+        "{}:1: listen: names no listener (http, grpc, admin or proxy)",
         path.display()
     );
     let (code, stderr) = run(&["check"], &path);

@@ -31,7 +31,7 @@ const ISS: &str = "https://idp.example.com";
 
 fn provider_config(jwks: &Value, extra: &str) -> String {
     format!(
-        "providers:\n  - name: corp\n    issuer: {ISS}\n    audiences: [api]\n    jwks:\n      inline: {jwks}\n{extra}rules:\n  - name: default\n    match: {{}}\n"
+        "providers:\n  - name: corp\n    issuer: {ISS}\n    audiences: [api]\n    jwks:\n      inline: {jwks}\n{extra}rules:\n  - name: default\n    match: {{}}\nlisten:\n  admin: 127.0.0.1:9\n"
     )
 }
 
