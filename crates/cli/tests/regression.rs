@@ -31,7 +31,7 @@ const ISS: &str = "https://idp.example.com";
 
 fn provider_config(jwks: &Value, extra: &str) -> String {
     format!(
-        "providers:\n  - name: corp\n    issuer: {ISS}\n    audiences: [api]\n    jwks:\n      inline: {jwks}\n{extra}rules:\n  - name: default\n    match: {{}}\nlisten:\n  admin: 127.0.0.1:9\n"
+        "providers:\n  - name: corp\n    issuer: {ISS}\n    audiences: [api]\n    jwks:\n      inline: {jwks}\n{extra}rules:\n  - name: default\n    match: {{}}\n"
     )
 }
 
@@ -54,7 +54,11 @@ fn regression_issue10_inline_jwks_skips_unusable_key() {
     let enc = json!({"kty": "RSA", "kid": "enc", "use": "enc", "n": rsa["n"], "e": rsa["e"]});
     let jwks = json!({"keys": [good.jwk(), ed448, k1, enc]});
     let text = provider_config(&jwks, "");
-    let file = dir.write("inline.yaml", &text);
+    // `check` refuses a config with no listener; `Portcullis::start` adds its own.
+    let file = dir.write(
+        "inline.yaml",
+        &format!("{text}listen:\n  admin: 127.0.0.1:9\n"),
+    );
     let file_arg = file.to_str().unwrap();
 
     let out = portcullis(&["check", "--config", file_arg]);
