@@ -11,6 +11,14 @@
 //! cannot drift outside what is checked here. The output (with the default values,
 //! and with every optional part switched on) is validated with `kubernetes-validate
 //! --strict`, the ServiceMonitor by shape, and its ConfigMap's config with `portcullis check`.
+//!
+//! Helm's own engine checks the same chart: PyPI's `helm-sdkpy` ships the Helm v4 Go
+//! library as a shared library (its Python wrapper needs Python 3.12 and a cluster for
+//! `install`, so `scripts/install-peers` takes only the library and
+//! `tests/peers/helm_lint.py` calls its `lint`, which renders every template with the
+//! values and parses the result). Lint does not hand back the rendered manifests, so
+//! the schema validation above stays on the subset renderer; lint proves Helm renders
+//! the same templates, with the default values and with everything on, without error.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 #[path = "deploy_common.rs"]
@@ -19,6 +27,7 @@ mod deploy_common;
 use deploy_common::{
     assert_check_passes, assert_pod_hardened, assert_service_monitor, docs, validate, workspace,
 };
+use portcullis_test_util::{TempDir, peers_dir};
 use serde_json::{Value, json};
 
 const RELEASE: &str = "auth";
@@ -227,13 +236,98 @@ fn chart_renders_valid_manifests_with_default_values() {
     assert_eq!(env[1], json!({"name": "PORTCULLIS_WORKERS", "value": "2"}));
 }
 
-#[test]
-fn chart_renders_valid_manifests_with_everything_on() {
-    let (_, mut values, _) = chart_files();
+/// The chart's values with every optional part switched on.
+fn everything_on(mut values: Value) -> Value {
     values["serviceMonitor"]["enabled"] = json!(true);
     values["redis"]["enabled"] = json!(true);
     values["replicas"] = json!(3);
     values["resources"]["limits"]["cpu"] = json!("4");
+    values
+}
+
+/// `helm lint` by Helm's own library on `chart` (with `values` replacing values.yaml
+/// when given): the messages as (severity, path), Helm's 1 info, 2 warning, 3 error.
+fn helm_lint(chart: &std::path::Path, values: Option<&Value>) -> Vec<(u64, String)> {
+    let lib = peers_dir().join("helm/libhelm_sdkpy.so");
+    assert!(
+        lib.exists(),
+        "{} is missing: run scripts/install-peers",
+        lib.display()
+    );
+    let scratch = TempDir::new("helm-lint");
+    let mut cmd = std::process::Command::new(peers_dir().join("venv/bin/python"));
+    cmd.arg(workspace("crates/cli/tests/peers/helm_lint.py"))
+        .arg(&lib)
+        .arg(chart);
+    if let Some(v) = values {
+        cmd.arg(scratch.write("values.json", &v.to_string()));
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "helm lint did not run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    result["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["severity"].as_u64().unwrap(),
+                m["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn helms_own_engine_lints_the_chart_clean_with_default_and_all_on_values() {
+    let chart = workspace("deploy/helm/portcullis");
+    let (_, values, _) = chart_files();
+    for (label, v) in [
+        ("default values", None),
+        ("everything on", Some(everything_on(values))),
+    ] {
+        let messages = helm_lint(&chart, v.as_ref());
+        let problems: Vec<_> = messages.iter().filter(|(s, _)| *s >= 2).collect();
+        assert!(
+            problems.is_empty(),
+            "helm lint with {label}: warnings or errors at {problems:?}"
+        );
+    }
+}
+
+#[test]
+fn helms_lint_fails_a_template_helm_cannot_render() {
+    // The negative control: the same chart with one template Helm cannot execute (a
+    // function that does not exist), so a clean lint above means something.
+    let scratch = TempDir::new("helm-broken");
+    let copy = scratch.path().join("portcullis");
+    std::fs::create_dir_all(copy.join("templates")).unwrap();
+    let src = workspace("deploy/helm/portcullis");
+    for f in ["Chart.yaml", "values.yaml"] {
+        std::fs::copy(src.join(f), copy.join(f)).unwrap();
+    }
+    std::fs::write(
+        copy.join("templates/broken.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ notAHelmFunction }}\n",
+    )
+    .unwrap();
+    let messages = helm_lint(&copy, None);
+    assert!(
+        messages
+            .iter()
+            .any(|(s, p)| *s == 3 && p.starts_with("templates")),
+        "helm lint must report the broken template: {messages:?}"
+    );
+}
+
+#[test]
+fn chart_renders_valid_manifests_with_everything_on() {
+    let (_, values, _) = chart_files();
+    let values = everything_on(values);
     let all = check_rendering(&values);
     assert_service_monitor(all.iter().find(|d| d["kind"] == "ServiceMonitor").unwrap());
     let d = all.iter().find(|d| d["kind"] == "Deployment").unwrap();

@@ -18,9 +18,10 @@ use deploy_common::{
 use portcullis_test_util::TempDir;
 use serde_json::Value;
 
-const RECIPES: [&str; 6] = [
+const RECIPES: [&str; 7] = [
     "k8s-ingress-nginx",
     "k8s-istio",
+    "k8s-istio-session-token",
     "k8s-envoy-gateway",
     "k8s-traefik",
     "k8s-emissary",
@@ -134,14 +135,48 @@ fn check_crd(doc: &Value, ports: &BTreeMap<String, u64>, mesh_providers: &[Strin
                 _ => panic!("extAuth needs exactly one of grpc, http"),
             }
         }
-        ("security.istio.io/v1", "AuthorizationPolicy") => {
-            assert_eq!(spec["action"], "CUSTOM");
-            let provider = spec["provider"]["name"].as_str().unwrap();
-            assert!(
-                mesh_providers.iter().any(|p| p == provider),
-                "provider {provider} not in the mesh config {mesh_providers:?}"
+        ("security.istio.io/v1", "AuthorizationPolicy") => match spec["action"].as_str() {
+            Some("CUSTOM") => {
+                let provider = spec["provider"]["name"].as_str().unwrap();
+                assert!(
+                    mesh_providers.iter().any(|p| p == provider),
+                    "provider {provider} not in the mesh config {mesh_providers:?}"
+                );
+                assert!(spec["rules"].is_array());
+            }
+            // The session-token recipe: the minted token is required in the mesh.
+            Some("ALLOW") => {
+                let principals = spec["rules"][0]["from"][0]["source"]["requestPrincipals"]
+                    .as_array()
+                    .unwrap();
+                assert!(!principals.is_empty() && principals.iter().all(Value::is_string));
+            }
+            other => panic!("AuthorizationPolicy action {other:?}"),
+        },
+        ("security.istio.io/v1", "RequestAuthentication") => {
+            // Istio checks Portcullis's minted session token against Portcullis's JWKS.
+            for rule in spec["jwtRules"].as_array().unwrap() {
+                let uri = rule["jwksUri"].as_str().unwrap();
+                let (h, p) = host_port(uri);
+                assert_portcullis("jwksUri", &h, p, http);
+                assert!(uri.ends_with("/.well-known/jwks.json"), "{uri}");
+                assert!(rule["issuer"].is_string() && rule["audiences"].is_array());
+            }
+        }
+        ("networking.istio.io/v1", "VirtualService") => {
+            // The login endpoints are routed to Portcullis's http port.
+            let routes = spec["http"].as_array().unwrap();
+            let login = routes
+                .iter()
+                .find(|r| r["match"][0]["uri"]["prefix"] == "/oauth2/")
+                .expect("a route for /oauth2/");
+            let dest = &login["route"][0]["destination"];
+            assert_portcullis(
+                "VirtualService /oauth2/",
+                dest["host"].as_str().unwrap(),
+                dest["port"]["number"].as_u64().unwrap(),
+                http,
             );
-            assert!(spec["rules"].is_array());
         }
         ("traefik.io/v1alpha1", "Middleware") => {
             let fa = &spec["forwardAuth"];
@@ -256,8 +291,77 @@ fn every_recipe_validates_and_points_at_the_deployed_service() {
             .iter()
             .find(|(n, _)| n.ends_with("/portcullis.yaml"))
             .unwrap_or_else(|| panic!("{recipe}/portcullis.yaml"));
-        assert_check_passes(recipe, config);
+        if recipe == "k8s-istio-session-token" {
+            check_session_token_recipe(config, &all);
+        } else {
+            assert_check_passes(recipe, config);
+        }
     }
+}
+
+/// The session-token recipe's config names mounted secrets and `${ENV}`: `check` runs
+/// with them present, as in the pod (a generated signing key and session key in place
+/// of /etc/portcullis/secrets, the client secret and Redis URL in the environment), and
+/// the mesh's RequestAuthentication names the issuer and audience Portcullis mints.
+fn check_session_token_recipe(config: &str, manifests: &[Value]) {
+    let dir = TempDir::new("recipe-session-token");
+    let key = dir.path().join("signing.pem");
+    let out = std::process::Command::new(BIN)
+        .args(["keygen", "--alg", "ES256", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.write(
+        "session.key",
+        "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq83v\n",
+    );
+    let local = config.replace(
+        "/etc/portcullis/secrets/",
+        &format!("{}/", dir.path().display()),
+    );
+    let path = dir.write("portcullis.yaml", &local);
+    let out = std::process::Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .env("OIDC_CLIENT_SECRET", "a-client-secret")
+        .env("REDIS_URL", "redis://127.0.0.1:6379")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "k8s-istio-session-token: portcullis check: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed: Value = serde_saphyr::from_str(config).unwrap();
+    let token = &parsed["sessions"]["token"];
+    let ra = manifests
+        .iter()
+        .find(|d| d["kind"] == "RequestAuthentication")
+        .expect("a RequestAuthentication");
+    let rule = &ra["spec"]["jwtRules"][0];
+    assert_eq!(rule["issuer"], token["issuer"], "the minted token's issuer");
+    assert_eq!(
+        rule["audiences"], token["audiences"],
+        "the minted token's audience"
+    );
+    assert_eq!(token["header"], "authorization");
+    let allow = manifests
+        .iter()
+        .find(|d| d["kind"] == "AuthorizationPolicy" && d["spec"]["action"] == "ALLOW")
+        .unwrap();
+    let principal = allow["spec"]["rules"][0]["from"][0]["source"]["requestPrincipals"][0]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        principal,
+        format!("{}/*", token["issuer"].as_str().unwrap()),
+        "requestPrincipals is <iss>/<sub>"
+    );
 }
 
 #[test]

@@ -886,3 +886,160 @@ fn envoy_grpc_redirects_and_reads_sessions() {
         "{r:?}"
     );
 }
+
+/// The Istio session-token recipe (`examples/k8s-istio-session-token`): the mesh checks
+/// Portcullis's minted session token with a plain `RequestAuthentication`. Istio compiles
+/// one into Envoy's `jwt_authn` filter (issuer, audiences, `remote_jwks` from `jwksUri`,
+/// `forward` from `forwardOriginalToken`, `claim_to_headers` from
+/// `outputClaimToHeaders`); this runs a real Envoy with that filter, built from the
+/// recipe's `jwtRules` (the issuer and the JWKS host are the test's), in front of the echo
+/// upstream. `requires` stands for the recipe's ALLOW policy on `requestPrincipals`
+/// (Istio answers a missing token 403 there, `jwt_authn` alone 401).
+#[test]
+fn session_token_passes_envoy_jwt_authn_as_the_istio_recipe_configures_it() {
+    let w = start();
+    let recipe = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/k8s-istio-session-token/request-authentication.yaml"),
+    )
+    .unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&recipe).unwrap();
+    let rule = &docs[0]["spec"]["jwtRules"][0];
+    let jwks_path = rule["jwksUri"]
+        .as_str()
+        .unwrap()
+        .splitn(4, '/')
+        .nth(3)
+        .map(|p| format!("/{p}"))
+        .unwrap();
+    assert_eq!(jwks_path, "/.well-known/jwks.json");
+    assert_eq!(
+        rule["audiences"],
+        json!(["mesh"]),
+        "the test config's audience"
+    );
+    let claim_header = rule["outputClaimToHeaders"][0]["header"].as_str().unwrap();
+    let claim = rule["outputClaimToHeaders"][0]["claim"].as_str().unwrap();
+    assert_eq!(rule["forwardOriginalToken"], true);
+
+    let (port, admin) = (free_port(), free_port());
+    let config = format!(
+        r#"
+admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
+static_resources:
+  listeners:
+    - address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
+      filter_chains:
+        - filters:
+            - name: envoy.filters.network.http_connection_manager
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                stat_prefix: mesh
+                route_config:
+                  virtual_hosts:
+                    - name: app
+                      domains: ["*"]
+                      routes:
+                        - match: {{prefix: /}}
+                          route: {{cluster: app}}
+                http_filters:
+                  - name: envoy.filters.http.jwt_authn
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+                      providers:
+                        portcullis-session-token:
+                          issuer: {issuer}
+                          audiences: {audiences}
+                          forward: true
+                          claim_to_headers: [{{header_name: {claim_header}, claim_name: {claim}}}]
+                          remote_jwks:
+                            http_uri:
+                              uri: {public}{jwks_path}
+                              cluster: portcullis
+                              timeout: 2s
+                      rules:
+                        - match: {{prefix: /}}
+                          requires: {{provider_name: portcullis-session-token}}
+                  - name: envoy.filters.http.router
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+    - name: app
+      type: STATIC
+      load_assignment:
+        cluster_name: app
+        endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {upstream}}}}}}}}}]}}]
+    - name: portcullis
+      type: STATIC
+      load_assignment:
+        cluster_name: portcullis
+        endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {http}}}}}}}}}]}}]
+"#,
+        issuer = w.public,
+        audiences = rule["audiences"],
+        public = w.public,
+        upstream = w._upstream.port,
+        http = w.portcullis.http,
+    );
+    let dir = TempDir::new("session-token-envoy");
+    let path = dir.write("envoy.yaml", &config);
+    let _envoy = Child::spawn(
+        Command::new(peer_bin("envoy"))
+            .arg("--config-path")
+            .arg(&path)
+            .args(["--concurrency", "1", "--base-id", &admin.to_string()])
+            .args(["--log-level", "warn", "--disable-hot-restart"]),
+        &dir.path().join("envoy.log"),
+    );
+    wait_for_port(port, Duration::from_secs(20));
+    let mesh = format!("http://127.0.0.1:{port}");
+
+    // A real login; the upstream behind Traefik receives the minted session token.
+    let mut b = login(&w, &w.traefik_url, "/app/mesh", "alice");
+    let (_, r) = b.get(&format!("{}/app/mesh", w.traefik_url));
+    let token = header(&seen(&r.body), "x-session-token")
+        .unwrap()
+        .to_owned();
+
+    // The mesh's sidecar accepts it; the claim header and the original token go on.
+    let bearer = format!("Bearer {token}");
+    let mut ok = None;
+    for _ in 0..50 {
+        // The first requests may race Envoy's first JWKS fetch from Portcullis.
+        let r = portcullis_test_util::get(&format!("{mesh}/orders"), &[("Authorization", &bearer)]);
+        if r.status == 200 {
+            ok = Some(r);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = ok.unwrap_or_else(|| {
+        panic!(
+            "Envoy jwt_authn never accepted the session token\n{}",
+            std::fs::read_to_string(dir.path().join("envoy.log")).unwrap_or_default()
+        )
+    });
+    let echo = seen(&r.body);
+    assert_eq!(header(&echo, claim_header), Some("alice"), "{echo}");
+    assert_eq!(header(&echo, "authorization"), Some(bearer.as_str()));
+
+    // Tampered, or missing: refused by the sidecar, the upstream never asked.
+    let mut forged = token.clone().into_bytes();
+    let at = token.rfind('.').unwrap() + 2;
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let r = portcullis_test_util::get(
+        &format!("{mesh}/orders"),
+        &[("Authorization", &format!("Bearer {forged}"))],
+    );
+    assert_eq!(r.status, 401, "{r:?}");
+    let r = portcullis_test_util::get(&format!("{mesh}/orders"), &[]);
+    assert_eq!(r.status, 401, "{r:?}");
+    // Not a signed token at all: refused.
+    let r = portcullis_test_util::get(
+        &format!("{mesh}/orders"),
+        &[("Authorization", "Bearer e30.e30.e30")],
+    );
+    assert_eq!(r.status, 401, "{r:?}");
+}
