@@ -8,6 +8,7 @@ the issuer publishes at the moment the request was sent. Phases inject one fault
 
 import argparse
 import asyncio
+from collections import Counter
 import json
 import os
 import platform
@@ -24,6 +25,7 @@ import procs
 import report
 from flood import Flood
 from jwks import JwksServer
+from sessions import Sessions
 from load import Conn, Load, Oracle, build_request
 
 ISS_CORP = "https://corp.faults.test"
@@ -315,6 +317,7 @@ class Run:
         self.pc.proc.signal(signal.SIGHUP)
         await self.lift_and_tail(p)
 
+        await self.redis_phase()
         await self.sigterm_phase()
 
         p = await self.begin("soak", f"{self.soak_s:.0f} s of the same mix: RSS growth < 10 %, /readyz steady")
@@ -429,6 +432,65 @@ class Run:
         p.notes.append(f"new-connection probes: {len(ok)}/{len(probes)} answered 200")
         await self.lift_and_tail(p)
         self.flood = p
+
+    async def redis_phase(self):
+        p = await self.begin(
+            "Redis killed under the session store",
+            "a second Portcullis with sessions.store redis:// and a logged-in session cookie (3 clients), plus clients with no cookie: "
+            "Redis SIGKILLed, restarted on the same port (append-only file): while it is down a session request is refused "
+            "with a reason (fail closed) or still served, never hangs; after it is back the session passes again without a restart; "
+            "no cookie is always 401",
+        )
+        sess = Sessions(self.root, self.work, self.args.bin, self.args.peers)
+        self.sessions = sess
+        try:
+            await sess.start()
+        except (RuntimeError, OSError) as e:
+            p.extra_failures.append(f"could not set up: {e}")
+            p.t_end = time.monotonic()
+            sess.stop()
+            await self.finish(p)
+            return
+        down = self.phase_s
+        t_kill, t_back, res = await sess.phase(down, self.tail_s + 2.0)
+        sess.stop()
+        extra = {"requests": len(res), "false_allow": 0, "false_deny": 0, "errors": 0}
+        during, before_ok, first_ok = Counter(), None, None
+        for (t0, t1, with_cookie, status, reason, error) in res:
+            if not with_cookie:
+                if status == 200:
+                    extra["false_allow"] += 1
+                elif not (status == 401 and reason):
+                    extra["errors"] += 1
+                continue
+            if t0 < t_kill or (first_ok is not None and t0 >= first_ok):
+                if status == 200:
+                    continue
+                if status in (401, 403) and reason:
+                    extra["false_deny"] += 1
+                    p.notes.append(f"session refused at +{t0 - t_kill:.2f} s: {status} {reason}")
+                else:
+                    extra["errors"] += 1
+            elif t0 < t_back:
+                during[f"{error or status}:{reason or '-'}"] += 1
+                if error is not None or not (status == 200 or (status in (401, 403, 503) and reason)):
+                    extra["errors"] += 1
+            else:
+                if status == 200 and first_ok is None:
+                    first_ok = t0
+        p.extra = extra
+        p.notes.append(
+            "session requests while Redis was down (status:reason): "
+            + (", ".join(f"{k} x{v}" for k, v in during.most_common()) or "none")
+        )
+        if first_ok is None:
+            p.extra_failures.append("sessions did not pass again after Redis came back (no restart of Portcullis)")
+        else:
+            p.notes.append(f"first session allowed {first_ok - t_back:.2f} s after Redis was back")
+            p.recovery = first_ok - t_back
+        p.t_lifted = t_back
+        p.t_end = time.monotonic()
+        await self.finish(p)
 
     async def sigterm_phase(self):
         p = await self.begin(
@@ -545,6 +607,7 @@ def main():
     ap.add_argument("--short", action="store_true", help="a few seconds per fault (CI)")
     ap.add_argument("--bin", required=True)
     ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--peers", default=None)
     ap.add_argument("--clients", type=int, default=3, help="clients per target")
     ap.add_argument("--rate", type=float, default=None, help="requests/s per client")
     ap.add_argument("--phase-seconds", type=float, default=None)
@@ -552,6 +615,8 @@ def main():
     ap.add_argument("--out", default=None, help="write the Markdown report here")
     ap.add_argument("--command", default="scripts/faults")
     args = ap.parse_args()
+    if args.peers is None:
+        args.peers = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(args.python))))
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     run = Run(args, root)
     t0 = time.time()

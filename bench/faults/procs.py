@@ -35,12 +35,13 @@ def http_status(url, timeout=1.0):
 class Proc:
     """A started process, its log, and how it ended."""
 
-    def __init__(self, name, argv, log_path, cwd=None):
+    def __init__(self, name, argv, log_path, cwd=None, env=None):
         self.name = name
         self.log_path = log_path
         self.log = open(log_path, "ab")
         self.popen = subprocess.Popen(
-            argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd
+            argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
+            env=env,
         )
         self.pid = self.popen.pid
 

@@ -58,12 +58,16 @@ def summarize(phase, results, readyz, rss):
             ms = (r.t1 - r.t0) * 1000.0
             s["latency"].append(ms)
             s["latency_by_target"].setdefault(r.target, []).append(ms)
+    for k, v in getattr(phase, "extra", {}).items():
+        s[k] += v  # a phase's own clients (the Redis phase's session cookies)
     bad_any = s["false_deny"] + s["errors"] > 0
     ref = phase.window[1] if phase.window else (phase.t_lifted or phase.t_start)
     if last_bad is not None:
         s["recovery"] = max(0.0, last_bad - ref)
     else:
         s["recovery"] = None if not bad_any else 0.0
+    if getattr(phase, "recovery", None) is not None:
+        s["recovery"] = phase.recovery
     samples = [st for (t, st) in readyz if phase.t_start <= t < phase.t_end]
     s["readyz_samples"] = len(samples)
     s["readyz_not_ready"] = sum(1 for st in samples if st != 200)
