@@ -455,7 +455,7 @@ class Run:
         t_kill, t_back, res = await sess.phase(down, self.tail_s + 2.0)
         sess.stop()
         extra = {"requests": len(res), "false_allow": 0, "false_deny": 0, "errors": 0}
-        during, before_ok, first_ok = Counter(), None, None
+        during, first_ok, slowest = Counter(), None, 0.0
         for (t0, t1, with_cookie, status, reason, error) in res:
             if not with_cookie:
                 if status == 200:
@@ -472,13 +472,17 @@ class Run:
                 else:
                     extra["errors"] += 1
             elif t0 < t_back:
-                during[f"{error or status}:{reason or '-'}"] += 1
-                if error is not None or not (status == 200 or (status in (401, 403, 503) and reason)):
+                took = t1 - t0
+                hung = took > 2.0
+                slowest = max(slowest, took)
+                during[f"{error or status}:{reason or '-'}" + (" after >2 s" if hung else "")] += 1
+                if hung or error is not None or not (status == 200 or (status in (401, 403, 503) and reason)):
                     extra["errors"] += 1
             else:
                 if status == 200 and first_ok is None:
                     first_ok = t0
         p.extra = extra
+        p.notes.append(f"Redis down {t_back - t_kill:.1f} s; slowest session answer started while it was down: {slowest:.2f} s (more than 2 s counts as an error: no clear answer)")
         p.notes.append(
             "session requests while Redis was down (status:reason): "
             + (", ".join(f"{k} x{v}" for k, v in during.most_common()) or "none")
@@ -589,6 +593,20 @@ class Run:
         return self.verdicts()
 
 
+HEADER = """# Reliability under faults
+
+Written by `scripts/faults` (the full run; `scripts/faults --short` prints the same table
+in CI). Portcullis directly, behind NGINX `auth_request` (examples/nginx) and behind Envoy
+ext_authz (examples/envoy/http.yaml), under steady load whose every answer is checked one
+by one: false allows (a 200 the token did not earn), false denies (a 401/403 for a valid
+token whose key is published, outside the grace of a removed key), errors (anything that
+is no decision: resets, timeouts, a proxy's own 5xx or bare 403, a 403 where 401 is due).
+Failures to connect while the process restarts are counted apart (restart window); wrong
+decisions never are. How it works: [bench/faults/README.md](bench/faults/README.md).
+
+"""
+
+
 def machine():
     cpus = os.cpu_count()
     model = ""
@@ -636,7 +654,7 @@ def main():
     print(text)
     if args.out:
         with open(args.out, "w") as f:
-            f.write(text)
+            f.write(HEADER + text)
     print("faults: " + ("FAILED (see the rows marked FAIL)" if failed else "all phases passed"), file=sys.stderr)
     sys.exit(1 if failed else 0)
 

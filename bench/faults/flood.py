@@ -23,8 +23,8 @@ class Flood:
 
     async def start(self):
         self.running = True
-        for _ in range(self.idle):
-            await self._open_idle()
+        for i in range(0, self.idle, 100):
+            await asyncio.gather(*(self._open_idle() for _ in range(min(100, self.idle - i))))
         for _ in range(self.partial):
             self.tasks.append(asyncio.ensure_future(self._slowloris()))
         for _ in range(self.garbage_loops):
