@@ -643,7 +643,7 @@ def main():
     text = (
         f"Command: `{args.command}`\n\n"
         f"Machine: {machine()}; shared with other builds and tests while it ran.\n"
-        f"Binary: `{os.path.relpath(args.bin, root)}`; load: {args.clients} clients per target "
+        f"Binary: `{os.path.relpath(args.bin, root) if os.path.abspath(args.bin).startswith(root + os.sep) else args.bin}`; load: {args.clients} clients per target "
         f"(direct /verify, NGINX auth_request, Envoy ext_authz HTTP) at {run.load.interval and 1 / run.load.interval:.0f} req/s each; "
         f"{total} answers checked one by one in {time.time() - t0:.0f} s; work dir {run.work}.\n\n"
         + report.table(rows)
