@@ -588,6 +588,8 @@ class Run:
         finally:
             for pr in self.procs + ([self.pc.proc] if getattr(self, "pc", None) and self.pc.proc else []):
                 pr.stop()
+            if getattr(self, "sessions", None):
+                self.sessions.stop()
             if getattr(self, "jwks", None):
                 await self.jwks.stop()
         return self.verdicts()
@@ -636,6 +638,9 @@ def main():
     if args.peers is None:
         args.peers = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(args.python))))
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # `timeout` (scripts/faults) sends SIGTERM: unwind, so that every process started
+    # here is stopped by the cleanup in Run.main.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     run = Run(args, root)
     t0 = time.time()
     rows, failed = asyncio.run(run.main())

@@ -127,7 +127,7 @@ rules:
 
     def stop(self):
         for p in (self.pc.proc if self.pc else None, self.op, self.redis):
-            if p is not None:
+            if p is not None and not p.log.closed:
                 p.stop()
 
     # ------------------------------------------------------------------ load
