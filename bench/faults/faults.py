@@ -463,7 +463,9 @@ class Run:
                 elif not (status == 401 and reason):
                     extra["errors"] += 1
                 continue
-            if t0 < t_kill or (first_ok is not None and t0 >= first_ok):
+            # Answered before the kill, or started after sessions passed again: must
+            # pass. In flight at the kill or started while Redis was down: the outage.
+            if t1 < t_kill or (first_ok is not None and t0 >= first_ok):
                 if status == 200:
                     continue
                 if status in (401, 403) and reason:
@@ -471,7 +473,7 @@ class Run:
                     p.notes.append(f"session refused at +{t0 - t_kill:.2f} s: {status} {reason}")
                 else:
                     extra["errors"] += 1
-            elif t0 < t_back:
+            elif t0 < t_back:  # started before Redis was back
                 took = t1 - t0
                 hung = took > 2.0
                 slowest = max(slowest, took)
