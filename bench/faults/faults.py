@@ -563,12 +563,12 @@ class Run:
                 if growth >= 10.0:
                     p.extra_failures.append(f"RSS grew {growth:.1f} % over the soak (limit 10 %)")
             if p is self.sigterm:
-                lost = [r for r in results if r.t0 < self.t_term <= r.t1 and r.error is not None]
+                lost = [r for r in results if r.t0 < self.t_term <= r.t1 and r.verdict == "error"]
                 p.notes.append(f"requests in flight at SIGTERM that failed: {len(lost)}")
                 if lost:
                     p.extra_failures.append(
                         f"{len(lost)} requests in flight at SIGTERM failed: "
-                        + ", ".join(sorted({f'{r.target}:{r.error}' for r in lost}))
+                        + ", ".join(sorted({f'{r.target}:{r.error or r.status}' for r in lost}))
                     )
             if p is not self.sigterm and s["readyz_not_ready"]:
                 p.extra_failures.append(f"/readyz not 200 in {s['readyz_not_ready']} of {s['readyz_samples']} samples")
