@@ -242,6 +242,28 @@ fn caddy_with(name: &str, caddyfile: &str) -> Outcome {
     Confusion::new(&env, &p, &upstream).run()
 }
 
+/// Portcullis's own proxy listener (`listen.proxy`, issue 19) in front of the recording
+/// upstream, every matrix rule sending to it: the same corpus, plus the confusions only
+/// a proxy meets (smuggling, hop-by-hop tricks, `Upgrade`, `CONNECT`, h2c `:authority`).
+#[test]
+fn portcullis_proxy_listener() {
+    let upstream = RecordingUpstream::start();
+    let (env, port) = MatrixEnv::start_proxy(BIN, "confusion-proxy", &upstream.authority());
+    let log = env.portcullis.dir.path().join("portcullis.log");
+    let p = ProxyUnderTest {
+        name: "portcullis proxy".to_owned(),
+        base_url: format!("http://127.0.0.1:{port}"),
+        passes_deny_body: true,
+        verify_calls_per_deny: 1,
+        logs: vec![log],
+    };
+    p.wait_routed(&env);
+    Confusion::new(&env, &p, &upstream)
+        .with_proxy_probes()
+        .run()
+        .finish();
+}
+
 // === Each example setting that Portcullis cannot stand in for is needed ===
 //
 // Portcullis never sees these requests as they are: Caddy's forward_auth does not pass

@@ -163,7 +163,14 @@ impl Proxy {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_owned();
-        let read = request_host(&req).and_then(|host| {
+        // A reverse proxy, not a forward one: a tunnel to wherever the client names
+        // is never opened, whatever the decision would say about `/`.
+        let read = if req.method() == Method::CONNECT {
+            Err("CONNECT is not served here (a reverse proxy, not a forward one)")
+        } else {
+            request_host(&req)
+        };
+        let read = read.and_then(|host| {
             canonical_path(&target, engine.reading().escaped_slashes)
                 .map(|p| {
                     // The canonical path, and the query as sent (checked by the reader).
@@ -277,9 +284,9 @@ impl Proxy {
             Err(e) => {
                 let reason = match e {
                     UpstreamError::Timeout { .. } => DenyReason::UpstreamTimeout,
-                    UpstreamError::Unavailable { .. } | UpstreamError::Uri { .. } => {
-                        DenyReason::UpstreamUnavailable
-                    }
+                    UpstreamError::Unavailable { .. }
+                    | UpstreamError::Uri { .. }
+                    | UpstreamError::NoHealthy { .. } => DenyReason::UpstreamUnavailable,
                 };
                 tracing::warn!(upstream = pool.name(), rule = %allow.rule, request_id = ?id, reason = reason.as_str(), error = %e, "upstream failed");
                 return fail(reason, e.to_string(), head, &id);
