@@ -1,7 +1,10 @@
 //! Issue 10: confusing raw requests through every proxy set-up in `examples/` (NGINX
 //! `auth_request` and the ingress-nginx style server, Envoy gRPC and HTTP ext_authz,
-//! Traefik, Caddy) must never reach `/admin/...` or the host-restricted route without
-//! an admin token, nor carry a client's identity header to the upstream.
+//! Traefik, Caddy), and through Portcullis's own proxy listener (`listen.proxy`, with
+//! the proxy-only probes of `proxy_corpus`: smuggling, hop-by-hop tricks, upgrades,
+//! `CONNECT`, h2c `:authority` against `Host`), must never reach `/admin/...` or the
+//! host-restricted route without an admin token, nor carry a client's identity header
+//! to the upstream.
 //!
 //! Each test starts Portcullis with the matrix config (which has a host-restricted rule
 //! for `ops.test`), the proxy from its example, and a recording upstream, then sends the

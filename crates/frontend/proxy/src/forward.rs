@@ -47,6 +47,17 @@ impl NewProxy {
         self
     }
 
+    /// Builds the pools of the upstreams in force, so their health checks run from
+    /// the start rather than from each upstream's first request.
+    pub fn warm(&self) {
+        let engine = self.decider.engine();
+        for upstream in &engine.proxy().upstreams {
+            if let Err(e) = self.upstreams.pool(upstream) {
+                tracing::warn!(upstream = %upstream.name, error = %e, "upstream TLS cannot be set up");
+            }
+        }
+    }
+
     /// The service of one connection from `peer` (`tls`: it came over TLS).
     pub fn new_service(&self, peer: Peer, tls: bool) -> Proxy {
         Proxy {
