@@ -293,8 +293,13 @@ impl Proxy {
         let mut resp = match sent {
             Ok(r) => r,
             Err(e) => {
-                let reason = match e {
+                let reason = match &e {
                     UpstreamError::Timeout { .. } => DenyReason::UpstreamTimeout,
+                    // The client's own body broke off or was malformed (a bare-LF chunk):
+                    // its fault, not the upstream's.
+                    UpstreamError::Unavailable { source, .. } if client_body_failed(source) => {
+                        DenyReason::RequestInvalid
+                    }
                     UpstreamError::Unavailable { .. }
                     | UpstreamError::Uri { .. }
                     | UpstreamError::NoHealthy { .. } => DenyReason::UpstreamUnavailable,
@@ -316,6 +321,20 @@ impl Proxy {
         resp.headers_mut().entry(REQUEST_ID).or_insert(id);
         resp.map(streamed)
     }
+}
+
+/// Whether sending failed because the client's request body could not be read.
+fn client_body_failed(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_user() && !h.is_canceled())
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// The largest body a login endpoint reads (a back-channel logout token).
