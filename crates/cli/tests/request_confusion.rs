@@ -1,7 +1,10 @@
 //! Issue 10: confusing raw requests through every proxy set-up in `examples/` (NGINX
 //! `auth_request` and the ingress-nginx style server, Envoy gRPC and HTTP ext_authz,
-//! Traefik, Caddy) must never reach `/admin/...` or the host-restricted route without
-//! an admin token, nor carry a client's identity header to the upstream.
+//! Traefik, Caddy), and through Portcullis's own proxy listener (`listen.proxy`, with
+//! the proxy-only probes of `proxy_corpus`: smuggling, hop-by-hop tricks, upgrades,
+//! `CONNECT`, h2c `:authority` against `Host`), must never reach `/admin/...` or the
+//! host-restricted route without an admin token, nor carry a client's identity header
+//! to the upstream.
 //!
 //! Each test starts Portcullis with the matrix config (which has a host-restricted rule
 //! for `ops.test`), the proxy from its example, and a recording upstream, then sends the
@@ -240,6 +243,28 @@ fn caddy_with(name: &str, caddyfile: &str) -> Outcome {
         &["caddy.stdout.log", "caddy.log", "access.log"],
     );
     Confusion::new(&env, &p, &upstream).run()
+}
+
+/// Portcullis's own proxy listener (`listen.proxy`, issue 19) in front of the recording
+/// upstream, every matrix rule sending to it: the same corpus, plus the confusions only
+/// a proxy meets (smuggling, hop-by-hop tricks, `Upgrade`, `CONNECT`, h2c `:authority`).
+#[test]
+fn portcullis_proxy_listener() {
+    let upstream = RecordingUpstream::start();
+    let (env, port) = MatrixEnv::start_proxy(BIN, "confusion-proxy", &upstream.authority());
+    let log = env.portcullis.dir.path().join("portcullis.log");
+    let p = ProxyUnderTest {
+        name: "portcullis proxy".to_owned(),
+        base_url: format!("http://127.0.0.1:{port}"),
+        passes_deny_body: true,
+        verify_calls_per_deny: 1,
+        logs: vec![log],
+    };
+    p.wait_routed(&env);
+    Confusion::new(&env, &p, &upstream)
+        .with_proxy_probes()
+        .run()
+        .finish();
 }
 
 // === Each example setting that Portcullis cannot stand in for is needed ===

@@ -34,8 +34,9 @@ pub use login::{
 use raw::{RawConfig, RawJwks, RawLocation, RawProvider, RawRule};
 use spiffe::{InjectConfig, SpiffeConfig};
 pub use upstream::{
-    Cidr, ClientAuth, InvalidCidr, ProxySettings, ProxyTls, RawProxyTls, RawSniCert, RawUpstream,
-    RawUpstreamTls, SniCert, UpstreamConfig, UpstreamProtocol, UpstreamTls, UpstreamUrl,
+    Balance, Cidr, ClientAuth, HealthCheck, InvalidCidr, ProxySettings, ProxyTls, RawHealthCheck,
+    RawProxyTls, RawSniCert, RawUpstream, RawUpstreamTls, SniCert, UpstreamConfig,
+    UpstreamProtocol, UpstreamTls, UpstreamUrl,
 };
 
 /// A config problem: `FILE:LINE: field: what is wrong`.

@@ -19,11 +19,13 @@
 
 mod client;
 mod corpus;
+mod proxy_corpus;
 mod strict;
 mod upstream;
 
-pub use client::{Answer, send_raw};
-pub use corpus::{Check, Credential, Probe, Tokens, corpus};
+pub use client::{Answer, send_h2c, send_raw};
+pub use corpus::{Check, Credential, H2cRequest, Probe, Tokens, corpus};
+pub use proxy_corpus::proxy_corpus;
 pub use upstream::{Received, RecordingUpstream};
 
 use std::collections::BTreeMap;
@@ -166,6 +168,7 @@ pub struct Confusion<'a> {
     env: &'a MatrixEnv,
     proxy: &'a ProxyUnderTest,
     upstream: &'a RecordingUpstream,
+    proxy_probes: bool,
 }
 
 /// Probes in flight at once.
@@ -184,7 +187,15 @@ impl<'a> Confusion<'a> {
             env,
             proxy,
             upstream,
+            proxy_probes: false,
         }
+    }
+
+    /// Also sends [`proxy_corpus`]: what only a proxy meets (smuggling, hop-by-hop
+    /// tricks, upgrades, `CONNECT`, h2c `:authority` against `Host`).
+    pub fn with_proxy_probes(mut self) -> Self {
+        self.proxy_probes = true;
+        self
     }
 
     /// Sends the corpus and checks what the upstream got.
@@ -205,7 +216,11 @@ impl<'a> Confusion<'a> {
             admin: self.env.token(json!({ "groups": ["admins"] })),
             developer: self.env.token(json!({ "groups": ["developers"] })),
         };
-        let probes = corpus(&authority, &tokens);
+        let mut probes = corpus(&authority, &tokens);
+        if self.proxy_probes {
+            let more = proxy_corpus(&authority, &tokens, probes.len());
+            probes.extend(more);
+        }
         let answers: Vec<Mutex<Option<Answer>>> = probes.iter().map(|_| Mutex::new(None)).collect();
         let next = AtomicUsize::new(0);
         std::thread::scope(|s| {
@@ -214,7 +229,10 @@ impl<'a> Confusion<'a> {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(p) = probes.get(i) else { break };
-                        let a = send_raw(port, &p.bytes, PROBE_TIMEOUT);
+                        let a = match &p.h2c {
+                            Some(h2) => send_h2c(port, h2, PROBE_TIMEOUT),
+                            None => send_raw(port, &p.bytes, PROBE_TIMEOUT),
+                        };
                         *answers[i].lock().unwrap() = Some(a);
                     }
                 });
@@ -356,6 +374,33 @@ fn check(p: &Probe, status: Option<u16>, got: &[&Received]) -> Vec<String> {
     };
     match &p.check {
         Check::Attack => {}
+        Check::Single => {
+            if got.len() > 1 {
+                problems.push(format!(
+                    "the upstream got {} requests for one probe (a smuggled one among them)",
+                    got.len()
+                ));
+            }
+            for r in got {
+                if r.values("upgrade")
+                    .iter()
+                    .any(|v| v.trim_ascii().eq_ignore_ascii_case(b"h2c"))
+                {
+                    problems.push(
+                        "the upstream was offered Upgrade: h2c (h2c smuggling past the decision)"
+                            .to_owned(),
+                    );
+                }
+            }
+        }
+        Check::Refused => {
+            if !got.is_empty() || !status.is_some_and(|s| (400..500).contains(&s)) {
+                problems.push(format!(
+                    "want a 4xx and no upstream request, got status {status:?} and {} upstream request(s)",
+                    got.len()
+                ));
+            }
+        }
         Check::IdentityKept => {
             for r in got {
                 let seen = users(r);

@@ -34,8 +34,8 @@ mod workload_api;
 pub use browser::{Browser, Cookie, resolve};
 pub use chromium::chromium_visit;
 pub use confusion::{
-    Answer, Check, ClassCount, Confusion, Credential, Failure, Outcome, Probe, Received,
-    RecordingUpstream, Tokens, corpus, escape, send_raw,
+    Answer, Check, ClassCount, Confusion, Credential, Failure, H2cRequest, Outcome, Probe,
+    Received, RecordingUpstream, Tokens, corpus, escape, proxy_corpus, send_h2c, send_raw,
 };
 pub use http::{Response, get, request};
 pub use issuer::Issuer;

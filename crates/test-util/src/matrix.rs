@@ -80,6 +80,24 @@ rules:
     )
 }
 
+/// [`matrix_config`] served by Portcullis's own proxy listener: `listen.proxy` on
+/// `proxy_port` (the text continues the `listen:` block [`Portcullis::config_text`]
+/// opens), one upstream `app` at `upstream` (`host:port`), and every rule sending
+/// what it allows there.
+pub(crate) fn matrix_proxy_config(jwks_url: &str, proxy_port: u16, upstream: &str) -> String {
+    let mut out = format!(
+        "  proxy: 127.0.0.1:{proxy_port}\nupstreams:\n  - name: app\n    urls: [http://{upstream}]\n"
+    );
+    for line in matrix_config(jwks_url).lines() {
+        out.push_str(line);
+        out.push('\n');
+        if line.starts_with("    match:") {
+            out.push_str("    upstream: app\n");
+        }
+    }
+    out
+}
+
 /// Everything but the proxy: issuer, JWKS server, Portcullis, the echo upstream, and a
 /// scratch folder for the proxy's config and logs.
 #[derive(Debug)]
@@ -110,6 +128,25 @@ impl MatrixEnv {
             upstream: EchoUpstream::start(),
             dir: TempDir::new(label),
         }
+    }
+
+    /// As [`MatrixEnv::start`], with Portcullis itself as the proxy: its `listen.proxy`
+    /// on the returned port forwards every rule's allowed requests to `upstream`
+    /// (`host:port`).
+    pub fn start_proxy(bin: &str, label: &str, upstream: &str) -> (MatrixEnv, u16) {
+        let issuer = Issuer::new(Algorithm::ES256, "matrix-es256", MATRIX_ISSUER);
+        let jwks = JwksServer::start(&issuer.jwks(), Some(300));
+        let port = crate::free_port();
+        let portcullis = Portcullis::start(bin, &matrix_proxy_config(&jwks.url(), port, upstream));
+        portcullis.wait_ready(Duration::from_secs(20));
+        let env = MatrixEnv {
+            issuer,
+            jwks,
+            portcullis,
+            upstream: EchoUpstream::start(),
+            dir: TempDir::new(label),
+        };
+        (env, port)
     }
 
     /// Replaces `__PORTCULLIS__` (Portcullis's forward-auth `host:port`), `__UPSTREAM__`

@@ -38,6 +38,7 @@ pub async fn serve(
     if let Some(tls) = &tls {
         tokio::spawn(tls.clone().watch(TLS_RELOAD_EVERY, shutdown.clone()));
     }
+    proxy.warm();
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -47,6 +47,17 @@ impl NewProxy {
         self
     }
 
+    /// Builds the pools of the upstreams in force, so their health checks run from
+    /// the start rather than from each upstream's first request.
+    pub fn warm(&self) {
+        let engine = self.decider.engine();
+        for upstream in &engine.proxy().upstreams {
+            if let Err(e) = self.upstreams.pool(upstream) {
+                tracing::warn!(upstream = %upstream.name, error = %e, "upstream TLS cannot be set up");
+            }
+        }
+    }
+
     /// The service of one connection from `peer` (`tls`: it came over TLS).
     pub fn new_service(&self, peer: Peer, tls: bool) -> Proxy {
         Proxy {
@@ -163,7 +174,14 @@ impl Proxy {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_owned();
-        let read = request_host(&req).and_then(|host| {
+        // A reverse proxy, not a forward one: a tunnel to wherever the client names
+        // is never opened, whatever the decision would say about `/`.
+        let read = if req.method() == Method::CONNECT {
+            Err("CONNECT is not served here (a reverse proxy, not a forward one)")
+        } else {
+            request_host(&req)
+        };
+        let read = read.and_then(|host| {
             canonical_path(&target, engine.reading().escaped_slashes)
                 .map(|p| {
                     // The canonical path, and the query as sent (checked by the reader).
@@ -275,11 +293,16 @@ impl Proxy {
         let mut resp = match sent {
             Ok(r) => r,
             Err(e) => {
-                let reason = match e {
+                let reason = match &e {
                     UpstreamError::Timeout { .. } => DenyReason::UpstreamTimeout,
-                    UpstreamError::Unavailable { .. } | UpstreamError::Uri { .. } => {
-                        DenyReason::UpstreamUnavailable
+                    // The client's own body broke off or was malformed (a bare-LF chunk):
+                    // its fault, not the upstream's.
+                    UpstreamError::Unavailable { source, .. } if client_body_failed(source) => {
+                        DenyReason::RequestInvalid
                     }
+                    UpstreamError::Unavailable { .. }
+                    | UpstreamError::Uri { .. }
+                    | UpstreamError::NoHealthy { .. } => DenyReason::UpstreamUnavailable,
                 };
                 tracing::warn!(upstream = pool.name(), rule = %allow.rule, request_id = ?id, reason = reason.as_str(), error = %e, "upstream failed");
                 return fail(reason, e.to_string(), head, &id);
@@ -298,6 +321,20 @@ impl Proxy {
         resp.headers_mut().entry(REQUEST_ID).or_insert(id);
         resp.map(streamed)
     }
+}
+
+/// Whether sending failed because the client's request body could not be read.
+fn client_body_failed(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_user() && !h.is_canceled())
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// The largest body a login endpoint reads (a back-channel logout token).

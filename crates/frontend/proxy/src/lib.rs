@@ -7,9 +7,11 @@
 #![warn(missing_docs)]
 
 mod accept;
+mod balance;
 mod body;
 mod forward;
 mod headers;
+mod health;
 mod tls;
 mod tunnel;
 mod upstream;

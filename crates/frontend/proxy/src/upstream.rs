@@ -1,25 +1,33 @@
 //! Upstream clients: one pool per configured upstream (hyper-util's legacy client,
-//! HTTP/1.1 and HTTP/2, over TCP or rustls), round robin over its URLs, with the
-//! connect and response-head timeouts of its config.
+//! HTTP/1.1 and HTTP/2, over TCP or rustls), its URLs balanced (round robin or
+//! least requests) among those the health checks hold up, with the connect and
+//! response-head timeouts of its config, and idempotent requests without a body
+//! tried on another URL when a connect fails.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, Uri, Version};
+use http::{Method, Request, Response, Uri, Version};
+use http_body::Body as _;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use portcullis_policy::config::{UpstreamConfig, UpstreamProtocol};
+use portcullis_policy::config::{UpstreamConfig, UpstreamProtocol, UpstreamUrl};
 use rustls_pki_types::ServerName;
 
+use crate::balance::{Endpoints, InFlight};
 use crate::tls::{TlsError, client_config};
 
-type Connector = HttpsConnector<HttpConnector>;
-type UpstreamClient = Client<Connector, Incoming>;
+pub(crate) type Connector = HttpsConnector<HttpConnector>;
+/// What is sent upstream: the client's body, or an empty one on a retry.
+type OutBody = UnsyncBoxBody<Bytes, hyper::Error>;
+type UpstreamClient = Client<Connector, OutBody>;
 
 /// How one request goes to an upstream.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -58,12 +66,18 @@ pub(crate) enum UpstreamError {
         /// Its name.
         upstream: String,
     },
+    /// Every URL is marked down by the health checks.
+    #[error("upstream {upstream}: no URL passes its health checks")]
+    NoHealthy {
+        /// Its name.
+        upstream: String,
+    },
 }
 
 /// The clients of one upstream.
 pub(crate) struct Pool {
     config: Arc<UpstreamConfig>,
-    next: AtomicUsize,
+    endpoints: Arc<Endpoints>,
     http1: UpstreamClient,
     h2: UpstreamClient,
     alpn: UpstreamClient,
@@ -116,11 +130,20 @@ impl Pool {
                 .pool_idle_timeout(std::time::Duration::from_secs(60));
             b
         };
+        let endpoints = Arc::new(Endpoints::new(&config.urls, config.balance));
+        if let Some(check) = &config.health_check {
+            crate::health::spawn(
+                &config.name,
+                &endpoints,
+                check,
+                builder().build(connector(true, false)),
+            );
+        }
         Ok(Pool {
             http1: builder().build(connector(true, false)),
             h2: builder().http2_only(true).build(connector(false, true)),
             alpn: builder().build(connector(true, true)),
-            next: AtomicUsize::new(0),
+            endpoints,
             config,
         })
     }
@@ -144,24 +167,90 @@ impl Pool {
         &self.config.name
     }
 
-    /// Sends `req` (whose URI holds only the path and query) to the next URL.
+    /// Sends `req` (whose URI holds only the path and query) to the URL the
+    /// balancing picks among the healthy ones. An idempotent request without a body
+    /// whose connect fails goes to another URL, up to `retries` times; anything
+    /// else is sent once.
     pub(crate) async fn send(
         &self,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
         route: Route,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let url = &self.config.urls[n % self.config.urls.len()];
-        let full = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+        let retryable = is_idempotent(req.method()) && req.body().is_end_stream();
+        let attempts = if retryable {
+            1 + usize::try_from(self.config.retries).unwrap_or(usize::MAX)
+        } else {
+            1
+        };
+        let full = req
+            .uri()
+            .path_and_query()
+            .map_or("/", PathAndQuery::as_str)
+            .to_owned();
+        let (mut parts, body) = req.into_parts();
+        let mut body = Some(body.boxed_unsync());
+        let mut extensions = Some(std::mem::take(&mut parts.extensions));
+        let mut tried = Vec::new();
+        let Some(mut i) = self.endpoints.pick(&tried) else {
+            return Err(UpstreamError::NoHealthy {
+                upstream: self.config.name.clone(),
+            });
+        };
+        loop {
+            tried.push(i);
+            let Some((endpoint, in_flight)) = self.endpoints.start(i) else {
+                return Err(self.uri_err());
+            };
+            let uri = self.uri(&endpoint.url, &full)?;
+            let mut out = Request::new(body.take().unwrap_or_else(empty));
+            *out.method_mut() = parts.method.clone();
+            // The last try takes the headers; earlier ones copy them.
+            *out.headers_mut() = if tried.len() >= attempts {
+                std::mem::take(&mut parts.headers)
+            } else {
+                parts.headers.clone()
+            };
+            if let Some(ext) = extensions.take() {
+                *out.extensions_mut() = ext;
+            }
+            *out.uri_mut() = uri;
+            let failed = match self.attempt(out, route, in_flight).await {
+                Err(UpstreamError::Unavailable { source, upstream })
+                    if source.is_connect() && tried.len() < attempts =>
+                {
+                    UpstreamError::Unavailable { source, upstream }
+                }
+                other => return other,
+            };
+            // Nothing reached the upstream: another URL may take it.
+            let Some(next) = self.endpoints.pick(&tried) else {
+                return Err(failed);
+            };
+            tracing::info!(
+                upstream = %self.config.name,
+                url = %endpoint.url.authority,
+                error = %failed,
+                "connect failed; trying another URL"
+            );
+            i = next;
+        }
+    }
+
+    fn uri_err(&self) -> UpstreamError {
+        UpstreamError::Uri {
+            upstream: self.config.name.clone(),
+        }
+    }
+
+    /// `full` (path and query) without the strip prefix, under `url`.
+    fn uri(&self, url: &UpstreamUrl, full: &str) -> Result<Uri, UpstreamError> {
         let target = self.config.strip(full);
         let target = &*target;
-        let uri_err = || UpstreamError::Uri {
-            upstream: self.config.name.clone(),
-        };
         let path = if url.base_path.is_empty() {
-            PathAndQuery::try_from(target).map_err(|_| uri_err())?
+            PathAndQuery::try_from(target).map_err(|_| self.uri_err())?
         } else {
-            PathAndQuery::try_from(format!("{}{target}", url.base_path)).map_err(|_| uri_err())?
+            PathAndQuery::try_from(format!("{}{target}", url.base_path))
+                .map_err(|_| self.uri_err())?
         };
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(if url.https {
@@ -169,9 +258,19 @@ impl Pool {
         } else {
             Scheme::HTTP
         });
-        parts.authority = Some(Authority::try_from(url.authority.as_str()).map_err(|_| uri_err())?);
+        parts.authority =
+            Some(Authority::try_from(url.authority.as_str()).map_err(|_| self.uri_err())?);
         parts.path_and_query = Some(path);
-        *req.uri_mut() = Uri::from_parts(parts).map_err(|_| uri_err())?;
+        Uri::from_parts(parts).map_err(|_| self.uri_err())
+    }
+
+    /// One try on one URL, counted in flight until the response head.
+    async fn attempt(
+        &self,
+        mut req: Request<OutBody>,
+        route: Route,
+        in_flight: InFlight<'_>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let client = match route {
             Route::Http1 => {
                 *req.version_mut() = Version::HTTP_11;
@@ -186,7 +285,9 @@ impl Pool {
                 &self.alpn
             }
         };
-        match tokio::time::timeout(self.config.timeout, client.request(req)).await {
+        let answer = tokio::time::timeout(self.config.timeout, client.request(req)).await;
+        drop(in_flight);
+        match answer {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(source)) => Err(UpstreamError::Unavailable {
                 upstream: self.config.name.clone(),
@@ -198,6 +299,20 @@ impl Pool {
             }),
         }
     }
+}
+
+/// Methods a retry cannot repeat the effect of (RFC 9110 §9.2.2).
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+fn empty() -> OutBody {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// The pools of the upstreams in force, built on first use and rebuilt when a

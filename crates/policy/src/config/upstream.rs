@@ -74,6 +74,52 @@ pub struct RawUpstream {
     pub timeout: Option<String>,
     /// A path prefix removed before the URL's base path is put in front.
     pub strip_prefix: Option<String>,
+    /// Active health checks of each URL.
+    pub health_check: Option<RawHealthCheck>,
+    /// Other URLs tried when a connect fails (idempotent requests without a body; default 1).
+    pub retries: Option<u32>,
+    /// `round_robin` (default) or `least_requests`.
+    pub balance: Option<String>,
+}
+
+/// `upstreams[].health_check:` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    /// The path asked (`GET`, HTTP/1.1); a 2xx answer is healthy.
+    pub path: String,
+    /// Time between checks (default 10s).
+    pub interval: Option<String>,
+    /// Time one check may take (default 2s).
+    pub timeout: Option<String>,
+    /// Consecutive passes that mark a URL up again (default 2).
+    pub healthy_threshold: Option<u32>,
+    /// Consecutive failures that mark a URL down (default 3).
+    pub unhealthy_threshold: Option<u32>,
+}
+
+/// `upstreams[].health_check`: each URL asked `GET path` every `interval`.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct HealthCheck {
+    /// The path asked (canonical, may carry a query).
+    pub path: String,
+    /// Time between checks.
+    pub interval: Duration,
+    /// Time one check may take.
+    pub timeout: Duration,
+    /// Consecutive passes that mark a URL up again.
+    pub healthy_threshold: u32,
+    /// Consecutive failures that mark a URL down.
+    pub unhealthy_threshold: u32,
+}
+
+/// How an upstream's URLs share the requests.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum Balance {
+    /// In turn.
+    RoundRobin,
+    /// The less busy of two URLs chosen at random (power of two choices).
+    LeastRequests,
 }
 
 /// `upstreams[].tls:` as written.
@@ -169,6 +215,12 @@ pub struct UpstreamConfig {
     pub timeout: Duration,
     /// Removed from the front of the path (whole segments) before sending.
     pub strip_prefix: Option<String>,
+    /// Active health checks (None: every URL is taken as healthy).
+    pub health_check: Option<HealthCheck>,
+    /// Further URLs tried after a failed connect, for idempotent requests without a body.
+    pub retries: u32,
+    /// How URLs are chosen.
+    pub balance: Balance,
 }
 
 impl UpstreamConfig {
@@ -421,6 +473,9 @@ fn validate_upstream(
         connect_timeout,
         timeout,
         strip_prefix,
+        health_check,
+        retries,
+        balance,
     } = raw;
     let f = |field: &str| format!("upstreams[{i}].{field}");
     if name.is_empty() {
@@ -510,7 +565,58 @@ fn validate_upstream(
             Some(p)
         }
     };
+    let balance = match balance.as_deref() {
+        None | Some("round_robin") => Balance::RoundRobin,
+        Some("least_requests") => Balance::LeastRequests,
+        Some(other) => {
+            return Err(cx.err(
+                line,
+                f("balance"),
+                format!("{other:?} is not round_robin or least_requests"),
+            ));
+        }
+    };
+    let health_check = match health_check {
+        None => None,
+        Some(h) => {
+            let path = h.path.trim().to_owned();
+            let (p, _) = path.split_once('?').unwrap_or((&path, ""));
+            let canonical =
+                crate::canonical::canonical_path(p, crate::canonical::EscapedSlashes::Reject);
+            if !p.starts_with('/') || canonical.as_deref() != Ok(p) {
+                return Err(cx.err(
+                    line,
+                    f("health_check.path"),
+                    format!("{path:?} is not a canonical path like /healthz"),
+                ));
+            }
+            let threshold = |v: Option<u32>, field: &str, default: u32| match v {
+                None => Ok(default),
+                Some(0) => Err(cx.err(line, f(field), "must be at least 1")),
+                Some(n) => Ok(n),
+            };
+            let check = HealthCheck {
+                path,
+                interval: duration(h.interval, "health_check.interval", 10)?,
+                timeout: duration(h.timeout, "health_check.timeout", 2)?,
+                healthy_threshold: threshold(
+                    h.healthy_threshold,
+                    "health_check.healthy_threshold",
+                    2,
+                )?,
+                unhealthy_threshold: threshold(
+                    h.unhealthy_threshold,
+                    "health_check.unhealthy_threshold",
+                    3,
+                )?,
+            };
+            Some(check)
+        }
+    };
     Ok(UpstreamConfig {
+        health_check,
+        retries: retries.unwrap_or(1),
+        balance,
         strip_prefix,
         name,
         urls,
@@ -650,8 +756,24 @@ mod tests {
                 "listen.proxy_tls.client_ca",
             ),
             (
-                "upstreams:\n  - {name: a, urls: [http://h], retries: 3}\n",
-                "retries",
+                "upstreams:\n  - {name: a, urls: [http://h], balance: random}\n",
+                "upstreams[0].balance",
+            ),
+            (
+                "upstreams:\n  - {name: a, urls: [http://h], health_check: {path: /a/../b}}\n",
+                "upstreams[0].health_check.path",
+            ),
+            (
+                "upstreams:\n  - {name: a, urls: [http://h], health_check: {path: /h, unhealthy_threshold: 0}}\n",
+                "upstreams[0].health_check.unhealthy_threshold",
+            ),
+            (
+                "upstreams:\n  - {name: a, urls: [http://h], health_check: {path: /h, interval: 0s}}\n",
+                "upstreams[0].health_check.interval",
+            ),
+            (
+                "upstreams:\n  - {name: a, urls: [http://h], health_check: {interval: 1s}}\n",
+                "path",
             ),
             (
                 "listen: {proxy: 127.0.0.1:0, proxy_tls: {cert: a, key: b, sni: [{server_name: 'a b', cert: c, key: d}]}}\n",
@@ -663,6 +785,42 @@ mod tests {
                 .unwrap_or_else(|| panic!("accepted {text}"));
             assert!(e.to_string().contains(want), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn balancing_health_checks_and_retries() {
+        let c = parse(
+            "upstreams:\n  - {name: a, urls: [http://h]}\n  - {name: b, urls: [http://h, http://i], balance: least_requests, retries: 0, health_check: {path: /healthz?full=1, interval: 250ms, timeout: 1s, healthy_threshold: 1, unhealthy_threshold: 4}}\n",
+        )
+        .unwrap();
+        let (a, b) = (&c.proxy.upstreams[0], &c.proxy.upstreams[1]);
+        assert_eq!(
+            (a.balance, a.retries, a.health_check.is_none()),
+            (Balance::RoundRobin, 1, true)
+        );
+        assert_eq!((b.balance, b.retries), (Balance::LeastRequests, 0));
+        assert_eq!(
+            b.health_check,
+            Some(HealthCheck {
+                path: "/healthz?full=1".to_owned(),
+                interval: Duration::from_millis(250),
+                timeout: Duration::from_secs(1),
+                healthy_threshold: 1,
+                unhealthy_threshold: 4,
+            })
+        );
+        let d = parse("upstreams:\n  - {name: a, urls: [http://h], health_check: {path: /h}}\n")
+            .unwrap();
+        let h = d.proxy.upstreams[0].health_check.clone().unwrap();
+        assert_eq!(
+            (
+                h.interval,
+                h.timeout,
+                h.healthy_threshold,
+                h.unhealthy_threshold
+            ),
+            (Duration::from_secs(10), Duration::from_secs(2), 2, 3)
+        );
     }
 
     #[test]

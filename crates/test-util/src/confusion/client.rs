@@ -90,3 +90,54 @@ fn response_complete(buf: &[u8]) -> bool {
     }
     false
 }
+
+/// Sends `req` over h2c with prior knowledge (hyper's HTTP/2 client, which sends
+/// `:authority` from the URI and any `host` header as given) and reads the status.
+pub fn send_h2c(port: u16, req: &super::H2cRequest, timeout: Duration) -> Answer {
+    let failed = |timed_out| Answer {
+        status: None,
+        timed_out,
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return failed(false);
+    };
+    rt.block_on(async {
+        let exchange = async {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()?;
+            let (mut send, conn) = hyper::client::conn::http2::handshake(
+                hyper_util::rt::TokioExecutor::new(),
+                hyper_util::rt::TokioIo::new(tcp),
+            )
+            .await
+            .ok()?;
+            tokio::spawn(conn);
+            let uri = format!("http://{}{}", req.authority, req.path);
+            let mut builder = http::Request::builder()
+                .method(req.method.as_str())
+                .uri(uri)
+                .version(http::Version::HTTP_2);
+            for (n, v) in &req.headers {
+                builder = builder.header(n.as_str(), v.as_str());
+            }
+            let request = builder
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .ok()?;
+            let resp = send.send_request(request).await.ok()?;
+            let status = resp.status().as_u16();
+            let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+            Some(status)
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(status) => Answer {
+                status,
+                timed_out: false,
+            },
+            Err(_) => failed(true),
+        }
+    })
+}

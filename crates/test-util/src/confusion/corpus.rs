@@ -49,6 +49,12 @@ pub enum Check {
     },
     /// Control: 401 or 403, the upstream not reached.
     Denied,
+    /// Attack on the request's framing or hop: as [`Check::Attack`], and the upstream
+    /// gets at most one request for it (never a smuggled second one), never one that
+    /// offers `Upgrade: h2c` (h2c smuggling past the decision).
+    Single,
+    /// The proxy must refuse it outright: a 4xx and no upstream request.
+    Refused,
 }
 
 /// One request, as bytes on the wire.
@@ -62,8 +68,23 @@ pub struct Probe {
     pub credential: Credential,
     /// What it must show.
     pub check: Check,
-    /// The exact bytes sent.
+    /// The exact bytes sent (for an HTTP/2 probe: a description of its frames).
     pub bytes: Vec<u8>,
+    /// Sent over h2c (prior knowledge) instead of as raw HTTP/1 bytes.
+    pub h2c: Option<H2cRequest>,
+}
+
+/// An HTTP/2 request, sent with hyper's client over cleartext prior knowledge.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct H2cRequest {
+    /// `:method`.
+    pub method: String,
+    /// `:authority`.
+    pub authority: String,
+    /// `:path`.
+    pub path: String,
+    /// Regular headers, in order (a `host` among them disagrees with `:authority`).
+    pub headers: Vec<(String, String)>,
 }
 
 /// The tokens probes carry.
@@ -76,14 +97,16 @@ pub struct Tokens {
 }
 
 /// A request under construction.
-struct Raw {
+pub(super) struct Raw {
     line: Vec<u8>,
     host: Option<Vec<u8>>,
     headers: Vec<Vec<u8>>,
+    /// Bytes after the head (a body, or a smuggled request).
+    body: Vec<u8>,
 }
 
 impl Raw {
-    fn get(target: &[u8]) -> Raw {
+    pub(super) fn get(target: &[u8]) -> Raw {
         let mut line = b"GET ".to_vec();
         line.extend_from_slice(target);
         line.extend_from_slice(b" HTTP/1.1");
@@ -91,48 +114,64 @@ impl Raw {
             line,
             host: None,
             headers: Vec::new(),
+            body: Vec::new(),
         }
     }
 
-    fn line(line: &[u8]) -> Raw {
+    pub(super) fn line(line: &[u8]) -> Raw {
         Raw {
             line: line.to_vec(),
             host: None,
             headers: Vec::new(),
+            body: Vec::new(),
         }
     }
 
-    fn host(mut self, host: &[u8]) -> Raw {
+    pub(super) fn host(mut self, host: &[u8]) -> Raw {
         self.host = Some(host.to_vec());
         self
     }
 
-    fn header(mut self, line: &str) -> Raw {
+    pub(super) fn header(mut self, line: &str) -> Raw {
         self.headers.push(line.as_bytes().to_vec());
         self
     }
 
-    fn header_bytes(mut self, line: &[u8]) -> Raw {
+    pub(super) fn header_bytes(mut self, line: &[u8]) -> Raw {
         self.headers.push(line.to_vec());
         self
     }
 
-    fn no_host(mut self) -> Raw {
+    pub(super) fn no_host(mut self) -> Raw {
         self.host = Some(Vec::new());
+        self
+    }
+
+    /// Bytes sent after the head, as they are.
+    pub(super) fn then(mut self, bytes: &[u8]) -> Raw {
+        self.body.extend_from_slice(bytes);
         self
     }
 }
 
 /// Builds the probes with sequential ids.
-struct Builder<'a> {
-    authority: &'a str,
-    tokens: &'a Tokens,
-    probes: Vec<Probe>,
+pub(super) struct Builder<'a> {
+    pub(super) authority: &'a str,
+    pub(super) tokens: &'a Tokens,
+    /// The id of the first probe.
+    pub(super) first: usize,
+    pub(super) probes: Vec<Probe>,
 }
 
 impl Builder<'_> {
-    fn push(&mut self, class: &'static str, credential: Credential, check: Check, raw: Raw) {
-        let id = self.probes.len();
+    pub(super) fn push(
+        &mut self,
+        class: &'static str,
+        credential: Credential,
+        check: Check,
+        raw: Raw,
+    ) {
+        let id = self.first + self.probes.len();
         let mut bytes = raw.line;
         bytes.extend_from_slice(b"\r\n");
         match raw.host {
@@ -158,17 +197,33 @@ impl Builder<'_> {
             bytes.extend_from_slice(format!("Authorization: Bearer {t}\r\n").as_bytes());
         }
         bytes.extend_from_slice(format!("X-Probe-Id: {id}\r\n\r\n").as_bytes());
+        bytes.extend_from_slice(&raw.body);
         self.probes.push(Probe {
             id,
             class,
             credential,
             check,
             bytes,
+            h2c: None,
         });
     }
 
+    /// The id the next probe gets.
+    pub(super) fn next_id(&self) -> usize {
+        self.first + self.probes.len()
+    }
+
+    /// The token of `credential`, if any.
+    pub(super) fn token(&self, credential: Credential) -> Option<&str> {
+        match credential {
+            Credential::Anonymous => None,
+            Credential::Developer => Some(&self.tokens.developer),
+            Credential::Admin => Some(&self.tokens.admin),
+        }
+    }
+
     /// An attack with no token and with a developer token.
-    fn both(&mut self, class: &'static str, raw: impl Fn() -> Raw) {
+    pub(super) fn both(&mut self, class: &'static str, raw: impl Fn() -> Raw) {
         self.push(class, Credential::Anonymous, Check::Attack, raw());
         self.push(class, Credential::Developer, Check::Attack, raw());
     }
@@ -226,6 +281,7 @@ pub fn corpus(authority: &str, tokens: &Tokens) -> Vec<Probe> {
     let mut b = Builder {
         authority,
         tokens,
+        first: 0,
         probes: Vec::new(),
     };
     controls(&mut b);
