@@ -300,6 +300,7 @@ mod tests {
                 "session_invalid",
                 "dpop_invalid",
                 "condition_failed",
+                "rule_denied",
             ]
         );
     }
@@ -309,7 +310,9 @@ mod tests {
         for r in DenyReason::ALL {
             let want = match r.as_str() {
                 "claim_mismatch" | "scope_missing" | "no_rule" | "condition_failed"
-                | "spiffe_id_mismatch" | "token_present" | "token_unavailable" => 403,
+                | "rule_denied" | "spiffe_id_mismatch" | "token_present" | "token_unavailable" => {
+                    403
+                }
                 "request_invalid" => 400,
                 "no_upstream" => 404,
                 "upstream_unavailable" => 502,
