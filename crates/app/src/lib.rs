@@ -19,4 +19,4 @@ pub use explain::explain_with_config;
 pub use logging::{LogFormat, LogTarget, init_logging};
 pub use runtime::{check_config, load_config};
 pub use serve::{ServeOptions, load_login, run_serve};
-pub use verify::verify_with_config;
+pub use verify::{Expected, describe_token_error, verify_with_config};

@@ -48,6 +48,7 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
         .map_err(|e| AppError::Runtime(e.to_string()))?;
     runtime.block_on(async move {
         let metrics = Arc::new(Metrics::new());
+        metrics.config_loaded();
         let mut sources = Sources::new(metrics.clone())?;
         let listen = config.listen.clone();
         let decider = Arc::new(Decider::new(sources.engine(config), metrics.clone()));

@@ -11,6 +11,10 @@ use serde_json::Value;
 use crate::error::AppError;
 use crate::runtime::{Sources, load_config};
 
+mod describe;
+
+pub use describe::{Expected, describe_token_error};
+
 /// Verifies `token` as the named provider would (default: the providers whose issuer
 /// the token claims first, then the others in config order; the first to accept it
 /// wins, else the first refusal is reported); returns the claims as JSON.
@@ -26,12 +30,11 @@ pub fn verify_with_config(
     if let Some(name) = provider
         && !config.providers.iter().any(|p| p.name == name)
     {
-        return Err(AppError::Config(portcullis_policy::ConfigError {
-            file: path.display().to_string(),
-            line: 0,
-            field: "--provider".to_owned(),
-            problem: format!("no provider is named {name:?}"),
-        }));
+        // A flag, not a line of the file: no `FILE:0:`.
+        return Err(AppError::Usage(format!(
+            "{}: --provider: no provider is named {name:?}",
+            path.display()
+        )));
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -67,7 +70,22 @@ fn verify_token(engine: &Engine, provider: Option<&str>, token: &str) -> Result<
         match portcullis_jose::verify_jwt(token, &keys, p.validation(), now) {
             Ok(jwt) => return Ok(Value::Object(jwt.claims.into_members())),
             Err(e) => {
-                first_error.get_or_insert(format!("{}: {} (provider {})", e.reason(), e, p.name()));
+                first_error.get_or_insert_with(|| {
+                    let text = describe_token_error(
+                        &e,
+                        token,
+                        Expected {
+                            validation: p.validation(),
+                            keys: &keys,
+                            now,
+                        },
+                    );
+                    // The provider goes at the end of the first line.
+                    match text.split_once('\n') {
+                        Some((first, rest)) => format!("{first} (provider {})\n{rest}", p.name()),
+                        None => format!("{text} (provider {})", p.name()),
+                    }
+                });
             }
         }
     }
@@ -144,6 +162,9 @@ providers:
         else {
             panic!("provider a accepted b's token")
         };
-        assert!(why.ends_with("(provider a)"), "{why}");
+        assert_eq!(
+            why,
+            "key_not_found: no key has kid \"b\" (provider a)\n  known kids: \"a\""
+        );
     }
 }

@@ -58,6 +58,27 @@ pub(crate) enum Command {
     ///
     /// Example: portcullis import --from istio requestauthentication.yaml authorizationpolicy.yaml > portcullis.yaml
     Import(ImportArgs),
+    /// Print a shell completion script.
+    ///
+    /// Example: portcullis completions bash > /etc/bash_completion.d/portcullis
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) of portcullis, or of one of its commands.
+    ///
+    /// Example: portcullis man > portcullis.1 && man ./portcullis.1
+    Man(ManArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ManArgs {
+    /// A command (`portcullis man verify` is the page portcullis-verify(1)).
+    pub(crate) command: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 #[derive(Debug, clap::Args)]
@@ -111,6 +132,9 @@ pub(crate) struct KeygenArgs {
     /// Replace the --out file if it exists (the old key is lost).
     #[arg(long)]
     pub(crate) force: bool,
+    /// RSA modulus size, for RS*/PS* only: 2048, 3072 or 4096 [default: 2048].
+    #[arg(long, value_parser = ["2048", "3072", "4096"])]
+    pub(crate) bits: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -123,6 +147,9 @@ pub(crate) struct JwkArgs {
     /// Key id [default: the RFC 7638 thumbprint].
     #[arg(long)]
     pub(crate) kid: Option<String>,
+    /// Print a JWKS, `{"keys": [JWK]}`, ready for `jwks: {file: ...}`.
+    #[arg(long)]
+    pub(crate) jwks: bool,
 }
 
 #[derive(Debug, clap::Args)]

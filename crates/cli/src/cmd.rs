@@ -1,5 +1,6 @@
 //! One module per command, each a thin layer over the libraries.
 
+pub(crate) mod docs;
 pub(crate) mod explain;
 pub(crate) mod import;
 pub(crate) mod inspect;

@@ -44,6 +44,8 @@ fn main() -> ExitCode {
         Command::Verify(a) => cmd::verify::run(a),
         Command::Explain(a) => cmd::explain::run(a),
         Command::Import(a) => cmd::import::run(a),
+        Command::Completions(a) => cmd::docs::completions(&a),
+        Command::Man(a) => cmd::docs::man(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

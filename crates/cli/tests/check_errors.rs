@@ -135,3 +135,103 @@ fn yaml_mistakes_name_the_right_line_and_field() {
         assert_eq!(stderr.lines().count(), 1, "{name}: one line");
     }
 }
+
+/// The admin listener off loopback: `check` and `serve` both refuse it at its line,
+/// naming `listen.admin` and the key that allows it; with that key both accept it.
+#[test]
+fn admin_off_loopback_is_refused_at_its_line_unless_allowed() {
+    let dir = TempDir::new("check-errors");
+    let path = dir.write(
+        "remote.yaml",
+        "listen:\n  http: 127.0.0.1:0\n  admin: 0.0.0.0:0\nrules: []\n",
+    );
+    let want = format!(
+        "{}:3: listen.admin: 0.0.0.0:0 is not a loopback address; the admin listener serves /explain, the rules and key metadata, so it listens on 127.0.0.1 or [::1] unless `listen.admin_allow_remote: true` is set",
+        path.display()
+    );
+    let (code, stderr) = run(&["check"], &path);
+    assert_eq!(code, Some(2));
+    assert!(stderr.starts_with(&want), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with(&want), "{stderr}");
+
+    let allowed = dir.write(
+        "allowed.yaml",
+        "listen:\n  http: 127.0.0.1:0\n  admin: 0.0.0.0:0\n  admin_allow_remote: true\nrules: []\n",
+    );
+    let (code, stderr) = run(&["check"], &allowed);
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+/// `allow: deny` has its own reason code, not `no_rule`.
+#[test]
+fn a_rule_that_denies_says_rule_denied() {
+    let dir = TempDir::new("check-errors");
+    let path = dir.write(
+        "deny.yaml",
+        "listen:\n  http: 127.0.0.1:9\nrules:\n  - name: closed\n    match: {path: /closed}\n    allow: deny\n",
+    );
+    let out = Command::new(BIN)
+        .args([
+            "explain",
+            "--json",
+            "--url",
+            "https://api.example.com/closed",
+            "--config",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let x: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(x["reason"], "rule_denied", "{x}");
+    assert_eq!(x["rule"], "closed");
+    assert_eq!(x["status"], 403);
+    let out = Command::new(BIN)
+        .args([
+            "explain",
+            "--json",
+            "--url",
+            "https://api.example.com/open",
+            "--config",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let x: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(x["reason"], "no_rule", "{x}");
+}
+
+/// `verify --provider` with a name the config lacks: the file and the flag, no line 0.
+#[test]
+fn verify_with_an_unknown_provider_names_the_file_not_line_0() {
+    let dir = TempDir::new("check-errors");
+    let path = dir.write(
+        "p.yaml",
+        "listen:\n  http: 127.0.0.1:9\nproviders: []\nrules: []\n",
+    );
+    let out = Command::new(BIN)
+        .args(["verify", "--provider", "nope", "--config"])
+        .arg(&path)
+        .arg("a.b.c")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "{}: --provider: no provider is named \"nope\"",
+            path.display()
+        )
+    );
+    assert!(!stderr.contains(":0:"), "{stderr}");
+}

@@ -19,6 +19,10 @@ use prometheus_client::registry::Registry;
 
 use crate::Frontend;
 
+mod health;
+
+use health::{Health, HealthCollector};
+
 /// A shared label value: cloning it is an atomic increment, not an allocation.
 #[derive(Clone, Debug, Default, Eq, Hash, PartialEq)]
 struct Name(Option<Arc<str>>);
@@ -101,6 +105,7 @@ pub struct Metrics {
     keys: Family<ProviderLabel, Gauge>,
     reloads: Family<OutcomeLabel, Counter>,
     cache: Arc<CacheStats>,
+    health: Arc<Health>,
 }
 
 #[derive(Debug)]
@@ -179,8 +184,14 @@ impl Metrics {
             "Config reloads by outcome",
             reloads.clone(),
         );
+        // Both outcomes from the start, so a first refusal is a change from 0.
+        for outcome in ["applied", "rejected"] {
+            let _ = reloads.get_or_create(&OutcomeLabel { outcome });
+        }
         let cache = Arc::new(CacheStats::default());
         registry.register_collector(Box::new(CacheCollector(cache.clone())));
+        let health = Arc::new(Health::new(Arc::new(portcullis_policy::SystemClock)));
+        registry.register_collector(Box::new(HealthCollector(health.clone())));
         let served_latency = Frontend::SERVED
             .map(|frontend| latency.get_or_create(&FrontendLabel { frontend }).clone());
         Metrics {
@@ -193,7 +204,21 @@ impl Metrics {
             keys,
             reloads,
             cache,
+            health,
         }
+    }
+
+    /// Reads time by `clock` (key-set ages, reload timestamps) instead of the system's.
+    #[must_use]
+    pub fn with_clock(self, clock: Arc<dyn portcullis_policy::Clock>) -> Metrics {
+        self.health.set_clock(clock);
+        self
+    }
+
+    /// The config a server starts with was loaded (a reload that was applied, for
+    /// the reload gauges).
+    pub fn config_loaded(&self) {
+        self.health.reloaded(true);
     }
 
     /// The cache counters shared with every engine.
@@ -243,11 +268,13 @@ impl Metrics {
 
     /// Counts a JWKS fetch.
     pub fn jwks_fetch(&self, provider: &str, outcome: FetchOutcome) {
+        let fetch = outcome;
         let outcome = match outcome {
             FetchOutcome::Success => "success",
             FetchOutcome::Error => "error",
             FetchOutcome::Invalid => "invalid",
         };
+        self.health.fetched(provider, fetch);
         self.fetches
             .get_or_create(&FetchLabels {
                 provider: provider.to_owned(),
@@ -258,6 +285,7 @@ impl Metrics {
 
     /// Sets the number of usable keys of a provider.
     pub fn provider_keys(&self, provider: &str, count: usize) {
+        self.health.published(provider);
         self.keys
             .get_or_create(&ProviderLabel {
                 provider: provider.to_owned(),
@@ -267,6 +295,7 @@ impl Metrics {
 
     /// Counts a config reload.
     pub fn reload(&self, outcome: ReloadOutcome) {
+        self.health.reloaded(outcome == ReloadOutcome::Applied);
         let outcome = match outcome {
             ReloadOutcome::Applied => "applied",
             ReloadOutcome::Rejected => "rejected",
@@ -432,5 +461,91 @@ mod tests {
         assert_eq!(count(&text, "ext_authz_grpc"), Some(1));
         assert_eq!(count(&text, "demo_upstream"), Some(1));
         assert!(text.contains(r#"portcullis_decisions_total{frontend="forward_auth",result="deny",reason="request_invalid""#), "{text}");
+    }
+
+    fn line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix)?.strip_prefix(' '))
+    }
+
+    #[test]
+    fn key_ages_fetch_outcomes_reloads_and_build_are_read_at_scrape_time() {
+        let clock = Arc::new(portcullis_policy::ManualClock::new(1_000));
+        let m = Metrics::new().with_clock(clock.clone());
+        let text = m.encode_as(MetricsFormat::PrometheusText);
+        assert_eq!(
+            line(&text, "portcullis_config_last_reload_successful"),
+            Some("0")
+        );
+        assert_eq!(
+            line(
+                &text,
+                r#"portcullis_config_reloads_total{outcome="rejected"}"#
+            ),
+            Some("0"),
+            "{text}"
+        );
+        assert!(!text.contains("portcullis_jwks_age_seconds{"), "{text}");
+        let build = format!(
+            r#"portcullis_build_info{{version="{}",arch="{}",os="{}"}} 1"#,
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::ARCH,
+            std::env::consts::OS
+        );
+        assert!(text.contains(&build), "{text}");
+
+        m.config_loaded();
+        m.provider_keys("corp", 2);
+        m.jwks_fetch("corp", FetchOutcome::Success);
+        clock.advance(30);
+        m.jwks_fetch("corp", FetchOutcome::Error);
+        m.reload(ReloadOutcome::Rejected);
+        clock.advance(12);
+        let text = m.encode_as(MetricsFormat::PrometheusText);
+        assert_eq!(
+            line(&text, r#"portcullis_jwks_age_seconds{provider="corp"}"#),
+            Some("42"),
+            "{text}"
+        );
+        assert_eq!(
+            line(
+                &text,
+                r#"portcullis_jwks_last_success_timestamp_seconds{provider="corp"}"#
+            ),
+            Some("1000")
+        );
+        for (outcome, v) in [("error", "1"), ("invalid", "0"), ("success", "0")] {
+            let series =
+                format!(r#"portcullis_jwks_last_fetch{{provider="corp",outcome="{outcome}"}}"#);
+            assert_eq!(line(&text, &series), Some(v), "{series}\n{text}");
+        }
+        assert_eq!(
+            line(&text, r#"portcullis_provider_keys{provider="corp"}"#),
+            Some("2")
+        );
+        assert_eq!(
+            line(&text, "portcullis_config_last_reload_successful"),
+            Some("0")
+        );
+        assert_eq!(
+            line(
+                &text,
+                "portcullis_config_last_reload_success_timestamp_seconds"
+            ),
+            Some("1000")
+        );
+        m.reload(ReloadOutcome::Applied);
+        let text = m.encode_as(MetricsFormat::PrometheusText);
+        assert_eq!(
+            line(
+                &text,
+                "portcullis_config_last_reload_success_timestamp_seconds"
+            ),
+            Some("1042")
+        );
+        assert_eq!(
+            line(&text, "portcullis_config_last_reload_successful"),
+            Some("1")
+        );
     }
 }

@@ -223,9 +223,32 @@ impl SigningKey {
     /// # Errors
     /// HS algorithms (use a random secret instead) or a failure of the generator.
     pub fn generate(alg: Algorithm) -> Result<(SigningKey, Zeroizing<Vec<u8>>), KeyError> {
+        SigningKey::generate_rsa_bits(alg, 2048)
+    }
+
+    /// As [`SigningKey::generate`], with an RSA modulus of `rsa_bits` (2048, 3072 or
+    /// 4096) for RS*/PS*; ignored for the other families.
+    ///
+    /// # Errors
+    /// Another RSA size, HS* (a secret is not generated here), or a crypto failure.
+    pub fn generate_rsa_bits(
+        alg: Algorithm,
+        rsa_bits: u32,
+    ) -> Result<(SigningKey, Zeroizing<Vec<u8>>), KeyError> {
         let der: Vec<u8> = match alg.family() {
             Family::Rsa => {
-                let pair = rsa::KeyPair::generate(rsa::KeySize::Rsa2048).map_err(rejected)?;
+                let size = match rsa_bits {
+                    2048 => rsa::KeySize::Rsa2048,
+                    3072 => rsa::KeySize::Rsa3072,
+                    4096 => rsa::KeySize::Rsa4096,
+                    other => {
+                        return Err(KeyError::Unsupported {
+                            what: "RSA modulus size (2048, 3072 or 4096 bits)",
+                            value: other.to_string(),
+                        });
+                    }
+                };
+                let pair = rsa::KeyPair::generate(size).map_err(rejected)?;
                 pair.as_der().map_err(rejected)?.as_ref().to_vec()
             }
             Family::Ec(curve) => signature::EcdsaKeyPair::generate(ecdsa_signing(curve))

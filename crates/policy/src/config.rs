@@ -1,6 +1,7 @@
 //! The config file: parsed in two stages, [`raw`] (serde, mirrors the YAML) then
 //! validated into [`Config`], whose every error names the file, line and field.
 
+mod admin;
 mod deny;
 pub mod login;
 pub mod raw;
@@ -504,7 +505,9 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         admin,
         proxy,
         proxy_tls,
+        admin_allow_remote,
     } = listen;
+    admin::check_admin_addr(cx, admin.as_ref(), admin_allow_remote.as_ref())?;
     let mut listeners = Vec::new();
     for (kind, raw) in [
         (ListenerKind::Http, http),

@@ -441,7 +441,7 @@ impl Engine {
             }
             Access::Deny => {
                 return Decision::Deny(deny(
-                    DenyReason::NoRule,
+                    DenyReason::RuleDenied,
                     Some(&rule.name),
                     None,
                     "the rule denies".to_owned(),

@@ -19,7 +19,12 @@ pub(crate) fn run(args: JwkArgs) -> Result<()> {
         portcullis_jose::VerifyingKey::try_new(material.clone(), None, Some(alg))
             .with_context(|| format!("--alg {alg}"))?;
     }
-    let jwk = public_jwk(&material, args.kid.as_deref(), alg)?;
-    println!("{}", pretty(&Value::Object(jwk))?);
+    let jwk = Value::Object(public_jwk(&material, args.kid.as_deref(), alg)?);
+    let out = if args.jwks {
+        serde_json::json!({ "keys": [jwk] })
+    } else {
+        jwk
+    };
+    println!("{}", pretty(&out)?);
     Ok(())
 }

@@ -12,12 +12,22 @@ use crate::cmd::{algorithm, pretty, public_jwk};
 
 pub(crate) fn run(args: KeygenArgs) -> Result<()> {
     let alg = algorithm(&args.alg)?;
+    let bits = match args.bits.as_deref() {
+        None => 2048,
+        Some(text) => {
+            if !alg.name().starts_with("RS") && !alg.name().starts_with("PS") {
+                bail!("--bits is for RSA keys (RS*/PS*), not {alg}");
+            }
+            // The parser admits only 2048, 3072 and 4096.
+            text.parse::<u32>().context("--bits")?
+        }
+    };
     let path = args.out.unwrap_or_else(|| PathBuf::from("key.pem"));
     // Checked before the (slow, for RSA) generation; the write checks again.
     if !args.force && path.symlink_metadata().is_ok() {
         bail!(exists(&path));
     }
-    let (key, pkcs8) = SigningKey::generate(alg).with_context(|| {
+    let (key, pkcs8) = SigningKey::generate_rsa_bits(alg, bits).with_context(|| {
         format!("generating a key for {alg} (HS* keys are secrets: use 32+ random bytes)")
     })?;
     let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.to_vec()));

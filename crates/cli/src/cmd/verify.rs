@@ -51,7 +51,16 @@ pub(crate) fn run(args: VerifyArgs) -> Result<()> {
             println!("{}", pretty(&Value::Object(jwt.claims.into_members()))?);
             Ok(())
         }
-        Err(e) => Err(Negative(format!("{}: {e}", e.reason())).into()),
+        Err(e) => Err(Negative(portcullis_app::describe_token_error(
+            &e,
+            &token,
+            portcullis_app::Expected {
+                validation: &validation,
+                keys: &keys,
+                now: time::now(),
+            },
+        ))
+        .into()),
     }
 }
 
@@ -63,10 +72,12 @@ pub(crate) fn load_keys(path: &std::path::Path) -> Result<KeySet> {
         .with_context(|| format!("reading keys from {}", path.display()))?;
     for s in &imported.skipped {
         eprintln!(
-            "portcullis: {}: key {} (kid {:?}) ignored: {}",
+            "portcullis: {}: key {} ({}) ignored: {}",
             path.display(),
             s.index,
-            s.kid.as_deref().unwrap_or_default(),
+            s.kid
+                .as_deref()
+                .map_or_else(|| "no kid".to_owned(), |k| format!("kid {k:?}")),
             s.reason
         );
     }

@@ -59,6 +59,8 @@ pub struct RawListen {
     pub proxy: Option<Spanned<String>>,
     /// TLS on the proxy listener.
     pub proxy_tls: Option<Spanned<super::RawProxyTls>>,
+    /// Lets `admin` listen on an address other than loopback (default false).
+    pub admin_allow_remote: Option<Spanned<bool>>,
 }
 
 /// `limits:`.

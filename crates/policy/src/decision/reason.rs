@@ -32,8 +32,10 @@ pub enum DenyReason {
     IssuerMismatch,
     /// No key of the key set fits the token (`kid` unknown or no key of the family).
     KeyNotFound,
-    /// No rule matched the request (or the rule denies).
+    /// No rule matched the request.
     NoRule,
+    /// The matched rule says `allow: deny`.
+    RuleDenied,
     /// The request cannot be read one way only: an ambiguous path or host,
     /// contradictory or unreadable proxy headers, an ext_authz request without its
     /// HTTP attributes.
@@ -99,7 +101,7 @@ impl DenyStatus {
 
 impl DenyReason {
     /// Every reason code: the contract's, in its order, then our additions.
-    pub const ALL: [DenyReason; 24] = [
+    pub const ALL: [DenyReason; 25] = [
         DenyReason::TokenMissing,
         DenyReason::TokenMalformed,
         DenyReason::SignatureInvalid,
@@ -124,6 +126,7 @@ impl DenyReason {
         DenyReason::SessionInvalid,
         DenyReason::DpopInvalid,
         DenyReason::ConditionFailed,
+        DenyReason::RuleDenied,
     ];
 
     /// The wire name of the reason code (`token_expired`, ...).
@@ -139,6 +142,7 @@ impl DenyReason {
             DenyReason::KeyNotFound => "key_not_found",
             DenyReason::LoginRequired => "login_required",
             DenyReason::NoRule => "no_rule",
+            DenyReason::RuleDenied => "rule_denied",
             DenyReason::RequestInvalid => "request_invalid",
             DenyReason::ScopeMissing => "scope_missing",
             DenyReason::SessionInvalid => "session_invalid",
@@ -163,6 +167,7 @@ impl DenyReason {
             DenyReason::ClaimMismatch
             | DenyReason::ConditionFailed
             | DenyReason::NoRule
+            | DenyReason::RuleDenied
             | DenyReason::ScopeMissing
             | DenyReason::SpiffeIdMismatch
             | DenyReason::TokenPresent
@@ -194,6 +199,7 @@ impl DenyReason {
             DenyReason::ClaimMismatch
             | DenyReason::ConditionFailed
             | DenyReason::NoRule
+            | DenyReason::RuleDenied
             | DenyReason::SpiffeIdMismatch
             | DenyReason::TokenPresent
             | DenyReason::TokenUnavailable => "access_denied",
@@ -218,6 +224,7 @@ impl DenyReason {
             DenyReason::KeyNotFound => "no key is known for the token",
             DenyReason::LoginRequired => "a login is required",
             DenyReason::NoRule => "no rule allows this request",
+            DenyReason::RuleDenied => "the rule denies this request",
             DenyReason::RequestInvalid => "the request cannot be read one way only",
             DenyReason::ScopeMissing => "a required scope is missing",
             DenyReason::SessionInvalid => "the session is invalid",
@@ -293,6 +300,7 @@ mod tests {
                 "session_invalid",
                 "dpop_invalid",
                 "condition_failed",
+                "rule_denied",
             ]
         );
     }
@@ -302,7 +310,9 @@ mod tests {
         for r in DenyReason::ALL {
             let want = match r.as_str() {
                 "claim_mismatch" | "scope_missing" | "no_rule" | "condition_failed"
-                | "spiffe_id_mismatch" | "token_present" | "token_unavailable" => 403,
+                | "rule_denied" | "spiffe_id_mismatch" | "token_present" | "token_unavailable" => {
+                    403
+                }
                 "request_invalid" => 400,
                 "no_upstream" => 404,
                 "upstream_unavailable" => 502,

@@ -127,6 +127,9 @@ rules:
     match: {path: "/app/**"}
     providers: [sso]
     login: sso
+  - name: closed
+    match: {path: "/closed/**"}
+    allow: deny
   - name: api
     match: {path: "/api/**", host: api.example.com}
     providers: [corp]
@@ -244,6 +247,7 @@ fn case(w: &Wide, reason: DenyReason) -> Option<(Case, &'static str)> {
             "scopes",
         ),
         DenyReason::NoRule => (at("api.example.com", "/elsewhere", None), "rule"),
+        DenyReason::RuleDenied => (at("api.example.com", "/closed/x", None), "rule"),
         DenyReason::RequestInvalid => (at("api.example.com", "/api/%2F..", None), "request"),
         DenyReason::SpiffeIdMismatch => (
             at(
