@@ -151,6 +151,7 @@ async fn demo(options: DemoOptions) -> Result<(), AppError> {
                 async move { body.unwrap_or_else(not_found) }
             }),
             stop_rx.clone(),
+            demo_limits(),
         ));
     }
 
@@ -199,6 +200,7 @@ rules:
         None,
         &stop_rx,
         None,
+        &demo_limits(),
     ));
 
     // The sample app: it trusts the proxy in front of it and shows the identity
@@ -228,6 +230,7 @@ rules:
             async move { json_response(StatusCode::OK, &body) }
         }),
         stop_rx.clone(),
+        demo_limits(),
     )));
 
     // Ready once the provider has fetched the issuer's JWKS.
@@ -270,4 +273,12 @@ rules:
         let _ = t.await;
     }
     Ok(())
+}
+
+/// The demo's listeners: the default timeouts and cap.
+fn demo_limits() -> crate::conn::ConnLimits {
+    crate::conn::ConnLimits::new(
+        &portcullis_policy::config::lifecycle::Lifecycle::default(),
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    )
 }

@@ -4,11 +4,14 @@
 //! is the pure `portcullis_policy::Engine`.
 #![warn(missing_docs)]
 
+mod conn;
 mod demo;
 mod error;
 mod explain;
+mod lifecycle;
 mod listener;
 mod logging;
+mod reload;
 mod runtime;
 mod serve;
 mod verify;

@@ -1,11 +1,12 @@
 //! The HTTP accept loop shared by the forward-auth, admin and demo listeners:
-//! hyper with limits (header size and read timeout, HTTP/2 streams, connection
-//! count) and graceful drain on shutdown.
+//! hyper with limits (header size, HTTP/2 streams), the connection timeouts and
+//! cap of [`crate::conn`], and graceful drain on shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,13 +19,11 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tower_service::Service;
 
-/// Most connections served at once per listener; more wait in the accept queue.
-pub(crate) const MAX_CONNECTIONS: usize = 10_000;
-/// Time a client has to send a request's headers (slowloris).
-pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::conn::{ConnLimits, ConnState, Registry, TrackedIo};
+
 /// Largest request head we buffer (HTTP/1).
 pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// How long in-flight requests may take to finish after a shutdown signal.
@@ -32,10 +31,12 @@ pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `service` on `listener` until `shutdown` flips to true, then drains. Every
 /// frontend is a `tower::Service` that answers every request (never an error).
+/// Connections are held within `limits` ([`crate::conn`]).
 pub(crate) async fn serve_http<S>(
     listener: TcpListener,
     service: S,
     mut shutdown: watch::Receiver<bool>,
+    limits: ConnLimits,
 ) where
     S: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
         + Clone
@@ -44,10 +45,12 @@ pub(crate) async fn serve_http<S>(
     S::Future: Send + 'static,
 {
     let mut builder = Builder::new(TokioExecutor::new());
+    // The header timeout is ours (from accept, see `conn`): hyper's would also close
+    // keep-alive connections between requests after it.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(None)
         .max_buf_size(MAX_HEADER_BYTES);
     builder
         .http2()
@@ -56,12 +59,9 @@ pub(crate) async fn serve_http<S>(
         .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut registry = Registry::default();
+    let limits = Arc::new(limits);
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = shutdown.wait_for(|s| *s) => break,
-        };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = shutdown.wait_for(|s| *s) => break,
@@ -75,17 +75,36 @@ pub(crate) async fn serve_http<S>(
                 continue;
             }
         };
+        let state = Arc::new(ConnState::new());
+        if !registry.admit(state.clone(), limits.max_connections) {
+            // Every connection has a request in flight: refuse this one now rather
+            // than let it wait unanswered.
+            tracing::warn!(
+                max = limits.max_connections,
+                "connection cap reached with every connection busy; connection refused"
+            );
+            drop(stream);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
+        let tracked = Tracked {
+            inner: service.clone(),
+            state: state.clone(),
+            draining: limits.draining.clone(),
+        };
         let conn = builder
             .serve_connection(
-                TokioIo::new(stream),
-                TowerToHyperService::new(service.clone()),
+                TokioIo::new(TrackedIo::new(stream, state.clone())),
+                TowerToHyperService::new(tracked),
             )
             .into_owned();
         let conn = graceful.watch(conn);
+        let limits = limits.clone();
         tokio::spawn(async move {
-            let _ = conn.await;
-            drop(permit);
+            tokio::select! {
+                _ = conn => {}
+                why = state.watchdog(&limits) => tracing::debug!(why, "connection closed"),
+            }
         });
     }
     drop(listener);
@@ -94,6 +113,57 @@ pub(crate) async fn serve_http<S>(
         .is_err()
     {
         tracing::warn!("drain timed out; closing remaining connections");
+    }
+}
+
+/// A frontend, noting its connection's requests (for the idle timeout) and, while
+/// shutting down, asking HTTP/1 clients to close after the response.
+#[derive(Clone, Debug)]
+struct Tracked<S> {
+    inner: S,
+    state: Arc<ConnState>,
+    draining: Arc<AtomicBool>,
+}
+
+impl<S> Service<Request<Incoming>> for Tracked<S>
+where
+    S: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let http1 = req.version() < http::Version::HTTP_2;
+        self.state.request_started();
+        let done = InFlight(self.state.clone());
+        let answer = self.inner.call(req);
+        let draining = self.draining.clone();
+        Box::pin(async move {
+            let mut response = answer.await?;
+            if http1 && draining.load(Ordering::Acquire) {
+                response.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            drop(done);
+            Ok(response)
+        })
+    }
+}
+
+/// Ends the request in its connection's state when dropped (answered or not).
+struct InFlight(Arc<ConnState>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_ended();
     }
 }
 

@@ -45,7 +45,7 @@ pub fn check_config(
     path: &Path,
 ) -> Result<(Config, Vec<portcullis_policy::ConfigError>), AppError> {
     let config = load_config(path)?;
-    refuse_no_listener(path, &config)?;
+    refuse_unservable(path, &config)?;
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let file = path.display().to_string();
     let note = |field: String, problem: String| {
@@ -91,8 +91,28 @@ pub fn check_config(
     Ok((config, warnings))
 }
 
+/// What `serve` refuses at start and on every reload, and `check` with it: a
+/// config with no listener or no rule (an empty file has neither; a truncated one
+/// written by an editor must not turn every request into `no_rule`).
+///
+/// # Errors
+/// The first of those, as `FILE:LINE: field: problem`.
+pub(crate) fn refuse_unservable(path: &Path, config: &Config) -> Result<(), AppError> {
+    refuse_no_listener(path, config)?;
+    if !config.rules.is_empty() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    Err(AppError::Config(portcullis_policy::ConfigError {
+        file: path.display().to_string(),
+        line: portcullis_policy::config::line_of(&text, "rules"),
+        field: "rules".to_owned(),
+        problem: "names no rule: every request would be denied (no_rule)".to_owned(),
+    }))
+}
+
 /// `serve` needs at least one listener: the error names the file and line.
-pub(crate) fn refuse_no_listener(path: &Path, config: &Config) -> Result<(), AppError> {
+fn refuse_no_listener(path: &Path, config: &Config) -> Result<(), AppError> {
     if !config.listen.is_empty() {
         return Ok(());
     }
@@ -165,6 +185,17 @@ impl Sources {
                 Some(pair) => pair,
                 None => {
                     let slot = Arc::new(KeySlot::empty());
+                    // Same place, other tuning: the last good keys carry over (issue 18),
+                    // so an outage of the key server during such a reload denies nothing.
+                    if let Some(id) = identity.as_ref()
+                        && let Some(old) = next
+                            .iter()
+                            .chain(self.running.iter())
+                            .find(|(other, _)| id.is_same_place(other))
+                            .map(|(_, (slot, _))| slot.clone())
+                    {
+                        carry_over(&old, &slot);
+                    }
                     let publisher =
                         Publisher::single(&provider.name, slot.clone(), self.report.clone());
                     let handle =
@@ -219,6 +250,18 @@ impl Sources {
                 .map(|i| i.slot.clone())
         })
     }
+}
+
+/// Starts `new` from what `old` holds: its keys, its discovery metadata, its status.
+fn carry_over(old: &KeySlot, new: &KeySlot) {
+    if let Some(keys) = old.load() {
+        new.store(keys);
+    }
+    if let Some(metadata) = old.metadata() {
+        new.store_metadata(portcullis_policy::ProviderMetadata::clone(&metadata));
+    }
+    let status = old.status();
+    new.update_status(|s| *s = portcullis_policy::KeyStatus::clone(&status));
 }
 
 // === impl KeyMetrics ===
@@ -296,6 +339,33 @@ rules:
         .unwrap();
         sources.engine(none);
         assert!(sources.running.is_empty());
+    }
+
+    /// Issue 18: a reload that changed only a source's tuning threw its last good
+    /// keys away (with the key server down, every token was refused and `/readyz`
+    /// was 503 until it came back). The new source starts from the old keys.
+    #[tokio::test]
+    async fn a_tuning_only_reload_carries_the_last_good_keys_over() {
+        let mut sources = Sources::new(Arc::new(Metrics::new())).unwrap();
+        let first = sources.engine(config("5m"));
+        let keys = portcullis_jose::import_keys(
+            br#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"a"}]}"#,
+            portcullis_jose::KeyFormat::Detect,
+            portcullis_jose::Secrets::Refuse,
+        )
+        .unwrap()
+        .keys;
+        // As if fetched before the key server (127.0.0.1:9) went down.
+        slot(&first, 0).store(keys);
+        let slower = sources.engine(config("1h"));
+        let carried = slot(&slower, 0);
+        assert!(!Arc::ptr_eq(&slot(&first, 0), &carried), "a new source");
+        assert!(carried.is_ready());
+        assert!(carried.load().unwrap().has_kid("a"));
+        assert!(
+            !slot(&slower, 2).is_ready(),
+            "another place carries nothing"
+        );
     }
 
     fn inject_config(audience: &str) -> Config {

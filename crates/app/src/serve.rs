@@ -2,9 +2,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
-use portcullis_decider::{Decider, Metrics, ReloadOutcome};
+use portcullis_decider::{Decider, Metrics};
 use portcullis_policy::config::{Listen, ListenerKind};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -16,6 +17,7 @@ use portcullis_frontend_forward_auth::NewForwardAuth;
 use portcullis_login::Login;
 use portcullis_proxy::{NewProxy, TlsIn};
 
+use crate::conn::ConnLimits;
 use crate::listener::serve_http;
 use crate::runtime::{Sources, load_config, log_warnings};
 
@@ -28,14 +30,15 @@ pub struct ServeOptions {
     pub workers: Option<usize>,
 }
 
-/// Runs until SIGTERM/SIGINT, then drains in-flight requests and returns.
+/// Runs until SIGTERM/SIGINT; then `/readyz` answers 503 while everything keeps
+/// serving for `shutdown_grace`, and the listeners drain in-flight requests.
 ///
 /// # Errors
 /// Invalid config or a listener that cannot be bound (before anything is served).
 pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
     // Validate before anything starts: a bad config never binds a socket.
     let config = load_config(&options.config_path)?;
-    crate::runtime::refuse_no_listener(&options.config_path, &config)?;
+    crate::runtime::refuse_unservable(&options.config_path, &config)?;
     log_warnings(&config);
     let login = load_login(&config, &options.config_path)?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -51,16 +54,30 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
         metrics.config_loaded();
         let mut sources = Sources::new(metrics.clone())?;
         let listen = config.listen.clone();
+        let lifecycle = config.lifecycle;
         let decider = Arc::new(Decider::new(sources.engine(config), metrics.clone()));
+        if let Some(wait) = lifecycle.wait_for_keys {
+            crate::lifecycle::wait_for_keys(&decider, wait).await;
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
-        let tasks = start_listeners(&listen, &decider, login.as_ref(), &stop_rx).await?;
-        tokio::spawn(watch_config(
+        let draining = Arc::new(AtomicBool::new(false));
+        let limits = ConnLimits::new(&lifecycle, draining.clone());
+        let tasks = start_listeners(&listen, &decider, login.as_ref(), &stop_rx, &limits).await?;
+        tokio::spawn(crate::reload::watch_config(
             options.config_path.clone(),
             sources,
             decider.clone(),
             listen,
         ));
+        tokio::spawn(crate::lifecycle::flush_deny_log(decider.clone()));
         wait_for_stop().await;
+        crate::lifecycle::grace(
+            &decider,
+            &draining,
+            lifecycle.shutdown_grace,
+            wait_for_stop(),
+        )
+        .await;
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
         // Each listener drains within its own limit; this bounds the whole (a gRPC
@@ -114,6 +131,7 @@ pub(crate) async fn start_listeners(
     decider: &Arc<Decider>,
     login: Option<&Arc<Login>>,
     stop: &watch::Receiver<bool>,
+    limits: &ConnLimits,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, AppError> {
     if listen.is_empty() {
         return Err(AppError::Config(portcullis_policy::ConfigError {
@@ -133,7 +151,7 @@ pub(crate) async fn start_listeners(
         .map(|t| TlsIn::load(t).map(Arc::new))
         .transpose()
         .map_err(|e| AppError::ProxyTls(e.to_string()))?;
-    Ok(spawn_listeners(bound, decider, login, stop, tls))
+    Ok(spawn_listeners(bound, decider, login, stop, tls, limits))
 }
 
 /// Serves each bound listener with its frontend.
@@ -143,6 +161,7 @@ pub(crate) fn spawn_listeners(
     login: Option<&Arc<Login>>,
     stop: &watch::Receiver<bool>,
     proxy_tls: Option<Arc<TlsIn>>,
+    limits: &ConnLimits,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     bound
         .into_iter()
@@ -157,6 +176,7 @@ pub(crate) fn spawn_listeners(
                 login.cloned(),
                 stop.clone(),
                 proxy_tls.clone(),
+                limits.clone(),
             )
         })
         .collect()
@@ -170,12 +190,14 @@ fn serve_frontend(
     login: Option<Arc<Login>>,
     stop: watch::Receiver<bool>,
     proxy_tls: Option<Arc<TlsIn>>,
+    limits: ConnLimits,
 ) -> tokio::task::JoinHandle<()> {
     match kind {
         ListenerKind::Http => tokio::spawn(serve_http(
             listener,
             NewForwardAuth::new(decider).with_login(login).new_service(),
             stop,
+            limits,
         )),
         ListenerKind::Grpc => {
             let mut s = stop;
@@ -195,6 +217,7 @@ fn serve_frontend(
             listener,
             NewAdmin::new(decider).new_service(),
             stop,
+            limits,
         )),
         ListenerKind::Proxy => tokio::spawn(portcullis_proxy::serve(
             listener,
@@ -228,46 +251,6 @@ async fn wait_for_stop() {
         }
         _ => {
             let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    std::fs::metadata(path)
-        .ok()
-        .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()))
-}
-
-/// Reloads on SIGHUP and when the file changes: a good config is swapped in
-/// whole; a bad one is refused, logged and counted, and the old one keeps serving.
-async fn watch_config(path: PathBuf, mut sources: Sources, decider: Arc<Decider>, listen: Listen) {
-    let mut hup = signal(SignalKind::hangup()).ok();
-    let mut seen = stamp(&path);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        let by_signal = tokio::select! {
-            _ = tick.tick() => false,
-            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
-        };
-        let now = stamp(&path);
-        if !by_signal && now == seen {
-            continue;
-        }
-        seen = now;
-        match load_config(&path) {
-            Ok(config) => {
-                log_warnings(&config);
-                if config.listen != listen {
-                    tracing::warn!("listen addresses changed: they take effect on restart only");
-                }
-                decider.swap(sources.engine(config));
-                decider.metrics().reload(ReloadOutcome::Applied);
-                tracing::info!(path = %path.display(), by_signal, "config reloaded");
-            }
-            Err(e) => {
-                decider.metrics().reload(ReloadOutcome::Rejected);
-                tracing::warn!(error = %e, "config reload refused; the previous config keeps serving");
-            }
         }
     }
 }

@@ -499,7 +499,10 @@ fn explain_reads_the_token_from_stdin_and_speaks_plainly() {
 
 #[test]
 fn explain_api_refuses_what_it_cannot_read() {
-    let p = Portcullis::start(BIN, "providers: []\nrules: []\n");
+    let p = Portcullis::start(
+        BIN,
+        "providers: []\nrules: [{name: other, match: {path: /other}, allow: anonymous}]\n",
+    );
     let url = format!("http://127.0.0.1:{}/explain", p.admin);
     for body in [
         "",

@@ -1,8 +1,10 @@
 //! The async side of deciding, shared by every frontend: the current [`Engine`]
-//! (swapped whole on reload), metrics, one log line per deny, and a short wait
+//! (swapped whole on reload), metrics, one log line per deny (rate-limited per
+//! reason), and a short wait
 //! for keys when a token names a `kid` that a refetch may bring.
 #![warn(missing_docs)]
 
+mod deny_log;
 mod frontend;
 mod metrics;
 mod peer_cert;
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use portcullis_policy::{AuthRequest, CacheStats, Clock, Decision, Engine, SystemClock};
 
+pub use deny_log::DENY_LINES_PER_SECOND;
 pub use frontend::Frontend;
 pub use metrics::{FetchOutcome, Metrics, MetricsFormat, ReloadOutcome};
 pub use request_id::{MAX_REQUEST_ID, request_id};
@@ -28,6 +31,9 @@ pub struct Decider {
     metrics: Arc<Metrics>,
     cache_stats: Arc<CacheStats>,
     clock: Arc<dyn Clock>,
+    deny_log: deny_log::DenyLog,
+    /// Set on SIGTERM: `/readyz` answers 503 while the grace period runs.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Decider {
@@ -39,6 +45,8 @@ impl Decider {
             metrics,
             cache_stats,
             clock: Arc::new(SystemClock),
+            deny_log: deny_log::DenyLog::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -78,23 +86,51 @@ impl Decider {
         if let Decision::Deny(deny) = &decision
             && let Some(provider) = deny.refetch_started
         {
-            // An unknown kid may be a key just rotated in: give the refetch a moment.
-            // Woken by the snapshot the refetch publishes (no polling); a failed
-            // refetch publishes nothing and the wait ends at its bound.
+            // An unknown kid may be a key just rotated in: wait for the refetch in
+            // flight (every request that asked while it runs waits on it, not only the
+            // one that started it). Woken when the fetch ends, whatever it found (no
+            // polling); bounded. Then decide again.
             if let Some(slot) = engine.providers().get(provider).map(|p| p.slot().clone()) {
-                let before = slot.generation();
-                if tokio::time::timeout(REFETCH_WAIT, slot.changed(before))
-                    .await
-                    .is_ok()
-                {
-                    decision = engine.decide(req, self.clock.now());
+                let round = slot.round();
+                let kid = deny.token_hints.kid.as_deref();
+                // The fetch may have ended between the engine's ask and `round`.
+                let arrived = kid.is_some_and(|k| slot.load().is_some_and(|keys| keys.has_kid(k)));
+                if !arrived {
+                    let _ = tokio::time::timeout(REFETCH_WAIT, slot.next_round(round)).await;
                 }
+                decision = engine.decide(req, self.clock.now());
             }
         }
         name_request(&mut decision, req);
         self.metrics.record(&decision, frontend, started.elapsed());
-        log(&decision, req, frontend);
+        self.log(&decision, req, frontend);
         decision
+    }
+
+    /// Marks the process as shutting down: readiness turns off, serving goes on.
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the process is shutting down ([`Decider::start_draining`]).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Logs the summary lines of denies left out of the log (call once a second).
+    pub fn flush_deny_log(&self) {
+        self.deny_log.flush();
+    }
+
+    fn log(&self, decision: &Decision, req: &AuthRequest<'_>, frontend: Frontend) {
+        let reason = match decision {
+            Decision::Deny(d) => Some(d.reason),
+            Decision::Allow(a) => a.dry_run.as_deref().map(|d| d.reason),
+        };
+        if reason.is_none_or(|r| self.deny_log.admit(r)) {
+            log(decision, req, frontend);
+        }
     }
 
     /// Records and logs a deny a frontend made before it could ask the engine
@@ -108,7 +144,7 @@ impl Decider {
         let mut decision = Decision::Deny(deny);
         name_request(&mut decision, req);
         self.metrics.record(&decision, frontend, Duration::ZERO);
-        log(&decision, req, frontend);
+        self.log(&decision, req, frontend);
         decision
     }
 }

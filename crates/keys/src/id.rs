@@ -72,6 +72,21 @@ impl SourceId {
     }
 }
 
+impl SourceId {
+    /// Whether `other` reads the same place (URI, issuer, file, endpoint and trust
+    /// domain), whatever its tuning: a reload that changes only the tuning starts
+    /// a new source, which starts from the old one's last good keys.
+    pub fn is_same_place(&self, other: &SourceId) -> bool {
+        match (self, other) {
+            (SourceId::Discovery { issuer: a, .. }, SourceId::Discovery { issuer: b, .. }) => {
+                a == b
+            }
+            (SourceId::Uri { uri: a, .. }, SourceId::Uri { uri: b, .. }) => a == b,
+            (a, b) => a == b,
+        }
+    }
+}
+
 // === impl Tuning ===
 
 impl From<FetchTuning> for Tuning {

@@ -30,7 +30,9 @@ mod file;
 mod id;
 mod inject;
 mod publish;
+mod refetch;
 mod remote;
+mod same;
 mod spiffe;
 
 use std::future::Future;
@@ -45,8 +47,14 @@ pub use id::{SourceId, Tuning};
 pub use inject::{InjectError, start_inject};
 pub use publish::{FetchOutcome, NoReport, Outlet, Publisher, Report};
 
-/// Least time between two refetches triggered by unknown `kid`s, per provider.
+/// Least time between two refetches triggered by unknown `kid`s, per source, after
+/// one that brought new keys.
 pub const UNKNOWN_KID_REFETCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Least time between two refetches triggered by unknown `kid`s, per source, after
+/// one that found nothing new (or failed): junk `kid`s cost the key server at most
+/// one fetch per this interval, and cannot hold back a real rotation for longer.
+pub const UNKNOWN_KID_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A background job that keeps slots filled with keys.
 pub trait KeySource: Send + 'static {

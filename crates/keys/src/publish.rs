@@ -105,10 +105,21 @@ impl Publisher {
     }
 
     /// Publishes `keys` into every slot as a new snapshot, waking the requests that
-    /// wait for one.
-    pub fn publish(&self, keys: &KeySet) {
+    /// wait for one; a slot that already holds the same keys keeps its snapshot (and
+    /// so its generation and its cached tokens). `true` when some slot changed.
+    pub fn publish(&self, keys: &KeySet) -> bool {
+        let mut changed = false;
         for outlet in self.outlets.iter() {
-            self.publish_into(outlet, keys);
+            changed |= self.publish_into(outlet, keys);
+        }
+        changed
+    }
+
+    /// Notes that a fetch ended (whatever it found), waking the requests waiting on
+    /// it in [`KeySlot::next_round`].
+    pub fn end_round(&self) {
+        for outlet in self.outlets.iter() {
+            outlet.slot.end_round();
         }
     }
 
@@ -118,6 +129,7 @@ impl Publisher {
         for outlet in self.outlets.iter() {
             if outlet.scope.as_deref() == Some(scope) {
                 self.publish_into(outlet, keys);
+                outlet.slot.end_round();
                 any = true;
             }
         }
@@ -160,7 +172,25 @@ impl Publisher {
         Providers(&self.outlets)
     }
 
-    fn publish_into(&self, outlet: &Outlet, keys: &KeySet) {
+    fn publish_into(&self, outlet: &Outlet, keys: &KeySet) -> bool {
+        let now = SystemClock.now();
+        let unchanged = outlet
+            .slot
+            .snapshot()
+            .keys()
+            .is_some_and(|old| crate::same::same_keys(old, keys));
+        if unchanged {
+            tracing::debug!(
+                provider = &*outlet.provider,
+                keys = keys.len(),
+                "key set unchanged"
+            );
+            outlet.slot.update_status(|s| {
+                s.fetched_at = Some(now);
+                s.last_error = None;
+            });
+            return false;
+        }
         let kids: Vec<&str> = keys
             .keys()
             .iter()
@@ -176,11 +206,11 @@ impl Publisher {
         );
         self.report.keys(&outlet.provider, keys.len());
         outlet.slot.store(keys.clone());
-        let now = SystemClock.now();
         outlet.slot.update_status(|s| {
             s.fetched_at = Some(now);
             s.last_error = None;
         });
+        true
     }
 
     /// Notes, for people, a failed fetch or read (the last good keys stay).

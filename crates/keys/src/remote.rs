@@ -1,19 +1,17 @@
 //! JWKS URIs and OIDC discovery: fetch, refresh (honouring `Cache-Control`
 //! within bounds), back off on failure, keep the last good set, refetch early
-//! (rate-limited) when a token names an unknown `kid`.
+//! (rate-limited, see [`crate::refetch`]) when a token names an unknown `kid`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use portcullis_policy::ProviderMetadata;
 use portcullis_policy::config::FetchTuning;
-use tokio::sync::Notify;
-use tokio::time::Instant;
 
 use crate::error::SourceError;
 use crate::fetch::Fetch;
 use crate::publish::{FetchOutcome, Publisher};
+use crate::refetch::Refetch;
 
 /// The first wait after a failed fetch; it doubles on each failure in a row.
 pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -45,16 +43,24 @@ impl<F: Fetch> RemoteSource<F> {
             tuning,
             fetcher,
         } = self;
-        let wake = Arc::new(Notify::new());
-        publisher.on_refetch(Arc::new(refetch_limiter(wake.clone())));
+        let refetch = Arc::new(Refetch::new());
+        let gate = refetch.clone();
+        publisher.on_refetch(Arc::new(move || gate.request()));
         let mut jwks_uri = match &target {
             Target::Jwks(u) => Some(u.clone()),
             Target::Discovery(_) => None,
         };
         let mut backoff = FIRST_BACKOFF;
         loop {
-            let next = match cycle(&target, &mut jwks_uri, tuning, &publisher, &fetcher).await {
-                Ok(max_age) => {
+            let by_kid = refetch.is_requested();
+            let outcome = cycle(&target, &mut jwks_uri, tuning, &publisher, &fetcher).await;
+            if by_kid {
+                refetch.done(matches!(outcome, Ok((_, true))));
+            }
+            // After the keys: the requests waiting on this fetch wake to them.
+            publisher.end_round();
+            let next = match outcome {
+                Ok((max_age, _)) => {
                     backoff = FIRST_BACKOFF;
                     next_refresh(max_age, tuning)
                 }
@@ -69,7 +75,7 @@ impl<F: Fetch> RemoteSource<F> {
             publisher.note_next_refresh(next);
             tokio::select! {
                 () = tokio::time::sleep(next) => {}
-                () = wake.notified() => {}
+                () = refetch.requested() => tokio::time::sleep(refetch.delay()).await,
             }
         }
     }
@@ -86,41 +92,13 @@ pub(crate) fn next_refresh(max_age: Option<Duration>, tuning: FetchTuning) -> Du
     }
 }
 
-/// The refetch hook: wakes the source at most once per
-/// [`UNKNOWN_KID_REFETCH_INTERVAL`](crate::UNKNOWN_KID_REFETCH_INTERVAL) (the first
-/// request may always wake it). Lock-free: it runs on the request path.
-fn refetch_limiter(wake: Arc<Notify>) -> impl Fn() -> bool + Send + Sync + 'static {
-    let epoch = Instant::now();
-    // Milliseconds since `epoch` of the last kid-triggered refetch (0: never).
-    let last = AtomicU64::new(0);
-    move || {
-        let now_ms = u64::try_from(epoch.elapsed().as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let prev = last.load(Ordering::Acquire);
-        let interval =
-            u64::try_from(crate::UNKNOWN_KID_REFETCH_INTERVAL.as_millis()).unwrap_or(u64::MAX);
-        if prev != 0 && now_ms.saturating_sub(prev) < interval {
-            return false;
-        }
-        if last
-            .compare_exchange(prev, now_ms, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return false;
-        }
-        wake.notify_one();
-        true
-    }
-}
-
 async fn cycle<F: Fetch>(
     target: &Target,
     jwks_uri: &mut Option<String>,
     tuning: FetchTuning,
     publisher: &Publisher,
     fetcher: &F,
-) -> Result<Option<Duration>, SourceError> {
+) -> Result<(Option<Duration>, bool), SourceError> {
     let uri = match (&*jwks_uri, target) {
         (Some(uri), _) => uri.clone(),
         (None, Target::Discovery(issuer)) => {
@@ -154,8 +132,8 @@ async fn cycle<F: Fetch>(
     ) {
         Ok(keys) => {
             publisher.report(FetchOutcome::Success);
-            publisher.publish(&keys);
-            Ok(fetched.max_age)
+            let changed = publisher.publish(&keys);
+            Ok((fetched.max_age, changed))
         }
         Err(source) => {
             publisher.report(FetchOutcome::Invalid);

@@ -3,6 +3,7 @@
 
 mod admin;
 mod deny;
+pub mod lifecycle;
 pub mod login;
 pub mod raw;
 pub mod spiffe;
@@ -96,6 +97,8 @@ pub struct Config {
     pub proxy: ProxySettings,
     /// Browser sessions, when any provider logs browsers in.
     pub sessions: Option<SessionsConfig>,
+    /// How `serve` starts, holds connections and stops.
+    pub lifecycle: lifecycle::Lifecycle,
 }
 
 /// `request:`: how the canonical reader reads what a client controls.
@@ -485,7 +488,11 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         upstreams,
         trusted_proxies,
         sessions,
+        shutdown_grace,
+        startup,
+        connections,
     } = raw;
+    let lifecycle = lifecycle::validate_lifecycle(cx, shutdown_grace, startup, connections)?;
     let addr =
         |v: Option<Spanned<String>>, field: &str| -> Result<Option<SocketAddr>, ConfigError> {
             v.map(|s| {
@@ -638,6 +645,7 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         request: reading,
         proxy,
         sessions,
+        lifecycle,
     })
 }
 

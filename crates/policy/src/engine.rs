@@ -122,6 +122,8 @@ impl Engine {
             request: reading,
             proxy,
             sessions,
+            // Read by `serve` at start (listeners, shutdown), not by decisions.
+            lifecycle: _,
         } = config;
         let login_start = sessions.map(|s| format!("{}/oauth2/start", s.public_url));
         let mut slots = slots.into_iter();

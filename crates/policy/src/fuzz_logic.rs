@@ -116,6 +116,7 @@ rules:
                 request: config::RequestReading::default(),
                 proxy: config::ProxySettings::default(),
                 sessions: None,
+                lifecycle: config::lifecycle::Lifecycle::default(),
             }, Vec::new()),
         }
     })

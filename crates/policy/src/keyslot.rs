@@ -8,6 +8,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
@@ -31,7 +32,8 @@ pub struct KeySnapshot {
 }
 
 impl KeySnapshot {
-    /// Bumps on every store (0: nothing stored yet).
+    /// Bumps on every store of a key set that differs from the last (0: nothing
+    /// stored yet).
     pub fn generation(&self) -> u64 {
         self.generation
     }
@@ -51,6 +53,9 @@ pub struct KeySlot {
     /// keys: a new document does not name new keys, so it bumps no generation.
     metadata: ArcSwapOption<ProviderMetadata>,
     refetch: OnceLock<RefetchHook>,
+    /// Bumps each time the source ends a fetch, whatever it found (new keys, the
+    /// same keys, nothing): what a request waiting on a refetch waits for.
+    rounds: AtomicU64,
     /// What the source last said of itself (for people, not for deciding).
     status: ArcSwap<KeyStatus>,
 }
@@ -63,6 +68,7 @@ impl KeySlot {
             waiters: ArcSwap::from_pointee(Vec::new()),
             metadata: ArcSwapOption::empty(),
             refetch: OnceLock::new(),
+            rounds: AtomicU64::new(0),
             status: ArcSwap::from_pointee(KeyStatus::default()),
         }
     }
@@ -98,6 +104,33 @@ impl KeySlot {
             keys: Some(keys.clone()),
         });
         // After the snapshot: a waiter that registers later sees the new generation.
+        self.wake_all();
+    }
+
+    /// Notes that the source ended a fetch (its keys, if any, stored before), waking
+    /// the requests waiting in [`KeySlot::next_round`]: a refetch that found
+    /// nothing new ends their wait too, and bumps no generation.
+    pub fn end_round(&self) {
+        self.rounds.fetch_add(1, Ordering::AcqRel);
+        self.wake_all();
+    }
+
+    /// How many fetches the source has ended.
+    pub fn round(&self) -> u64 {
+        self.rounds.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the source has ended a fetch after round `seen`
+    /// ([`KeySlot::round`]). Bound it with the runtime's timeout.
+    pub fn next_round(&self, seen: u64) -> Changed<'_> {
+        Changed {
+            slot: self,
+            seen,
+            by: Measure::Round,
+        }
+    }
+
+    fn wake_all(&self) {
         let waiters = self.waiters.swap(Arc::new(Vec::new()));
         for waker in waiters.iter() {
             waker.wake_by_ref();
@@ -120,7 +153,11 @@ impl KeySlot {
     /// `seen`: a request waiting for an unknown-`kid` refetch is woken by the snapshot
     /// that refetch publishes. Bound it with the runtime's timeout.
     pub fn changed(&self, seen: u64) -> Changed<'_> {
-        Changed { slot: self, seen }
+        Changed {
+            slot: self,
+            seen,
+            by: Measure::Generation,
+        }
     }
 
     /// The generation of the snapshot in force: the token cache drops entries
@@ -165,6 +202,23 @@ impl KeySlot {
 pub struct Changed<'a> {
     slot: &'a KeySlot,
     seen: u64,
+    by: Measure,
+}
+
+/// What a [`Changed`] waits for a change of.
+#[derive(Clone, Copy, Debug)]
+enum Measure {
+    Generation,
+    Round,
+}
+
+impl Changed<'_> {
+    fn now(&self) -> u64 {
+        match self.by {
+            Measure::Generation => self.slot.generation(),
+            Measure::Round => self.slot.round(),
+        }
+    }
 }
 
 // === impl Changed ===
@@ -173,7 +227,7 @@ impl Future for Changed<'_> {
     type Output = u64;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
-        let now = self.slot.generation();
+        let now = self.now();
         if now != self.seen {
             return Poll::Ready(now);
         }
@@ -187,7 +241,7 @@ impl Future for Changed<'_> {
         });
         // A store between the first check and the registration took the list before
         // this waker was in it; its snapshot is visible now.
-        let now = self.slot.generation();
+        let now = self.now();
         if now == self.seen {
             Poll::Pending
         } else {

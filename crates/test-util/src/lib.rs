@@ -166,9 +166,15 @@ impl Portcullis {
     }
 
     /// The full config text for the given ports.
+    /// Unless the text sets `shutdown_grace`, it is 0s: tests stop at once.
     pub fn config_text(providers_and_rules: &str, http: u16, grpc: u16, admin: u16) -> String {
+        let grace = if providers_and_rules.contains("shutdown_grace:") {
+            ""
+        } else {
+            "shutdown_grace: 0s\n"
+        };
         format!(
-            "listen:\n  http: 127.0.0.1:{http}\n  grpc: 127.0.0.1:{grpc}\n  admin: 127.0.0.1:{admin}\n{providers_and_rules}"
+            "listen:\n  http: 127.0.0.1:{http}\n  grpc: 127.0.0.1:{grpc}\n  admin: 127.0.0.1:{admin}\n{grace}{providers_and_rules}"
         )
     }
 

@@ -89,6 +89,12 @@ where
 pub fn handle<B>(decider: &Decider, req: &Request<B>) -> Response<Full<Bytes>> {
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n".to_owned(), "text/plain"),
+        // Shutting down: load balancers and Kubernetes stop sending first (issue 18).
+        "/readyz" if decider.is_draining() => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down\n".to_owned(),
+            "text/plain",
+        ),
         "/readyz" => {
             let engine = decider.engine();
             let waiting: Vec<&str> = engine

@@ -3,16 +3,18 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::error::Error as _;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use portcullis_policy::KeySlot;
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use super::*;
-use crate::UNKNOWN_KID_REFETCH_INTERVAL;
 use crate::error::{FetchError, InvalidKeys};
 use crate::fetch::Fetched;
 use crate::publish::Report;
+use crate::refetch::DEFER;
+use crate::{UNKNOWN_KID_REFETCH_INTERVAL, UNKNOWN_KID_RETRY_INTERVAL};
 
 const ED25519_X: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
 const SECRET: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -222,8 +224,10 @@ async fn the_backoff_cap_is_a_minute_when_the_refresh_is_longer() {
     );
 }
 
+/// Issue 18 (rotation): every request that asks while a kid-triggered fetch is in
+/// flight waits on it, not only the first; the fetch's end wakes them all.
 #[tokio::test(start_paused = true)]
-async fn unknown_kid_refetches_are_rate_limited_and_wake_the_waiters() {
+async fn unknown_kid_refetches_are_rate_limited_and_wake_every_waiter() {
     let fetcher = FakeFetch::default();
     fetcher
         .answer(JWKS_URL, [keys(&["a"]), keys(&["a", "b"])])
@@ -232,30 +236,99 @@ async fn unknown_kid_refetches_are_rate_limited_and_wake_the_waiters() {
     assert_eq!(r.slot.generation(), 1);
     tokio::time::advance(Duration::from_secs(1)).await;
 
-    // The first unknown kid starts a refetch; the snapshot it publishes wakes the
-    // request waiting for it.
+    // The first unknown kid starts a refetch; the others asking before it ends wait
+    // on the same fetch; its end wakes them.
+    let round = r.slot.round();
     assert!(r.slot.request_refetch());
-    let woken = tokio::time::timeout(Duration::from_millis(10), r.slot.changed(1)).await;
-    assert_eq!(woken, Ok(2));
+    assert!(r.slot.request_refetch(), "a second request waits on it too");
+    assert!(r.slot.request_refetch(), "and a third");
+    let woken = tokio::time::timeout(Duration::from_millis(10), r.slot.next_round(round)).await;
+    assert!(woken.is_ok());
+    assert_eq!(r.slot.generation(), 2);
     assert!(r.slot.load().unwrap().has_kid("b"));
+    assert_eq!(
+        r.fetcher.calls(JWKS_URL, r.start).await.len(),
+        2,
+        "one fetch"
+    );
 
-    // Others within the interval do not.
+    // After a fetch that brought new keys, no other within the interval.
     for _ in 0..30 {
         assert!(!r.slot.request_refetch());
         settle().await;
     }
-    tokio::time::advance(UNKNOWN_KID_REFETCH_INTERVAL - Duration::from_millis(10)).await;
+    tokio::time::advance(UNKNOWN_KID_REFETCH_INTERVAL - DEFER - Duration::from_millis(10)).await;
     assert!(!r.slot.request_refetch());
     settle().await;
     assert_eq!(r.fetcher.calls(JWKS_URL, r.start).await.len(), 2);
 
-    // Once the interval has passed, one more.
-    tokio::time::advance(Duration::from_millis(10)).await;
+    // Within DEFER of its end: the fetch is scheduled for the end, the request waits.
+    tokio::time::advance(Duration::from_millis(20)).await;
+    let round = r.slot.round();
     assert!(r.slot.request_refetch());
-    assert!(!r.slot.request_refetch());
     settle().await;
+    assert_eq!(r.fetcher.calls(JWKS_URL, r.start).await.len(), 2, "not yet");
+    let woken = tokio::time::timeout(DEFER, r.slot.next_round(round)).await;
+    assert!(woken.is_ok());
     assert_eq!(r.fetcher.calls(JWKS_URL, r.start).await.len(), 3);
-    assert_eq!(r.slot.generation(), 3);
+    // The same keys again: no new snapshot, so the generation (and the token cache) stays.
+    assert_eq!(r.slot.generation(), 2);
+}
+
+/// Issue 18 (rotation): junk `kid`s spent the 30 s allowance, so a real rotation right
+/// after waited for the periodic refresh. After a fetch that found nothing new, the
+/// next may come after the short retry interval.
+#[tokio::test(start_paused = true)]
+async fn junk_kids_do_not_starve_a_real_rotation() {
+    let fetcher = FakeFetch::default();
+    fetcher
+        .answer(JWKS_URL, [keys(&["a"]), keys(&["a"]), keys(&["a", "b"])])
+        .await;
+    let r = run(Target::Jwks(JWKS_URL.to_owned()), tuning(3600), fetcher).await;
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let round = r.slot.round();
+    assert!(r.slot.request_refetch(), "a junk kid");
+    let woken = tokio::time::timeout(Duration::from_millis(10), r.slot.next_round(round)).await;
+    assert!(
+        woken.is_ok(),
+        "a fetch that found nothing new still ends the wait"
+    );
+    assert_eq!(r.slot.generation(), 1, "nothing new: no new snapshot");
+    let junk_at = Instant::now();
+
+    // The key server rotates; the new kid is refetched once the short interval ends.
+    tokio::time::advance(UNKNOWN_KID_RETRY_INTERVAL - DEFER - Duration::from_millis(10)).await;
+    assert!(!r.slot.request_refetch());
+    tokio::time::advance(Duration::from_millis(20)).await;
+    let round = r.slot.round();
+    assert!(r.slot.request_refetch());
+    let woken = tokio::time::timeout(DEFER, r.slot.next_round(round)).await;
+    assert!(woken.is_ok());
+    assert!(r.slot.load().unwrap().has_kid("b"));
+    assert!(junk_at.elapsed() <= UNKNOWN_KID_RETRY_INTERVAL);
+    assert_eq!(r.fetcher.calls(JWKS_URL, r.start).await.len(), 3);
+}
+
+/// Issue 18: every refresh emptied the token cache, because each store bumped the
+/// generation. Refreshes that find the same keys keep the snapshot.
+#[tokio::test(start_paused = true)]
+async fn refreshes_with_the_same_keys_keep_the_generation() {
+    let fetcher = FakeFetch::default();
+    fetcher
+        .answer(JWKS_URL, [keys(&["a"]), keys(&["a"]), keys(&["a", "b"])])
+        .await;
+    let mut t = tuning(60);
+    t.min_refresh = Duration::from_secs(1);
+    let r = run(Target::Jwks(JWKS_URL.to_owned()), t, fetcher).await;
+    let first = r.slot.snapshot();
+    assert_eq!(first.generation(), 1);
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert_eq!(r.fetcher.calls(JWKS_URL, r.start).await.len(), 2);
+    assert_eq!(r.slot.generation(), 1, "same keys: same snapshot");
+    assert!(Arc::ptr_eq(&first, &r.slot.snapshot()));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(r.fetcher.calls(JWKS_URL, r.start).await.len(), 3);
+    assert_eq!(r.slot.generation(), 2, "a changed set bumps it");
 }
 
 #[tokio::test(start_paused = true)]

@@ -35,6 +35,15 @@ pub struct RawConfig {
     /// Browser sessions (login).
     #[serde(default)]
     pub sessions: Option<Spanned<super::login::RawSessions>>,
+    /// After SIGTERM, how long to keep serving with `/readyz` at 503 before draining.
+    #[serde(default)]
+    pub shutdown_grace: Option<Spanned<String>>,
+    /// How `serve` starts.
+    #[serde(default)]
+    pub startup: Option<Spanned<super::lifecycle::RawStartup>>,
+    /// Connection timeouts and cap.
+    #[serde(default)]
+    pub connections: Option<Spanned<super::lifecycle::RawConnections>>,
 }
 
 /// `request:`.

@@ -1,0 +1,377 @@
+//! What the accept loop knows of each connection (issue 18: idle connections were
+//! never closed, and with thousands held open a new client waited in the accept
+//! queue): when it was last active, whether a request is in flight, whether bytes
+//! of a request head are pending; a watchdog that closes it when idle or slow; and
+//! a registry that sheds the oldest idle connection when the cap is reached.
+//!
+//! Timeouts, from accept and from the end of the last request:
+//! - before its first request, a connection has `header_read_timeout` to send a
+//!   whole request head (a client that connects and sends nothing is closed then);
+//! - bytes of a head pending: `header_read_timeout` from the first of them (slowloris);
+//! - after a request, with nothing pending: `idle_timeout` (keep-alive);
+//! - a request in flight: no limit here (the drain bounds it on shutdown).
+//!
+//! HTTP/2 connections carry PINGs and other frames between requests, so for them
+//! only the requests count: idle is no stream in flight for `idle_timeout`.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Timeouts and the cap of one listener.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnLimits {
+    /// Time to send a request head, from accept or from its first byte.
+    pub(crate) header_read_timeout: Duration,
+    /// A connection with no request in flight and nothing pending for this long closes.
+    pub(crate) idle_timeout: Duration,
+    /// Most connections held at once; at the cap the oldest idle one is shed.
+    pub(crate) max_connections: usize,
+    /// Set when shutting down: HTTP/1 responses then ask the client to close.
+    pub(crate) draining: Arc<AtomicBool>,
+}
+
+impl ConnLimits {
+    /// The limits `lifecycle` names, with `draining` shared by every listener.
+    pub(crate) fn new(
+        lifecycle: &portcullis_policy::config::lifecycle::Lifecycle,
+        draining: Arc<AtomicBool>,
+    ) -> ConnLimits {
+        ConnLimits {
+            header_read_timeout: lifecycle.header_read_timeout,
+            idle_timeout: lifecycle.idle_timeout,
+            max_connections: lifecycle.max_connections,
+            draining,
+        }
+    }
+}
+
+/// One connection's state, shared by its IO, its service and the accept loop.
+#[derive(Debug)]
+pub(crate) struct ConnState {
+    epoch: Instant,
+    /// Milliseconds since `epoch` of the last request start or end (accept: 0).
+    last_activity_ms: AtomicU64,
+    /// Milliseconds since `epoch` (+1) of the first byte read since then (0: none).
+    pending_since_ms: AtomicU64,
+    in_flight: AtomicUsize,
+    served: AtomicU64,
+    /// The connection speaks HTTP/2 (read from its preface).
+    h2: AtomicBool,
+    /// Bytes read so far, up to the length of the HTTP/2 preface's start.
+    seen: AtomicU64,
+    shed: Notify,
+    /// Asked to close by the registry (so that it is not picked twice).
+    shedding: AtomicBool,
+}
+
+impl ConnState {
+    pub(crate) fn new() -> ConnState {
+        ConnState {
+            epoch: Instant::now(),
+            last_activity_ms: AtomicU64::new(0),
+            pending_since_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            served: AtomicU64::new(0),
+            h2: AtomicBool::new(false),
+            seen: AtomicU64::new(0),
+            shed: Notify::new(),
+            shedding: AtomicBool::new(false),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A request starts (its head was read).
+    pub(crate) fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.last_activity_ms
+            .store(self.now_ms(), Ordering::Release);
+        self.pending_since_ms.store(0, Ordering::Release);
+    }
+
+    /// A request's response is ready.
+    pub(crate) fn request_ended(&self) {
+        self.served.fetch_add(1, Ordering::AcqRel);
+        self.last_activity_ms
+            .store(self.now_ms(), Ordering::Release);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn bytes_read(&self, bytes: &[u8]) {
+        // The HTTP/2 preface starts "PRI "; HTTP/1 methods never do.
+        let seen = self.seen.load(Ordering::Acquire);
+        if seen < 4 {
+            const PREFIX: &[u8] = b"PRI ";
+            let at = usize::try_from(seen).unwrap_or(4);
+            let take = (4 - at).min(bytes.len());
+            let matches = PREFIX
+                .get(at..at + take)
+                .is_some_and(|p| bytes.get(..take) == Some(p));
+            if matches && at + take == 4 {
+                self.h2.store(true, Ordering::Release);
+                // The preface is no HTTP/1 head pending.
+                self.pending_since_ms.store(0, Ordering::Release);
+            }
+            let next = if matches { at + take } else { 4 };
+            self.seen
+                .store(u64::try_from(next).unwrap_or(4), Ordering::Release);
+        }
+        if self.in_flight.load(Ordering::Acquire) == 0 && !self.h2.load(Ordering::Acquire) {
+            let _ = self.pending_since_ms.compare_exchange(
+                0,
+                self.now_ms().saturating_add(1),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+    }
+
+    /// Whether no request is in flight.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+    }
+
+    /// When it was last active (for shedding the oldest idle one first).
+    pub(crate) fn last_activity(&self) -> (Instant, u64) {
+        (self.epoch, self.last_activity_ms.load(Ordering::Acquire))
+    }
+
+    /// Asks the connection to close now (the registry sheds it).
+    pub(crate) fn shed(&self) -> bool {
+        if self.shedding.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.shed.notify_one();
+        true
+    }
+
+    /// Resolves when the connection must close: idle or slow past its limits, or shed.
+    pub(crate) async fn watchdog(&self, limits: &ConnLimits) -> &'static str {
+        loop {
+            let deadline = match self.deadline(limits) {
+                Ok(d) => d,
+                Err(why) => return why,
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {}
+                () = self.shed.notified() => return "shed",
+            }
+        }
+    }
+
+    /// The instant to check again, or why the connection must close now.
+    fn deadline(&self, limits: &ConnLimits) -> Result<Instant, &'static str> {
+        let now = self.now_ms();
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        // A request in flight: check again later (nothing to close for).
+        let check_in = |after: u64| self.epoch + Duration::from_millis(after);
+        if !self.is_idle() {
+            return Ok(check_in(now.saturating_add(ms(limits.idle_timeout))));
+        }
+        let pending = self.pending_since_ms.load(Ordering::Acquire);
+        let (since, limit, why) = if pending != 0 {
+            (
+                pending - 1,
+                limits.header_read_timeout,
+                "header read timeout",
+            )
+        } else if self.served.load(Ordering::Acquire) == 0 && !self.h2.load(Ordering::Acquire) {
+            (0, limits.header_read_timeout, "no request")
+        } else {
+            (
+                self.last_activity_ms.load(Ordering::Acquire),
+                limits.idle_timeout,
+                "idle",
+            )
+        };
+        let end = since.saturating_add(ms(limit));
+        if now >= end {
+            Err(why)
+        } else {
+            Ok(check_in(end))
+        }
+    }
+}
+
+/// The accept loop's list of live connections.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    live: Vec<Arc<ConnState>>,
+}
+
+impl Registry {
+    /// Adds a connection; at `cap`, sheds the oldest idle one first. `false` when
+    /// every connection is busy (the new one is then refused).
+    pub(crate) fn admit(&mut self, conn: Arc<ConnState>, cap: usize) -> bool {
+        if self.live.len() >= cap {
+            // Connections that ended hold only our reference.
+            self.live.retain(|c| Arc::strong_count(c) > 1);
+        }
+        if self.live.len() >= cap {
+            let oldest = self
+                .live
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.is_idle() && !c.shedding.load(Ordering::Acquire))
+                .min_by_key(|(_, c)| {
+                    let (epoch, ms) = c.last_activity();
+                    epoch + Duration::from_millis(ms)
+                })
+                .map(|(i, _)| i);
+            match oldest {
+                Some(i) => {
+                    let old = self.live.swap_remove(i);
+                    old.shed();
+                }
+                None => return false,
+            }
+        }
+        self.live.push(conn);
+        true
+    }
+}
+
+/// A connection's IO, noting the bytes it reads.
+#[derive(Debug)]
+pub(crate) struct TrackedIo<T> {
+    inner: T,
+    state: Arc<ConnState>,
+}
+
+impl<T> TrackedIo<T> {
+    pub(crate) fn new(inner: T, state: Arc<ConnState>) -> TrackedIo<T> {
+        TrackedIo { inner, state }
+    }
+}
+
+// === impl TrackedIo ===
+
+impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled
+            && let Some(new) = buf.filled().get(before..)
+            && !new.is_empty()
+        {
+            self.state.bytes_read(new);
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> ConnLimits {
+        ConnLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 2,
+            draining: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_closes_after_the_header_timeout_an_idle_one_after_the_idle_timeout()
+     {
+        let c = ConnState::new();
+        let l = limits();
+        let started = Instant::now();
+        assert_eq!(c.watchdog(&l).await, "no request");
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+
+        let c = ConnState::new();
+        c.bytes_read(b"GET / HTTP/1.1\r\n");
+        c.request_started();
+        c.request_ended();
+        let started = Instant::now();
+        assert_eq!(c.watchdog(&l).await, "idle");
+        assert_eq!(started.elapsed(), Duration::from_secs(60));
+
+        // Part of a second head: the header timeout, from its first byte.
+        let c = ConnState::new();
+        c.request_started();
+        c.request_ended();
+        tokio::time::advance(Duration::from_secs(5)).await;
+        c.bytes_read(b"GET /");
+        let started = Instant::now();
+        assert_eq!(c.watchdog(&l).await, "header read timeout");
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+
+        // HTTP/2: frames between requests do not count as a pending head.
+        let c = ConnState::new();
+        c.bytes_read(b"PR");
+        c.bytes_read(b"I * HTTP/2.0\r\n");
+        assert!(c.h2.load(Ordering::Acquire));
+        c.bytes_read(b"ping");
+        let started = Instant::now();
+        assert_eq!(c.watchdog(&l).await, "idle");
+        assert_eq!(started.elapsed(), Duration::from_secs(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_cap_the_oldest_idle_connection_is_shed() {
+        let mut r = Registry::default();
+        let old = Arc::new(ConnState::new());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let busy_oldest = Arc::new(ConnState::new());
+        assert!(r.admit(old.clone(), 2));
+        assert!(r.admit(busy_oldest.clone(), 2));
+        busy_oldest.request_started();
+        old.request_started();
+        old.request_ended();
+        let new = Arc::new(ConnState::new());
+        assert!(r.admit(new.clone(), 2));
+        assert!(old.shedding.load(Ordering::Acquire), "the idle one goes");
+        assert!(!busy_oldest.shedding.load(Ordering::Acquire));
+        new.request_started();
+        // Everything busy: the newcomer is refused.
+        assert!(!r.admit(Arc::new(ConnState::new()), 2));
+    }
+}
