@@ -50,7 +50,14 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
         let metrics = Arc::new(Metrics::new());
         let mut sources = Sources::new(metrics.clone())?;
         let listen = config.listen.clone();
-        let decider = Arc::new(Decider::new(sources.engine(config), metrics.clone()));
+        // Opaque tokens of providers with `introspection:` (RFC 7662); the
+        // introspector outlives reloads (its cache is keyed by provider and client).
+        let introspector = portcullis_keys::Introspector::try_new()
+            .map_err(|e| AppError::Runtime(e.to_string()))?;
+        let decider = Arc::new(
+            Decider::new(sources.engine(config), metrics.clone())
+                .with_introspector(Arc::new(introspector)),
+        );
         let (stop_tx, stop_rx) = watch::channel(false);
         let tasks = start_listeners(&listen, &decider, login.as_ref(), &stop_rx).await?;
         tokio::spawn(watch_config(
