@@ -55,7 +55,14 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
         let mut sources = Sources::new(metrics.clone())?;
         let listen = config.listen.clone();
         let lifecycle = config.lifecycle;
-        let decider = Arc::new(Decider::new(sources.engine(config), metrics.clone()));
+        // Opaque tokens of providers with `introspection:` (RFC 7662); the
+        // introspector outlives reloads (its cache is keyed by provider and client).
+        let introspector = portcullis_keys::Introspector::try_new()
+            .map_err(|e| AppError::Runtime(e.to_string()))?;
+        let decider = Arc::new(
+            Decider::new(sources.engine(config), metrics.clone())
+                .with_introspector(Arc::new(introspector)),
+        );
         if let Some(wait) = lifecycle.wait_for_keys {
             crate::lifecycle::wait_for_keys(&decider, wait).await;
         }

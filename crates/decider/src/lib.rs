@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use portcullis_policy::{AuthRequest, CacheStats, Clock, Decision, Engine, SystemClock};
+use portcullis_policy::{
+    AuthRequest, CacheStats, Clock, Decision, Engine, Introspect, SystemClock,
+};
 
 pub use deny_log::DENY_LINES_PER_SECOND;
 pub use frontend::Frontend;
@@ -34,6 +36,8 @@ pub struct Decider {
     deny_log: deny_log::DenyLog,
     /// Set on SIGTERM: `/readyz` answers 503 while the grace period runs.
     draining: std::sync::atomic::AtomicBool,
+    /// Asks providers about opaque tokens (RFC 7662), when the app has one.
+    introspector: Option<Arc<dyn Introspect>>,
 }
 
 impl Decider {
@@ -47,7 +51,16 @@ impl Decider {
             clock: Arc::new(SystemClock),
             deny_log: deny_log::DenyLog::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            introspector: None,
         }
+    }
+
+    /// Asks `introspector` about opaque tokens whose provider introspects them;
+    /// without one, such tokens are denied (`introspection_unavailable`).
+    #[must_use]
+    pub fn with_introspector(mut self, introspector: Arc<dyn Introspect>) -> Decider {
+        self.introspector = Some(introspector);
+        self
     }
 
     /// Decides by `clock` instead of the system's (tests of expiry and refresh).
@@ -83,6 +96,25 @@ impl Decider {
         let started = Instant::now();
         let engine = self.engine.load_full();
         let mut decision = engine.decide(req, self.clock.now());
+        // An opaque token: ask its provider (off the pure core), decide again with
+        // the answer. Cached and single-flight in the introspector.
+        let ask = match &decision {
+            Decision::Deny(d) => d.introspect.clone(),
+            // A dry-run rule asks too: what it would decide depends on the answer.
+            Decision::Allow(a) => a.dry_run.as_ref().and_then(|d| d.introspect.clone()),
+        };
+        if let (Some(ask), Some(introspector)) = (ask, &self.introspector)
+            && let Some(provider) = engine.providers().get(ask.provider)
+        {
+            let answer = introspector
+                .introspect(provider, &ask.token, self.clock.now())
+                .await;
+            let again = AuthRequest {
+                introspected: Some(&answer),
+                ..*req
+            };
+            decision = engine.decide(&again, self.clock.now());
+        }
         if let Decision::Deny(deny) = &decision
             && let Some(provider) = deny.refetch_started
         {

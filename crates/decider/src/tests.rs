@@ -64,3 +64,118 @@ async fn decides_by_the_injected_clock() {
         "{d:?}"
     );
 }
+
+/// Answers every token with a fixed response, counting calls.
+#[derive(Debug, Default)]
+struct FixedIntrospector {
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl portcullis_policy::Introspect for FixedIntrospector {
+    fn introspect<'a>(
+        &'a self,
+        provider: &'a portcullis_policy::Provider,
+        token: &'a str,
+        _now: i64,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = portcullis_policy::Introspected> + Send + 'a>,
+    > {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let outcome = if token == "good-opaque" {
+            portcullis_policy::IntrospectionOutcome::Active {
+                claims_json: Arc::from(
+                    format!(r#"{{"active":true,"client_id":"m2m","exp":{}}}"#, T0 + 60).as_bytes(),
+                ),
+            }
+        } else {
+            portcullis_policy::IntrospectionOutcome::Inactive
+        };
+        Box::pin(std::future::ready(portcullis_policy::Introspected {
+            provider: Arc::from(provider.name()),
+            token: Arc::from(token),
+            outcome,
+        }))
+    }
+}
+
+fn introspecting_engine(mode: &str) -> Engine {
+    let text = format!(
+        r#"
+providers:
+  - name: corp
+    issuer: https://idp
+    jwks: {{discovery: https://idp}}
+    introspection: {{client_id: c, client_secret: s}}
+    claims_to_headers: [{{header: x-client, claim: client_id}}]
+rules:
+  - name: api
+    match: {{}}
+    {mode}
+"#
+    );
+    Engine::with_static_keys(config::parse(&text, "t.yaml", Path::new("."), &|_| None).unwrap())
+}
+
+fn opaque(token: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    h
+}
+
+/// An opaque token: the decider asks the introspector once and decides with its
+/// answer; without an introspector, fail closed.
+#[tokio::test]
+async fn introspects_opaque_tokens_off_the_engine() {
+    let clock = Arc::new(ManualClock::new(T0));
+    let introspector = Arc::new(FixedIntrospector::default());
+    let decider = Decider::new(introspecting_engine(""), Arc::new(Metrics::new()))
+        .with_clock(clock)
+        .with_introspector(introspector.clone());
+    let good = opaque("good-opaque");
+    let req = AuthRequest::new(&http::Method::GET, "h", "/x", &good);
+    let Decision::Allow(a) = decider.decide(&req, Frontend::ForwardAuth).await else {
+        panic!("denied")
+    };
+    assert!(
+        a.set_headers
+            .iter()
+            .any(|(n, v)| n == "x-client" && v == "m2m")
+    );
+    assert_eq!(
+        introspector
+            .calls
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    let bad = opaque("made-up");
+    let req = AuthRequest::new(&http::Method::GET, "h", "/x", &bad);
+    let d = decider.decide(&req, Frontend::ForwardAuth).await;
+    assert_eq!(d.reason().map(|r| r.as_str()), Some("token_inactive"));
+
+    let plain = Decider::new(introspecting_engine(""), Arc::new(Metrics::new()));
+    let req = AuthRequest::new(&http::Method::GET, "h", "/x", &good);
+    let d = plain.decide(&req, Frontend::ForwardAuth).await;
+    assert_eq!(d.status(), 503, "{d:?}");
+}
+
+/// A dry-run rule is decided with the answer too (what it would deny is logged).
+#[tokio::test]
+async fn dry_run_rules_introspect_too() {
+    let introspector = Arc::new(FixedIntrospector::default());
+    let decider = Decider::new(
+        introspecting_engine("mode: dry_run"),
+        Arc::new(Metrics::new()),
+    )
+    .with_clock(Arc::new(ManualClock::new(T0)))
+    .with_introspector(introspector.clone());
+    let bad = opaque("made-up");
+    let req = AuthRequest::new(&http::Method::GET, "h", "/x", &bad);
+    let Decision::Allow(a) = decider.decide(&req, Frontend::ForwardAuth).await else {
+        panic!("a dry-run rule allows")
+    };
+    assert_eq!(a.dry_run.map(|d| d.reason.as_str()), Some("token_inactive"));
+}

@@ -29,6 +29,7 @@ mod fetch;
 mod file;
 mod id;
 mod inject;
+mod introspect;
 mod publish;
 mod refetch;
 mod remote;
@@ -45,6 +46,9 @@ pub use error::{FetchError, InvalidKeys, SourceError};
 pub use fetch::{Fetch, Fetched, Fetcher, MAX_DOCUMENT_BYTES};
 pub use id::{SourceId, Tuning};
 pub use inject::{InjectError, start_inject};
+pub use introspect::{
+    CACHE_ENTRIES, Introspector, IntrospectorError, MAX_INTROSPECTION_BYTES, NEGATIVE_TTL,
+};
 pub use publish::{FetchOutcome, NoReport, Outlet, Publisher, Report};
 
 /// Least time between two refetches triggered by unknown `kid`s, per source, after

@@ -4,6 +4,7 @@
 mod admin;
 mod deny;
 pub mod lifecycle;
+pub mod introspection;
 pub mod login;
 pub mod raw;
 pub mod spiffe;
@@ -29,6 +30,7 @@ use crate::canonical::EscapedSlashes;
 use crate::condition::Condition;
 use crate::matcher::{HostPattern, PathPattern};
 use crate::template::{ClaimFormat, Template};
+pub use introspection::{IntrospectionConfig, IntrospectionSecret};
 pub use login::{
     ClientSecret, CookieConfig, LoginConfig, RedirectHost, SessionStore, SessionTokenConfig,
     SessionsConfig, TokenEndpointAuth,
@@ -315,6 +317,8 @@ pub struct ProviderConfig {
     pub dpop: Option<crate::dpop::DpopMode>,
     /// The deny response for this provider's tokens (`None`: the default).
     pub deny: Option<std::sync::Arc<crate::deny_template::DenyTemplate>>,
+    /// Opaque (non-JWT) access tokens are checked by introspection (RFC 7662).
+    pub introspection: Option<IntrospectionConfig>,
 }
 
 /// What a rule asks of a request.
@@ -683,6 +687,7 @@ fn validate_provider(
         login,
         dpop,
         deny,
+        introspection,
     } = p;
     let f = |field: &str| format!("providers[{i}].{field}");
     if name.is_empty() {
@@ -872,7 +877,26 @@ fn validate_provider(
             )?)
         }
     };
+    let introspection = match introspection {
+        None => None,
+        Some(raw) if issuer_template.is_some() || spiffe.is_some() => {
+            return Err(cx.err(
+                raw.referenced.line(),
+                f("introspection"),
+                "introspection needs a plain issuer (no template, not a spiffe provider)",
+            ));
+        }
+        Some(raw) => Some(introspection::validate_introspection(
+            cx,
+            raw.referenced.line(),
+            &f("introspection"),
+            raw.value,
+            matches!(jwks.source, JwksSource::Discovery(_)),
+            base_dir,
+        )?),
+    };
     Ok(ProviderConfig {
+        introspection,
         login,
         name,
         issuer,

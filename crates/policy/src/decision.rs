@@ -106,6 +106,23 @@ impl Identity {
         Identity::new(provider, Arc::from(token), kept_claims, expires_at, headers)
     }
 
+    /// An identity from an opaque token's introspection response (RFC 7662): the
+    /// response is kept as the payload of an unsigned stand-in for a token
+    /// (`introspected.<response>.`), never forwarded and never cached as a token.
+    pub fn from_introspection(
+        provider: Arc<str>,
+        response_json: &[u8],
+        kept_claims: Claims,
+        expires_at: Option<f64>,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    ) -> Identity {
+        let token = format!(
+            "introspected.{}.",
+            portcullis_jose::b64::encode(response_json)
+        );
+        Identity::new(provider, Arc::from(token), kept_claims, expires_at, headers)
+    }
+
     /// Whether this identity comes from a browser session rather than a token.
     pub fn is_session(&self) -> bool {
         self.token.starts_with("session.")
@@ -235,6 +252,10 @@ pub struct Deny {
     /// When set, the deny was for an unknown `kid` and a key refresh was started for
     /// this provider: a frontend may wait briefly for it and decide again.
     pub refetch_started: Option<usize>,
+    /// When set, the token is opaque and this provider introspects such tokens:
+    /// a frontend (the decider) asks it and decides again with the answer in
+    /// [`crate::AuthRequest::introspected`].
+    pub introspect: Option<Box<crate::IntrospectionAsk>>,
     /// The request's ID (from `x-request-id`, else made up), set by whoever logs the
     /// deny, for the log line and the `{{ request_id }}` of a deny template.
     pub request_id: Option<String>,
@@ -300,6 +321,7 @@ impl Deny {
             detail,
             token_hints: TokenHints::default(),
             refetch_started: None,
+            introspect: None,
             request_id: None,
             template: None,
         }

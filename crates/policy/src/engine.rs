@@ -23,6 +23,7 @@ use crate::issuer_index::IssuerIndex;
 use crate::keyslot::{KeySlot, KeySnapshot};
 use crate::request::AuthRequest;
 
+mod introspection;
 mod login;
 mod workload;
 
@@ -453,7 +454,12 @@ impl Engine {
         }
         let (identity, location) = match self.find_token(rule, req, trace) {
             Ok((token, candidates, location)) => {
-                match self.verify(&token, &candidates, rule, now, trace) {
+                // An opaque token goes to its provider's introspection (RFC 7662).
+                let verified = match self.introspecting_provider(&token, &candidates) {
+                    Some(idx) => self.introspected_identity(idx, &token, rule, req, now, trace),
+                    None => self.verify(&token, &candidates, rule, now, trace),
+                };
+                match verified {
                     Ok(identity) => (identity, location),
                     Err(d) => return Decision::Deny(*d),
                 }

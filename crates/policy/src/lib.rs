@@ -18,6 +18,7 @@ mod engine;
 pub mod explain;
 mod extract;
 mod inject;
+mod introspected;
 mod issuer_index;
 // Fuzzing entry points with fixed secrets: never in a release build.
 #[cfg(any(test, feature = "fuzzing"))]
@@ -37,6 +38,7 @@ pub use decision::{Allow, Decision, Deny, DenyReason, DenyStatus, Identity, Toke
 pub use deny_template::{DenyResponse, DenyTemplate, InvalidDenyTemplate, MAX_DENY_BODY};
 pub use engine::{CacheStats, Engine, Provider};
 pub use inject::{InjectedToken, TokenSlot};
+pub use introspected::{Introspect, Introspected, IntrospectionAsk, IntrospectionOutcome};
 pub use keyslot::{Changed, KeySlot, KeySnapshot, RefetchHook};
 pub use keystatus::KeyStatus;
 pub use provider_metadata::{

@@ -30,6 +30,9 @@ pub struct AuthRequest<'a> {
     /// The browser session the frontend read from the request's cookie (decrypted
     /// or looked up off the pure core), if the request carried one.
     pub session: Option<&'a SessionCredential>,
+    /// What the provider said about the request's opaque token (RFC 7662), when
+    /// the decider asked it (see [`crate::Deny::introspect`]).
+    pub introspected: Option<&'a crate::Introspected>,
 }
 
 /// A session cookie, as the frontend found it.
@@ -77,6 +80,7 @@ impl<'a> AuthRequest<'a> {
             removes_headers: true,
             peer: None,
             session: None,
+            introspected: None,
         }
     }
 

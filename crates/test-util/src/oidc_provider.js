@@ -14,6 +14,8 @@ const accounts = {
 
 const provider = new Provider(issuer, {
   clients,
+  // `orders:read`: a scope for client-credentials clients (introspection tests).
+  scopes: ['openid', 'offline_access', 'orders:read'],
   cookies: { keys: ['portcullis-test-cookie-key'] },
   claims: { openid: ['sub', 'sid'], email: ['email', 'email_verified'], profile: ['name', 'groups'] },
   features: {
@@ -22,6 +24,7 @@ const provider = new Provider(issuer, {
     backchannelLogout: { enabled: true },
     introspection: { enabled: true },
     clientCredentials: { enabled: true },
+    revocation: { enabled: true },
   },
   pkce: { required: () => true },
   // The tests' relying party is on loopback: let the OP's own SSRF guard (which

@@ -74,6 +74,9 @@ pub(crate) fn denied(deny: &Deny) -> CheckResponse {
         DenyStatus::NotFound | DenyStatus::BadGateway | DenyStatus::GatewayTimeout => {
             RpcCode::PermissionDenied
         }
+        // Introspection unavailable: a deny with its 503, never a gRPC error
+        // (`failure_mode_allow` could turn that into an allow).
+        DenyStatus::ServiceUnavailable => RpcCode::PermissionDenied,
     };
     // The rule's or provider's `deny:` template, else the default JSON body.
     let rendered = deny.response(deny.status());

@@ -116,6 +116,8 @@ pub fn render(decision: &Decision, head: bool, nginx: bool) -> Response<Full<Byt
                 (_, DenyStatus::NotFound) if !nginx => StatusCode::NOT_FOUND,
                 (_, DenyStatus::BadGateway) if !nginx => StatusCode::BAD_GATEWAY,
                 (_, DenyStatus::GatewayTimeout) if !nginx => StatusCode::GATEWAY_TIMEOUT,
+                // Introspection unavailable: fail closed (NGINX: 403).
+                (_, DenyStatus::ServiceUnavailable) if !nginx => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::FORBIDDEN,
             };
             let headers = response.headers_mut();

@@ -123,6 +123,8 @@ pub struct RawProvider {
     pub login: Option<Spanned<super::login::RawLogin>>,
     /// A custom deny response for this provider's tokens.
     pub deny: Option<Spanned<RawDeny>>,
+    /// Opaque access tokens checked by introspection (RFC 7662).
+    pub introspection: Option<Spanned<super::introspection::RawIntrospection>>,
 }
 
 /// `jwks:` — exactly one source, plus fetch tuning for `uri`/`discovery`.

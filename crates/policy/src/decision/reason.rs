@@ -28,6 +28,9 @@ pub enum DenyReason {
     DpopInvalid,
     /// The rule's `when:` condition is false, or failed to evaluate.
     ConditionFailed,
+    /// An opaque token could not be introspected: the provider's introspection
+    /// endpoint is unknown, unreachable or refused us (fail closed, 503).
+    IntrospectionUnavailable,
     /// The token's `iss` differs from the configured issuer.
     IssuerMismatch,
     /// No key of the key set fits the token (`kid` unknown or no key of the family).
@@ -50,6 +53,9 @@ pub enum DenyReason {
     SpiffeIdMismatch,
     /// `exp` is in the past (beyond the clock skew).
     TokenExpired,
+    /// Introspection (RFC 7662) says the opaque token is not active (unknown,
+    /// expired or revoked).
+    TokenInactive,
     /// The token is not well formed (encoding, JSON, header or claim types).
     TokenMalformed,
     /// No token where one is required.
@@ -83,6 +89,8 @@ pub enum DenyStatus {
     BadGateway,
     /// 504: proxy mode, the upstream did not answer in time.
     GatewayTimeout,
+    /// 503: a service the decision needs (token introspection) is unavailable.
+    ServiceUnavailable,
 }
 
 impl DenyStatus {
@@ -95,13 +103,14 @@ impl DenyStatus {
             DenyStatus::NotFound => 404,
             DenyStatus::BadGateway => 502,
             DenyStatus::GatewayTimeout => 504,
+            DenyStatus::ServiceUnavailable => 503,
         }
     }
 }
 
 impl DenyReason {
     /// Every reason code: the contract's, in its order, then our additions.
-    pub const ALL: [DenyReason; 25] = [
+    pub const ALL: [DenyReason; 27] = [
         DenyReason::TokenMissing,
         DenyReason::TokenMalformed,
         DenyReason::SignatureInvalid,
@@ -127,6 +136,8 @@ impl DenyReason {
         DenyReason::DpopInvalid,
         DenyReason::ConditionFailed,
         DenyReason::RuleDenied,
+        DenyReason::TokenInactive,
+        DenyReason::IntrospectionUnavailable,
     ];
 
     /// The wire name of the reason code (`token_expired`, ...).
@@ -138,6 +149,7 @@ impl DenyReason {
             DenyReason::ClaimMismatch => "claim_mismatch",
             DenyReason::DpopInvalid => "dpop_invalid",
             DenyReason::ConditionFailed => "condition_failed",
+            DenyReason::IntrospectionUnavailable => "introspection_unavailable",
             DenyReason::IssuerMismatch => "issuer_mismatch",
             DenyReason::KeyNotFound => "key_not_found",
             DenyReason::LoginRequired => "login_required",
@@ -149,6 +161,7 @@ impl DenyReason {
             DenyReason::SignatureInvalid => "signature_invalid",
             DenyReason::SpiffeIdMismatch => "spiffe_id_mismatch",
             DenyReason::TokenExpired => "token_expired",
+            DenyReason::TokenInactive => "token_inactive",
             DenyReason::TokenMalformed => "token_malformed",
             DenyReason::TokenMissing => "token_missing",
             DenyReason::TokenNotYetValid => "token_not_yet_valid",
@@ -175,6 +188,7 @@ impl DenyReason {
             DenyReason::NoUpstream => DenyStatus::NotFound,
             DenyReason::UpstreamUnavailable => DenyStatus::BadGateway,
             DenyReason::UpstreamTimeout => DenyStatus::GatewayTimeout,
+            DenyReason::IntrospectionUnavailable => DenyStatus::ServiceUnavailable,
             DenyReason::AlgorithmNotAllowed
             | DenyReason::AudienceMismatch
             | DenyReason::CertificateMismatch
@@ -185,6 +199,7 @@ impl DenyReason {
             | DenyReason::SessionInvalid
             | DenyReason::SignatureInvalid
             | DenyReason::TokenExpired
+            | DenyReason::TokenInactive
             | DenyReason::TokenMalformed
             | DenyReason::TokenMissing
             | DenyReason::TokenNotYetValid => DenyStatus::Unauthorized,
@@ -207,6 +222,7 @@ impl DenyReason {
             DenyReason::NoUpstream => "not_found",
             DenyReason::UpstreamUnavailable => "bad_gateway",
             DenyReason::UpstreamTimeout => "gateway_timeout",
+            DenyReason::IntrospectionUnavailable => "temporarily_unavailable",
             _ => "invalid_token",
         }
     }
@@ -220,6 +236,7 @@ impl DenyReason {
             DenyReason::ClaimMismatch => "a required claim does not match",
             DenyReason::DpopInvalid => "the DPoP proof is missing or invalid",
             DenyReason::ConditionFailed => "the rule's condition does not hold",
+            DenyReason::IntrospectionUnavailable => "the token cannot be checked right now",
             DenyReason::IssuerMismatch => "the token's issuer is not trusted",
             DenyReason::KeyNotFound => "no key is known for the token",
             DenyReason::LoginRequired => "a login is required",
@@ -231,6 +248,7 @@ impl DenyReason {
             DenyReason::SignatureInvalid => "the signature is invalid",
             DenyReason::SpiffeIdMismatch => "the workload's SPIFFE ID is not allowed here",
             DenyReason::TokenExpired => "the token has expired",
+            DenyReason::TokenInactive => "the token is not active",
             DenyReason::TokenMalformed => "the token is malformed",
             DenyReason::TokenMissing => "a bearer token is required",
             DenyReason::TokenNotYetValid => "the token is not valid yet",
@@ -301,6 +319,8 @@ mod tests {
                 "dpop_invalid",
                 "condition_failed",
                 "rule_denied",
+                "token_inactive",
+                "introspection_unavailable",
             ]
         );
     }
@@ -317,6 +337,7 @@ mod tests {
                 "no_upstream" => 404,
                 "upstream_unavailable" => 502,
                 "upstream_timeout" => 504,
+                "introspection_unavailable" => 503,
                 _ => 401,
             };
             assert_eq!(r.status().code(), want, "{r}");
