@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 mod demo;
+mod dpop_replay;
 mod error;
 mod explain;
 mod listener;

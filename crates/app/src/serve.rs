@@ -38,6 +38,14 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
     crate::runtime::refuse_no_listener(&options.config_path, &config)?;
     log_warnings(&config);
     let login = load_login(&config, &options.config_path)?;
+    let replay = crate::dpop_replay::shared_replay(&config).map_err(|e| {
+        AppError::Config(portcullis_policy::ConfigError {
+            file: options.config_path.display().to_string(),
+            line: 0,
+            field: "dpop.replay".to_owned(),
+            problem: e.to_string(),
+        })
+    })?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     if let Some(n) = options.workers {
@@ -50,7 +58,8 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
         let metrics = Arc::new(Metrics::new());
         let mut sources = Sources::new(metrics.clone())?;
         let listen = config.listen.clone();
-        let decider = Arc::new(Decider::new(sources.engine(config), metrics.clone()));
+        let decider =
+            Arc::new(Decider::new(sources.engine(config), metrics.clone()).with_replay(replay));
         let (stop_tx, stop_rx) = watch::channel(false);
         let tasks = start_listeners(&listen, &decider, login.as_ref(), &stop_rx).await?;
         tokio::spawn(watch_config(

@@ -3,9 +3,11 @@
 //! for keys when a token names a `kid` that a refetch may bring.
 #![warn(missing_docs)]
 
+mod exchange;
 mod frontend;
 mod metrics;
 mod peer_cert;
+mod replay;
 mod request_id;
 
 use std::sync::Arc;
@@ -14,8 +16,10 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use portcullis_policy::{AuthRequest, CacheStats, Clock, Decision, Engine, SystemClock};
 
+pub use exchange::EXCHANGE_WAIT;
 pub use frontend::Frontend;
 pub use metrics::{FetchOutcome, Metrics, MetricsFormat, ReloadOutcome};
+pub use replay::{REPLAY_WAIT, SharedReplay};
 pub use request_id::{MAX_REQUEST_ID, request_id};
 
 /// How long a request waits for a key refetch started because of its unknown `kid`.
@@ -28,6 +32,8 @@ pub struct Decider {
     metrics: Arc<Metrics>,
     cache_stats: Arc<CacheStats>,
     clock: Arc<dyn Clock>,
+    /// Where DPoP proofs are claimed across replicas, when configured.
+    replay: Option<SharedReplay>,
 }
 
 impl Decider {
@@ -39,7 +45,15 @@ impl Decider {
             metrics,
             cache_stats,
             clock: Arc::new(SystemClock),
+            replay: None,
         }
+    }
+
+    /// Claims DPoP proofs in `store`, shared with the other replicas.
+    #[must_use]
+    pub fn with_replay(mut self, store: Option<SharedReplay>) -> Decider {
+        self.replay = store;
+        self
     }
 
     /// Decides by `clock` instead of the system's (tests of expiry and refresh).
@@ -90,6 +104,10 @@ impl Decider {
                     decision = engine.decide(req, self.clock.now());
                 }
             }
+        }
+        exchange::run_pending(&mut decision, &engine, req, &self.clock).await;
+        if let Some(store) = &self.replay {
+            replay::claim_proof(&mut decision, &engine, req, store, self.clock.now()).await;
         }
         name_request(&mut decision, req);
         self.metrics.record(&decision, frontend, started.elapsed());

@@ -2,6 +2,7 @@
 //! validated into [`Config`], whose every error names the file, line and field.
 
 mod deny;
+pub mod dpop;
 pub mod login;
 pub mod raw;
 pub mod spiffe;
@@ -94,6 +95,8 @@ pub struct Config {
     pub proxy: ProxySettings,
     /// Browser sessions, when any provider logs browsers in.
     pub sessions: Option<SessionsConfig>,
+    /// DPoP: the shared replay store.
+    pub dpop: dpop::DpopSettings,
 }
 
 /// `request:`: how the canonical reader reads what a client controls.
@@ -483,6 +486,7 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         upstreams,
         trusted_proxies,
         sessions,
+        dpop,
     } = raw;
     let addr =
         |v: Option<Spanned<String>>, field: &str| -> Result<Option<SocketAddr>, ConfigError> {
@@ -626,6 +630,12 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
             "login needs a top-level sessions: block",
         ));
     }
+    let dpop = dpop::validate_dpop(
+        cx,
+        dpop.as_ref().map_or(0, |d| d.referenced.line()),
+        dpop.map(|d| d.value),
+        sessions.as_ref(),
+    )?;
     Ok(Config {
         listen,
         providers: out_providers,
@@ -634,6 +644,7 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         request: reading,
         proxy,
         sessions,
+        dpop,
     })
 }
 

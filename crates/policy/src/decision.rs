@@ -235,6 +235,9 @@ pub struct Deny {
     /// When set, the deny was for an unknown `kid` and a key refresh was started for
     /// this provider: a frontend may wait briefly for it and decide again.
     pub refetch_started: Option<usize>,
+    /// When set, a `token_exchange` rule has no exchanged token for the inbound one
+    /// yet: the decider runs this exchange and decides again.
+    pub exchange: Option<Box<crate::inject::PendingExchange>>,
     /// The request's ID (from `x-request-id`, else made up), set by whoever logs the
     /// deny, for the log line and the `{{ request_id }}` of a deny template.
     pub request_id: Option<String>,
@@ -300,6 +303,7 @@ impl Deny {
             detail,
             token_hints: TokenHints::default(),
             refetch_started: None,
+            exchange: None,
             request_id: None,
             template: None,
         }

@@ -122,6 +122,7 @@ impl Engine {
             request: reading,
             proxy,
             sessions,
+            dpop: _,
         } = config;
         let login_start = sessions.map(|s| format!("{}/oauth2/start", s.public_url));
         let mut slots = slots.into_iter();

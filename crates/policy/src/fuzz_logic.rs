@@ -116,6 +116,7 @@ rules:
                 request: config::RequestReading::default(),
                 proxy: config::ProxySettings::default(),
                 sessions: None,
+                dpop: config::dpop::DpopSettings::default(),
             }, Vec::new()),
         }
     })

@@ -36,7 +36,10 @@ pub use config::{Config, ConfigError, ConfigWarning, RequestReading, parse_durat
 pub use decision::{Allow, Decision, Deny, DenyReason, DenyStatus, Identity, TokenHints, Workload};
 pub use deny_template::{DenyResponse, DenyTemplate, InvalidDenyTemplate, MAX_DENY_BODY};
 pub use engine::{CacheStats, Engine, Provider};
-pub use inject::{InjectedToken, TokenSlot};
+pub use inject::{
+    EXCHANGE_CACHE_ENTRIES, ExchangeError, ExchangeFuture, Exchanged, Exchanger, InjectedToken,
+    MAX_SUBJECT_TOKEN_BYTES, PendingExchange, TokenSlot,
+};
 pub use keyslot::{Changed, KeySlot, KeySnapshot, RefetchHook};
 pub use keystatus::KeyStatus;
 pub use provider_metadata::{

@@ -35,6 +35,9 @@ pub struct RawConfig {
     /// Browser sessions (login).
     #[serde(default)]
     pub sessions: Option<Spanned<super::login::RawSessions>>,
+    /// DPoP: the shared replay store.
+    #[serde(default)]
+    pub dpop: Option<Spanned<super::dpop::RawDpopSettings>>,
 }
 
 /// `request:`.
