@@ -67,7 +67,7 @@ pub struct RawInjectTable {
     /// A token we sign.
     pub mint: Option<RawMint>,
     /// OAuth 2.0 Token Exchange (RFC 8693) of the inbound token.
-    pub token_exchange: Option<RawTokenExchange>,
+    pub token_exchange: Option<Box<RawTokenExchange>>,
 }
 
 /// `source.token_exchange`.
@@ -428,7 +428,7 @@ pub(super) fn validate_inject(
             cx,
             line,
             &format!("{sfield}.token_exchange"),
-            x,
+            *x,
         )?),
         RawInjectSource::Table(_) => {
             return Err(cx.err(
