@@ -6,6 +6,7 @@
 
 mod conn;
 mod demo;
+mod dpop_replay;
 mod error;
 mod explain;
 mod lifecycle;

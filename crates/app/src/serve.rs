@@ -41,6 +41,14 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
     crate::runtime::refuse_unservable(&options.config_path, &config)?;
     log_warnings(&config);
     let login = load_login(&config, &options.config_path)?;
+    let replay = crate::dpop_replay::shared_replay(&config).map_err(|e| {
+        AppError::Config(portcullis_policy::ConfigError {
+            file: options.config_path.display().to_string(),
+            line: 0,
+            field: "dpop.replay".to_owned(),
+            problem: e.to_string(),
+        })
+    })?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     if let Some(n) = options.workers {
@@ -61,7 +69,8 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
             .map_err(|e| AppError::Runtime(e.to_string()))?;
         let decider = Arc::new(
             Decider::new(sources.engine(config), metrics.clone())
-                .with_introspector(Arc::new(introspector)),
+                .with_introspector(Arc::new(introspector))
+                .with_replay(replay),
         );
         if let Some(wait) = lifecycle.wait_for_keys {
             crate::lifecycle::wait_for_keys(&decider, wait).await;

@@ -5,9 +5,11 @@
 #![warn(missing_docs)]
 
 mod deny_log;
+mod exchange;
 mod frontend;
 mod metrics;
 mod peer_cert;
+mod replay;
 mod request_id;
 
 use std::sync::Arc;
@@ -19,8 +21,10 @@ use portcullis_policy::{
 };
 
 pub use deny_log::DENY_LINES_PER_SECOND;
+pub use exchange::EXCHANGE_WAIT;
 pub use frontend::Frontend;
 pub use metrics::{FetchOutcome, Metrics, MetricsFormat, ReloadOutcome};
+pub use replay::{REPLAY_WAIT, SharedReplay};
 pub use request_id::{MAX_REQUEST_ID, request_id};
 
 /// How long a request waits for a key refetch started because of its unknown `kid`.
@@ -38,6 +42,8 @@ pub struct Decider {
     draining: std::sync::atomic::AtomicBool,
     /// Asks providers about opaque tokens (RFC 7662), when the app has one.
     introspector: Option<Arc<dyn Introspect>>,
+    /// Where DPoP proofs are claimed across replicas, when configured.
+    replay: Option<SharedReplay>,
 }
 
 impl Decider {
@@ -52,6 +58,7 @@ impl Decider {
             deny_log: deny_log::DenyLog::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
             introspector: None,
+            replay: None,
         }
     }
 
@@ -60,6 +67,13 @@ impl Decider {
     #[must_use]
     pub fn with_introspector(mut self, introspector: Arc<dyn Introspect>) -> Decider {
         self.introspector = Some(introspector);
+        self
+    }
+
+    /// Claims DPoP proofs in `store`, shared with the other replicas.
+    #[must_use]
+    pub fn with_replay(mut self, store: Option<SharedReplay>) -> Decider {
+        self.replay = store;
         self
     }
 
@@ -132,6 +146,10 @@ impl Decider {
                 }
                 decision = engine.decide(req, self.clock.now());
             }
+        }
+        exchange::run_pending(&mut decision, &engine, req, &self.clock).await;
+        if let Some(store) = &self.replay {
+            replay::claim_proof(&mut decision, &engine, req, store, self.clock.now()).await;
         }
         name_request(&mut decision, req);
         self.metrics.record(&decision, frontend, started.elapsed());

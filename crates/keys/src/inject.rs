@@ -9,6 +9,8 @@
 //!   the client authenticated with `client_secret_basic`, the audience sent as the
 //!   RFC 8707 `resource`.
 //! - `mint`: a JWT signed with our own key.
+//! - `token_exchange`: no background token: the rule's slot gets an exchanger
+//!   (`inject/exchange.rs`) that trades each inbound token on demand (RFC 8693).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,8 +25,10 @@ use serde_json::{Value, json};
 use crate::SourceHandle;
 use crate::spiffe::Backoff;
 
+mod exchange;
+
 /// Longest token-endpoint response read.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Least time between two renewals (a token endpoint answering tiny lifetimes).
 const MIN_RENEW: Duration = Duration::from_secs(1);
 
@@ -78,6 +82,18 @@ pub fn start_inject(
     clock: Arc<dyn Clock>,
 ) -> SourceHandle {
     let source = match &config.source {
+        InjectSource::TokenExchange(x) => {
+            match exchange::TokenEndpoint::try_new(x, &config.audience, clock) {
+                Ok(endpoint) => slot.set_exchanger(
+                    Arc::new(endpoint),
+                    portcullis_policy::EXCHANGE_CACHE_ENTRIES,
+                ),
+                Err(e) => {
+                    tracing::error!(rule, error = %e, "inject: the token exchange client cannot be set up; the rule denies (token_unavailable)");
+                }
+            }
+            return SourceHandle::done();
+        }
         InjectSource::WorkloadApi { socket } => Kind::WorkloadApi {
             endpoint: socket.clone(),
         },
@@ -266,7 +282,7 @@ fn load_key(path: &Path) -> Result<(SigningKey, Option<String>), InjectError> {
 }
 
 /// The `exp` of a compact JWT we were handed (not verified: it is ours to send).
-fn jwt_exp(token: &str) -> Result<i64, InjectError> {
+pub(crate) fn jwt_exp(token: &str) -> Result<i64, InjectError> {
     let invalid = |why: &str| InjectError::Invalid {
         why: why.to_owned(),
     };
@@ -364,7 +380,7 @@ async fn client_credentials(
 }
 
 /// `application/x-www-form-urlencoded` for one value.
-fn form(value: &str) -> String {
+pub(crate) fn form(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         match b {

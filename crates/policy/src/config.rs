@@ -3,8 +3,9 @@
 
 mod admin;
 mod deny;
-pub mod lifecycle;
+pub mod dpop;
 pub mod introspection;
+pub mod lifecycle;
 pub mod login;
 pub mod raw;
 pub mod spiffe;
@@ -101,6 +102,8 @@ pub struct Config {
     pub sessions: Option<SessionsConfig>,
     /// How `serve` starts, holds connections and stops.
     pub lifecycle: lifecycle::Lifecycle,
+    /// DPoP: the shared replay store.
+    pub dpop: dpop::DpopSettings,
 }
 
 /// `request:`: how the canonical reader reads what a client controls.
@@ -495,6 +498,7 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         shutdown_grace,
         startup,
         connections,
+        dpop,
     } = raw;
     let lifecycle = lifecycle::validate_lifecycle(cx, shutdown_grace, startup, connections)?;
     let addr =
@@ -641,6 +645,12 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
             "login needs a top-level sessions: block",
         ));
     }
+    let dpop = dpop::validate_dpop(
+        cx,
+        dpop.as_ref().map_or(0, |d| d.referenced.line()),
+        dpop.map(|d| d.value),
+        sessions.as_ref(),
+    )?;
     Ok(Config {
         listen,
         providers: out_providers,
@@ -650,6 +660,7 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         proxy,
         sessions,
         lifecycle,
+        dpop,
     })
 }
 

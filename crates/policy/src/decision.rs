@@ -256,6 +256,9 @@ pub struct Deny {
     /// a frontend (the decider) asks it and decides again with the answer in
     /// [`crate::AuthRequest::introspected`].
     pub introspect: Option<Box<crate::IntrospectionAsk>>,
+    /// When set, a `token_exchange` rule has no exchanged token for the inbound one
+    /// yet: the decider runs this exchange and decides again.
+    pub exchange: Option<Box<crate::inject::PendingExchange>>,
     /// The request's ID (from `x-request-id`, else made up), set by whoever logs the
     /// deny, for the log line and the `{{ request_id }}` of a deny template.
     pub request_id: Option<String>,
@@ -322,6 +325,7 @@ impl Deny {
             token_hints: TokenHints::default(),
             refetch_started: None,
             introspect: None,
+            exchange: None,
             request_id: None,
             template: None,
         }

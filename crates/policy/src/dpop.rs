@@ -17,6 +17,10 @@ use serde_json::Value;
 
 use crate::canonical::{EscapedSlashes, canonical_host, canonical_path};
 
+mod shared;
+
+pub use shared::{ReplayFuture, ReplayStore, ReplayStoreError, replay_key};
+
 /// `providers[].dpop`: whether the provider's tokens may, or must, be DPoP-bound.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum DpopMode {

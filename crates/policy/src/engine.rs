@@ -125,6 +125,7 @@ impl Engine {
             sessions,
             // Read by `serve` at start (listeners, shutdown), not by decisions.
             lifecycle: _,
+            dpop: _,
         } = config;
         let login_start = sessions.map(|s| format!("{}/oauth2/start", s.public_url));
         let mut slots = slots.into_iter();

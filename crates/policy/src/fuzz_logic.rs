@@ -117,6 +117,7 @@ rules:
                 proxy: config::ProxySettings::default(),
                 sessions: None,
                 lifecycle: config::lifecycle::Lifecycle::default(),
+                dpop: config::dpop::DpopSettings::default(),
             }, Vec::new()),
         }
     })

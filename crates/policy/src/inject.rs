@@ -3,10 +3,18 @@
 //! current outbound token of one `inject` rule, swapped whole.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
 use http::HeaderValue;
+
+mod exchange;
+
+pub(crate) use exchange::exchange_key;
+pub use exchange::{
+    EXCHANGE_CACHE_ENTRIES, ExchangeError, ExchangeFuture, Exchanged, Exchanger,
+    MAX_SUBJECT_TOKEN_BYTES, PendingExchange,
+};
 
 /// A token ready to be sent: `Bearer <token>` and when it expires.
 #[derive(Clone)]
@@ -44,6 +52,8 @@ impl InjectedToken {
 #[derive(Default)]
 pub struct TokenSlot {
     current: ArcSwapOption<InjectedToken>,
+    /// A `token_exchange` rule's exchanged tokens (set once its exchanger runs).
+    exchange: OnceLock<exchange::ExchangeCache>,
 }
 
 impl TokenSlot {

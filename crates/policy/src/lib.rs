@@ -37,6 +37,10 @@ pub use config::{Config, ConfigError, ConfigWarning, RequestReading, parse_durat
 pub use decision::{Allow, Decision, Deny, DenyReason, DenyStatus, Identity, TokenHints, Workload};
 pub use deny_template::{DenyResponse, DenyTemplate, InvalidDenyTemplate, MAX_DENY_BODY};
 pub use engine::{CacheStats, Engine, Provider};
+pub use inject::{
+    EXCHANGE_CACHE_ENTRIES, ExchangeError, ExchangeFuture, Exchanged, Exchanger, InjectedToken,
+    MAX_SUBJECT_TOKEN_BYTES, PendingExchange, TokenSlot,
+};
 pub use inject::{InjectedToken, TokenSlot};
 pub use introspected::{Introspect, Introspected, IntrospectionAsk, IntrospectionOutcome};
 pub use keyslot::{Changed, KeySlot, KeySnapshot, RefetchHook};

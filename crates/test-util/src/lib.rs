@@ -21,6 +21,7 @@
 mod browser;
 mod chromium;
 mod confusion;
+mod envoy;
 mod http;
 mod issuer;
 mod matrix;
@@ -29,6 +30,7 @@ mod peers;
 mod process;
 mod proxy;
 mod servers;
+mod token_exchange;
 mod workload_api;
 
 pub use browser::{Browser, Cookie, resolve};
@@ -37,6 +39,7 @@ pub use confusion::{
     Answer, Check, ClassCount, Confusion, Credential, Failure, H2cRequest, Outcome, Probe,
     Received, RecordingUpstream, Tokens, corpus, escape, proxy_corpus, send_h2c, send_raw,
 };
+pub use envoy::AuthzEnvoy;
 pub use http::{Response, get, request};
 pub use issuer::Issuer;
 pub use matrix::{Matrix, MatrixEnv, ProxyUnderTest};
@@ -45,6 +48,7 @@ pub use peers::{peer_bin, peers_dir, python, spawn_caddy, spawn_traefik};
 pub use process::{Child, free_port, wait_for_port};
 pub use proxy::{EchoServer, EchoTls, Pki};
 pub use servers::{EchoUpstream, JwksServer};
+pub use token_exchange::{TOKEN_EXCHANGE_GRANT, TokenExchangeServer, jwt_payload};
 pub use workload_api::WorkloadApi;
 
 /// A unique scratch folder under the system temp dir, removed on drop.

@@ -44,6 +44,9 @@ pub struct RawConfig {
     /// Connection timeouts and cap.
     #[serde(default)]
     pub connections: Option<Spanned<super::lifecycle::RawConnections>>,
+    /// DPoP: the shared replay store.
+    #[serde(default)]
+    pub dpop: Option<Spanned<super::dpop::RawDpopSettings>>,
 }
 
 /// `request:`.

@@ -66,6 +66,27 @@ pub struct RawInjectTable {
     pub client_credentials: Option<RawClientCredentials>,
     /// A token we sign.
     pub mint: Option<RawMint>,
+    /// OAuth 2.0 Token Exchange (RFC 8693) of the inbound token.
+    pub token_exchange: Option<Box<RawTokenExchange>>,
+}
+
+/// `source.token_exchange`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokenExchange {
+    /// The token endpoint.
+    pub token_url: String,
+    /// The client.
+    pub client_id: String,
+    /// Its secret (`${VAR}` to keep it out of the file).
+    pub client_secret: String,
+    /// Scopes asked for.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// What the inbound token is: `access_token` (default) or `jwt`.
+    pub subject_token_type: Option<String>,
+    /// An RFC 8707 `resource` sent beside the `audience`.
+    pub resource: Option<String>,
 }
 
 /// `source.client_credentials`.
@@ -151,11 +172,47 @@ pub enum InjectSource {
         /// Lifetime.
         ttl: Duration,
     },
+    /// OAuth 2.0 Token Exchange (RFC 8693) of the inbound bearer token at `token_url`.
+    TokenExchange(TokenExchange),
     /// A JWT-SVID from the Workload API at this endpoint.
     WorkloadApi {
         /// The endpoint (`unix:///path`).
         socket: String,
     },
+}
+
+/// A validated `source.token_exchange`.
+#[derive(Clone, Eq, PartialEq)]
+pub struct TokenExchange {
+    /// The token endpoint.
+    pub token_url: String,
+    /// The client (authenticated with `client_secret_basic`).
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: String,
+    /// Scopes asked for (space-joined in `scope`).
+    pub scopes: Vec<String>,
+    /// `subject_token_type`: the URN of what the inbound token is.
+    pub subject_token_type: &'static str,
+    /// An RFC 8707 `resource`, if configured.
+    pub resource: Option<String>,
+}
+
+/// RFC 8693 §3: an OAuth 2.0 access token.
+pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// RFC 8693 §3: a JWT.
+pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+impl std::fmt::Debug for TokenExchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenExchange")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("scopes", &self.scopes)
+            .field("subject_token_type", &self.subject_token_type)
+            .field("resource", &self.resource)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for InjectSource {
@@ -184,6 +241,7 @@ impl std::fmt::Debug for InjectSource {
                 .field("subject", subject)
                 .field("ttl", ttl)
                 .finish(),
+            InjectSource::TokenExchange(x) => x.fmt(f),
             InjectSource::WorkloadApi { socket } => f
                 .debug_struct("WorkloadApi")
                 .field("socket", socket)
@@ -296,6 +354,7 @@ pub(super) fn validate_inject(
         RawInjectSource::Table(RawInjectTable {
             client_credentials: Some(cc),
             mint: None,
+            token_exchange: None,
         }) => {
             let RawClientCredentials {
                 token_url,
@@ -326,6 +385,7 @@ pub(super) fn validate_inject(
         RawInjectSource::Table(RawInjectTable {
             client_credentials: None,
             mint: Some(m),
+            token_exchange: None,
         }) => {
             let RawMint {
                 key_file,
@@ -360,11 +420,21 @@ pub(super) fn validate_inject(
                 ttl,
             }
         }
+        RawInjectSource::Table(RawInjectTable {
+            client_credentials: None,
+            mint: None,
+            token_exchange: Some(x),
+        }) => InjectSource::TokenExchange(validate_exchange(
+            cx,
+            line,
+            &format!("{sfield}.token_exchange"),
+            *x,
+        )?),
         RawInjectSource::Table(_) => {
             return Err(cx.err(
                 line,
                 sfield,
-                "exactly one of workload_api, client_credentials or mint",
+                "exactly one of workload_api, client_credentials, mint or token_exchange",
             ));
         }
     };
@@ -372,6 +442,56 @@ pub(super) fn validate_inject(
         audience,
         source,
         replace: replace.unwrap_or(false),
+    })
+}
+
+/// Validates `source.token_exchange`.
+fn validate_exchange(
+    cx: &Ctx<'_>,
+    line: u64,
+    field: &str,
+    raw: RawTokenExchange,
+) -> Result<TokenExchange, ConfigError> {
+    let RawTokenExchange {
+        token_url,
+        client_id,
+        client_secret,
+        scopes,
+        subject_token_type,
+        resource,
+    } = raw;
+    super::check_url(cx, line, &format!("{field}.token_url"), &token_url)?;
+    if client_id.is_empty() || client_secret.is_empty() {
+        return Err(cx.err(line, field, "client_id and client_secret must not be empty"));
+    }
+    let subject_token_type = match subject_token_type.as_deref() {
+        None | Some("access_token") | Some(TOKEN_TYPE_ACCESS_TOKEN) => TOKEN_TYPE_ACCESS_TOKEN,
+        Some("jwt") | Some(TOKEN_TYPE_JWT) => TOKEN_TYPE_JWT,
+        Some(other) => {
+            return Err(cx.err(
+                line,
+                format!("{field}.subject_token_type"),
+                format!("{other:?} is not access_token or jwt"),
+            ));
+        }
+    };
+    // RFC 8707 §2: an absolute URI without a fragment.
+    if let Some(r) = &resource
+        && (!r.contains(':') || r.contains('#') || r.chars().any(char::is_whitespace))
+    {
+        return Err(cx.err(
+            line,
+            format!("{field}.resource"),
+            format!("{r:?} is not an absolute URI without a fragment"),
+        ));
+    }
+    Ok(TokenExchange {
+        token_url,
+        client_id,
+        client_secret,
+        scopes,
+        subject_token_type,
+        resource,
     })
 }
 

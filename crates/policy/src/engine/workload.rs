@@ -9,6 +9,7 @@ use portcullis_jose::{Claims, Header};
 use super::deny;
 use crate::config::TokenLocation;
 use crate::config::spiffe::InjectConfig;
+use crate::config::spiffe::InjectSource;
 use crate::decision::{Allow, Decision, Deny, DenyReason, Identity, Workload};
 use crate::dpop::{DpopMode, InvalidProof, ProofTarget, ReplayCache, verify_proof};
 use crate::explain::{Step, Trace};
@@ -194,11 +195,14 @@ pub(super) fn check_dpop(
 pub(super) fn inject(
     rule: &Arc<str>,
     config: &InjectConfig,
-    slot: &TokenSlot,
+    slot: &Arc<TokenSlot>,
     req: &AuthRequest<'_>,
     mut remove_headers: Vec<HeaderName>,
     now: i64,
 ) -> Decision {
+    if let InjectSource::TokenExchange(_) = config.source {
+        return exchange::inject_exchanged(rule, config, slot, req, remove_headers, now);
+    }
     if !config.replace && req.headers.contains_key(http::header::AUTHORIZATION) {
         return Decision::Deny(deny(
             DenyReason::TokenPresent,
@@ -235,6 +239,8 @@ fn clip(s: &str) -> String {
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
 }
+
+mod exchange;
 
 #[cfg(test)]
 mod tests;

@@ -107,8 +107,35 @@ fn denies_bad_workload_config() {
         (format!("{p}rules:\n  - name: r\n    providers: [mesh]\n    inject: {{audience: x, socket: 'unix:///a'}}\n"), "no inbound token"),
         (format!("{p}rules:\n  - name: r\n    inject: {{audience: x, source: {{mint: {{key_file: k, issuer: i, subject: s, ttl: 1s}}}}}}\n"), "ttl"),
         (format!("{p}rules:\n  - name: r\n    inject: {{audience: x, source: {{client_credentials: {{token_url: ftp://x, client_id: a, client_secret: b}}}}}}\n"), "URL"),
+        (format!("{p}rules:\n  - name: r\n    inject: {{audience: x, source: {{token_exchange: {{token_url: ftp://x, client_id: a, client_secret: b}}}}}}\n"), "URL"),
+        (format!("{p}rules:\n  - name: r\n    inject: {{audience: x, source: {{token_exchange: {{token_url: 'http://a/t', client_id: a, client_secret: ''}}}}}}\n"), "must not be empty"),
+        (format!("{p}rules:\n  - name: r\n    inject: {{audience: x, source: {{token_exchange: {{token_url: 'http://a/t', client_id: a, client_secret: b, subject_token_type: id_token}}}}}}\n"), "access_token or jwt"),
+        (format!("{p}rules:\n  - name: r\n    inject: {{audience: x, source: {{token_exchange: {{token_url: 'http://a/t', client_id: a, client_secret: b, resource: 'https://r#f'}}}}}}\n"), "absolute URI"),
+        (format!("{p}rules:\n  - name: r\n    inject: {{audience: x, source: {{token_exchange: {{token_url: 'http://a/t', client_id: a, client_secret: b}}, mint: {{key_file: k, issuer: i, subject: s}}}}}}\n"), "exactly one"),
+        (format!("{p}dpop: {{replay: 'http://127.0.0.1:6379'}}\nrules: []\n"), "redis://"),
+        (format!("{p}dpop: {{replay: 'redis://127.0.0.1:6379', other: 1}}\nrules: []\n"), "unknown"),
     ] {
         let e = load(&text, &no_env).expect_err(&text).to_string();
         assert!(e.contains(want), "{text}\n=> {e}");
     }
+}
+
+#[test]
+fn token_exchange_and_dpop_replay_parse() {
+    let text = "rules:\n  - name: x\n    inject:\n      audience: https://backend.example.org\n      source:\n        token_exchange: {token_url: 'https://sts.example.org/token', client_id: egress, client_secret: s, scopes: [a, b], subject_token_type: jwt, resource: 'https://backend.example.org/api'}\ndpop: {replay: 'redis://127.0.0.1:6379/2'}\n";
+    let c = load(text, &no_env).unwrap();
+    let InjectSource::TokenExchange(x) = &c.rules[0].inject.as_ref().unwrap().source else {
+        panic!()
+    };
+    assert_eq!(x.subject_token_type, crate::config::spiffe::TOKEN_TYPE_JWT);
+    assert_eq!(x.scopes, ["a", "b"]);
+    assert_eq!(
+        x.resource.as_deref(),
+        Some("https://backend.example.org/api")
+    );
+    // The secret stays out of Debug.
+    assert!(!format!("{x:?}").contains("client_secret"));
+    assert_eq!(c.dpop.replay.as_deref(), Some("redis://127.0.0.1:6379/2"));
+    let c = load("rules: []\n", &no_env).unwrap();
+    assert_eq!(c.dpop.replay, None);
 }

@@ -1,0 +1,206 @@
+//! DPoP (RFC 9449) replay detection shared across replicas: two `portcullis serve`
+//! processes share one real `redis-server` (Debian) as `dpop.replay`; proofs are
+//! made by an independent library, npm `jose` (`.peers/node`). A proof used at one
+//! replica is refused at the other; with Redis down, DPoP requests are refused
+//! (fail closed) while plain bearer tokens still pass.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use portcullis_jose::Algorithm;
+use portcullis_test_util::{
+    Child, Issuer, Portcullis, Response, TempDir, free_port, peer_bin, peers_dir, wait_for_port,
+};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+const ISS: &str = "https://idp.test";
+
+fn jose(jobs: &Value) -> Vec<Value> {
+    let peers = peers_dir();
+    assert!(
+        peers.join("node/node_modules/jose/package.json").exists(),
+        "npm jose missing under {}; run scripts/install-peers",
+        peers.display()
+    );
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/dpop_jose.mjs");
+    let mut child = Command::new("node")
+        .arg(script)
+        .arg(&peers)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(jobs.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn verify(p: &Portcullis, uri: &str, auth: &str, proof: Option<&str>) -> Response {
+    let mut h = vec![
+        ("x-forwarded-method", "GET"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "api.test"),
+        ("x-forwarded-uri", uri),
+        ("authorization", auth),
+    ];
+    if let Some(proof) = proof {
+        h.push(("dpop", proof));
+    }
+    p.verify(&h)
+}
+
+fn dpop_invalid(r: &Response, what: &str) {
+    assert_eq!(r.status, 401, "{what}: {}", r.body);
+    assert_eq!(r.json()["reason"], "dpop_invalid", "{what}");
+    assert!(
+        r.header("www-authenticate")
+            .is_some_and(|w| w.starts_with("DPoP ")),
+        "{what}"
+    );
+}
+
+#[test]
+fn replayed_proofs_are_refused_by_the_other_replica() {
+    let dir = TempDir::new("dpop-redis");
+    let redis_port = free_port();
+    let mut redis = Child::spawn(
+        Command::new(peer_bin("redis-server"))
+            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path()),
+        &dir.path().join("redis.log"),
+    );
+    wait_for_port(redis_port, Duration::from_secs(10));
+    let issuer = Issuer::new(Algorithm::ES256, "idp-1", ISS);
+    let jwks = issuer.jwks();
+    let config = format!(
+        r#"dpop:
+  replay: redis://127.0.0.1:{redis_port}/0
+providers:
+  - name: strict
+    issuer: {ISS}
+    audiences: [api]
+    dpop: required
+    jwks: {{inline: {jwks}}}
+  - name: lenient
+    issuer: {ISS}
+    audiences: [api]
+    dpop: allowed
+    jwks: {{inline: {jwks}}}
+rules:
+  - name: strict
+    match: {{path: /api/**}}
+    providers: [strict]
+  - name: lenient
+    match: {{path: /mixed/**}}
+    providers: [lenient]
+"#
+    );
+    let a = Portcullis::start(BIN, &config);
+    let b = Portcullis::start(BIN, &config);
+
+    let keys = jose(&json!([{"op": "keygen"}]));
+    let holder = &keys[0];
+    let now = Issuer::now();
+    let token = issuer.mint(json!({
+        "aud": "api", "sub": "client-1", "exp": now + 300, "cnf": {"jkt": holder["jkt"]}
+    }));
+    let ath = jose(&json!([{"op": "ath", "token": token}]))[0]["ath"].clone();
+    let url = "https://api.test/api/orders";
+    let jtis: Vec<String> = (0..24).map(|i| format!("proof-{i}")).collect();
+    let jobs: Vec<Value> = jtis
+        .iter()
+        .map(|jti| {
+            json!({"op": "proof", "private": holder["private"], "public": holder["public"],
+                   "claims": {"jti": jti, "htm": "GET", "htu": url, "iat": now, "ath": ath}})
+        })
+        .collect();
+    let proofs: Vec<String> = jose(&Value::Array(jobs))
+        .iter()
+        .map(|r| r["proof"].as_str().unwrap().to_owned())
+        .collect();
+    let dpop = format!("DPoP {token}");
+
+    // First use at A passes; the same proof at B is a replay.
+    let r = verify(&a, "/api/orders", &dpop, Some(&proofs[0]));
+    assert_eq!(r.status, 200, "{}\n{}", r.body, a.log());
+    dpop_invalid(
+        &verify(&b, "/api/orders", &dpop, Some(&proofs[0])),
+        "replayed at B",
+    );
+    // And the other way round.
+    let r = verify(&b, "/api/orders", &dpop, Some(&proofs[1]));
+    assert_eq!(r.status, 200, "{}\n{}", r.body, b.log());
+    dpop_invalid(
+        &verify(&a, "/api/orders", &dpop, Some(&proofs[1])),
+        "replayed at A",
+    );
+    dpop_invalid(
+        &verify(&b, "/api/orders", &dpop, Some(&proofs[1])),
+        "replayed at B again",
+    );
+    assert!(
+        b.log().contains("seen by the shared replay store"),
+        "{}",
+        b.log()
+    );
+
+    // Redis down: a fresh proof is refused (fail closed), never allowed.
+    redis.stop(Duration::from_secs(5));
+    dpop_invalid(
+        &verify(&a, "/api/orders", &dpop, Some(&proofs[2])),
+        "redis down",
+    );
+    assert!(
+        a.log().contains("replay store"),
+        "the deny says why:\n{}",
+        a.log()
+    );
+    // Plain bearer tokens need no replay store.
+    let plain = issuer.mint(json!({"aud": "api", "sub": "c", "exp": now + 300}));
+    let r = verify(&a, "/mixed/x", &format!("Bearer {plain}"), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Redis back on the same port: fresh proofs pass again.
+    let _redis = Child::spawn(
+        Command::new(peer_bin("redis-server"))
+            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path()),
+        &dir.path().join("redis2.log"),
+    );
+    wait_for_port(redis_port, Duration::from_secs(10));
+    // A proof refused for want of Redis stays used (each try is a fresh one);
+    // the client reconnects by itself.
+    let r = proofs[3..]
+        .iter()
+        .map(|proof| {
+            let r = verify(&b, "/api/orders", &dpop, Some(proof));
+            if r.status != 200 {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            r
+        })
+        .find(|r| r.status == 200);
+    assert!(
+        r.is_some(),
+        "no proof passed after Redis came back:\n{}",
+        b.log()
+    );
+}
