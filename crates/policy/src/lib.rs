@@ -41,7 +41,6 @@ pub use inject::{
     EXCHANGE_CACHE_ENTRIES, ExchangeError, ExchangeFuture, Exchanged, Exchanger, InjectedToken,
     MAX_SUBJECT_TOKEN_BYTES, PendingExchange, TokenSlot,
 };
-pub use inject::{InjectedToken, TokenSlot};
 pub use introspected::{Introspect, Introspected, IntrospectionAsk, IntrospectionOutcome};
 pub use keyslot::{Changed, KeySlot, KeySnapshot, RefetchHook};
 pub use keystatus::KeyStatus;
