@@ -22,6 +22,9 @@ fn run(args: &[&str], config: &std::path::Path) -> (Option<i32>, String) {
     )
 }
 
+/// One rule, so a config is servable (`check` and `serve` refuse one with none).
+const RULE: &str = "rules:\n  - {name: all, match: {}, allow: anonymous}\n";
+
 #[test]
 fn check_and_serve_refuse_a_config_without_listener_naming_file_and_line() {
     let dir = TempDir::new("check-errors");
@@ -56,7 +59,10 @@ fn check_and_serve_refuse_a_config_without_listener_naming_file_and_line() {
 fn check_warns_of_a_missing_or_unusable_key_file_at_its_line() {
     let dir = TempDir::new("check-errors");
     let head = "listen:\n  admin: 127.0.0.1:9\nproviders:\n  - name: corp\n    jwks:\n";
-    let missing = dir.write("missing.yaml", &format!("{head}      file: nothere.json\n"));
+    let missing = dir.write(
+        "missing.yaml",
+        &format!("{head}      file: nothere.json\n{RULE}"),
+    );
     // serve starts without the file (a sidecar may write it later), so check
     // passes, and says what serve will do.
     let (code, stderr) = run(&["check"], &missing);
@@ -74,7 +80,10 @@ fn check_warns_of_a_missing_or_unusable_key_file_at_its_line() {
     );
     assert!(stderr.contains("nothere.json"), "{stderr}");
     dir.write("empty.json", r#"{"keys": []}"#);
-    let empty = dir.write("empty.yaml", &format!("{head}      file: empty.json\n"));
+    let empty = dir.write(
+        "empty.yaml",
+        &format!("{head}      file: empty.json\n{RULE}"),
+    );
     let (code, stderr) = run(&["check"], &empty);
     assert_eq!(code, Some(0));
     assert!(
@@ -86,7 +95,7 @@ fn check_warns_of_a_missing_or_unusable_key_file_at_its_line() {
     );
     let flow = dir.write(
         "flow.yaml",
-        "listen:\n  admin: 127.0.0.1:9\nproviders:\n  - name: corp\n    jwks: {file: gone.json}\n",
+        &format!("listen:\n  admin: 127.0.0.1:9\nproviders:\n  - name: corp\n    jwks: {{file: gone.json}}\n{RULE}"),
     );
     let (code, stderr) = run(&["check"], &flow);
     assert_eq!(code, Some(0));
@@ -143,7 +152,7 @@ fn admin_off_loopback_is_refused_at_its_line_unless_allowed() {
     let dir = TempDir::new("check-errors");
     let path = dir.write(
         "remote.yaml",
-        "listen:\n  http: 127.0.0.1:0\n  admin: 0.0.0.0:0\nrules: []\n",
+        &format!("listen:\n  http: 127.0.0.1:0\n  admin: 0.0.0.0:0\n{RULE}"),
     );
     let want = format!(
         "{}:3: listen.admin: 0.0.0.0:0 is not a loopback address; the admin listener serves /explain, the rules and key metadata, so it listens on 127.0.0.1 or [::1] unless `listen.admin_allow_remote: true` is set",
@@ -165,7 +174,9 @@ fn admin_off_loopback_is_refused_at_its_line_unless_allowed() {
 
     let allowed = dir.write(
         "allowed.yaml",
-        "listen:\n  http: 127.0.0.1:0\n  admin: 0.0.0.0:0\n  admin_allow_remote: true\nrules: []\n",
+        &format!(
+            "listen:\n  http: 127.0.0.1:0\n  admin: 0.0.0.0:0\n  admin_allow_remote: true\n{RULE}"
+        ),
     );
     let (code, stderr) = run(&["check"], &allowed);
     assert_eq!(code, Some(0), "{stderr}");

@@ -13,7 +13,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 fn first_stdout_line(extra: &[&str]) -> String {
     let dir = TempDir::new("logs");
     let port = free_port();
-    let config = dir.write("c.yaml", &format!("listen:\n  admin: 127.0.0.1:{port}\n"));
+    let config = dir.write(
+        "c.yaml",
+        &format!("listen:\n  admin: 127.0.0.1:{port}\nrules:\n  - {{name: all, match: {{}}, allow: anonymous}}\n"),
+    );
     let mut child = Command::new(BIN)
         .arg("serve")
         .arg("--config")

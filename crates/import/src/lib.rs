@@ -185,7 +185,7 @@ pub fn import_with(
     }
     let mut warnings = Vec::new();
     let mut gateway_api = Vec::new();
-    let model = match product {
+    let mut model = match product {
         Product::Ambassador => ambassador::import(&doc::read_all(sources, true)?, &mut warnings)?,
         Product::IngressNginx => {
             let docs = doc::read_all(sources, true)?;
@@ -201,6 +201,27 @@ pub fn import_with(
         }
     };
     let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+    if model.rules.is_empty() {
+        // Nothing the source allows was carried over, so the import allows nothing. Said
+        // with an explicit rule: `check` and `serve` refuse a config without rules (an
+        // empty `rules:` is the classic truncated file), and `rule_denied` names why.
+        let name = model.unique_rule_name("nothing-carried-over");
+        model.rules.push(model::Rule {
+            name,
+            match_: model::Match::default(),
+            allow: Some("deny".to_owned()),
+            providers: Vec::new(),
+            claims: std::collections::BTreeMap::new(),
+            scopes: Vec::new(),
+            headers: std::collections::BTreeMap::new(),
+        });
+        warnings.push(Warning {
+            origin: names.join(", "),
+            message: "no rule was carried over: the imported config denies every request \
+                      (rule `nothing-carried-over`, reason rule_denied); add the rules you need"
+                .to_owned(),
+        });
+    }
     let config = model.to_yaml(&format!(
         "Imported by `portcullis import --from {product}` from {}.\n\
          Add a `listen:` block (or run it with the deploy/ manifests, which mount one),\n\

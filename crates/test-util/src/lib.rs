@@ -178,7 +178,8 @@ impl Portcullis {
             "shutdown_grace: 0s\n"
         };
         format!(
-            "listen:\n  http: 127.0.0.1:{http}\n  grpc: 127.0.0.1:{grpc}\n  admin: 127.0.0.1:{admin}\n{grace}{providers_and_rules}"
+            // The grace goes last: callers may continue the `listen:` block (`  proxy: ...`).
+            "listen:\n  http: 127.0.0.1:{http}\n  grpc: 127.0.0.1:{grpc}\n  admin: 127.0.0.1:{admin}\n{providers_and_rules}\n{grace}"
         )
     }
 

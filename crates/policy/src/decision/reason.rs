@@ -343,4 +343,27 @@ mod tests {
             assert_eq!(r.status().code(), want, "{r}");
         }
     }
+
+    #[test]
+    fn docs_reasons_lists_every_code_with_its_status() {
+        let doc = include_str!("../../../../docs/reasons.md");
+        let rows: Vec<(&str, &str)> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| {
+                let (code, rest) = l.split_once("` | ")?;
+                Some((code, rest.split(' ').next()?))
+            })
+            .collect();
+        assert_eq!(rows.len(), DenyReason::ALL.len(), "{rows:?}");
+        for r in DenyReason::ALL {
+            let row = rows.iter().find(|(c, _)| *c == r.as_str());
+            let status = row.map(|(_, s)| s.trim_end_matches(','));
+            assert_eq!(
+                status,
+                Some(r.status().code().to_string().as_str()),
+                "docs/reasons.md: {r}"
+            );
+        }
+    }
 }
