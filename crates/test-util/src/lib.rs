@@ -130,8 +130,17 @@ impl Portcullis {
     /// Starts `bin serve` with `providers_and_rules` (YAML without `listen:`), and waits
     /// for `/healthz`. Ports are chosen here.
     pub fn start(bin: &str, providers_and_rules: &str) -> Portcullis {
-        let (http, grpc, admin) = (free_port(), free_port(), free_port());
-        Portcullis::start_on(bin, providers_and_rules, http, grpc, admin)
+        // A port picked free can be taken by another test's server before Portcullis
+        // binds it (CI saw one such start fail): then pick new ones and start again.
+        for _ in 0..3 {
+            let (http, grpc, admin) = (free_port(), free_port(), free_port());
+            match Portcullis::try_start_on(bin, providers_and_rules, http, grpc, admin) {
+                Ok(p) => return p,
+                Err(log) if log.contains("in use") => continue,
+                Err(log) => panic!("portcullis exited at start; log:\n{log}"),
+            }
+        }
+        panic!("portcullis could not bind free ports three times");
     }
 
     /// As [`Portcullis::start`] on given ports (to restart on the same ones).
@@ -167,6 +176,53 @@ impl Portcullis {
         let r = get(&format!("http://127.0.0.1:{admin}/healthz"), &[]);
         assert_eq!(r.status, 200, "portcullis /healthz; log:\n{}", p.log());
         p
+    }
+
+    /// As [`Portcullis::start_on`], but an exit before the admin port listens is
+    /// returned as its log instead of a panic.
+    fn try_start_on(
+        bin: &str,
+        providers_and_rules: &str,
+        http: u16,
+        grpc: u16,
+        admin: u16,
+    ) -> Result<Portcullis, String> {
+        let dir = TempDir::new("serve");
+        let config = dir.write(
+            "portcullis.yaml",
+            &Portcullis::config_text(providers_and_rules, http, grpc, admin),
+        );
+        let log = dir.path().join("portcullis.log");
+        let child = Child::spawn(
+            std::process::Command::new(bin)
+                .args(["serve", "--config"])
+                .arg(&config)
+                .args(["--workers", "2"]),
+            &log,
+        );
+        let mut p = Portcullis {
+            child,
+            http,
+            grpc,
+            admin,
+            config,
+            dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", admin)).is_err() {
+            if p.child.has_exited() {
+                return Err(p.log());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing listens on 127.0.0.1:{admin}; log:\n{}",
+                p.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        let r = get(&format!("http://127.0.0.1:{admin}/healthz"), &[]);
+        assert_eq!(r.status, 200, "portcullis /healthz; log:\n{}", p.log());
+        Ok(p)
     }
 
     /// The full config text for the given ports.
