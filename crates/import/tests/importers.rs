@@ -124,7 +124,10 @@ spec:
   rules: [{}]
 "#,
     );
-    assert!(out.model.rules.is_empty(), "{:?}", out.model.rules);
+    // Nothing carried over: one explicit deny-all rule, so the config is servable.
+    assert_eq!(out.model.rules.len(), 1, "{:?}", out.model.rules);
+    assert_eq!(out.model.rules[0].name, "nothing-carried-over");
+    assert_eq!(out.model.rules[0].allow.as_deref(), Some("deny"));
     for words in [
         &["rules[0]", "no jwtRule has issuer"][..],
         &["rules[1]", "/api*"],
