@@ -151,31 +151,8 @@ impl Portcullis {
         grpc: u16,
         admin: u16,
     ) -> Portcullis {
-        let dir = TempDir::new("serve");
-        let config = dir.write(
-            "portcullis.yaml",
-            &Portcullis::config_text(providers_and_rules, http, grpc, admin),
-        );
-        let log = dir.path().join("portcullis.log");
-        let child = Child::spawn(
-            std::process::Command::new(bin)
-                .args(["serve", "--config"])
-                .arg(&config)
-                .args(["--workers", "2"]),
-            &log,
-        );
-        let p = Portcullis {
-            child,
-            http,
-            grpc,
-            admin,
-            config,
-            dir,
-        };
-        wait_for_port(admin, std::time::Duration::from_secs(20));
-        let r = get(&format!("http://127.0.0.1:{admin}/healthz"), &[]);
-        assert_eq!(r.status, 200, "portcullis /healthz; log:\n{}", p.log());
-        p
+        Portcullis::try_start_on(bin, providers_and_rules, http, grpc, admin)
+            .unwrap_or_else(|log| panic!("portcullis exited at start; log:\n{log}"))
     }
 
     /// As [`Portcullis::start_on`], but an exit before the admin port listens is
