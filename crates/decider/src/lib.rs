@@ -1,19 +1,25 @@
 //! The async side of deciding, shared by every frontend: the current [`Engine`]
-//! (swapped whole on reload), metrics, one log line per deny (rate-limited per
-//! reason), and a short wait
-//! for keys when a token names a `kid` that a refetch may bring.
+//! (swapped whole on reload), then the layers that do the IO an answer asks for
+//! ([`step`]: introspection, the unknown-`kid` wait, token exchange, the DPoP
+//! replay claim), then the outer layers every decision passes: the request ID,
+//! metrics, and one log line per deny (rate-limited per reason).
 #![warn(missing_docs)]
 
 mod deny_log;
 mod exchange;
 mod frontend;
+mod introspect;
+mod key_wait;
 mod metrics;
 mod peer_cert;
 mod replay;
 mod request_id;
+mod step;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use step::{Round, Step};
 
 use arc_swap::ArcSwap;
 use portcullis_policy::{
@@ -23,12 +29,10 @@ use portcullis_policy::{
 pub use deny_log::DENY_LINES_PER_SECOND;
 pub use exchange::EXCHANGE_WAIT;
 pub use frontend::Frontend;
+pub use key_wait::REFETCH_WAIT;
 pub use metrics::{FetchOutcome, Metrics, MetricsFormat, ReloadOutcome};
 pub use replay::{REPLAY_WAIT, SharedReplay};
 pub use request_id::{MAX_REQUEST_ID, request_id};
-
-/// How long a request waits for a key refetch started because of its unknown `kid`.
-pub const REFETCH_WAIT: Duration = Duration::from_secs(2);
 
 /// The engine in force, and what every decision reports to.
 #[derive(Debug)]
@@ -44,6 +48,28 @@ pub struct Decider {
     introspector: Option<Arc<dyn Introspect>>,
     /// Where DPoP proofs are claimed across replicas, when configured.
     replay: Option<SharedReplay>,
+    /// The layers between the engine's first answer and the final one, in order
+    /// (built from the fields above).
+    steps: Vec<Box<dyn Step>>,
+}
+
+/// The layers, in the order they run: introspection first (its answer is the
+/// identity every later step works on), then the key wait, then the exchange of
+/// the (now verified) inbound token, and last the replay claim of an allow.
+fn steps(
+    introspector: Option<&Arc<dyn Introspect>>,
+    replay: Option<&SharedReplay>,
+) -> Vec<Box<dyn Step>> {
+    let mut steps: Vec<Box<dyn Step>> = Vec::with_capacity(4);
+    if let Some(introspector) = introspector {
+        steps.push(Box::new(introspect::Introspection(introspector.clone())));
+    }
+    steps.push(Box::new(key_wait::KeyWait));
+    steps.push(Box::new(exchange::Exchange));
+    if let Some(store) = replay {
+        steps.push(Box::new(replay::ClaimProof(store.clone())));
+    }
+    steps
 }
 
 impl Decider {
@@ -59,6 +85,7 @@ impl Decider {
             draining: std::sync::atomic::AtomicBool::new(false),
             introspector: None,
             replay: None,
+            steps: steps(None, None),
         }
     }
 
@@ -67,6 +94,7 @@ impl Decider {
     #[must_use]
     pub fn with_introspector(mut self, introspector: Arc<dyn Introspect>) -> Decider {
         self.introspector = Some(introspector);
+        self.steps = steps(self.introspector.as_ref(), self.replay.as_ref());
         self
     }
 
@@ -74,6 +102,7 @@ impl Decider {
     #[must_use]
     pub fn with_replay(mut self, store: Option<SharedReplay>) -> Decider {
         self.replay = store;
+        self.steps = steps(self.introspector.as_ref(), self.replay.as_ref());
         self
     }
 
@@ -109,48 +138,9 @@ impl Decider {
     pub async fn decide(&self, req: &AuthRequest<'_>, frontend: Frontend) -> Decision {
         let started = Instant::now();
         let engine = self.engine.load_full();
-        let mut decision = engine.decide(req, self.clock.now());
-        // An opaque token: ask its provider (off the pure core), decide again with
-        // the answer. Cached and single-flight in the introspector.
-        let ask = match &decision {
-            Decision::Deny(d) => d.introspect.clone(),
-            // A dry-run rule asks too: what it would decide depends on the answer.
-            Decision::Allow(a) => a.dry_run.as_ref().and_then(|d| d.introspect.clone()),
-        };
-        if let (Some(ask), Some(introspector)) = (ask, &self.introspector)
-            && let Some(provider) = engine.providers().get(ask.provider)
-        {
-            let answer = introspector
-                .introspect(provider, &ask.token, self.clock.now())
-                .await;
-            let again = AuthRequest {
-                introspected: Some(&answer),
-                ..*req
-            };
-            decision = engine.decide(&again, self.clock.now());
-        }
-        if let Decision::Deny(deny) = &decision
-            && let Some(provider) = deny.refetch_started
-        {
-            // An unknown kid may be a key just rotated in: wait for the refetch in
-            // flight (every request that asked while it runs waits on it, not only the
-            // one that started it). Woken when the fetch ends, whatever it found (no
-            // polling); bounded. Then decide again.
-            if let Some(slot) = engine.providers().get(provider).map(|p| p.slot().clone()) {
-                let round = slot.round();
-                let kid = deny.token_hints.kid.as_deref();
-                // The fetch may have ended between the engine's ask and `round`.
-                let arrived = kid.is_some_and(|k| slot.load().is_some_and(|keys| keys.has_kid(k)));
-                if !arrived {
-                    let _ = tokio::time::timeout(REFETCH_WAIT, slot.next_round(round)).await;
-                }
-                decision = engine.decide(req, self.clock.now());
-            }
-        }
-        exchange::run_pending(&mut decision, &engine, req, &self.clock).await;
-        if let Some(store) = &self.replay {
-            replay::claim_proof(&mut decision, &engine, req, store, self.clock.now()).await;
-        }
+        let mut round = Round::start(&engine, req, &*self.clock);
+        round.run(&self.steps).await;
+        let mut decision = round.decision;
         name_request(&mut decision, req);
         self.metrics.record(&decision, frontend, started.elapsed());
         self.log(&decision, req, frontend);

@@ -7,8 +7,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderMap;
 use portcullis_policy::dpop::{PROOF_WINDOW_SECS, ReplayStore, replay_key};
-use portcullis_policy::{AuthRequest, Decision, Deny, DenyReason, Engine};
+use portcullis_policy::{Decision, Deny, DenyReason, Engine};
+
+use crate::step::{Round, Step, StepFuture};
 
 /// Longest a request waits for the replay store.
 pub const REPLAY_WAIT: Duration = Duration::from_secs(2);
@@ -17,12 +20,31 @@ pub const REPLAY_WAIT: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct SharedReplay(pub Arc<dyn ReplayStore>);
 
+/// The layer: claims the proof of every allowed DPoP-bound request.
+#[derive(Debug)]
+pub(crate) struct ClaimProof(pub(crate) SharedReplay);
+
+impl Step for ClaimProof {
+    fn wants(&self, decision: &Decision) -> bool {
+        matches!(decision, Decision::Allow(a)
+            if a.identity.as_ref().is_some_and(|i| i.dpop_jkt().is_some()))
+    }
+
+    fn run<'a>(&'a self, round: &'a mut Round<'_>) -> StepFuture<'a> {
+        Box::pin(async move {
+            let now = round.now();
+            let headers = round.headers();
+            claim_proof(&mut round.decision, round.engine, headers, &self.0, now).await;
+        })
+    }
+}
+
 /// Claims the proof of an allowed DPoP request in `store`; a replay or a failure
 /// turns the allow into a deny.
-pub(crate) async fn claim_proof(
+async fn claim_proof(
     decision: &mut Decision,
     engine: &Engine,
-    req: &AuthRequest<'_>,
+    headers: &HeaderMap,
     store: &SharedReplay,
     now: i64,
 ) {
@@ -41,8 +63,7 @@ pub(crate) async fn claim_proof(
         .find(|p| p.name() == &*identity.provider)
         .map_or(0, |p| p.config().clock_skew_secs);
     // The engine allowed, so there is exactly one proof and it verified.
-    let key = req
-        .headers
+    let key = headers
         .get("dpop")
         .and_then(|v| v.to_str().ok())
         .and_then(|proof| replay_key(proof, jkt, PROOF_WINDOW_SECS + skew, now));

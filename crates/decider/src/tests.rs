@@ -179,3 +179,99 @@ async fn dry_run_rules_introspect_too() {
     };
     assert_eq!(a.dry_run.map(|d| d.reason.as_str()), Some("token_inactive"));
 }
+
+/// A step for the layer tests: records whether it ran and whether the round it
+/// saw still held an introspection answer; optionally learns one.
+#[derive(Debug)]
+struct Probe {
+    wants_deny: bool,
+    learns: bool,
+    ran: std::sync::atomic::AtomicBool,
+    saw_introspected: std::sync::atomic::AtomicBool,
+}
+
+impl Probe {
+    fn new(wants_deny: bool, learns: bool) -> Arc<Probe> {
+        Arc::new(Probe {
+            wants_deny,
+            learns,
+            ran: false.into(),
+            saw_introspected: false.into(),
+        })
+    }
+
+    fn seen(&self) -> (bool, bool) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.ran.load(SeqCst), self.saw_introspected.load(SeqCst))
+    }
+}
+
+impl step::Step for Arc<Probe> {
+    fn wants(&self, decision: &Decision) -> bool {
+        matches!(decision, Decision::Deny(_)) == self.wants_deny
+    }
+
+    fn run<'a>(&'a self, round: &'a mut step::Round<'_>) -> step::StepFuture<'a> {
+        Box::pin(async move {
+            use std::sync::atomic::Ordering::SeqCst;
+            self.ran.store(true, SeqCst);
+            self.saw_introspected
+                .store(round.request().introspected.is_some(), SeqCst);
+            if self.learns {
+                round.learn_introspection(portcullis_policy::Introspected {
+                    provider: "corp".into(),
+                    token: "opaque".into(),
+                    outcome: portcullis_policy::IntrospectionOutcome::Inactive,
+                });
+            }
+            round.decide_again();
+        })
+    }
+}
+
+/// The layers run in order, only when the decision asks for them, and what an
+/// earlier layer learned (an introspection answer) is in every later layer's
+/// request and re-decision: an exchange after an introspection keeps the answer.
+#[tokio::test]
+async fn layers_run_in_order_and_keep_what_they_learned() {
+    let engine = engine();
+    let headers = HeaderMap::new();
+    let req = AuthRequest::new(&http::Method::GET, "h", "/x", &headers);
+    let clock = ManualClock::new(T0);
+    let (first, on_allow, last) = (
+        Probe::new(true, true),
+        Probe::new(false, false),
+        Probe::new(true, false),
+    );
+    let steps: Vec<Box<dyn step::Step>> = vec![
+        Box::new(first.clone()),
+        Box::new(on_allow.clone()),
+        Box::new(last.clone()),
+    ];
+    let mut round = step::Round::start(&engine, &req, &clock);
+    assert!(
+        matches!(round.decision, Decision::Deny(_)),
+        "no token: a deny"
+    );
+    round.run(&steps).await;
+    assert_eq!(
+        first.seen(),
+        (true, false),
+        "the first layer ran, before any answer"
+    );
+    assert_eq!(
+        on_allow.seen(),
+        (false, false),
+        "a layer for allows did not run on a deny"
+    );
+    assert_eq!(
+        last.seen(),
+        (true, true),
+        "the last layer saw the first one's answer"
+    );
+    assert!(matches!(round.decision, Decision::Deny(_)));
+    assert!(
+        round.request().introspected.is_some(),
+        "the round keeps the answer"
+    );
+}
