@@ -80,6 +80,8 @@ struct State {
     bundles: watch::Sender<JwtBundlesResponse>,
     svid_calls: AtomicUsize,
     refused_calls: AtomicUsize,
+    /// Connections accepted on the socket, over every restart.
+    connections: AtomicUsize,
     ttl_secs: i64,
 }
 
@@ -106,6 +108,7 @@ impl WorkloadApi {
             bundles,
             svid_calls: AtomicUsize::new(0),
             refused_calls: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             ttl_secs,
         });
         let mut api = WorkloadApi {
@@ -116,8 +119,16 @@ impl WorkloadApi {
             thread: None,
         };
         api.rotate();
+        api.serve();
+        api
+    }
+
+    /// Binds the socket and serves on a thread of its own.
+    fn serve(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (state, socket) = (self.state.clone(), self.socket.clone());
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -126,20 +137,48 @@ impl WorkloadApi {
             rt.block_on(async move {
                 let listener = tokio::net::UnixListener::bind(&socket).unwrap();
                 ready_tx.send(()).unwrap();
-                let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-                tonic::transport::Server::builder()
+                let counted = state.clone();
+                let incoming = tokio_stream::StreamExt::map(
+                    tokio_stream::wrappers::UnixListenerStream::new(listener),
+                    move |conn| {
+                        counted.connections.fetch_add(1, Ordering::SeqCst);
+                        conn
+                    },
+                );
+                let server = tonic::transport::Server::builder()
                     .add_service(Service(state))
-                    .serve_with_incoming_shutdown(incoming, async {
-                        let _ = stop_rx.await;
-                    })
-                    .await
-                    .unwrap();
+                    .serve_with_incoming(incoming);
+                // Not a graceful shutdown: the bundle streams never end by themselves.
+                // Leaving `block_on` drops the server; dropping the runtime then ends
+                // every connection task, as an agent that dies would.
+                tokio::select! {
+                    r = server => r.unwrap(),
+                    _ = stop_rx => {}
+                }
             });
+            rt.shutdown_background();
         });
         ready_rx.recv().unwrap();
-        api.stop = Some(stop_tx);
-        api.thread = Some(thread);
-        api
+        self.stop = Some(stop_tx);
+        self.thread = Some(thread);
+    }
+
+    /// Stops serving, as an agent that goes away: open streams are cut and the
+    /// socket file is removed. The keys and the identity stay for [`WorkloadApi::restart`].
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+
+    /// Serves again on the same socket, with the current keys.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.serve();
     }
 
     /// The endpoint to configure: `unix:///.../agent.sock`.
@@ -203,6 +242,16 @@ impl WorkloadApi {
         self.state.svid_calls.load(Ordering::SeqCst)
     }
 
+    /// Connections accepted on the socket so far (over restarts).
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// The socket's path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
     /// Calls refused for lack of the `workload.spiffe.io` metadata.
     pub fn refused_calls(&self) -> usize {
         self.state.refused_calls.load(Ordering::SeqCst)
@@ -233,12 +282,7 @@ fn bundle_json(keys: &[TrustDomainKey]) -> String {
 
 impl Drop for WorkloadApi {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop();
     }
 }
 
