@@ -43,6 +43,7 @@ pub(crate) async fn watch_config(
     mut sources: Sources,
     decider: Arc<Decider>,
     listen: Listen,
+    mut replay_url: Option<String>,
 ) {
     let mut hup = signal(SignalKind::hangup()).ok();
     let changed = Arc::new(Notify::new());
@@ -70,18 +71,48 @@ pub(crate) async fn watch_config(
             continue;
         }
         seen = now;
-        reload(&path, &mut sources, &decider, &listen, by_signal);
+        reload(&path, &mut sources, &decider, &listen, &mut replay_url, by_signal);
     }
 }
 
 /// Loads `path` and swaps it in, or refuses it (counted and logged).
-fn reload(path: &Path, sources: &mut Sources, decider: &Decider, listen: &Listen, by_signal: bool) {
+fn reload(
+    path: &Path,
+    sources: &mut Sources,
+    decider: &Decider,
+    listen: &Listen,
+    replay_url: &mut Option<String>,
+    by_signal: bool,
+) {
     let loaded = load_config(path).and_then(|config| {
         refuse_unservable(path, &config)?;
-        Ok(config)
+        // A changed `dpop.replay` takes effect with the config: its store is opened
+        // (the URL checked) before anything is swapped, so a bad URL refuses the
+        // whole reload and the old store keeps serving.
+        let replay = if config.dpop.replay == *replay_url {
+            None
+        } else {
+            Some(crate::dpop_replay::shared_replay(&config).map_err(|e| {
+                crate::AppError::Config(portcullis_policy::ConfigError {
+                    file: path.display().to_string(),
+                    line: 0,
+                    field: "dpop.replay".to_owned(),
+                    problem: e.to_string(),
+                })
+            })?)
+        };
+        Ok((config, replay))
     });
     match loaded {
-        Ok(config) => {
+        Ok((config, replay)) => {
+            if let Some(store) = replay {
+                tracing::info!(
+                    replay_store = config.dpop.replay.is_some(),
+                    "dpop.replay changed: DPoP proofs are claimed in the new store from now on"
+                );
+                decider.set_replay(store);
+                replay_url.clone_from(&config.dpop.replay);
+            }
             log_warnings(&config);
             if config.listen != *listen {
                 tracing::warn!("listen addresses changed: they take effect on restart only");

@@ -62,6 +62,7 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
         metrics.config_loaded();
         let mut sources = Sources::new(metrics.clone())?;
         let listen = config.listen.clone();
+        let replay_url = config.dpop.replay.clone();
         let lifecycle = config.lifecycle;
         // Opaque tokens of providers with `introspection:` (RFC 7662); the
         // introspector outlives reloads (its cache is keyed by provider and client).
@@ -84,6 +85,7 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
             sources,
             decider.clone(),
             listen,
+            replay_url,
         ));
         tokio::spawn(crate::lifecycle::flush_deny_log(decider.clone()));
         wait_for_stop().await;

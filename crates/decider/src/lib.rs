@@ -46,8 +46,9 @@ pub struct Decider {
     draining: std::sync::atomic::AtomicBool,
     /// Asks providers about opaque tokens (RFC 7662), when the app has one.
     introspector: Option<Arc<dyn Introspect>>,
-    /// Where DPoP proofs are claimed across replicas, when configured.
-    replay: Option<SharedReplay>,
+    /// Where DPoP proofs are claimed across replicas, when configured (swapped by a
+    /// reload that changes `dpop.replay`).
+    replay: Arc<arc_swap::ArcSwapOption<SharedReplay>>,
     /// The layers between the engine's first answer and the final one, in order
     /// (built from the fields above).
     steps: Vec<Box<dyn Step>>,
@@ -58,7 +59,7 @@ pub struct Decider {
 /// the (now verified) inbound token, and last the replay claim of an allow.
 fn steps(
     introspector: Option<&Arc<dyn Introspect>>,
-    replay: Option<&SharedReplay>,
+    replay: &Arc<arc_swap::ArcSwapOption<SharedReplay>>,
 ) -> Vec<Box<dyn Step>> {
     let mut steps: Vec<Box<dyn Step>> = Vec::with_capacity(4);
     if let Some(introspector) = introspector {
@@ -66,9 +67,7 @@ fn steps(
     }
     steps.push(Box::new(key_wait::KeyWait));
     steps.push(Box::new(exchange::Exchange));
-    if let Some(store) = replay {
-        steps.push(Box::new(replay::ClaimProof(store.clone())));
-    }
+    steps.push(Box::new(replay::ClaimProof(replay.clone())));
     steps
 }
 
@@ -76,6 +75,7 @@ impl Decider {
     /// Starts with `engine`.
     pub fn new(engine: Engine, metrics: Arc<Metrics>) -> Decider {
         let cache_stats = metrics.cache_stats();
+        let replay = Arc::default();
         Decider {
             engine: ArcSwap::from_pointee(engine.with_cache_stats(cache_stats.clone())),
             metrics,
@@ -84,8 +84,8 @@ impl Decider {
             deny_log: deny_log::DenyLog::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
             introspector: None,
-            replay: None,
-            steps: steps(None, None),
+            steps: steps(None, &replay),
+            replay,
         }
     }
 
@@ -94,16 +94,22 @@ impl Decider {
     #[must_use]
     pub fn with_introspector(mut self, introspector: Arc<dyn Introspect>) -> Decider {
         self.introspector = Some(introspector);
-        self.steps = steps(self.introspector.as_ref(), self.replay.as_ref());
+        self.steps = steps(self.introspector.as_ref(), &self.replay);
         self
     }
 
     /// Claims DPoP proofs in `store`, shared with the other replicas.
     #[must_use]
     pub fn with_replay(mut self, store: Option<SharedReplay>) -> Decider {
-        self.replay = store;
-        self.steps = steps(self.introspector.as_ref(), self.replay.as_ref());
+        self.replay.store(store.map(Arc::new));
+        self.steps = steps(self.introspector.as_ref(), &self.replay);
         self
+    }
+
+    /// Claims DPoP proofs in `store` from now on (a reload that changed
+    /// `dpop.replay`); `None` keeps proofs in this replica's memory only.
+    pub fn set_replay(&self, store: Option<SharedReplay>) {
+        self.replay.store(store.map(Arc::new));
     }
 
     /// Decides by `clock` instead of the system's (tests of expiry and refresh).

@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use http::HeaderMap;
 use portcullis_policy::dpop::{PROOF_WINDOW_SECS, ReplayStore, replay_key};
 use portcullis_policy::{Decision, Deny, DenyReason, Engine};
@@ -20,21 +21,28 @@ pub const REPLAY_WAIT: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct SharedReplay(pub Arc<dyn ReplayStore>);
 
-/// The layer: claims the proof of every allowed DPoP-bound request.
+/// The layer: claims the proof of every allowed DPoP-bound request in the store in
+/// force (swapped by a reload that changes `dpop.replay`).
 #[derive(Debug)]
-pub(crate) struct ClaimProof(pub(crate) SharedReplay);
+pub(crate) struct ClaimProof(pub(crate) Arc<ArcSwapOption<SharedReplay>>);
 
 impl Step for ClaimProof {
     fn wants(&self, decision: &Decision) -> bool {
         matches!(decision, Decision::Allow(a)
             if a.identity.as_ref().is_some_and(|i| i.dpop_jkt().is_some()))
+            && self.0.load().is_some()
     }
 
     fn run<'a>(&'a self, round: &'a mut Round<'_>) -> StepFuture<'a> {
         Box::pin(async move {
+            // The store in force when the claim starts; a reload mid-claim does not
+            // split one proof across two stores.
+            let Some(store) = self.0.load_full() else {
+                return;
+            };
             let now = round.now();
             let headers = round.headers();
-            claim_proof(&mut round.decision, round.engine, headers, &self.0, now).await;
+            claim_proof(&mut round.decision, round.engine, headers, &store, now).await;
         })
     }
 }
