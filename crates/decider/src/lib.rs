@@ -27,8 +27,9 @@ pub use metrics::{FetchOutcome, Metrics, MetricsFormat, ReloadOutcome};
 pub use replay::{REPLAY_WAIT, SharedReplay};
 pub use request_id::{MAX_REQUEST_ID, request_id};
 
-/// How long a request waits for a key refetch started because of its unknown `kid`.
-pub const REFETCH_WAIT: Duration = Duration::from_secs(2);
+/// The longest a request waits for key refetches because of its unknown `kid`
+/// (well under proxies' ext_authz timeouts: the examples' Envoy waits 1 s).
+pub const REFETCH_WAIT: Duration = Duration::from_millis(700);
 
 /// The engine in force, and what every decision reports to.
 #[derive(Debug)]
@@ -136,15 +137,24 @@ impl Decider {
             // flight (every request that asked while it runs waits on it, not only the
             // one that started it). Woken when the fetch ends, whatever it found (no
             // polling); bounded. Then decide again.
+            // Ask again after each fetch (the source says whether the next may bring
+            // the key: junk `kid`s stop waiting once a fetch did not bring them),
+            // within one bound for the whole wait.
             if let Some(slot) = engine.providers().get(provider).map(|p| p.slot().clone()) {
-                let round = slot.round();
-                let kid = deny.token_hints.kid.as_deref();
-                // The fetch may have ended between the engine's ask and `round`.
-                let arrived = kid.is_some_and(|k| slot.load().is_some_and(|keys| keys.has_kid(k)));
-                if !arrived {
-                    let _ = tokio::time::timeout(REFETCH_WAIT, slot.next_round(round)).await;
+                let deadline = tokio::time::Instant::now() + REFETCH_WAIT;
+                loop {
+                    // Read before deciding: a fetch that ends in between ends the wait.
+                    let round = slot.round();
+                    decision = engine.decide(req, self.clock.now());
+                    let waits = matches!(&decision, Decision::Deny(d) if d.refetch_started == Some(provider));
+                    if !waits
+                        || tokio::time::timeout_at(deadline, slot.next_round(round))
+                            .await
+                            .is_err()
+                    {
+                        break;
+                    }
                 }
-                decision = engine.decide(req, self.clock.now());
             }
         }
         exchange::run_pending(&mut decision, &engine, req, &self.clock).await;
