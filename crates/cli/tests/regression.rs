@@ -867,3 +867,67 @@ fn regression_issue18_idle_connections_are_shed_and_a_new_client_is_answered() {
     let mut after = connect();
     assert_eq!(raw_get(&mut after, "/verify", &auth).0, 200);
 }
+
+/// Issue 18 (the proxy listener): the `http` and `admin` listeners got header and
+/// idle timeouts from accept and a cap that sheds the oldest idle connection, but
+/// the `proxy` listener kept hyper's header timeout only, never closed idle
+/// keep-alive connections, and let clients over its cap wait in the accept queue.
+/// Now it holds connections within the same `connections:` limits. Slowloris, silent
+/// and idle clients through raw sockets; a new client is still answered.
+#[test]
+fn regression_issue18_the_proxy_listener_closes_slow_and_idle_connections_and_sheds_at_the_cap() {
+    use std::io::Write as _;
+    use std::net::TcpStream;
+    let proxy = portcullis_test_util::free_port();
+    let p = Portcullis::start(
+        BIN,
+        &format!(
+            "  proxy: 127.0.0.1:{proxy}\nconnections: {{max: 50, header_read_timeout: 1s, idle_timeout: 2s}}\nproviders: []\nrules:\n  - name: open\n    match: {{}}\n    allow: anonymous\n"
+        ),
+    );
+    p.wait_ready(Duration::from_secs(10));
+    let connect = || {
+        let s = TcpStream::connect(("127.0.0.1", proxy)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        s
+    };
+    // Answered: the rule has no upstream (404 `no_upstream`), which is an answer.
+    let mut first = connect();
+    let (status, _) = raw_get(&mut first, "/", "Bearer none");
+    assert_eq!(status, 404, "{}", p.log());
+
+    // Slowloris: part of a head, then nothing. Closed by the header timeout.
+    let mut slow = connect();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: test\r\nX-Slow: ")
+        .unwrap();
+    // Silent: connects and sends nothing.
+    let mut silent = connect();
+    let started = std::time::Instant::now();
+    assert!(closed(&mut slow), "a partial head is cut off");
+    assert!(closed(&mut silent), "a client that sends nothing is closed");
+    assert!(started.elapsed() < Duration::from_secs(6));
+    // Idle after a request: closed by the idle timeout.
+    assert!(
+        closed(&mut first),
+        "an idle keep-alive connection is closed"
+    );
+
+    // At the cap, the connection idle the longest makes room for a new client.
+    let mut kept: Vec<TcpStream> = (0..50)
+        .map(|_| {
+            let mut s = connect();
+            assert_eq!(raw_get(&mut s, "/", "Bearer none").0, 404);
+            s
+        })
+        .collect();
+    let mut fresh = connect();
+    assert_eq!(
+        raw_get(&mut fresh, "/", "Bearer none").0,
+        404,
+        "{}",
+        p.log()
+    );
+    assert!(closed(&mut kept[0]), "the oldest idle connection was shed");
+    let mut after = connect();
+    assert_eq!(raw_get(&mut after, "/", "Bearer none").0, 404);
+}
