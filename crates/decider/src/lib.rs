@@ -133,13 +133,12 @@ impl Decider {
         if let Decision::Deny(deny) = &decision
             && let Some(provider) = deny.refetch_started
         {
-            // An unknown kid may be a key just rotated in: wait for the refetch in
-            // flight (every request that asked while it runs waits on it, not only the
-            // one that started it). Woken when the fetch ends, whatever it found (no
-            // polling); bounded. Then decide again.
-            // Ask again after each fetch (the source says whether the next may bring
-            // the key: junk `kid`s stop waiting once a fetch did not bring them),
-            // within one bound for the whole wait.
+            // An unknown kid may be a key just rotated in: wait for the fetch in
+            // flight or about to start (every request that asks while it runs waits on
+            // it, not only the one that started it). Woken when the fetch ends,
+            // whatever it found (no polling); then decide again, which asks the source
+            // again: a junk `kid` stops waiting once a fetch did not bring it. One
+            // bound for the whole wait.
             if let Some(slot) = engine.providers().get(provider).map(|p| p.slot().clone()) {
                 let deadline = tokio::time::Instant::now() + REFETCH_WAIT;
                 loop {
