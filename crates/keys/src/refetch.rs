@@ -119,7 +119,8 @@ impl Refetch {
     /// Whether a fetch that started at or after `asked_at` has ended.
     fn looked_for(&self, asked_at: u64) -> bool {
         let start = self.last_start.load(Ordering::Acquire);
-        start != 0 && start - 1 >= asked_at
+        // Stored +1: a start at or after the ask is `start > asked_at`.
+        start > asked_at
     }
 
     /// Resolves when a request may have asked for a fetch (check [`Refetch::is_wanted`]).
