@@ -1,5 +1,5 @@
 """The processes under test: Portcullis, NGINX (examples/nginx) and Envoy
-(examples/envoy/http.yaml), on free 127.0.0.1 ports, each logging into the work dir.
+(examples/envoy/http.yaml and grpc.yaml), on free 127.0.0.1 ports, each logging into the work dir.
 Only processes started here are ever signalled."""
 
 import os
@@ -158,22 +158,26 @@ def envoy_binary(python):
     return out.stdout.strip()
 
 
-def start_envoy(root, work, binary, listen, admin, portcullis, upstream):
-    text = open(os.path.join(root, "examples", "envoy", "http.yaml")).read()
+def start_envoy(root, work, binary, listen, admin, portcullis, upstream, mode="http"):
+    """examples/envoy/http.yaml (ext_authz HTTP mode, `portcullis` = the http port) or
+    examples/envoy/grpc.yaml (ext_authz gRPC, `portcullis` = the grpc port), as they are."""
+    text = open(os.path.join(root, "examples", "envoy", f"{mode}.yaml")).read()
+    backend = "__PORTCULLIS_HTTP_PORT__" if mode == "http" else "__PORTCULLIS_GRPC_PORT__"
     for name, port in (
         ("__LISTEN_PORT__", listen),
         ("__ADMIN_PORT__", admin),
-        ("__PORTCULLIS_HTTP_PORT__", portcullis),
+        (backend, portcullis),
         ("__UPSTREAM_PORT__", upstream),
     ):
         assert name in text, name
         text = text.replace(name, str(port))
-    path = os.path.join(work, "envoy.yaml")
+    name = "envoy" if mode == "http" else f"envoy-{mode}"
+    path = os.path.join(work, f"{name}.yaml")
     with open(path, "w") as f:
         f.write(text)
     return Proc(
-        "envoy",
+        name,
         [binary, "--config-path", path, "--concurrency", "1", "--base-id", str(admin),
          "--log-level", "warn", "--disable-hot-restart"],
-        os.path.join(work, "envoy.log"),
+        os.path.join(work, f"{name}.log"),
     )

@@ -276,8 +276,8 @@ rules:
 }
 
 /// The demo's listeners: the default timeouts and cap.
-fn demo_limits() -> crate::conn::ConnLimits {
-    crate::conn::ConnLimits::new(
+fn demo_limits() -> portcullis_conn::ConnLimits {
+    portcullis_conn::ConnLimits::new(
         &portcullis_policy::config::lifecycle::Lifecycle::default(),
         std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
     )

@@ -4,7 +4,6 @@
 //! is the pure `portcullis_policy::Engine`.
 #![warn(missing_docs)]
 
-mod conn;
 mod demo;
 mod dpop_replay;
 mod error;

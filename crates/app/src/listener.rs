@@ -1,6 +1,6 @@
 //! The HTTP accept loop shared by the forward-auth, admin and demo listeners:
 //! hyper with limits (header size, HTTP/2 streams), the connection timeouts and
-//! cap of [`crate::conn`], and graceful drain on shutdown.
+//! cap of [`portcullis_conn`], and graceful drain on shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_service::Service;
 
-use crate::conn::{ConnLimits, ConnState, Registry, TrackedIo};
+use portcullis_conn::{ConnLimits, ConnState, Registry, TrackedIo};
 
 /// Largest request head we buffer (HTTP/1).
 pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -31,7 +31,7 @@ pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `service` on `listener` until `shutdown` flips to true, then drains. Every
 /// frontend is a `tower::Service` that answers every request (never an error).
-/// Connections are held within `limits` ([`crate::conn`]).
+/// Connections are held within `limits` ([`portcullis_conn`]).
 pub(crate) async fn serve_http<S>(
     listener: TcpListener,
     service: S,

@@ -71,7 +71,14 @@ pub(crate) async fn watch_config(
             continue;
         }
         seen = now;
-        reload(&path, &mut sources, &decider, &listen, &mut replay_url, by_signal);
+        reload(
+            &path,
+            &mut sources,
+            &decider,
+            &listen,
+            &mut replay_url,
+            by_signal,
+        );
     }
 }
 

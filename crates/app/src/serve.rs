@@ -17,9 +17,9 @@ use portcullis_frontend_forward_auth::NewForwardAuth;
 use portcullis_login::Login;
 use portcullis_proxy::{NewProxy, TlsIn};
 
-use crate::conn::ConnLimits;
 use crate::listener::serve_http;
 use crate::runtime::{Sources, load_config, log_warnings};
+use portcullis_conn::ConnLimits;
 
 /// Options of `serve`.
 #[derive(Clone, Debug)]
@@ -242,6 +242,7 @@ fn serve_frontend(
             NewProxy::new(decider).with_login(login),
             proxy_tls,
             stop,
+            limits,
         )),
         // A kind this build has no frontend for: nothing listens (never reached: the
         // config only names kinds that exist).

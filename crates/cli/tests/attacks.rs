@@ -500,9 +500,10 @@ fn kid_injection(f: &Fixture) -> Vec<Case> {
     out
 }
 
-/// 1,000 tokens with random `kid`s from four threads: every one `key_not_found`, at
-/// most one refetch per interval, and fast (a request waits for a refetch only when it
-/// started one).
+/// 1,000 tokens with random `kid`s from four threads: every one `key_not_found`, the
+/// refetches they cause within the per-source budget (a burst of 10, then one per
+/// 3 s: `UNKNOWN_KID_BURST`, `UNKNOWN_KID_REFILL`), and fast (a request waits only for a
+/// fetch in flight or about to start, 700 ms at most).
 #[test]
 fn random_kids_find_no_key_and_refetch_rate_limited() {
     run(ATTACKS, "random_kids_find_no_key_and_refetch_rate_limited");
@@ -548,9 +549,10 @@ fn random_kids_find_no_key_and_refetch_rate_limited() {
         wrong.len(),
         wrong.first()
     );
+    let budget = 10 + elapsed.as_secs() as usize / 3 + 1;
     assert!(
-        refetches <= 1,
-        "1000 random kids caused {refetches} JWKS refetches in {elapsed:?}"
+        refetches <= budget,
+        "1000 random kids caused {refetches} JWKS refetches in {elapsed:?} (budget {budget})"
     );
     assert!(
         elapsed < Duration::from_secs(30),

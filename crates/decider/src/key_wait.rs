@@ -1,8 +1,10 @@
 //! The unknown-`kid` layer: a token whose `kid` the keys lack may carry a key just
-//! rotated in, and the engine has started a refetch. Every request that asks while
-//! that fetch runs waits on it (not only the one that started it), woken when the
-//! fetch ends whatever it found (no polling), bounded by [`REFETCH_WAIT`]; then the
-//! round decides again.
+//! rotated in, and the engine has asked its source for a fetch. The request waits
+//! for the fetch in flight or about to start (every request that asks while it runs
+//! waits on it, not only the one that started it), woken when the fetch ends
+//! whatever it found (no polling); then the round decides again, which asks the
+//! source again: a junk `kid` stops waiting once a fetch did not bring it. One bound,
+//! [`REFETCH_WAIT`], for the whole wait.
 
 use std::time::Duration;
 
@@ -10,8 +12,9 @@ use portcullis_policy::Decision;
 
 use crate::step::{Round, Step, StepFuture};
 
-/// How long a request waits for a key refetch started because of its unknown `kid`.
-pub const REFETCH_WAIT: Duration = Duration::from_secs(2);
+/// The longest a request waits for key refetches because of its unknown `kid`
+/// (well under proxies' ext_authz timeouts: the examples' Envoy waits 1 s).
+pub const REFETCH_WAIT: Duration = Duration::from_millis(700);
 
 /// Waits for the refetch a decision started.
 #[derive(Debug)]
@@ -38,17 +41,20 @@ impl Step for KeyWait {
             else {
                 return;
             };
-            let round_no = slot.round();
-            // The fetch may have ended between the engine's ask and `round`.
-            let arrived = deny
-                .token_hints
-                .kid
-                .as_deref()
-                .is_some_and(|k| slot.load().is_some_and(|keys| keys.has_kid(k)));
-            if !arrived {
-                let _ = tokio::time::timeout(REFETCH_WAIT, slot.next_round(round_no)).await;
+            let deadline = tokio::time::Instant::now() + REFETCH_WAIT;
+            loop {
+                // Read before deciding: a fetch that ends in between ends the wait.
+                let round_no = slot.round();
+                round.decide_again();
+                let waits = matches!(&round.decision, Decision::Deny(d) if d.refetch_started == Some(provider));
+                if !waits
+                    || tokio::time::timeout_at(deadline, slot.next_round(round_no))
+                        .await
+                        .is_err()
+                {
+                    break;
+                }
             }
-            round.decide_again();
         })
     }
 }

@@ -50,15 +50,11 @@ pub use introspect::{
     CACHE_ENTRIES, Introspector, IntrospectorError, MAX_INTROSPECTION_BYTES, NEGATIVE_TTL,
 };
 pub use publish::{FetchOutcome, NoReport, Outlet, Publisher, Report};
-
-/// Least time between two refetches triggered by unknown `kid`s, per source, after
-/// one that brought new keys.
-pub const UNKNOWN_KID_REFETCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Least time between two refetches triggered by unknown `kid`s, per source, after
-/// one that found nothing new (or failed): junk `kid`s cost the key server at most
-/// one fetch per this interval, and cannot hold back a real rotation for longer.
-pub const UNKNOWN_KID_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+pub use refetch::{
+    ASKED_ENTRIES as UNKNOWN_KID_ASKED_ENTRIES, BURST as UNKNOWN_KID_BURST,
+    DEFER as UNKNOWN_KID_DEFER, MIN_INTERVAL as UNKNOWN_KID_MIN_INTERVAL,
+    NEGATIVE_TTL as UNKNOWN_KID_NEGATIVE_TTL, REFILL as UNKNOWN_KID_REFILL,
+};
 
 /// A background job that keeps slots filled with keys.
 pub trait KeySource: Send + 'static {

@@ -160,10 +160,10 @@ impl Publisher {
 
     /// Installs `hook` as the refetch hook of every slot: a token naming an unknown
     /// `kid` in any of them asks this source for fresh keys.
-    pub fn on_refetch(&self, hook: Arc<dyn Fn() -> bool + Send + Sync>) {
+    pub fn on_refetch(&self, hook: Arc<dyn Fn(&str) -> bool + Send + Sync>) {
         for outlet in self.outlets.iter() {
             let hook = hook.clone();
-            outlet.slot.set_refetch_hook(Box::new(move || hook()));
+            outlet.slot.set_refetch_hook(Box::new(move |kid| hook(kid)));
         }
     }
 

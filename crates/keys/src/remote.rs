@@ -1,6 +1,6 @@
 //! JWKS URIs and OIDC discovery: fetch, refresh (honouring `Cache-Control`
 //! within bounds), back off on failure, keep the last good set, refetch early
-//! (rate-limited, see [`crate::refetch`]) when a token names an unknown `kid`.
+//! (bounded, see [`crate::refetch`]) when a token names an unknown `kid`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,18 +45,16 @@ impl<F: Fetch> RemoteSource<F> {
         } = self;
         let refetch = Arc::new(Refetch::new());
         let gate = refetch.clone();
-        publisher.on_refetch(Arc::new(move || gate.request()));
+        publisher.on_refetch(Arc::new(move |kid: &str| gate.request(kid)));
         let mut jwks_uri = match &target {
             Target::Jwks(u) => Some(u.clone()),
             Target::Discovery(_) => None,
         };
         let mut backoff = FIRST_BACKOFF;
         loop {
-            let by_kid = refetch.is_requested();
+            let _by_kid = refetch.start();
             let outcome = cycle(&target, &mut jwks_uri, tuning, &publisher, &fetcher).await;
-            if by_kid {
-                refetch.done(matches!(outcome, Ok((_, true))));
-            }
+            refetch.end();
             // After the keys: the requests waiting on this fetch wake to them.
             publisher.end_round();
             let next = match outcome {
@@ -73,9 +71,20 @@ impl<F: Fetch> RemoteSource<F> {
                 }
             };
             publisher.note_next_refresh(next);
-            tokio::select! {
-                () = tokio::time::sleep(next) => {}
-                () = refetch.requested() => tokio::time::sleep(refetch.delay()).await,
+            // The next fetch: at the refresh, or earlier when a `kid` asks for one
+            // (once the gate's interval and bucket allow it).
+            let due = tokio::time::Instant::now() + next;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep_until(due) => break,
+                    () = refetch.requested() => {
+                        if refetch.is_wanted() {
+                            let at = (tokio::time::Instant::now() + refetch.delay()).min(due);
+                            tokio::time::sleep_until(at).await;
+                            break;
+                        }
+                    }
+                }
             }
         }
     }

@@ -883,9 +883,9 @@ impl Engine {
                     },
                     None => unverified_hints(token),
                 };
-                if let TokenError::KeyNotFound { kid: Some(_) } = e
+                if let TokenError::KeyNotFound { kid: Some(kid) } = &e
                     && !T::RECORDS
-                    && provider.slot.request_refetch()
+                    && provider.slot.request_refetch(kid)
                 {
                     d.refetch_started = Some(idx);
                 }

@@ -18,8 +18,9 @@ use portcullis_jose::KeySet;
 use crate::keystatus::KeyStatus;
 use crate::provider_metadata::ProviderMetadata;
 
-/// Called when a token names a `kid` we do not have; returns whether a refetch started.
-pub type RefetchHook = Box<dyn Fn() -> bool + Send + Sync>;
+/// Called with the `kid` a token names when the keys do not have it; returns whether
+/// the request should wait for a fetch (one in flight, or about to start).
+pub type RefetchHook = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// The keys of one provider as published at one moment, with the generation that
 /// names them. Keys and generation are published together, so a reader that loads a
@@ -190,9 +191,12 @@ impl KeySlot {
         let _ = self.refetch.set(hook);
     }
 
-    /// Asks the source for fresh keys; `true` when a fetch started (it is rate-limited).
-    pub fn request_refetch(&self) -> bool {
-        self.refetch.get().is_some_and(|hook| hook())
+    /// Asks the source for fresh keys because a token names `kid`, which the keys do
+    /// not have; `true` when the request should wait for the next fetch to end
+    /// ([`KeySlot::next_round`]). The source decides (junk `kid`s wait for nothing;
+    /// fetches are bounded).
+    pub fn request_refetch(&self, kid: &str) -> bool {
+        self.refetch.get().is_some_and(|hook| hook(kid))
     }
 }
 

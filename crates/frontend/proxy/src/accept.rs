@@ -1,6 +1,11 @@
 //! The proxy listener's accept loop: TCP or TLS, HTTP/1.1 (with upgrades) and
 //! HTTP/2 (h2c prior knowledge, or ALPN `h2`), the peer (address, client
-//! certificate) handed to the service of each connection, graceful drain.
+//! certificate) handed to the service of each connection, graceful drain; the
+//! connection timeouts and cap every HTTP listener has ([`portcullis_conn`]: a
+//! header read timeout from accept, an idle timeout, the oldest idle connection
+//! shed at the cap). A request is in flight until its response body is done, so
+//! streamed responses are never idle; an upgraded connection (WebSocket) leaves the
+//! watch with its HTTP connection.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,17 +14,15 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use portcullis_conn::{ConnLimits, ConnState, Registry, TrackedIo};
 use portcullis_policy::Peer;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
+use crate::counted::Counted;
 use crate::forward::NewProxy;
 use crate::tls::TlsIn;
 
-/// Most connections served at once; more wait in the accept queue.
-const MAX_CONNECTIONS: usize = 10_000;
-/// Time a client has to send a request's headers, and to finish a TLS handshake.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head buffered (HTTP/1).
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// How long in-flight requests may take after a shutdown signal.
@@ -28,12 +31,13 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 const TLS_RELOAD_EVERY: Duration = Duration::from_secs(1);
 
 /// Serves proxy mode on `listener` (TLS when `tls` is given) until `shutdown`
-/// flips to true, then drains.
+/// flips to true, then drains. Connections are held within `limits`.
 pub async fn serve(
     listener: TcpListener,
     proxy: NewProxy,
     tls: Option<Arc<TlsIn>>,
     mut shutdown: watch::Receiver<bool>,
+    limits: ConnLimits,
 ) {
     if let Some(tls) = &tls {
         tokio::spawn(tls.clone().watch(TLS_RELOAD_EVERY, shutdown.clone()));
@@ -43,7 +47,8 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        // The header timeout is ours, from accept (`portcullis_conn`).
+        .header_read_timeout(None)
         .max_buf_size(MAX_HEADER_BYTES);
     builder
         .http2()
@@ -53,12 +58,9 @@ pub async fn serve(
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut registry = Registry::default();
+    let limits = Arc::new(limits);
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = shutdown.wait_for(|s| *s) => break,
-        };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = shutdown.wait_for(|s| *s) => break,
@@ -71,28 +73,48 @@ pub async fn serve(
                 continue;
             }
         };
+        let state = Arc::new(ConnState::new());
+        if !registry.admit(state.clone(), limits.max_connections) {
+            // Every connection has a request in flight: refuse this one now rather
+            // than let it wait unanswered.
+            tracing::warn!(
+                max = limits.max_connections,
+                "proxy connection cap reached with every connection busy; connection refused"
+            );
+            drop(stream);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
+        let stream = TrackedIo::new(stream, state.clone());
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let proxy = proxy.clone();
         let acceptor = tls.as_ref().map(|t| t.acceptor());
+        let limits = limits.clone();
         tokio::spawn(async move {
-            let mut peer = Peer {
-                address: Some(addr),
-                certificate: None,
-            };
-            match acceptor {
-                None => {
-                    let service = TowerToHyperService::new(proxy.new_service(peer, false));
-                    let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .into_owned();
-                    let _ = watcher.watch(conn).await;
-                }
-                Some(acceptor) => {
-                    let tls =
-                        match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream))
-                            .await
+            let served = async {
+                let mut peer = Peer {
+                    address: Some(addr),
+                    certificate: None,
+                };
+                match acceptor {
+                    None => {
+                        let service = TowerToHyperService::new(Counted::new(
+                            proxy.new_service(peer, false),
+                            state.clone(),
+                            limits.draining.clone(),
+                        ));
+                        let conn = builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                            .into_owned();
+                        let _ = watcher.watch(conn).await;
+                    }
+                    Some(acceptor) => {
+                        let tls = match tokio::time::timeout(
+                            limits.header_read_timeout,
+                            acceptor.accept(stream),
+                        )
+                        .await
                         {
                             Ok(Ok(tls)) => tls,
                             Ok(Err(e)) => {
@@ -104,20 +126,28 @@ pub async fn serve(
                                 return;
                             }
                         };
-                    peer.certificate = tls
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .map(|der| to_pem(der.as_ref()));
-                    let service = TowerToHyperService::new(proxy.new_service(peer, true));
-                    let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                        .into_owned();
-                    let _ = watcher.watch(conn).await;
+                        peer.certificate = tls
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|c| c.first())
+                            .map(|der| to_pem(der.as_ref()));
+                        let service = TowerToHyperService::new(Counted::new(
+                            proxy.new_service(peer, true),
+                            state.clone(),
+                            limits.draining.clone(),
+                        ));
+                        let conn = builder
+                            .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                            .into_owned();
+                        let _ = watcher.watch(conn).await;
+                    }
                 }
+            };
+            tokio::select! {
+                () = served => {}
+                why = state.watchdog(&limits) => tracing::debug!(why, peer = %addr, "proxy connection closed"),
             }
-            drop(permit);
         });
     }
     drop(listener);

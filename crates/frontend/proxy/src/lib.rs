@@ -9,6 +9,7 @@
 mod accept;
 mod balance;
 mod body;
+mod counted;
 mod forward;
 mod headers;
 mod health;

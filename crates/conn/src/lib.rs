@@ -13,6 +13,12 @@
 //!
 //! HTTP/2 connections carry PINGs and other frames between requests, so for them
 //! only the requests count: idle is no stream in flight for `idle_timeout`.
+//!
+//! Every HTTP listener uses it: `http` and `admin` (the app's accept loop) and
+//! `proxy` (its own accept loop, where a request stays in flight until its response
+//! body is done, so long downloads and streams are not idle).
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 use std::io;
 use std::pin::Pin;
@@ -27,20 +33,20 @@ use tokio::time::Instant;
 
 /// Timeouts and the cap of one listener.
 #[derive(Clone, Debug)]
-pub(crate) struct ConnLimits {
+pub struct ConnLimits {
     /// Time to send a request head, from accept or from its first byte.
-    pub(crate) header_read_timeout: Duration,
+    pub header_read_timeout: Duration,
     /// A connection with no request in flight and nothing pending for this long closes.
-    pub(crate) idle_timeout: Duration,
+    pub idle_timeout: Duration,
     /// Most connections held at once; at the cap the oldest idle one is shed.
-    pub(crate) max_connections: usize,
+    pub max_connections: usize,
     /// Set when shutting down: HTTP/1 responses then ask the client to close.
-    pub(crate) draining: Arc<AtomicBool>,
+    pub draining: Arc<AtomicBool>,
 }
 
 impl ConnLimits {
     /// The limits `lifecycle` names, with `draining` shared by every listener.
-    pub(crate) fn new(
+    pub fn new(
         lifecycle: &portcullis_policy::config::lifecycle::Lifecycle,
         draining: Arc<AtomicBool>,
     ) -> ConnLimits {
@@ -55,7 +61,7 @@ impl ConnLimits {
 
 /// One connection's state, shared by its IO, its service and the accept loop.
 #[derive(Debug)]
-pub(crate) struct ConnState {
+pub struct ConnState {
     epoch: Instant,
     /// Milliseconds since `epoch` of the last request start or end (accept: 0).
     last_activity_ms: AtomicU64,
@@ -73,7 +79,8 @@ pub(crate) struct ConnState {
 }
 
 impl ConnState {
-    pub(crate) fn new() -> ConnState {
+    /// A connection just accepted.
+    pub fn new() -> ConnState {
         ConnState {
             epoch: Instant::now(),
             last_activity_ms: AtomicU64::new(0),
@@ -92,7 +99,7 @@ impl ConnState {
     }
 
     /// A request starts (its head was read).
-    pub(crate) fn request_started(&self) {
+    pub fn request_started(&self) {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.last_activity_ms
             .store(self.now_ms(), Ordering::Release);
@@ -100,7 +107,7 @@ impl ConnState {
     }
 
     /// A request's response is ready.
-    pub(crate) fn request_ended(&self) {
+    pub fn request_ended(&self) {
         self.served.fetch_add(1, Ordering::AcqRel);
         self.last_activity_ms
             .store(self.now_ms(), Ordering::Release);
@@ -137,17 +144,17 @@ impl ConnState {
     }
 
     /// Whether no request is in flight.
-    pub(crate) fn is_idle(&self) -> bool {
+    pub fn is_idle(&self) -> bool {
         self.in_flight.load(Ordering::Acquire) == 0
     }
 
     /// When it was last active (for shedding the oldest idle one first).
-    pub(crate) fn last_activity(&self) -> (Instant, u64) {
+    pub fn last_activity(&self) -> (Instant, u64) {
         (self.epoch, self.last_activity_ms.load(Ordering::Acquire))
     }
 
     /// Asks the connection to close now (the registry sheds it).
-    pub(crate) fn shed(&self) -> bool {
+    pub fn shed(&self) -> bool {
         if self.shedding.swap(true, Ordering::AcqRel) {
             return false;
         }
@@ -156,7 +163,7 @@ impl ConnState {
     }
 
     /// Resolves when the connection must close: idle or slow past its limits, or shed.
-    pub(crate) async fn watchdog(&self, limits: &ConnLimits) -> &'static str {
+    pub async fn watchdog(&self, limits: &ConnLimits) -> &'static str {
         loop {
             let deadline = match self.deadline(limits) {
                 Ok(d) => d,
@@ -205,14 +212,14 @@ impl ConnState {
 
 /// The accept loop's list of live connections.
 #[derive(Debug, Default)]
-pub(crate) struct Registry {
+pub struct Registry {
     live: Vec<Arc<ConnState>>,
 }
 
 impl Registry {
     /// Adds a connection; at `cap`, sheds the oldest idle one first. `false` when
     /// every connection is busy (the new one is then refused).
-    pub(crate) fn admit(&mut self, conn: Arc<ConnState>, cap: usize) -> bool {
+    pub fn admit(&mut self, conn: Arc<ConnState>, cap: usize) -> bool {
         if self.live.len() >= cap {
             // Connections that ended hold only our reference.
             self.live.retain(|c| Arc::strong_count(c) > 1);
@@ -241,16 +248,44 @@ impl Registry {
     }
 }
 
+/// A request in flight on a connection until dropped (answered, or its response
+/// body done or dropped).
+#[derive(Debug)]
+pub struct InFlight(Arc<ConnState>);
+
+impl InFlight {
+    /// A request starts on `state`'s connection.
+    pub fn start(state: &Arc<ConnState>) -> InFlight {
+        state.request_started();
+        InFlight(state.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_ended();
+    }
+}
+
 /// A connection's IO, noting the bytes it reads.
 #[derive(Debug)]
-pub(crate) struct TrackedIo<T> {
+pub struct TrackedIo<T> {
     inner: T,
     state: Arc<ConnState>,
 }
 
 impl<T> TrackedIo<T> {
-    pub(crate) fn new(inner: T, state: Arc<ConnState>) -> TrackedIo<T> {
+    /// Wraps `inner`, noting what it reads in `state`.
+    pub fn new(inner: T, state: Arc<ConnState>) -> TrackedIo<T> {
         TrackedIo { inner, state }
+    }
+}
+
+// === impl ConnState ===
+
+impl Default for ConnState {
+    fn default() -> ConnState {
+        ConnState::new()
     }
 }
 
