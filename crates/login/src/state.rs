@@ -55,7 +55,9 @@ impl Login {
                 _ => clear.push(name.to_owned()),
             }
         }
-        pending.sort();
+        // Oldest first: by expiry, and within one second by the order browsers send
+        // cookies in (creation time, RFC 6265 §5.4); the sort is stable.
+        pending.sort_by_key(|(exp, _)| *exp);
         let excess = (pending.len() + 1).saturating_sub(MAX_PENDING);
         clear.extend(pending.into_iter().take(excess).map(|(_, n)| n));
         clear.sort();
