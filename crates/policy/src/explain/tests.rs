@@ -298,6 +298,8 @@ fn case(w: &Wide, reason: DenyReason) -> Option<(Case, &'static str)> {
         // Opaque tokens: decided with the decider's introspection answer (see
         // engine/introspection/tests.rs, which checks their explain steps).
         DenyReason::TokenInactive | DenyReason::IntrospectionUnavailable => return None,
+        // Step-up has its own tests (engine/login).
+        DenyReason::StepUpRequired => return None,
     })
 }
 
