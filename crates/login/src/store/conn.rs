@@ -15,7 +15,7 @@ pub(super) enum Target {
     /// One node.
     Single(redis::Client),
     /// A Redis Cluster, by its seed nodes.
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
 }
 
 impl Target {
@@ -36,7 +36,7 @@ impl Target {
             .retries(1)
             .max_retry_wait(200)
             .build()?;
-        Ok(Target::Cluster(client))
+        Ok(Target::Cluster(Box::new(client)))
     }
 
     /// Connects.
