@@ -291,7 +291,13 @@ fn login_through_traefik_and_nginx() {
     ] {
         assert!(auth.contains(part), "{part} in {auth}");
     }
-    let state_cookie = first.cookie("portcullis_session_state").unwrap().clone();
+    // One state cookie per login, named after its state.
+    let state_cookie = first
+        .cookies
+        .iter()
+        .find(|c| c.name.starts_with("portcullis_session_state_"))
+        .unwrap()
+        .clone();
     assert!(state_cookie.http_only && state_cookie.same_site.as_deref() == Some("Lax"));
     let (url, r) = first.get(&auth);
     assert_eq!(r.status, 200, "{url}: {r:?}\n{}", w.portcullis.log());
@@ -302,7 +308,7 @@ fn login_through_traefik_and_nginx() {
     let session = first.cookie("portcullis_session").unwrap().clone();
     assert!(session.http_only && session.same_site.as_deref() == Some("Lax"));
     assert!(
-        first.cookie("portcullis_session_state").is_none(),
+        first.cookie(&state_cookie.name).is_none(),
         "state cookie is single use"
     );
 
@@ -407,7 +413,7 @@ print(json.dumps(claims))
         .find(|(u, _)| u.starts_with(&format!("{public}/oauth2/callback")))
         .unwrap()
         .clone();
-    let state_pair = format!("portcullis_session_state={}", state_cookie.value);
+    let state_pair = format!("{}={}", state_cookie.name, state_cookie.value);
     let r = portcullis_test_util::get(&callback_url, &[("Cookie", &state_pair)]);
     assert_eq!(r.status, 400, "replayed: {r:?}");
     assert_eq!(r.json()["reason"], "state_invalid");

@@ -30,7 +30,7 @@ pub use deny_log::DENY_LINES_PER_SECOND;
 pub use exchange::EXCHANGE_WAIT;
 pub use frontend::Frontend;
 pub use key_wait::REFETCH_WAIT;
-pub use metrics::{FetchOutcome, Metrics, MetricsFormat, ReloadOutcome};
+pub use metrics::{FetchOutcome, LoginStep, Metrics, MetricsFormat, ReloadOutcome};
 pub use replay::{REPLAY_WAIT, SharedReplay};
 pub use request_id::{MAX_REQUEST_ID, request_id};
 

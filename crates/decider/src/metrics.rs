@@ -20,8 +20,11 @@ use prometheus_client::registry::Registry;
 use crate::Frontend;
 
 mod health;
+mod login;
 
 use health::{Health, HealthCollector};
+use login::LoginLabels;
+pub use login::LoginStep;
 
 /// A shared label value: cloning it is an atomic increment, not an allocation.
 #[derive(Clone, Debug, Default, Eq, Hash, PartialEq)]
@@ -104,6 +107,7 @@ pub struct Metrics {
     fetches: Family<FetchLabels, Counter>,
     keys: Family<ProviderLabel, Gauge>,
     reloads: Family<OutcomeLabel, Counter>,
+    login: Family<LoginLabels, Counter>,
     cache: Arc<CacheStats>,
     health: Arc<Health>,
 }
@@ -188,6 +192,12 @@ impl Metrics {
         for outcome in ["applied", "rejected"] {
             let _ = reloads.get_or_create(&OutcomeLabel { outcome });
         }
+        let login = Family::<LoginLabels, Counter>::default();
+        registry.register(
+            "portcullis_login",
+            "Login endpoint requests (and session refreshes) by step and outcome",
+            login.clone(),
+        );
         let cache = Arc::new(CacheStats::default());
         registry.register_collector(Box::new(CacheCollector(cache.clone())));
         let health = Arc::new(Health::new(Arc::new(portcullis_policy::SystemClock)));
@@ -203,6 +213,7 @@ impl Metrics {
             fetches,
             keys,
             reloads,
+            login,
             cache,
             health,
         }
@@ -301,6 +312,17 @@ impl Metrics {
             ReloadOutcome::Rejected => "rejected",
         };
         self.reloads.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Counts a login endpoint request (or a refresh) and how it ended (`ok` or a
+    /// fixed reason code).
+    pub fn login(&self, step: LoginStep, outcome: &'static str) {
+        self.login
+            .get_or_create(&LoginLabels {
+                step: step.as_str(),
+                outcome,
+            })
+            .inc();
     }
 
     /// The Prometheus text exposition.

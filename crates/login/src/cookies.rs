@@ -23,6 +23,17 @@ pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> 
         .map(|(_, v)| v.trim())
 }
 
+/// Every cookie of the request, as `(name, value)`, in order.
+pub(crate) fn all(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .map(|(n, v)| (n.trim(), v.trim()))
+}
+
 /// Removes the cookies `is_ours` names from every `Cookie` header, keeping the
 /// others as sent; a header left empty is dropped.
 pub(crate) fn remove(headers: &mut HeaderMap, is_ours: impl Fn(&str) -> bool) {

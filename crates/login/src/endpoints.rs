@@ -7,7 +7,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
-use portcullis_decider::Decider;
+use portcullis_decider::{Decider, LoginStep};
 use portcullis_jose::{Validation, verify_jwt};
 use portcullis_policy::Provider;
 use serde_json::{Map, Value};
@@ -25,7 +25,9 @@ const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-log
 
 /// Why a login endpoint refuses: a fixed reason code and its status.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
-enum Failure {
+pub(crate) enum Failure {
+    /// The ID token's `acr` is not one of the `acr_values` asked for (403).
+    AcrNotSatisfied,
     /// Back-channel logout token fails validation (400).
     LogoutTokenInvalid,
     /// Wrong method (405).
@@ -47,8 +49,9 @@ enum Failure {
 }
 
 impl Failure {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
+            Failure::AcrNotSatisfied => "acr_not_satisfied",
             Failure::LogoutTokenInvalid => "logout_token_invalid",
             Failure::MethodNotAllowed => "method_not_allowed",
             Failure::NotFound => "not_found",
@@ -63,6 +66,7 @@ impl Failure {
 
     fn status(self) -> StatusCode {
         match self {
+            Failure::AcrNotSatisfied => StatusCode::FORBIDDEN,
             Failure::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Failure::NotFound => StatusCode::NOT_FOUND,
             Failure::ProviderUnreachable => StatusCode::BAD_GATEWAY,
@@ -75,6 +79,7 @@ impl Failure {
         match self {
             Failure::ProviderUnreachable | Failure::StoreUnavailable => "temporarily_unavailable",
             Failure::NotFound => "not_found",
+            Failure::AcrNotSatisfied => "insufficient_user_authentication",
             _ => "invalid_request",
         }
     }
@@ -84,14 +89,15 @@ impl Failure {
 struct Refusal {
     failure: Failure,
     detail: String,
-    clear_state: bool,
+    /// The state cookie to clear with the refusal.
+    clear_state: Option<String>,
 }
 
 fn refuse(failure: Failure, detail: impl Into<String>) -> Refusal {
     Refusal {
         failure,
         detail: detail.into(),
-        clear_state: false,
+        clear_state: None,
     }
 }
 
@@ -192,6 +198,20 @@ impl Login {
             }
             _ => Err(refuse(Failure::NotFound, "not a login endpoint")),
         };
+        let step = match path.as_str() {
+            "/oauth2/start" => Some(LoginStep::Start),
+            "/oauth2/callback" => Some(LoginStep::Callback),
+            "/oauth2/sign_out" => Some(LoginStep::SignOut),
+            "/oauth2/backchannel_logout" => Some(LoginStep::Backchannel),
+            _ => None,
+        };
+        if let Some(step) = step {
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(refusal) => refusal.failure.as_str(),
+            };
+            decider.metrics().login(step, outcome);
+        }
         match result {
             Ok(r) => r,
             Err(refusal) => {
@@ -210,8 +230,8 @@ impl Login {
                         refusal.failure.as_str()
                     ),
                 );
-                if refusal.clear_state {
-                    let clear = cookies::set(&self.sessions.cookie, &self.state_cookie, "", None);
+                if let Some(name) = &refusal.clear_state {
+                    let clear = cookies::set(&self.sessions.cookie, name, "", None);
                     add_cookies(&mut r, &[clear]);
                 }
                 r
@@ -262,12 +282,30 @@ impl Login {
         let endpoint = metadata
             .authorization_endpoint()
             .ok_or_else(|| refuse(Failure::ProviderUnreachable, "no authorization_endpoint"))?;
+        let acr_values = match param(&params, "acr_values") {
+            None => None,
+            Some(v) => {
+                let values: Vec<&str> = v.split(' ').collect();
+                if values.len() > 16
+                    || !values
+                        .iter()
+                        .all(|a| portcullis_policy::config::login::is_acr_value(a))
+                {
+                    return Err(refuse(
+                        Failure::RequestInvalid,
+                        "acr_values is not a list of acr values",
+                    ));
+                }
+                Some(values.join(" "))
+            }
+        };
         let random = |n| {
             self.sealer
                 .random(n)
                 .map_err(|_| refuse(Failure::ProviderUnreachable, "no randomness"))
         };
         let record = StateRecord {
+            acr_values,
             state: random(32)?,
             nonce: random(32)?,
             verifier: random(48)?,
@@ -286,19 +324,25 @@ impl Login {
             enc(&record.nonce),
             enc(&oidc::pkce_challenge(&record.verifier)),
         );
+        let mut location = location;
+        if let Some(acr) = &record.acr_values {
+            location.push_str(&format!("&acr_values={}", enc(acr)));
+        }
         let plain = serde_json::to_vec(&record)
             .map_err(|e| refuse(Failure::RequestInvalid, e.to_string()))?;
         let sealed = self
             .sealer
             .seal(STATE, &plain)
             .map_err(|e| refuse(Failure::RequestInvalid, e.to_string()))?;
-        let cookie = cookies::set(
+        // Room for this login among the pending ones, then its own state cookie.
+        let mut set = self.drop_stale_states(req.headers(), now);
+        set.push(cookies::set(
             &self.sessions.cookie,
-            &self.state_cookie,
+            &self.state_cookie_name(&record.state),
             &sealed,
             Some(STATE_TTL as u64),
-        );
-        Ok(redirect(&location, &[cookie]))
+        ));
+        Ok(redirect(&location, &set))
     }
 
     async fn callback(
@@ -307,11 +351,13 @@ impl Login {
         req: &Request<Bytes>,
         now: i64,
     ) -> Result<Response<Full<Bytes>>, Refusal> {
+        let params = query(req.uri())?;
+        // The login's own state cookie: named after the `state` it holds.
+        let state_name = param(&params, "state").map(|s| self.state_cookie_name(s));
         let with_clear = |mut r: Refusal| {
-            r.clear_state = true;
+            r.clear_state = state_name.clone();
             r
         };
-        let params = query(req.uri()).map_err(with_clear)?;
         if let Some(error) = param(&params, "error") {
             return Err(with_clear(refuse(
                 Failure::ProviderError,
@@ -327,8 +373,10 @@ impl Login {
                 "no state or code",
             )));
         };
-        let sealed = cookies::cookie(req.headers(), &self.state_cookie)
-            .ok_or_else(|| refuse(Failure::StateInvalid, "no state cookie"))?;
+        let sealed = state_name
+            .as_deref()
+            .and_then(|name| cookies::cookie(req.headers(), name))
+            .ok_or_else(|| refuse(Failure::StateInvalid, "no state cookie for this state"))?;
         let record: StateRecord = self
             .sealer
             .open(STATE, sealed)
@@ -403,6 +451,20 @@ impl Login {
             now,
         )
         .map_err(|e| with_clear(refuse(Failure::ProviderError, e.to_string())))?;
+        // Step-up: the authentication asked for must be the one the provider did
+        // (OIDC Core §3.1.2.1: `acr_values` is a request, not a promise).
+        if let Some(wanted) = &record.acr_values {
+            let acr = claims.get("acr").and_then(Value::as_str).unwrap_or("");
+            if !wanted.split(' ').any(|w| w == acr) {
+                return Err(with_clear(refuse(
+                    Failure::AcrNotSatisfied,
+                    format!(
+                        "id token acr {:?} is not one of {wanted:?}",
+                        acr.chars().take(64).collect::<String>()
+                    ),
+                )));
+            }
+        }
         let mut claims = claims.into_members();
         for gone in ["nonce", "at_hash", "c_hash"] {
             claims.remove(gone);
@@ -455,12 +517,9 @@ impl Login {
                 )
             }
         };
-        set.push(cookies::set(
-            &self.sessions.cookie,
-            &self.state_cookie,
-            "",
-            None,
-        ));
+        if let Some(name) = &state_name {
+            set.push(cookies::set(&self.sessions.cookie, name, "", None));
+        }
         tracing::info!(
             provider = provider.name(),
             sub = session.sub().unwrap_or(""),

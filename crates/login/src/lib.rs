@@ -18,6 +18,7 @@ mod record;
 mod redirect;
 mod refresh;
 mod seal;
+mod state;
 mod store;
 
 use std::sync::Arc;
@@ -100,7 +101,10 @@ pub struct Login {
     /// One lock per session being refreshed on this replica.
     refreshing: quick_cache::sync::Cache<String, Arc<tokio::sync::Mutex<()>>>,
     redirect_uri: String,
+    /// The single state cookie of earlier builds (still cleared and stripped).
     state_cookie: String,
+    /// `<cookie>_state_`: the prefix of the per-login state cookies.
+    state_prefix: String,
 }
 
 impl std::fmt::Debug for Login {
@@ -126,6 +130,10 @@ impl Login {
         let store = match &sessions.store {
             SessionStore::Redis(url) => Some(
                 store::RedisStore::try_new(url).map_err(|e| LoginError::Store(e.to_string()))?,
+            ),
+            SessionStore::RedisCluster(nodes) => Some(
+                store::RedisStore::try_cluster(nodes)
+                    .map_err(|e| LoginError::Store(e.to_string()))?,
             ),
             SessionStore::Cookie => None,
         };
@@ -168,6 +176,7 @@ impl Login {
         Ok(Some(Arc::new(Login {
             redirect_uri: format!("{}/oauth2/callback", sessions.public_url),
             state_cookie: format!("{}_state", sessions.cookie.name),
+            state_prefix: format!("{}_state_", sessions.cookie.name),
             sessions: sessions.clone(),
             sealer,
             minter,
@@ -337,7 +346,7 @@ impl Login {
         let name = self.sessions.cookie.name.as_str();
         cookies::remove(headers, |n| {
             n == name
-                || n == self.state_cookie
+                || self.is_state_cookie(n)
                 || n.strip_prefix(name)
                     .and_then(|rest| rest.strip_prefix('_'))
                     .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))

@@ -19,6 +19,10 @@ pub(crate) struct StateRecord {
     pub(crate) provider: String,
     /// When the login attempt expires (seconds since the epoch).
     pub(crate) exp: i64,
+    /// The `acr_values` asked for (space-separated): the ID token's `acr` must be
+    /// one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) acr_values: Option<String>,
 }
 
 /// A session: who logged in, where, until when.

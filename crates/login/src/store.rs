@@ -7,10 +7,13 @@
 use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
 use crate::record::SessionRecord;
+
+mod conn;
+
+use conn::{Conn, Target};
 
 /// Why the store cannot answer (a session it cannot read is no session).
 #[derive(Debug, thiserror::Error)]
@@ -40,35 +43,34 @@ async fn bounded<T>(op: impl Future<Output = Result<T, StoreError>>) -> Result<T
         .unwrap_or(Err(StoreError::Timeout(STORE_TIMEOUT)))
 }
 
-/// The Redis session store (connected on first use, reconnecting by itself).
+/// The Redis session store (connected on first use, reconnecting by itself): one
+/// node or a Redis Cluster.
 pub(crate) struct RedisStore {
-    client: redis::Client,
-    conn: OnceCell<ConnectionManager>,
+    target: Target,
+    conn: OnceCell<Conn>,
 }
 
 impl RedisStore {
-    /// A store for `url` (checked now, connected later).
+    /// A store on one node at `url` (checked now, connected later).
     pub(crate) fn try_new(url: &str) -> Result<RedisStore, redis::RedisError> {
         Ok(RedisStore {
-            client: redis::Client::open(url)?,
+            target: Target::single(url)?,
             conn: OnceCell::new(),
         })
     }
 
-    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+    /// A store on the Redis Cluster seeded by `nodes` (checked now, connected later).
+    pub(crate) fn try_cluster(nodes: &[String]) -> Result<RedisStore, redis::RedisError> {
+        Ok(RedisStore {
+            target: Target::cluster(nodes, STORE_TIMEOUT / 2)?,
+            conn: OnceCell::new(),
+        })
+    }
+
+    async fn conn(&self) -> Result<Conn, StoreError> {
         let conn = self
             .conn
-            .get_or_try_init(|| {
-                // Each command and each (re)connection attempt is bounded, and a broken
-                // connection is retried once per command: the manager keeps reconnecting
-                // in the background while commands fail fast.
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(STORE_TIMEOUT / 2))
-                    .set_response_timeout(Some(STORE_TIMEOUT / 2))
-                    .set_number_of_retries(1)
-                    .set_max_delay(Duration::from_millis(200));
-                ConnectionManager::new_with_config(self.client.clone(), config)
-            })
+            .get_or_try_init(|| self.target.connect(STORE_TIMEOUT / 2))
             .await?;
         Ok(conn.clone())
     }
@@ -82,21 +84,25 @@ impl RedisStore {
         let ttl = (record.exp - now).max(1);
         let json = serde_json::to_string(record)?;
         let mut conn = self.conn().await?;
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("SET")
-            .arg(session_key(&record.id))
+        let mut cmds = Vec::new();
+        let mut set = redis::cmd("SET");
+        set.arg(session_key(&record.id))
             .arg(json)
             .arg("EX")
-            .arg(ttl)
-            .ignore();
+            .arg(ttl);
+        cmds.push(set);
         for index in indexes(record) {
-            pipe.cmd("SADD").arg(&index).arg(&record.id).ignore();
+            let mut add = redis::cmd("SADD");
+            add.arg(&index).arg(&record.id);
+            cmds.push(add);
             // The index lives as long as its longest session.
-            pipe.cmd("EXPIRE").arg(&index).arg(ttl).arg("GT").ignore();
-            pipe.cmd("EXPIRE").arg(&index).arg(ttl).arg("NX").ignore();
+            for when in ["GT", "NX"] {
+                let mut expire = redis::cmd("EXPIRE");
+                expire.arg(&index).arg(ttl).arg(when);
+                cmds.push(expire);
+            }
         }
-        pipe.query_async::<()>(&mut conn).await?;
+        conn.run_all(cmds).await?;
         Ok(())
     }
 
@@ -128,6 +134,48 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Takes the refresh lock of session `id` for `ttl` (`SET NX PX`): `true` when
+    /// this replica holds it now, `false` when another one does.
+    pub(crate) async fn lock_refresh(
+        &self,
+        id: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        bounded(async {
+            let mut conn = self.conn().await?;
+            let set: Option<String> = redis::cmd("SET")
+                .arg(refresh_lock_key(id))
+                .arg(holder)
+                .arg("NX")
+                .arg("PX")
+                .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+                .query_async(&mut conn)
+                .await?;
+            Ok(set.is_some())
+        })
+        .await
+    }
+
+    /// Lets go of the refresh lock of session `id`, if `holder` still holds it.
+    pub(crate) async fn unlock_refresh(&self, id: &str, holder: &str) -> Result<(), StoreError> {
+        bounded(async {
+            let mut conn = self.conn().await?;
+            let key = refresh_lock_key(id);
+            // Deleted only while it is still ours (it may have expired and been taken).
+            let current: Option<String> =
+                redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
+            if current.as_deref() == Some(holder) {
+                redis::cmd("DEL")
+                    .arg(&key)
+                    .query_async::<()>(&mut conn)
+                    .await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Ends every session indexed under `index` (`sid:<iss> <sid>` or `sub:<iss> <sub>`);
     /// returns how many there were.
     pub(crate) async fn end_all(&self, index: &str) -> Result<usize, StoreError> {
@@ -141,15 +189,22 @@ impl RedisStore {
             .arg(&key)
             .query_async(&mut conn)
             .await?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        let mut cmds = Vec::new();
         for id in &ids {
-            pipe.cmd("DEL").arg(session_key(id)).ignore();
+            let mut del = redis::cmd("DEL");
+            del.arg(session_key(id));
+            cmds.push(del);
         }
-        pipe.cmd("DEL").arg(&key).ignore();
-        pipe.query_async::<()>(&mut conn).await?;
+        let mut del = redis::cmd("DEL");
+        del.arg(&key);
+        cmds.push(del);
+        conn.run_all(cmds).await?;
         Ok(ids.len())
     }
+}
+
+fn refresh_lock_key(id: &str) -> String {
+    format!("portcullis:refresh:{id}")
 }
 
 fn session_key(id: &str) -> String {

@@ -34,7 +34,7 @@ use crate::template::{ClaimFormat, Template};
 pub use introspection::{IntrospectionConfig, IntrospectionSecret};
 pub use login::{
     ClientSecret, CookieConfig, LoginConfig, RedirectHost, SessionStore, SessionTokenConfig,
-    SessionsConfig, TokenEndpointAuth,
+    SessionsConfig, StepUp, TokenEndpointAuth,
 };
 use raw::{RawConfig, RawJwks, RawLocation, RawProvider, RawRule};
 use spiffe::{InjectConfig, SpiffeConfig};
@@ -379,6 +379,8 @@ pub struct RuleConfig {
     pub upstream: Option<Arc<UpstreamConfig>>,
     /// Index into [`Config::providers`] of the provider browsers log in at.
     pub login: Option<usize>,
+    /// Step-up (`acr_values`, `amr`): the authentication the token or session must show.
+    pub step_up: Option<StepUp>,
     /// `when:`, checked after the other requirements.
     pub when: Option<Condition>,
     /// The deny response of this rule (`None`: the provider's, else the default).
@@ -1164,6 +1166,8 @@ fn validate_rule(
         inject,
         upstream,
         login,
+        acr_values,
+        amr,
         when,
         deny,
     } = r;
@@ -1378,6 +1382,7 @@ fn validate_rule(
             Some(idx)
         }
     };
+    let step_up = login::validate_step_up(cx, line, &f(""), acr_values, amr)?;
     let when = when
         .map(|w| {
             Condition::compile(&w.value).map_err(|e| cx.err(w.referenced.line(), f("when"), e))
@@ -1385,6 +1390,7 @@ fn validate_rule(
         .transpose()?;
     Ok(RuleConfig {
         login,
+        step_up,
         name,
         hosts,
         paths,

@@ -265,6 +265,9 @@ pub struct Deny {
     /// The `deny:` template that renders it (the rule's, else the token's
     /// provider's), set by the engine; `None`: the default JSON body.
     pub template: Option<Arc<crate::deny_template::DenyTemplate>>,
+    /// `step_up_required`: the `acr_values` the rule accepts (space-separated), for
+    /// the RFC 9470 challenge.
+    pub acr_values: Option<Arc<str>>,
 }
 
 /// What may be logged about a denied token (never the token itself).
@@ -328,6 +331,7 @@ impl Deny {
             exchange: None,
             request_id: None,
             template: None,
+            acr_values: None,
         }
     }
 
@@ -346,6 +350,17 @@ impl Deny {
                 Some(r#"Bearer realm="portcullis""#.to_owned())
             }
             DenyReason::ScopeMissing => Some(r#"Bearer error="insufficient_scope""#.to_owned()),
+            // RFC 9470 §3: the challenge names the acceptable `acr` values.
+            DenyReason::StepUpRequired => {
+                let mut v = format!(
+                    r#"Bearer realm="portcullis", error="insufficient_user_authentication", error_description="{}""#,
+                    self.reason.description()
+                );
+                if let Some(acr) = &self.acr_values {
+                    v.push_str(&format!(r#", acr_values="{acr}""#));
+                }
+                Some(v)
+            }
             // RFC 9449 §7.1: the DPoP scheme, with the algorithms we verify proofs with.
             DenyReason::DpopInvalid => Some(
                 r#"DPoP realm="portcullis", error="invalid_dpop_proof", algs="ES256 ES384 ES512 EdDSA PS256 PS384 PS512 RS256 RS384 RS512""#

@@ -525,6 +525,9 @@ impl Engine {
         if let Err(d) = dpop {
             return Decision::Deny(*d);
         }
+        if let Err(d) = self.check_step_up(rule, identity.0, &identity.1, req) {
+            return Decision::Deny(*d);
+        }
         // The claims the rules read are kept parsed (see `kept_claims`); a request
         // with its own claim requirements may name any claim: all of them, parsed again.
         let claims = if !req.extra_claims.is_empty() {
@@ -1131,6 +1134,10 @@ fn claims_rules_read(rules: &[RuleConfig]) -> Vec<String> {
         if !rule.scopes.is_empty() {
             add(&mut names, "scope");
             add(&mut names, "scp");
+        }
+        if rule.step_up.is_some() {
+            add(&mut names, "acr");
+            add(&mut names, "amr");
         }
         for (_, template) in &rule.headers {
             template

@@ -1,6 +1,9 @@
 // A real OpenID Provider for the login tests: npm `oidc-provider` with a scripted
 // login (no forms: the interaction logs in the account named by the
-// `x-op-account` header, default "alice", and grants what is asked).
+// `x-op-account` header, default "alice", and grants what is asked). The login's
+// `acr` is the `x-op-acr` header, else the first `acr_values` asked for, else
+// `urn:basic`; its `amr` is `x-op-amr` (comma-separated), else `pwd` (and `otp`
+// for `urn:mfa`).
 const { default: Provider } = await import(process.env.OP_MODULE);
 
 const port = Number(process.env.OP_PORT);
@@ -17,7 +20,7 @@ const provider = new Provider(issuer, {
   // `orders:read`: a scope for client-credentials clients (introspection tests).
   scopes: ['openid', 'offline_access', 'orders:read'],
   cookies: { keys: ['portcullis-test-cookie-key'] },
-  claims: { openid: ['sub', 'sid'], email: ['email', 'email_verified'], profile: ['name', 'groups'] },
+  claims: { acr: null, amr: null, auth_time: null, openid: ['sub', 'sid'], email: ['email', 'email_verified'], profile: ['name', 'groups'] },
   features: {
     devInteractions: { enabled: false },
     rpInitiatedLogout: { enabled: true },
@@ -27,6 +30,7 @@ const provider = new Provider(issuer, {
     revocation: { enabled: true },
   },
   pkce: { required: () => true },
+  acrValues: ['urn:basic', 'urn:mfa'],
   // The tests' relying party is on loopback: let the OP's own SSRF guard (which
   // refuses special-use addresses) through for them.
   fetch: (url, { dispatcher: _loopbackAllowed, ...options }) => globalThis.fetch(url, options),
@@ -54,7 +58,10 @@ provider.use(async (ctx, next) => {
   const { prompt, params, session } = details;
   if (prompt.name === 'login') {
     const accountId = ctx.get('x-op-account') || 'alice';
-    return provider.interactionFinished(ctx.req, ctx.res, { login: { accountId } }, { mergeWithLastSubmission: false });
+    const asked = (params.acr_values || '').split(' ').filter(Boolean);
+    const acr = ctx.get('x-op-acr') || asked[0] || 'urn:basic';
+    const amr = ctx.get('x-op-amr') ? ctx.get('x-op-amr').split(',') : (acr === 'urn:mfa' ? ['pwd', 'otp'] : ['pwd']);
+    return provider.interactionFinished(ctx.req, ctx.res, { login: { accountId, acr, amr } }, { mergeWithLastSubmission: false });
   }
   const grant = details.grantId
     ? await provider.Grant.find(details.grantId)

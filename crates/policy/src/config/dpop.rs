@@ -45,7 +45,8 @@ pub(super) fn validate_dpop(
         }
         None => sessions.and_then(|s| match &s.store {
             SessionStore::Redis(url) => Some(url.clone()),
-            SessionStore::Cookie => None,
+            // The replay cache is single-node: a cluster store names no default.
+            SessionStore::Cookie | SessionStore::RedisCluster(_) => None,
         }),
     };
     Ok(DpopSettings { replay })

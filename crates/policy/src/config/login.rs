@@ -128,6 +128,44 @@ pub enum SessionStore {
     Cookie,
     /// Server-side in Redis (the cookie holds an opaque id): the URL.
     Redis(String),
+    /// Server-side in a Redis Cluster (`redis+cluster://[user:pass@]h1:p1,h2:p2,...`):
+    /// the seed nodes, each as `redis://[user:pass@]host:port`.
+    RedisCluster(Vec<String>),
+}
+
+/// The seed nodes of `redis+cluster://[userinfo@]h1:p1,h2:p2,...` as `redis://` URLs.
+fn cluster_nodes(url: &str) -> Result<Vec<String>, String> {
+    let rest = url
+        .strip_prefix("redis+cluster://")
+        .ok_or("not a redis+cluster:// URL")?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (userinfo, hosts) = match rest.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, rest),
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(|node| {
+            let ok = node.rsplit_once(':').is_some_and(|(h, p)| {
+                !h.is_empty()
+                    && h.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'[' | b']' | b':')
+                    })
+                    && p.parse::<u16>().is_ok_and(|p| p != 0)
+            });
+            if !ok {
+                return Err(format!("{node:?} is not host:port"));
+            }
+            Ok(match userinfo {
+                Some(u) => format!("redis://{u}@{node}"),
+                None => format!("redis://{node}"),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    if nodes.len() > 64 {
+        return Err("more than 64 seed nodes".to_owned());
+    }
+    Ok(nodes)
 }
 
 /// An `allowed_redirect_hosts` entry: a host (any port) or `host:port`, or
@@ -236,6 +274,76 @@ pub struct SessionsConfig {
     pub allowed_redirect_hosts: Vec<RedirectHost>,
     /// The minted session token.
     pub token: Option<SessionTokenConfig>,
+}
+
+/// A rule's step-up requirement (RFC 9470): the authentication a token or session
+/// must show (`acr` one of `acr_values`, `amr` holding one of `amr`).
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct StepUp {
+    /// Accepted `acr` values, in order of preference (empty: any); sent as
+    /// `acr_values` on the authorization request of a login the rule starts.
+    pub acr_values: Vec<String>,
+    /// `amr` must hold at least one of these (empty: any).
+    pub amr: Vec<String>,
+}
+
+impl StepUp {
+    /// The `acr_values` parameter: the values, space-separated.
+    pub fn acr_values_param(&self) -> Option<String> {
+        (!self.acr_values.is_empty()).then(|| self.acr_values.join(" "))
+    }
+}
+
+/// Whether `v` can be an `acr`/`amr` value here: printable ASCII without space,
+/// quote or backslash (it goes into a space-separated parameter and a quoted
+/// `WWW-Authenticate` parameter), at most 256 bytes.
+pub fn is_acr_value(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 256
+        && v.bytes()
+            .all(|b| b > b' ' && b < 0x7f && b != b'"' && b != b'\\')
+}
+
+pub(super) fn validate_step_up(
+    cx: &Ctx<'_>,
+    line: u64,
+    prefix: &str,
+    acr_values: Option<Vec<Spanned<String>>>,
+    amr: Option<Vec<Spanned<String>>>,
+) -> Result<Option<StepUp>, ConfigError> {
+    if acr_values.is_none() && amr.is_none() {
+        return Ok(None);
+    }
+    let check = |name: &str, list: Option<Vec<Spanned<String>>>| {
+        let list = list.unwrap_or_default();
+        if list.len() > 16 {
+            return Err(cx.err(line, format!("{prefix}{name}"), "at most 16 values"));
+        }
+        list.into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                if is_acr_value(&v.value) {
+                    Ok(v.value)
+                } else {
+                    Err(cx.err(
+                        v.referenced.line(),
+                        format!("{prefix}{name}[{i}]"),
+                        format!("{:?} is not an {name} value (printable ASCII, no space, quote or backslash)", v.value),
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let acr_values = check("acr_values", acr_values)?;
+    let amr = check("amr", amr)?;
+    if acr_values.is_empty() && amr.is_empty() {
+        return Err(cx.err(
+            line,
+            format!("{prefix}acr_values"),
+            "acr_values or amr must name at least one value",
+        ));
+    }
+    Ok(Some(StepUp { acr_values, amr }))
 }
 
 pub(super) fn validate_login(
@@ -386,11 +494,18 @@ pub(super) fn validate_sessions(
         Some(s) if s.value.starts_with("redis://") || s.value.starts_with("rediss://") => {
             SessionStore::Redis(s.value)
         }
+        Some(s) if s.value.starts_with("redis+cluster://") => SessionStore::RedisCluster(
+            cluster_nodes(&s.value)
+                .map_err(|e| cx.err(s.referenced.line(), "sessions.store", e))?,
+        ),
         Some(s) => {
             return Err(cx.err(
                 s.referenced.line(),
                 "sessions.store",
-                format!("{:?} is not cookie or a redis:// URL", s.value),
+                format!(
+                    "{:?} is not cookie, a redis:// URL or a redis+cluster:// URL",
+                    s.value
+                ),
             ));
         }
     };
@@ -492,5 +607,27 @@ mod tests {
         assert!(!port.allows("localhost", 8081));
         assert!(RedirectHost::parse("a b").is_err());
         assert!(RedirectHost::parse("").is_err());
+    }
+
+    #[test]
+    fn cluster_urls_name_their_seed_nodes() {
+        assert_eq!(
+            cluster_nodes("redis+cluster://127.0.0.1:7001,127.0.0.1:7002/").unwrap(),
+            ["redis://127.0.0.1:7001", "redis://127.0.0.1:7002"]
+        );
+        assert_eq!(
+            cluster_nodes("redis+cluster://u:p@a:1,b:2").unwrap(),
+            ["redis://u:p@a:1", "redis://u:p@b:2"]
+        );
+        for bad in [
+            "redis+cluster://",
+            "redis+cluster://a",
+            "redis+cluster://a:1,",
+            "redis+cluster://a:0",
+            "redis+cluster://a:1/2",
+            "redis+cluster://a b:1",
+        ] {
+            assert!(cluster_nodes(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -214,6 +214,11 @@ pub struct RawRule {
     pub upstream: Option<Spanned<String>>,
     /// Browsers without a credential are sent to log in at this provider.
     pub login: Option<Spanned<String>>,
+    /// Step-up (RFC 9470): the `acr` values accepted, in order of preference; also
+    /// sent as `acr_values` when the rule sends a browser to log in.
+    pub acr_values: Option<Vec<Spanned<String>>>,
+    /// Step-up: the token's or session's `amr` must hold at least one of these.
+    pub amr: Option<Vec<Spanned<String>>>,
     /// A CEL condition over `claims`, `header`, `request` and `now`.
     pub when: Option<Spanned<String>>,
     /// A custom deny response for this rule.

@@ -49,6 +49,10 @@ pub enum DenyReason {
     SessionInvalid,
     /// The signature does not verify.
     SignatureInvalid,
+    /// Step-up (RFC 9470): a valid token or session whose `acr`/`amr` is weaker than
+    /// the rule's `acr_values`/`amr` (401 `insufficient_user_authentication`; a browser
+    /// with a session on a `login` rule is sent to log in again).
+    StepUpRequired,
     /// A valid JWT-SVID whose SPIFFE ID is not in the rule's `spiffe_ids`.
     SpiffeIdMismatch,
     /// `exp` is in the past (beyond the clock skew).
@@ -110,7 +114,7 @@ impl DenyStatus {
 
 impl DenyReason {
     /// Every reason code: the contract's, in its order, then our additions.
-    pub const ALL: [DenyReason; 27] = [
+    pub const ALL: [DenyReason; 28] = [
         DenyReason::TokenMissing,
         DenyReason::TokenMalformed,
         DenyReason::SignatureInvalid,
@@ -138,6 +142,7 @@ impl DenyReason {
         DenyReason::RuleDenied,
         DenyReason::TokenInactive,
         DenyReason::IntrospectionUnavailable,
+        DenyReason::StepUpRequired,
     ];
 
     /// The wire name of the reason code (`token_expired`, ...).
@@ -160,6 +165,7 @@ impl DenyReason {
             DenyReason::SessionInvalid => "session_invalid",
             DenyReason::SignatureInvalid => "signature_invalid",
             DenyReason::SpiffeIdMismatch => "spiffe_id_mismatch",
+            DenyReason::StepUpRequired => "step_up_required",
             DenyReason::TokenExpired => "token_expired",
             DenyReason::TokenInactive => "token_inactive",
             DenyReason::TokenMalformed => "token_malformed",
@@ -198,6 +204,7 @@ impl DenyReason {
             | DenyReason::LoginRequired
             | DenyReason::SessionInvalid
             | DenyReason::SignatureInvalid
+            | DenyReason::StepUpRequired
             | DenyReason::TokenExpired
             | DenyReason::TokenInactive
             | DenyReason::TokenMalformed
@@ -211,6 +218,7 @@ impl DenyReason {
         match self {
             DenyReason::TokenMissing | DenyReason::LoginRequired => "unauthorized",
             DenyReason::ScopeMissing => "insufficient_scope",
+            DenyReason::StepUpRequired => "insufficient_user_authentication",
             DenyReason::ClaimMismatch
             | DenyReason::ConditionFailed
             | DenyReason::NoRule
@@ -247,6 +255,7 @@ impl DenyReason {
             DenyReason::SessionInvalid => "the session is invalid",
             DenyReason::SignatureInvalid => "the signature is invalid",
             DenyReason::SpiffeIdMismatch => "the workload's SPIFFE ID is not allowed here",
+            DenyReason::StepUpRequired => "a stronger authentication is required",
             DenyReason::TokenExpired => "the token has expired",
             DenyReason::TokenInactive => "the token is not active",
             DenyReason::TokenMalformed => "the token is malformed",
@@ -321,6 +330,7 @@ mod tests {
                 "rule_denied",
                 "token_inactive",
                 "introspection_unavailable",
+                "step_up_required",
             ]
         );
     }

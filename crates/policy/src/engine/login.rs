@@ -13,7 +13,7 @@ use crate::decision::{Deny, DenyReason, Identity};
 use crate::request::{AuthRequest, SessionCredential};
 
 /// Characters kept as they are in the `rd` query value (RFC 3986 unreserved).
-const RD_KEEP: &AsciiSet = &NON_ALPHANUMERIC
+pub(super) const RD_KEEP: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
@@ -109,7 +109,7 @@ impl Engine {
 
     /// `public_url/oauth2/start?rd=<original URL>`, and `&provider=NAME` when more
     /// than one provider logs browsers in.
-    fn login_redirect(&self, req: &AuthRequest<'_>, provider: usize) -> Option<String> {
+    pub(super) fn login_redirect(&self, req: &AuthRequest<'_>, provider: usize) -> Option<String> {
         let start = self.login_start.as_deref()?;
         let scheme = forwarded_proto(req.headers).unwrap_or("http");
         let original = format!("{scheme}://{}{}", host_with_port(req), req.path);
@@ -170,6 +170,8 @@ fn forwarded_proto(headers: &HeaderMap) -> Option<&'static str> {
         _ => None,
     }
 }
+
+mod stepup;
 
 #[cfg(test)]
 mod tests;

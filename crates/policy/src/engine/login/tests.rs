@@ -215,3 +215,103 @@ rules:
         )
     );
 }
+
+fn step_up_engine() -> Engine {
+    let text = r#"
+providers:
+  - name: corp
+    issuer: https://idp.example.com
+    jwks: {discovery: https://idp.example.com}
+    login: {client_id: portcullis, client_secret: s3cret}
+sessions:
+  public_url: https://auth.example.com/
+  secret_file: session.key
+rules:
+  - name: pay
+    match: {path: "/pay/**"}
+    login: corp
+    acr_values: [urn:gold, urn:silver]
+  - name: keys
+    match: {path: "/keys/**"}
+    login: corp
+    amr: [hwk, otp]
+"#;
+    let config = config::parse(text, "t.yaml", Path::new("."), &|_| None).unwrap();
+    Engine::with_static_keys(config)
+}
+
+fn decide_step_up(path: &str, headers: &HeaderMap, s: &SessionCredential) -> Decision {
+    let mut req = AuthRequest::new(&Method::GET, "app.example.com", path, headers);
+    req.session = Some(s);
+    step_up_engine().decide(&req, NOW)
+}
+
+#[test]
+fn allows_a_session_whose_acr_and_amr_are_accepted() {
+    let s = session("corp", json!({"sub": "a", "acr": "urn:silver"}), NOW + 60);
+    assert!(matches!(
+        decide_step_up("/pay/x", &browser(), &s),
+        Decision::Allow(_)
+    ));
+    let s = session("corp", json!({"sub": "a", "amr": ["pwd", "otp"]}), NOW + 60);
+    assert!(matches!(
+        decide_step_up("/keys/x", &browser(), &s),
+        Decision::Allow(_)
+    ));
+}
+
+#[test]
+fn denies_a_weak_session_with_a_step_up_login_or_the_rfc9470_challenge() {
+    for claims in [
+        json!({"sub": "a", "acr": "urn:bronze"}),
+        json!({"sub": "a"}),
+        json!({"sub": "a", "acr": ["urn:gold"]}),
+    ] {
+        let s = session("corp", claims.clone(), NOW + 60);
+        let d = decide_step_up("/pay/x", &browser(), &s);
+        assert_eq!(deny(&d).reason, DenyReason::StepUpRequired, "{claims}");
+        assert_eq!(d.status(), 302);
+        assert_eq!(
+            deny(&d).redirect.as_deref(),
+            Some(
+                "https://auth.example.com/oauth2/start?rd=https%3A%2F%2Fapp.example.com%2Fpay%2Fx&acr_values=urn%3Agold%20urn%3Asilver"
+            )
+        );
+        let d = decide_step_up("/pay/x", &HeaderMap::new(), &s);
+        assert_eq!(d.status(), 401);
+        assert_eq!(
+            deny(&d).www_authenticate().as_deref(),
+            Some(
+                r#"Bearer realm="portcullis", error="insufficient_user_authentication", error_description="a stronger authentication is required", acr_values="urn:gold urn:silver""#
+            )
+        );
+        assert_eq!(
+            deny(&d).body(),
+            r#"{"error":"insufficient_user_authentication","reason":"step_up_required"}"#
+        );
+    }
+    // amr lacking: refused, never redirected (the provider cannot be asked for it).
+    for amr in [json!(["pwd"]), json!("otp"), json!(null)] {
+        let s = session("corp", json!({"sub": "a", "amr": amr}), NOW + 60);
+        let d = decide_step_up("/keys/x", &browser(), &s);
+        assert_eq!(deny(&d).reason, DenyReason::StepUpRequired, "{amr}");
+        assert_eq!(d.status(), 401, "{amr}");
+    }
+}
+
+#[test]
+fn denies_step_up_config_mistakes() {
+    let base = "providers:\n  - name: corp\n    issuer: https://i\n    jwks: {discovery: https://i}\nrules:\n  - name: r\n";
+    let parse = |rule: &str| {
+        config::parse(&format!("{base}{rule}"), "t.yaml", Path::new("."), &|_| {
+            None
+        })
+        .unwrap_err()
+    };
+    let e = parse("    acr_values: [\"a b\"]\n");
+    assert_eq!((e.line, e.field.as_str()), (7, "rules[0].acr_values[0]"));
+    let e = parse("    amr: [\"x\\\"\"]\n");
+    assert_eq!(e.field, "rules[0].amr[0]");
+    let e = parse("    acr_values: []\n");
+    assert_eq!(e.field, "rules[0].acr_values");
+}
