@@ -11,6 +11,7 @@ mod metrics;
 mod peer_cert;
 mod replay;
 mod request_id;
+mod trace;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +27,7 @@ pub use frontend::Frontend;
 pub use metrics::{FetchOutcome, Metrics, MetricsFormat, ReloadOutcome};
 pub use replay::{REPLAY_WAIT, SharedReplay};
 pub use request_id::{MAX_REQUEST_ID, request_id};
+pub use trace::{DECISION_SPAN, TRACE_TARGET, TraceContext};
 
 /// How long a request waits for a key refetch started because of its unknown `kid`.
 pub const REFETCH_WAIT: Duration = Duration::from_secs(2);
@@ -44,6 +46,8 @@ pub struct Decider {
     introspector: Option<Arc<dyn Introspect>>,
     /// Where DPoP proofs are claimed across replicas, when configured.
     replay: Option<SharedReplay>,
+    /// Trace export: each decision gets a span (`None`: no span is made).
+    trace: Option<Arc<dyn TraceContext>>,
 }
 
 impl Decider {
@@ -59,7 +63,16 @@ impl Decider {
             draining: std::sync::atomic::AtomicBool::new(false),
             introspector: None,
             replay: None,
+            trace: None,
         }
+    }
+
+    /// Gives each decision a `portcullis.decision` span, a child of the request's
+    /// `traceparent`, whose context allows carry onward.
+    #[must_use]
+    pub fn with_trace_context(mut self, trace: Arc<dyn TraceContext>) -> Decider {
+        self.trace = Some(trace);
+        self
     }
 
     /// Asks `introspector` about opaque tokens whose provider introspects them;
@@ -107,6 +120,21 @@ impl Decider {
 
     /// Decides, records and logs. `frontend` names the protocol.
     pub async fn decide(&self, req: &AuthRequest<'_>, frontend: Frontend) -> Decision {
+        let Some(tc) = &self.trace else {
+            return self.decide_untraced(req, frontend).await;
+        };
+        let span = trace::decision_span(&**tc, req, frontend);
+        let mut decision = {
+            use tracing::Instrument as _;
+            self.decide_untraced(req, frontend)
+                .instrument(span.clone())
+                .await
+        };
+        trace::finish(&**tc, &span, &mut decision);
+        decision
+    }
+
+    async fn decide_untraced(&self, req: &AuthRequest<'_>, frontend: Frontend) -> Decision {
         let started = Instant::now();
         let engine = self.engine.load_full();
         let mut decision = engine.decide(req, self.clock.now());
