@@ -14,6 +14,7 @@ mod logging;
 mod reload;
 mod runtime;
 mod serve;
+mod telemetry;
 mod verify;
 
 pub use demo::{DemoOptions, run_demo};
@@ -22,4 +23,5 @@ pub use explain::explain_with_config;
 pub use logging::{LogFormat, LogTarget, init_logging};
 pub use runtime::{check_config, load_config};
 pub use serve::{ServeOptions, load_login, run_serve};
+pub use telemetry::MAX_QUEUED_SPANS;
 pub use verify::{Expected, describe_token_error, verify_with_config};

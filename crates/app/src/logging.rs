@@ -35,28 +35,48 @@ pub enum LogTarget {
 
 /// Installs the log subscriber once; later calls do nothing.
 pub fn init_logging(format: LogFormat, target: LogTarget) {
+    init_with(format, target, None);
+}
+
+/// [`init_logging`], with the OpenTelemetry layer when traces are exported.
+/// Spans meant for export never show in the log lines, exported or not.
+pub(crate) fn init_with(
+    format: LogFormat,
+    target: LogTarget,
+    telemetry: Option<&crate::telemetry::Telemetry>,
+) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::FilterExt as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let filter = EnvFilter::try_from_env("PORTCULLIS_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match (format, target) {
-        (LogFormat::Json, LogTarget::Stdout) => builder
+    let not_exported =
+        tracing_subscriber::filter::filter_fn(|m| m.target() != portcullis_decider::TRACE_TARGET);
+    type Boxed = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+    let fmt = tracing_subscriber::fmt::layer();
+    let fmt: Boxed = match (format, target) {
+        (LogFormat::Json, LogTarget::Stdout) => fmt
             .with_writer(std::io::stdout)
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .try_init(),
-        (LogFormat::Json, LogTarget::Stderr) => builder
+            .boxed(),
+        (LogFormat::Json, LogTarget::Stderr) => fmt
             .with_writer(std::io::stderr)
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .try_init(),
-        (LogFormat::Text, LogTarget::Stdout) => {
-            builder.with_writer(std::io::stdout).compact().try_init()
-        }
-        (LogFormat::Text, LogTarget::Stderr) => {
-            builder.with_writer(std::io::stderr).compact().try_init()
-        }
+            .boxed(),
+        (LogFormat::Text, LogTarget::Stdout) => fmt.with_writer(std::io::stdout).compact().boxed(),
+        (LogFormat::Text, LogTarget::Stderr) => fmt.with_writer(std::io::stderr).compact().boxed(),
     };
+    let fmt = fmt.with_filter(not_exported.and(filter));
+    let otel = telemetry.map(|t| t.layer());
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
+        .try_init();
 }

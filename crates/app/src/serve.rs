@@ -28,6 +28,9 @@ pub struct ServeOptions {
     pub config_path: PathBuf,
     /// Worker threads (default: the number of cores).
     pub workers: Option<usize>,
+    /// How log lines are written (the log subscriber is installed by `run_serve`,
+    /// once it knows whether traces are exported).
+    pub log_format: crate::LogFormat,
 }
 
 /// Runs until SIGTERM/SIGINT; then `/readyz` answers 503 while everything keeps
@@ -39,6 +42,32 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
     // Validate before anything starts: a bad config never binds a socket.
     let config = load_config(&options.config_path)?;
     crate::runtime::refuse_unservable(&options.config_path, &config)?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = options.workers {
+        builder.worker_threads(n.max(1));
+    }
+    let runtime = builder
+        .build()
+        .map_err(|e| AppError::Runtime(e.to_string()))?;
+    // Trace export, when configured: its batch task runs on the runtime.
+    let telemetry = {
+        let _in_runtime = runtime.enter();
+        config
+            .telemetry
+            .as_ref()
+            .map(crate::telemetry::Telemetry::start)
+            .transpose()
+            .map_err(|e| AppError::Runtime(e.to_string()))?
+    };
+    crate::logging::init_with(
+        options.log_format,
+        crate::LogTarget::Stdout,
+        telemetry.as_ref(),
+    );
+    if let Some(t) = &config.telemetry {
+        tracing::info!(endpoint = %t.endpoint, service_name = %t.service_name, sample_ratio = t.sample_ratio, "exporting traces (OTLP/HTTP)");
+    }
     log_warnings(&config);
     let login = load_login(&config, &options.config_path)?;
     let replay = crate::dpop_replay::shared_replay(&config).map_err(|e| {
@@ -49,14 +78,6 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
             problem: e.to_string(),
         })
     })?;
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
-    if let Some(n) = options.workers {
-        builder.worker_threads(n.max(1));
-    }
-    let runtime = builder
-        .build()
-        .map_err(|e| AppError::Runtime(e.to_string()))?;
     runtime.block_on(async move {
         let metrics = Arc::new(Metrics::new());
         metrics.config_loaded();
@@ -68,11 +89,14 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
         // introspector outlives reloads (its cache is keyed by provider and client).
         let introspector = portcullis_keys::Introspector::try_new()
             .map_err(|e| AppError::Runtime(e.to_string()))?;
-        let decider = Arc::new(
-            Decider::new(sources.engine(config), metrics.clone())
-                .with_introspector(Arc::new(introspector))
-                .with_replay(replay),
-        );
+        let traced = telemetry.is_some();
+        let mut decider = Decider::new(sources.engine(config), metrics.clone())
+            .with_introspector(Arc::new(introspector))
+            .with_replay(replay);
+        if traced {
+            decider = decider.with_trace_context(crate::telemetry::W3cTraceContext::shared());
+        }
+        let decider = Arc::new(decider);
         if let Some(wait) = lifecycle.wait_for_keys {
             crate::lifecycle::wait_for_keys(&decider, wait).await;
         }
@@ -113,6 +137,9 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
         .is_err()
         {
             tracing::warn!("drain timed out; exiting with connections still open");
+        }
+        if let Some(t) = telemetry {
+            t.shutdown().await;
         }
         tracing::info!("stopped");
         Ok(())

@@ -15,6 +15,7 @@ mod peer_cert;
 mod replay;
 mod request_id;
 mod step;
+mod trace;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +34,7 @@ pub use key_wait::REFETCH_WAIT;
 pub use metrics::{FetchOutcome, LoginStep, Metrics, MetricsFormat, ReloadOutcome};
 pub use replay::{REPLAY_WAIT, SharedReplay};
 pub use request_id::{MAX_REQUEST_ID, request_id};
+pub use trace::{DECISION_SPAN, TRACE_TARGET, TraceContext};
 
 /// The engine in force, and what every decision reports to.
 #[derive(Debug)]
@@ -52,6 +54,8 @@ pub struct Decider {
     /// The layers between the engine's first answer and the final one, in order
     /// (built from the fields above).
     steps: Vec<Box<dyn Step>>,
+    /// Trace export: each decision gets a span (`None`: no span is made).
+    trace: Option<Arc<dyn TraceContext>>,
 }
 
 /// The layers, in the order they run: introspection first (its answer is the
@@ -86,7 +90,16 @@ impl Decider {
             introspector: None,
             steps: steps(None, &replay),
             replay,
+            trace: None,
         }
+    }
+
+    /// Gives each decision a `portcullis.decision` span, a child of the request's
+    /// `traceparent`, whose context allows carry onward.
+    #[must_use]
+    pub fn with_trace_context(mut self, trace: Arc<dyn TraceContext>) -> Decider {
+        self.trace = Some(trace);
+        self
     }
 
     /// Asks `introspector` about opaque tokens whose provider introspects them;
@@ -142,6 +155,21 @@ impl Decider {
 
     /// Decides, records and logs. `frontend` names the protocol.
     pub async fn decide(&self, req: &AuthRequest<'_>, frontend: Frontend) -> Decision {
+        let Some(tc) = &self.trace else {
+            return self.decide_untraced(req, frontend).await;
+        };
+        let span = trace::decision_span(&**tc, req, frontend);
+        let mut decision = {
+            use tracing::Instrument as _;
+            self.decide_untraced(req, frontend)
+                .instrument(span.clone())
+                .await
+        };
+        trace::finish(&**tc, &span, &mut decision);
+        decision
+    }
+
+    async fn decide_untraced(&self, req: &AuthRequest<'_>, frontend: Frontend) -> Decision {
         let started = Instant::now();
         let engine = self.engine.load_full();
         let mut round = Round::start(&engine, req, &*self.clock);

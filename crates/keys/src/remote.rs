@@ -53,7 +53,16 @@ impl<F: Fetch> RemoteSource<F> {
         let mut backoff = FIRST_BACKOFF;
         loop {
             let _by_kid = refetch.start();
-            let outcome = cycle(&target, &mut jwks_uri, tuning, &publisher, &fetcher).await;
+            let outcome = {
+                use tracing::Instrument as _;
+                let span = fetch_span(&publisher, jwks_uri.as_deref().unwrap_or(target.url()));
+                let started = std::time::Instant::now();
+                let outcome = cycle(&target, &mut jwks_uri, tuning, &publisher, &fetcher)
+                    .instrument(span.clone())
+                    .await;
+                end_fetch_span(&span, &outcome, started.elapsed());
+                outcome
+            };
             refetch.end();
             // After the keys: the requests waiting on this fetch wake to them.
             publisher.end_round();
@@ -88,6 +97,47 @@ impl<F: Fetch> RemoteSource<F> {
             }
         }
     }
+}
+
+impl Target {
+    fn url(&self) -> &str {
+        match self {
+            Target::Jwks(u) | Target::Discovery(u) => u,
+        }
+    }
+}
+
+/// The `portcullis.jwks_fetch` span of one fetch (exported when traces are; the
+/// URL without its query).
+fn fetch_span(publisher: &Publisher, url: &str) -> tracing::Span {
+    let url = url.split_once('?').map_or(url, |(u, _)| u);
+    tracing::info_span!(
+        target: "portcullis_telemetry",
+        "portcullis.jwks_fetch",
+        otel.kind = "client",
+        portcullis.provider = %publisher.providers(),
+        url.full = url,
+        portcullis.outcome = tracing::field::Empty,
+        portcullis.keys = tracing::field::Empty,
+        portcullis.duration_ms = tracing::field::Empty,
+    )
+}
+
+fn end_fetch_span(
+    span: &tracing::Span,
+    outcome: &Result<(Option<Duration>, bool), SourceError>,
+    took: Duration,
+) {
+    let result = match outcome {
+        Ok(_) => "success",
+        Err(SourceError::Keys { .. }) => "invalid",
+        Err(_) => "error",
+    };
+    span.record("portcullis.outcome", result);
+    span.record(
+        "portcullis.duration_ms",
+        i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
+    );
 }
 
 /// When to fetch again after a good fetch: the server's `max-age` within the
@@ -141,6 +191,10 @@ async fn cycle<F: Fetch>(
     ) {
         Ok(keys) => {
             publisher.report(FetchOutcome::Success);
+            tracing::Span::current().record(
+                "portcullis.keys",
+                i64::try_from(keys.len()).unwrap_or(i64::MAX),
+            );
             let changed = publisher.publish(&keys);
             Ok((fetched.max_age, changed))
         }

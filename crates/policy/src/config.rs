@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod login;
 pub mod raw;
 pub mod spiffe;
+pub mod telemetry;
 mod upstream;
 mod yaml_error;
 
@@ -104,6 +105,8 @@ pub struct Config {
     pub lifecycle: lifecycle::Lifecycle,
     /// DPoP: the shared replay store.
     pub dpop: dpop::DpopSettings,
+    /// OpenTelemetry trace export (`None`: off, nothing exported).
+    pub telemetry: Option<telemetry::TelemetryConfig>,
 }
 
 /// `request:`: how the canonical reader reads what a client controls.
@@ -501,7 +504,9 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         startup,
         connections,
         dpop,
+        telemetry,
     } = raw;
+    let telemetry = telemetry::validate_telemetry(cx, telemetry)?;
     let lifecycle = lifecycle::validate_lifecycle(cx, shutdown_grace, startup, connections)?;
     let addr =
         |v: Option<Spanned<String>>, field: &str| -> Result<Option<SocketAddr>, ConfigError> {
@@ -663,6 +668,7 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         sessions,
         lifecycle,
         dpop,
+        telemetry,
     })
 }
 

@@ -126,6 +126,8 @@ impl Engine {
             // Read by `serve` at start (listeners, shutdown), not by decisions.
             lifecycle: _,
             dpop: _,
+            // Read by `serve` at start (the exporter), not by decisions.
+            telemetry: _,
         } = config;
         let login_start = sessions.map(|s| format!("{}/oauth2/start", s.public_url));
         let mut slots = slots.into_iter();

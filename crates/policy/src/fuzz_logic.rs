@@ -118,6 +118,7 @@ rules:
                 sessions: None,
                 lifecycle: config::lifecycle::Lifecycle::default(),
                 dpop: config::dpop::DpopSettings::default(),
+                telemetry: None,
             }, Vec::new()),
         }
     })

@@ -11,10 +11,10 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
         Some(LogFormatArg::Text) => LogFormat::Text,
         None => LogFormat::for_stdout(),
     };
-    portcullis_app::init_logging(format, LogTarget::Stdout);
     portcullis_app::run_serve(&ServeOptions {
         config_path: args.config,
         workers: args.workers,
+        log_format: format,
     })?;
     Ok(())
 }

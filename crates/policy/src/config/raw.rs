@@ -47,6 +47,9 @@ pub struct RawConfig {
     /// DPoP: the shared replay store.
     #[serde(default)]
     pub dpop: Option<Spanned<super::dpop::RawDpopSettings>>,
+    /// OpenTelemetry trace export.
+    #[serde(default)]
+    pub telemetry: Option<Spanned<super::telemetry::RawTelemetry>>,
 }
 
 /// `request:`.
