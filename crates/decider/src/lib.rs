@@ -6,6 +6,7 @@
 
 mod deny_log;
 mod exchange;
+mod explain;
 mod frontend;
 mod metrics;
 mod peer_cert;
