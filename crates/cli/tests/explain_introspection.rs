@@ -161,6 +161,7 @@ rules:
     let made_up = "made-up-opaque-token-0123456789";
 
     // (path, token, decision, status, reason, failed steps)
+    #[expect(clippy::type_complexity, reason = "a table of cases")]
     let cases: [(&str, &str, &str, u16, Option<&str>, &[&str]); 3] = [
         ("/orders/1", &token, "allow", 200, None, &[]),
         (

@@ -78,7 +78,7 @@ impl Engine {
             IntrospectionOutcome::Active { claims_json } => claims_json,
             IntrospectionOutcome::Inactive => {
                 trace.step(|| explain::introspection_answer_step(provider, &answer.outcome));
-                trace.step(|| explain::inactive_step());
+                trace.step(explain::inactive_step);
                 return Err(fail(
                     DenyReason::TokenInactive,
                     "introspection: the token is not active".to_owned(),
