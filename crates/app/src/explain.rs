@@ -1,11 +1,12 @@
 //! `portcullis explain --config`: one request explained step by step, with the
-//! keys the server would have (remote sources fetched once).
+//! keys the server would have (remote sources fetched once) and opaque tokens
+//! introspected at their provider.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_decider::Metrics;
+use portcullis_decider::{Decider, Metrics};
 use portcullis_policy::explain::{ExplainRequest, Explanation};
 
 use crate::error::AppError;
@@ -26,7 +27,7 @@ pub fn explain_with_config(path: &Path, request: &ExplainRequest) -> Result<Expl
         .map_err(|e| AppError::Runtime(e.to_string()))?;
     runtime.block_on(async move {
         let metrics = Arc::new(Metrics::new());
-        let mut sources = Sources::new(metrics)?;
+        let mut sources = Sources::new(metrics.clone())?;
         let engine = sources.engine(config);
         // Remote sources fetch in the background: wait (bounded) for keys; a
         // provider still without keys is explained as such.
@@ -34,8 +35,14 @@ pub fn explain_with_config(path: &Path, request: &ExplainRequest) -> Result<Expl
         while !engine.is_ready() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        request
-            .explain(&engine, portcullis_decider::now())
+        // Opaque tokens are introspected as the server would (same client, a
+        // fresh cache), through the same explain path as admin `POST /explain`.
+        let introspector = portcullis_keys::Introspector::try_new()
+            .map_err(|e| AppError::Runtime(e.to_string()))?;
+        let decider = Decider::new(engine, metrics).with_introspector(Arc::new(introspector));
+        decider
+            .explain(request)
+            .await
             .map_err(|e| AppError::Usage(e.to_string()))
     })
 }

@@ -162,13 +162,36 @@ pub fn load_login(
     path: &Path,
 ) -> Result<Option<Arc<Login>>, AppError> {
     Login::try_new(config).map_err(|e| {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
         AppError::Config(portcullis_policy::ConfigError {
             file: path.display().to_string(),
-            line: 0,
+            line: field_line(&text, e.field()),
             field: e.field().to_owned(),
             problem: e.to_string(),
         })
     })
+}
+
+/// The line of `field` in the config text, else of the nearest enclosing key
+/// that has a line of its own (a field in a flow mapping, `token: {key_file: k}`,
+/// sits on its parent's line); never 0.
+fn field_line(text: &str, field: &str) -> u64 {
+    let mut path = field;
+    loop {
+        let line = portcullis_policy::config::line_of(text, path);
+        let starts_there = text.lines().next().is_some_and(|first| {
+            first
+                .trim_start()
+                .starts_with(path.split('.').next().unwrap_or(path))
+        });
+        if line != 1 || starts_there {
+            return line;
+        }
+        match path.rsplit_once('.') {
+            Some((parent, _)) => path = parent,
+            None => return line,
+        }
+    }
 }
 
 pub(crate) async fn start_listeners(

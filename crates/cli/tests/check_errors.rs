@@ -246,3 +246,45 @@ fn verify_with_an_unknown_provider_names_the_file_not_line_0() {
     );
     assert!(!stderr.contains(":0:"), "{stderr}");
 }
+
+/// `sessions:` errors found when its files are read (`load_login`) name the line
+/// of the field, never `FILE:0:`.
+#[test]
+fn login_and_session_errors_name_their_line_and_field() {
+    let dir = TempDir::new("check-errors");
+    let good_secret = dir.write(
+        "session.key",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n",
+    );
+    let bad_secret = dir.write("bad.key", "not base64 at all!!\n");
+    let config = |secret: &std::path::Path, extra: &str| {
+        format!(
+            "listen: {{http: 127.0.0.1:0}}\nproviders:\n  - name: corp\n    issuer: https://idp.example.com\n    jwks: {{discovery: https://idp.example.com}}\n    login: {{client_id: p, client_secret: s}}\nsessions:\n  public_url: https://auth.example.com\n  secret_file: {}\n{extra}{RULE}",
+            secret.display()
+        )
+    };
+    let missing = dir.path().join("missing.key");
+    let cases = [
+        (config(&missing, ""), 9, "sessions.secret_file"),
+        (config(&bad_secret, ""), 9, "sessions.secret_file"),
+        (
+            config(
+                &good_secret,
+                "  token:\n    key_file: missing.pem\n    issuer: https://auth.example.com\n    audiences: [mesh]\n",
+            ),
+            11,
+            "sessions.token.key_file",
+        ),
+    ];
+    for (i, (text, line, field)) in cases.iter().enumerate() {
+        let path = dir.write(&format!("login{i}.yaml"), text);
+        let (code, stderr) = run(&["check"], &path);
+        assert_eq!(code, Some(2), "{i}: {stderr}");
+        let want = format!("{}:{line}: {field}: ", path.display());
+        assert!(
+            stderr.starts_with(&want),
+            "{i}: want {want:?}, got {stderr}"
+        );
+        assert!(!stderr.contains(":0:"), "{stderr}");
+    }
+}

@@ -7,6 +7,7 @@
 
 mod deny_log;
 mod exchange;
+mod explain;
 mod frontend;
 mod introspect;
 mod key_wait;

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use portcullis_jose::Claims;
 use portcullis_policy::config::{IntrospectionConfig, IntrospectionSecret, TokenEndpointAuth};
-use portcullis_policy::{Introspect, Introspected, IntrospectionOutcome, Provider};
+use portcullis_policy::{AnswerSource, Introspect, Introspected, IntrospectionOutcome, Provider};
 use serde_json::Value;
 
 /// The largest introspection response read.
@@ -83,17 +83,31 @@ impl Introspector {
 
     /// Introspects `token` at `provider` (see the module's docs).
     pub async fn introspect_at(&self, provider: &Provider, token: &str, now: i64) -> Introspected {
-        let outcome = match provider.config().introspection.as_ref() {
-            None => IntrospectionOutcome::Unavailable {
-                detail: "the provider has no introspection".to_owned(),
-            },
+        self.introspect_with_source(provider, token, now).await.0
+    }
+
+    /// [`Introspector::introspect_at`], saying whether the answer was cached.
+    pub async fn introspect_with_source(
+        &self,
+        provider: &Provider,
+        token: &str,
+        now: i64,
+    ) -> (Introspected, AnswerSource) {
+        let (outcome, source) = match provider.config().introspection.as_ref() {
+            None => (
+                IntrospectionOutcome::Unavailable {
+                    detail: "the provider has no introspection".to_owned(),
+                },
+                AnswerSource::Unknown,
+            ),
             Some(config) => self.cached_outcome(provider, config, token, now).await,
         };
-        Introspected {
+        let introspected = Introspected {
             provider: Arc::from(provider.name()),
             token: Arc::from(token),
             outcome,
-        }
+        };
+        (introspected, source)
     }
 
     async fn cached_outcome(
@@ -102,21 +116,23 @@ impl Introspector {
         config: &IntrospectionConfig,
         token: &str,
         now: i64,
-    ) -> IntrospectionOutcome {
+    ) -> (IntrospectionOutcome, AnswerSource) {
         let key = cache_key(provider.name(), config, token);
+        let asked = |outcome| (outcome, AnswerSource::Provider);
         if config.cache_ttl.is_zero() {
-            return self.ask_logged(provider, config, token, &key).await;
+            return asked(self.ask_logged(provider, config, token, &key).await);
         }
         if let Some(hit) = self.cache.get(&key) {
             if hit.until > now {
-                return hit.outcome;
+                return (hit.outcome, AnswerSource::Cache);
             }
             self.cache.remove(&key);
         }
         match self.cache.get_value_or_guard_async(&key).await {
-            Ok(hit) if hit.until > now => hit.outcome,
+            // Another request asked while this one waited (single flight).
+            Ok(hit) if hit.until > now => (hit.outcome, AnswerSource::Cache),
             // Filled by another request but stale already: ask, without caching.
-            Ok(_) => self.ask_logged(provider, config, token, &key).await,
+            Ok(_) => asked(self.ask_logged(provider, config, token, &key).await),
             Err(guard) => {
                 let outcome = self.ask_logged(provider, config, token, &key).await;
                 let until = reuse_until(&outcome, config, now);
@@ -126,7 +142,7 @@ impl Introspector {
                         until,
                     });
                 }
-                outcome
+                asked(outcome)
             }
         }
     }
@@ -287,6 +303,17 @@ impl Introspect for Introspector {
         now: i64,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Introspected> + Send + 'a>> {
         Box::pin(self.introspect_at(provider, token, now))
+    }
+
+    fn introspect_sourced<'a>(
+        &'a self,
+        provider: &'a Provider,
+        token: &'a str,
+        now: i64,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = (Introspected, AnswerSource)> + Send + 'a>,
+    > {
+        Box::pin(self.introspect_with_source(provider, token, now))
     }
 }
 

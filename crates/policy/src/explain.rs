@@ -11,6 +11,7 @@
 //! its header and its claims.
 
 mod checks;
+mod introspection;
 mod request;
 
 use std::time::{Duration, UNIX_EPOCH};
@@ -24,7 +25,10 @@ use crate::engine::Provider;
 use crate::matcher::{HostPattern, PathPattern};
 
 pub(crate) use checks::{condition_step, dpop_step, inject_step, session_step};
-pub use request::{ExplainRequest, InvalidExplainRequest, MAX_EXPLAIN_BODY};
+pub(crate) use introspection::{
+    AnswerCheck, answer_check_steps, inactive_step, introspection_answer_step,
+};
+pub use request::{ExplainRequest, InvalidExplainRequest, MAX_EXPLAIN_BODY, PreparedExplain};
 
 /// One step of a decision.
 #[derive(Clone, Debug, Eq, PartialEq)]
@@ -91,6 +95,9 @@ pub struct Explanation {
     pub provider: Option<String>,
     /// The steps, the last one being the response.
     pub steps: Vec<Step>,
+    /// The opaque token's introspection the caller may run and explain again
+    /// with (see [`PreparedExplain::explain`]); not part of the JSON.
+    pub introspect: Option<crate::IntrospectionAsk>,
 }
 
 impl Explanation {
@@ -98,6 +105,13 @@ impl Explanation {
     /// the response (status and headers).
     pub fn new(decision: &Decision, mut steps: Vec<Step>) -> Explanation {
         steps.push(response_step(decision));
+        let introspect = match decision {
+            Decision::Deny(d) => d.introspect.as_deref().cloned(),
+            Decision::Allow(a) => a
+                .dry_run
+                .as_ref()
+                .and_then(|d| d.introspect.as_deref().cloned()),
+        };
         match decision {
             Decision::Allow(a) => Explanation {
                 allowed: true,
@@ -106,6 +120,7 @@ impl Explanation {
                 rule: Some(a.rule.to_string()),
                 provider: a.identity.as_ref().map(|i| i.provider.to_string()),
                 steps,
+                introspect,
             },
             Decision::Deny(d) => Explanation {
                 allowed: false,
@@ -114,6 +129,7 @@ impl Explanation {
                 rule: d.rule.as_deref().map(str::to_owned),
                 provider: d.provider.as_deref().map(str::to_owned),
                 steps,
+                introspect,
             },
         }
     }
@@ -132,6 +148,18 @@ impl Explanation {
                 "detail": s.detail,
             })).collect::<Vec<_>>(),
         })
+    }
+
+    /// Says in the `introspection` step where its answer came from.
+    pub fn note_answer_source(&mut self, source: crate::AnswerSource) {
+        if let Some(step) = self
+            .steps
+            .iter_mut()
+            .rev()
+            .find(|s| s.step == "introspection")
+        {
+            step.detail.push_str(introspection::source_note(source));
+        }
     }
 
     /// The explanation for a terminal: one line per step.

@@ -34,9 +34,20 @@ pub enum IntrospectionOutcome {
     },
 }
 
+/// Where an introspection answer came from (shown by `explain`).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum AnswerSource {
+    /// A cached answer (or one another request was asking for at the same time).
+    Cache,
+    /// The provider, asked just now.
+    Provider,
+    /// The introspector does not say.
+    Unknown,
+}
+
 /// The provider to ask about a token, as the engine found it (see
 /// [`crate::Deny::introspect`]).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Eq, PartialEq)]
 pub struct IntrospectionAsk {
     /// The provider's index in [`crate::Engine::providers`].
     pub provider: usize,
@@ -55,4 +66,21 @@ pub trait Introspect: Send + Sync + std::fmt::Debug {
         token: &'a str,
         now: i64,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Introspected> + Send + 'a>>;
+
+    /// [`Introspect::introspect`], saying where the answer came from (`explain`).
+    fn introspect_sourced<'a>(
+        &'a self,
+        provider: &'a crate::Provider,
+        token: &'a str,
+        now: i64,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = (Introspected, AnswerSource)> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            (
+                self.introspect(provider, token, now).await,
+                AnswerSource::Unknown,
+            )
+        })
+    }
 }

@@ -41,7 +41,9 @@ pub use inject::{
     EXCHANGE_CACHE_ENTRIES, ExchangeError, ExchangeFuture, Exchanged, Exchanger, InjectedToken,
     MAX_SUBJECT_TOKEN_BYTES, PendingExchange, TokenSlot,
 };
-pub use introspected::{Introspect, Introspected, IntrospectionAsk, IntrospectionOutcome};
+pub use introspected::{
+    AnswerSource, Introspect, Introspected, IntrospectionAsk, IntrospectionOutcome,
+};
 pub use keyslot::{Changed, KeySlot, KeySnapshot, RefetchHook};
 pub use keystatus::KeyStatus;
 pub use provider_metadata::{

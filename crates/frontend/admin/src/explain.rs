@@ -35,8 +35,9 @@ where
             );
         }
     };
-    let engine = decider.engine();
-    match request.explain(&engine, decider.now()) {
+    // Through the decider: an opaque token is introspected with the live
+    // introspector (and its cache), as `portcullis explain` does.
+    match decider.explain(&request).await {
         Ok(explanation) => json(StatusCode::OK, &explanation.to_json()),
         Err(e) => json(
             StatusCode::BAD_REQUEST,

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::{Engine, Rule, boxed, hints_from_claims, render_headers};
 use crate::config::ProviderConfig;
 use crate::decision::{Deny, DenyReason, Identity};
-use crate::explain::{Step, Trace};
+use crate::explain::{self, AnswerCheck, Step, Trace};
 use crate::introspected::{IntrospectionAsk, IntrospectionOutcome};
 use crate::request::AuthRequest;
 
@@ -66,51 +66,57 @@ impl Engine {
                 DenyReason::IntrospectionUnavailable,
                 "the token is opaque and was not introspected".to_owned(),
             );
-            if !T::RECORDS {
-                d.introspect = Some(Box::new(IntrospectionAsk {
-                    provider: idx,
-                    token: Arc::from(token),
-                }));
-            }
+            // Explain asks too (the caller holds the introspector): the ask is
+            // read by whoever runs the IO, never by the engine.
+            d.introspect = Some(Box::new(IntrospectionAsk {
+                provider: idx,
+                token: Arc::from(token),
+            }));
             return Err(d);
         };
         let claims_json = match &answer.outcome {
             IntrospectionOutcome::Active { claims_json } => claims_json,
             IntrospectionOutcome::Inactive => {
-                trace.step(|| Step::new("introspection", false, "the provider says: not active"));
+                trace.step(|| explain::introspection_answer_step(provider, &answer.outcome));
+                trace.step(explain::inactive_step);
                 return Err(fail(
                     DenyReason::TokenInactive,
                     "introspection: the token is not active".to_owned(),
                 ));
             }
             IntrospectionOutcome::Unavailable { detail } => {
-                trace.step(|| Step::new("introspection", false, detail.clone()));
+                trace.step(|| explain::introspection_answer_step(provider, &answer.outcome));
                 return Err(fail(
                     DenyReason::IntrospectionUnavailable,
                     format!("introspection: {detail}"),
                 ));
             }
         };
+        trace.step(|| explain::introspection_answer_step(provider, &answer.outcome));
         let claims = Claims::from_json(claims_json).map_err(|e| {
+            trace.step(|| {
+                Step::new(
+                    "answer",
+                    false,
+                    format!("the response is no strict JSON object: {e}"),
+                )
+            });
             fail(
                 DenyReason::TokenMalformed,
                 format!("introspection response: {e}"),
             )
         })?;
         let checked = check_response(&provider.config, &claims, now);
-        trace.step(|| {
-            Step::new(
-                "introspection",
-                checked.is_ok(),
-                match &checked {
-                    Ok(_) => format!("active at provider {:?}", provider.name),
-                    Err((_, why)) => why.clone(),
-                },
-            )
-        });
+        explain::answer_check_steps(
+            trace,
+            &provider.config,
+            &claims,
+            checked.as_ref().err().map(|e| e.0),
+            now,
+        );
         let exp = match checked {
             Ok(exp) => exp,
-            Err((reason, why)) => {
+            Err((_, reason, why)) => {
                 let mut d = fail(reason, format!("introspection: {why}"));
                 d.token_hints = hints_from_claims(&claims);
                 return Err(d);
@@ -151,33 +157,43 @@ fn is_compact_jws(token: &str) -> bool {
 /// holding a configured audience (when audiences are configured), `exp` (required
 /// unless the provider opts out) and `nbf` within the clock skew, `token_type`
 /// Bearer when present, and no `cnf` (proof-of-possession is not checked for opaque
-/// tokens: refused rather than accepted unbound). Returns `exp`.
+/// tokens: refused rather than accepted unbound). Returns `exp`, or the check that
+/// failed with its reason.
 fn check_response(
     config: &ProviderConfig,
     claims: &Claims,
     now: i64,
-) -> Result<Option<f64>, (DenyReason, String)> {
-    let malformed = |why: String| (DenyReason::TokenMalformed, why);
+) -> Result<Option<f64>, (AnswerCheck, DenyReason, String)> {
+    use AnswerCheck as C;
+    let malformed = |check: AnswerCheck, why: String| (check, DenyReason::TokenMalformed, why);
     if claims.get("active") != Some(&Value::Bool(true)) {
-        return Err((DenyReason::TokenInactive, "active is not true".to_owned()));
+        return Err((
+            C::Active,
+            DenyReason::TokenInactive,
+            "active is not true".to_owned(),
+        ));
     }
     if let Some(iss) = claims.get("iss") {
         let Some(iss) = iss.as_str() else {
-            return Err(malformed("iss is not a string".to_owned()));
+            return Err(malformed(C::Issuer, "iss is not a string".to_owned()));
         };
         if let Some(expected) = &config.issuer
             && iss != expected
         {
             return Err((
+                C::Issuer,
                 DenyReason::IssuerMismatch,
                 format!("iss {:?} is not the provider's", super::clip(iss)),
             ));
         }
     }
     if !config.audiences.is_empty() {
-        let auds = claims.audiences().map_err(|e| malformed(e.to_string()))?;
+        let auds = claims
+            .audiences()
+            .map_err(|e| malformed(C::Audience, e.to_string()))?;
         if !auds.iter().any(|a| config.audiences.iter().any(|c| c == a)) {
             return Err((
+                C::Audience,
                 DenyReason::AudienceMismatch,
                 if auds.is_empty() {
                     "the response has no aud".to_owned()
@@ -189,20 +205,29 @@ fn check_response(
     }
     let skew = config.clock_skew_secs as f64;
     let now = now as f64;
-    let exp = claims.expires_at().map_err(|e| malformed(e.to_string()))?;
+    let exp = claims
+        .expires_at()
+        .map_err(|e| malformed(C::Exp, e.to_string()))?;
     match exp {
-        None if config.require_exp => return Err(malformed("the response has no exp".to_owned())),
+        None if config.require_exp => {
+            return Err(malformed(C::Exp, "the response has no exp".to_owned()));
+        }
         Some(exp) if exp + skew <= now => {
-            return Err((DenyReason::TokenExpired, "exp is in the past".to_owned()));
+            return Err((
+                C::Exp,
+                DenyReason::TokenExpired,
+                "exp is in the past".to_owned(),
+            ));
         }
         _ => {}
     }
     if let Some(nbf) = claims
         .numeric_date("nbf")
-        .map_err(|e| malformed(e.to_string()))?
+        .map_err(|e| malformed(C::Nbf, e.to_string()))?
         && nbf - skew > now
     {
         return Err((
+            C::Nbf,
             DenyReason::TokenNotYetValid,
             "nbf is in the future".to_owned(),
         ));
@@ -212,12 +237,14 @@ fn check_response(
         Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {}
         Some(_) => {
             return Err(malformed(
+                C::TokenType,
                 "token_type is not Bearer (only bearer access tokens are accepted)".to_owned(),
             ));
         }
     }
     if claims.get("cnf").is_some() {
         return Err(malformed(
+            C::Cnf,
             "the token is bound (cnf): not supported for opaque tokens".to_owned(),
         ));
     }

@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use serde::Deserialize;
 
 use crate::config::TokenLocation;
-use crate::{AuthRequest, Engine};
+use crate::{AuthRequest, Engine, Introspected};
 
 use super::Explanation;
 
@@ -67,11 +67,21 @@ impl ExplainRequest {
         })
     }
 
-    /// Explains this request with `engine` at `now`.
+    /// Explains this request with `engine` at `now` (an opaque token is
+    /// explained as not introspected: see [`PreparedExplain`] to introspect it).
     ///
     /// # Errors
     /// A method, URL or header that is not valid HTTP.
     pub fn explain(&self, engine: &Engine, now: i64) -> Result<Explanation, InvalidExplainRequest> {
+        Ok(self.prepare(engine)?.explain(engine, now, None))
+    }
+
+    /// Reads the method, URL and headers and places the token, for `engine`'s
+    /// providers.
+    ///
+    /// # Errors
+    /// A method, URL or header that is not valid HTTP.
+    pub fn prepare(&self, engine: &Engine) -> Result<PreparedExplain, InvalidExplainRequest> {
         let method_text = self.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
         let method = Method::from_bytes(method_text.as_bytes())
             .map_err(|_| invalid("method", format!("{method_text:?} is not an HTTP method")))?;
@@ -116,8 +126,38 @@ impl ExplainRequest {
         {
             place_token(engine, token, &mut headers, &mut path)?;
         }
-        let req = AuthRequest::new(&method, &host, &path, &headers);
-        Ok(engine.explain(&req, now))
+        Ok(PreparedExplain {
+            method,
+            host,
+            path,
+            headers,
+        })
+    }
+}
+
+/// A request read and ready to explain, once or again with an introspection
+/// answer.
+#[derive(Debug)]
+pub struct PreparedExplain {
+    method: Method,
+    host: String,
+    path: String,
+    headers: HeaderMap,
+}
+
+impl PreparedExplain {
+    /// Explains the request with `engine` at `now`, with `introspected` as the
+    /// answer about its opaque token when the caller asked the provider (for the
+    /// [`Explanation::introspect`] of a first explanation).
+    pub fn explain(
+        &self,
+        engine: &Engine,
+        now: i64,
+        introspected: Option<&Introspected>,
+    ) -> Explanation {
+        let mut req = AuthRequest::new(&self.method, &self.host, &self.path, &self.headers);
+        req.introspected = introspected;
+        engine.explain(&req, now)
     }
 }
 

@@ -8,10 +8,11 @@ use serde_json::json;
 use crate::config;
 use crate::keyslot::KeySlot;
 use crate::request::{SessionCredential, VerifiedSession};
-use crate::{AuthRequest, Decision, DenyReason, Engine};
+use crate::{AuthRequest, Decision, DenyReason, Engine, Introspected, IntrospectionOutcome};
 
 const NOW: i64 = 1_700_000_000;
 const SECRET: &[u8] = b"secret-secret-secret-secret-secret";
+const OPAQUE: &str = "1ZvgX1UfuD-6CGYt-7qXkNsSouAghh88nRTd1TBPw9Y";
 
 fn engine(extra_rules: &str) -> Engine {
     let k = b64::encode(SECRET);
@@ -91,6 +92,10 @@ providers:
     issuer: https://sso.example.com
     jwks: {discovery: https://sso.example.com}
     login: {client_id: portcullis, client_secret: s3cret}
+  - name: opaque
+    issuer: https://op.example.com
+    jwks: {discovery: https://op.example.com}
+    introspection: {endpoint: https://op.example.com/introspect, client_id: rs, client_secret: s3cret}
 sessions:
   public_url: https://auth.example.com/
   secret_file: session.key
@@ -130,6 +135,9 @@ rules:
   - name: closed
     match: {path: "/closed/**"}
     allow: deny
+  - name: opaque
+    match: {path: "/opaque/**"}
+    providers: [opaque]
   - name: api
     match: {path: "/api/**", host: api.example.com}
     providers: [corp]
@@ -181,6 +189,8 @@ struct Case {
     path: &'static str,
     token: Option<String>,
     session: Option<SessionCredential>,
+    /// The decider's introspection answer about the (opaque) token.
+    introspected: Option<Introspected>,
 }
 
 /// A request that is denied for `reason`, and the step that must fail. The
@@ -200,12 +210,22 @@ fn case(w: &Wide, reason: DenyReason) -> Option<(Case, &'static str)> {
         path: "/api/x",
         token,
         session: None,
+        introspected: None,
     };
     let at = |host, path, token| Case {
         host,
         path,
         token,
         session: None,
+        introspected: None,
+    };
+    let opaque = |outcome| Case {
+        introspected: Some(Introspected {
+            provider: Arc::from("opaque"),
+            token: Arc::from(OPAQUE),
+            outcome,
+        }),
+        ..at("api.example.com", "/opaque/x", Some(OPAQUE.to_owned()))
     };
     Some(match reason {
         DenyReason::TokenMissing => (api(None), "token"),
@@ -295,10 +315,15 @@ fn case(w: &Wide, reason: DenyReason) -> Option<(Case, &'static str)> {
         DenyReason::NoUpstream | DenyReason::UpstreamUnavailable | DenyReason::UpstreamTimeout => {
             return None;
         }
-        // Opaque tokens: decided with the decider's introspection answer (see
-        // engine/introspection/tests.rs, which checks their explain steps).
-        DenyReason::TokenInactive | DenyReason::IntrospectionUnavailable => return None,
-        // Step-up has its own tests (engine/login).
+        // Opaque tokens, with the answer the decider got from the provider.
+        DenyReason::TokenInactive => (opaque(IntrospectionOutcome::Inactive), "active"),
+        DenyReason::IntrospectionUnavailable => (
+            opaque(IntrospectionOutcome::Unavailable {
+                detail: "https://op.example.com/introspect answered HTTP 500".to_owned(),
+            }),
+            "introspection",
+        ),
+        // Step-up has its own tests (engine/login); explain has no step-up step yet.
         DenyReason::StepUpRequired => return None,
     })
 }
@@ -334,6 +359,7 @@ fn explains_every_reason_code_as_the_decision_has_it() {
         let h = headers(c.token.as_deref());
         let mut req = AuthRequest::new(&Method::GET, c.host, c.path, &h);
         req.session = c.session.as_ref();
+        req.introspected = c.introspected.as_ref();
         let decided = w.engine.decide(&req, NOW);
         let explained = w.engine.explain(&req, NOW);
         assert_eq!(decided.reason(), Some(reason), "{}: {decided:?}", c.path);
@@ -365,9 +391,9 @@ fn explains_every_reason_code_as_the_decision_has_it() {
             assert!(!json.contains(t.as_str()));
         }
     }
-    // All but the three the proxy frontend produces, the two of introspection and
-    // step-up (its own tests in engine/login).
-    assert_eq!(explained_reasons, DenyReason::ALL.len() - 6);
+    // All but the three the proxy frontend produces and step-up (its own tests in
+    // engine/login).
+    assert_eq!(explained_reasons, DenyReason::ALL.len() - 4);
 }
 
 #[test]

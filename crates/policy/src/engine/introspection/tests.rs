@@ -335,11 +335,39 @@ fn explains_introspection_steps() {
     let x = e.explain(&req, NOW);
     assert_eq!(x.reason, Some("token_inactive"));
     assert!(!x.to_json().to_string().contains(OPAQUE));
-    // An explained request never asks for an introspection.
+    // An explained request names the introspection its caller may run (the
+    // engine runs none), and the explanation carries it, not in its JSON.
     req.introspected = None;
     let Decision::Deny(d) = e.decide_traced(&req, NOW, &mut crate::explain::Recorder::default())
     else {
         panic!("allowed")
     };
-    assert!(d.introspect.is_none());
+    let ask = d.introspect.as_deref().unwrap();
+    assert_eq!((ask.provider, &*ask.token), (0, OPAQUE));
+    let x = e.explain(&req, NOW);
+    assert_eq!(x.introspect.as_ref(), Some(ask));
+    assert!(!x.to_json().to_string().contains(OPAQUE));
+    // With an active answer: each check of it, expected and actual.
+    let answer = active(good());
+    req.introspected = Some(&answer);
+    let x = e.explain(&req, NOW);
+    let names: Vec<&str> = x.steps.iter().map(|s| s.step).collect();
+    for name in [
+        "introspection",
+        "active",
+        "issuer",
+        "audience",
+        "exp",
+        "nbf",
+        "token_type",
+        "cnf",
+    ] {
+        assert!(names.contains(&name), "{name}: {names:?}");
+    }
+    let issuer = x.steps.iter().find(|s| s.step == "issuer").unwrap();
+    assert_eq!(
+        issuer.detail,
+        format!("expected {ISS:?}, answer iss {ISS:?}")
+    );
+    assert!(!x.to_json().to_string().contains("s3cret"));
 }
