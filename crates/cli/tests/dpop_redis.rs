@@ -204,3 +204,101 @@ rules:
         b.log()
     );
 }
+
+/// `dpop.replay` follows a reload: two replicas start without it (each keeps the
+/// proofs it saw in its own memory, so a proof used at one passes at the other);
+/// after both reload a config naming the shared Redis, a proof used at one is
+/// refused at the other, without a restart.
+#[test]
+fn a_reload_that_names_the_replay_store_shares_it() {
+    let dir = TempDir::new("dpop-redis-reload");
+    let redis_port = free_port();
+    let _redis = Child::spawn(
+        Command::new(peer_bin("redis-server"))
+            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path()),
+        &dir.path().join("redis.log"),
+    );
+    wait_for_port(redis_port, Duration::from_secs(10));
+    let issuer = Issuer::new(Algorithm::ES256, "idp-1", ISS);
+    let jwks = issuer.jwks();
+    let rest = format!(
+        r#"providers:
+  - name: strict
+    issuer: {ISS}
+    audiences: [api]
+    dpop: required
+    jwks: {{inline: {jwks}}}
+rules:
+  - name: strict
+    match: {{path: /api/**}}
+    providers: [strict]
+"#
+    );
+    let a = Portcullis::start(BIN, &rest);
+    let b = Portcullis::start(BIN, &rest);
+
+    let keys = jose(&json!([{"op": "keygen"}]));
+    let holder = &keys[0];
+    let now = Issuer::now();
+    let token = issuer.mint(json!({
+        "aud": "api", "sub": "client-1", "exp": now + 300, "cnf": {"jkt": holder["jkt"]}
+    }));
+    let ath = jose(&json!([{"op": "ath", "token": token}]))[0]["ath"].clone();
+    let url = "https://api.test/api/orders";
+    let jobs: Vec<Value> = (0..2)
+        .map(|i| {
+            json!({"op": "proof", "private": holder["private"], "public": holder["public"],
+                   "claims": {"jti": format!("reload-{i}"), "htm": "GET", "htu": url, "iat": now, "ath": ath}})
+        })
+        .collect();
+    let proofs: Vec<String> = jose(&Value::Array(jobs))
+        .iter()
+        .map(|r| r["proof"].as_str().unwrap().to_owned())
+        .collect();
+    let dpop = format!("DPoP {token}");
+
+    // No shared store: each replica remembers only its own proofs.
+    let r = verify(&a, "/api/orders", &dpop, Some(&proofs[0]));
+    assert_eq!(r.status, 200, "{}\n{}", r.body, a.log());
+    let r = verify(&b, "/api/orders", &dpop, Some(&proofs[0]));
+    assert_eq!(
+        r.status, 200,
+        "without a shared store B has not seen it: {}",
+        r.body
+    );
+    dpop_invalid(
+        &verify(&a, "/api/orders", &dpop, Some(&proofs[0])),
+        "replayed at A, in A's memory",
+    );
+
+    // Both reload a config that names the shared store.
+    let shared = format!("dpop:\n  replay: redis://127.0.0.1:{redis_port}/0\n{rest}");
+    for p in [&a, &b] {
+        p.rewrite_config(&shared);
+    }
+    for p in [&a, &b] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !p.log().contains("dpop.replay changed") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no reload seen:\n{}",
+                p.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let r = verify(&a, "/api/orders", &dpop, Some(&proofs[1]));
+    assert_eq!(r.status, 200, "{}\n{}", r.body, a.log());
+    dpop_invalid(
+        &verify(&b, "/api/orders", &dpop, Some(&proofs[1])),
+        "after the reload, a proof used at A is refused at B",
+    );
+    assert!(
+        b.log().contains("seen by the shared replay store"),
+        "{}",
+        b.log()
+    );
+}
