@@ -22,8 +22,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use portcullis_test_util::{
-    Child, EchoUpstream, Issuer, Portcullis, Response, TempDir, WorkloadApi, free_port, get,
-    peer_bin, python, wait_for_port,
+    AuthzEnvoy, AuthzEnvoyOptions, EchoUpstream, Issuer, Portcullis, Response, TempDir,
+    WorkloadApi, python,
 };
 use serde_json::{Value, json};
 
@@ -33,131 +33,14 @@ const FRONTEND: &str = "spiffe://example.org/ns/default/sa/frontend";
 const BACKEND_AUD: &str = "spiffe://example.org/backend";
 
 /// One Envoy: an HTTP listener whose every request is checked by ext_authz (gRPC) at
-/// `authz_port` and then routed to `upstream_port`.
-struct Envoy {
-    child: Child,
-    port: u16,
-    _dir: TempDir,
-}
-
-impl Envoy {
-    fn start(name: &str, authz_port: u16, upstream_port: u16, tls: Option<&Path>) -> Envoy {
-        let (port, admin) = (free_port(), free_port());
-        let dir = TempDir::new(name);
-        // Downstream mTLS: the client certificate reaches Portcullis as
-        // `source.certificate` (include_peer_certificate).
-        let transport = match tls {
-            None => String::new(),
-            Some(certs) => format!(
-                r#"
-          transport_socket:
-            name: envoy.transport_sockets.tls
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
-              require_client_certificate: true
-              common_tls_context:
-                tls_certificates:
-                  - certificate_chain: {{filename: {dir}/server.pem}}
-                    private_key: {{filename: {dir}/server.key}}
-                validation_context:
-                  trusted_ca: {{filename: {dir}/ca.pem}}"#,
-                dir = certs.display()
-            ),
-        };
-        let config = format!(
-            r#"
-admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin}}}}}
-static_resources:
-  listeners:
-    - name: {name}
-      address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-      filter_chains:
-        - filters:
-            - name: envoy.filters.network.http_connection_manager
-              typed_config:
-                "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-                stat_prefix: {name}
-                normalize_path: true
-                merge_slashes: true
-                path_with_escaped_slashes_action: REJECT_REQUEST
-                route_config:
-                  virtual_hosts:
-                    - name: all
-                      domains: ["*"]
-                      routes:
-                        - match: {{prefix: /}}
-                          route: {{cluster: upstream}}
-                http_filters:
-                  - name: envoy.filters.http.ext_authz
-                    typed_config:
-                      "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
-                      transport_api_version: V3
-                      include_peer_certificate: true
-                      failure_mode_allow: false
-                      grpc_service:
-                        envoy_grpc: {{cluster_name: portcullis}}
-                        timeout: 2s
-                  - name: envoy.filters.http.router
-                    typed_config:
-                      "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router{transport}
-  clusters:
-    - name: portcullis
-      type: STATIC
-      connect_timeout: 1s
-      typed_extension_protocol_options:
-        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-          explicit_http_config: {{http2_protocol_options: {{}}}}
-      load_assignment:
-        cluster_name: portcullis
-        endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {authz_port}}}}}}}}}]}}]
-    - name: upstream
-      type: STATIC
-      connect_timeout: 1s
-      load_assignment:
-        cluster_name: upstream
-        endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {upstream_port}}}}}}}}}]}}]
-"#
-        );
-        let path = dir.write("envoy.yaml", &config);
-        let child = Child::spawn(
-            Command::new(peer_bin("envoy"))
-                .arg("--config-path")
-                .arg(&path)
-                .args(["--concurrency", "1", "--base-id", &admin.to_string()])
-                .args(["--log-level", "warn", "--disable-hot-restart"]),
-            &dir.path().join("envoy.log"),
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", admin)).is_ok()
-                && get(&format!("http://127.0.0.1:{admin}/ready"), &[]).status == 200
-            {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "envoy {name} not live:\n{}",
-                child.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        wait_for_port(port, Duration::from_secs(10));
-        Envoy {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
-        get(&format!("http://127.0.0.1:{}{path}", self.port), headers)
-    }
-
-    fn log(&self) -> String {
-        self.child.log()
-    }
+/// `authz_port` and then routed to `upstream_port`; with `tls`, downstream mTLS whose
+/// client certificate reaches Portcullis as `source.certificate`.
+fn start_envoy(name: &str, authz_port: u16, upstream_port: u16, tls: Option<&Path>) -> AuthzEnvoy {
+    let options = AuthzEnvoyOptions {
+        downstream_mtls: tls.map(Path::to_path_buf),
+        ..AuthzEnvoyOptions::default()
+    };
+    AuthzEnvoy::start_with(name, authz_port, upstream_port, &options)
 }
 
 /// What the backend received, from the echo's JSON.
@@ -247,8 +130,8 @@ fn tutorial_topology_injects_and_validates_jwt_svids() {
     let ingress = Portcullis::start(BIN, &ingress_config(&api.endpoint()));
     ingress.wait_ready(Duration::from_secs(10));
     let egress = Portcullis::start(BIN, &egress_config(&api.endpoint()));
-    let envoy_in = Envoy::start("ingress", ingress.grpc, backend.port, None);
-    let envoy_out = Envoy::start("egress", egress.grpc, envoy_in.port, None);
+    let envoy_in = start_envoy("ingress", ingress.grpc, backend.port, None);
+    let envoy_out = start_envoy("egress", egress.grpc, envoy_in.port, None);
 
     // 1. frontend -> egress (injects its JWT-SVID) -> ingress (validates) -> backend.
     let mut first = None;
@@ -558,7 +441,7 @@ fn certificate_bound_tokens_through_envoy_mtls() {
     let backend = EchoUpstream::start();
     let ingress = Portcullis::start(BIN, &ingress_config(&api.endpoint()));
     ingress.wait_ready(Duration::from_secs(10));
-    let envoy = Envoy::start("mtls", ingress.grpc, backend.port, Some(dir.path()));
+    let envoy = start_envoy("mtls", ingress.grpc, backend.port, Some(dir.path()));
 
     let mut bound = svid_claims(FRONTEND);
     bound["cnf"] = json!({"x5t#S256": x5t_s256(dir.path(), "a.pem")});

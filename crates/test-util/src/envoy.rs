@@ -2,6 +2,7 @@
 //! checked by ext_authz gRPC and then routed to one upstream: the egress or
 //! ingress proxy of the SPIFFE tutorial's topology.
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,26 @@ pub struct AuthzEnvoy {
     _dir: TempDir,
 }
 
+/// What differs between the tests' Envoys; the rest of the config is one text.
+#[derive(Clone, Debug)]
+pub struct AuthzEnvoyOptions {
+    /// How long Envoy waits for the ext_authz answer before failing closed.
+    pub authz_timeout: Duration,
+    /// Downstream mTLS: a directory with `server.pem`, `server.key` and `ca.pem`; the
+    /// client certificate is then required and sent to ext_authz as
+    /// `source.certificate` (`include_peer_certificate`).
+    pub downstream_mtls: Option<PathBuf>,
+}
+
+impl Default for AuthzEnvoyOptions {
+    fn default() -> Self {
+        AuthzEnvoyOptions {
+            authz_timeout: Duration::from_secs(2),
+            downstream_mtls: None,
+        }
+    }
+}
+
 impl AuthzEnvoy {
     /// Starts Envoy `name` on free ports: ext_authz at `authz_port` (gRPC, waiting
     /// at most `authz_timeout`, failing closed), then `upstream_port`.
@@ -25,9 +46,44 @@ impl AuthzEnvoy {
         upstream_port: u16,
         authz_timeout: Duration,
     ) -> AuthzEnvoy {
+        let options = AuthzEnvoyOptions {
+            authz_timeout,
+            ..AuthzEnvoyOptions::default()
+        };
+        AuthzEnvoy::start_with(name, authz_port, upstream_port, &options)
+    }
+
+    /// As [`AuthzEnvoy::start`], with the options spelled out.
+    pub fn start_with(
+        name: &str,
+        authz_port: u16,
+        upstream_port: u16,
+        options: &AuthzEnvoyOptions,
+    ) -> AuthzEnvoy {
         let (port, admin) = (free_port(), free_port());
         let dir = TempDir::new(name);
-        let timeout = format!("{:.3}s", authz_timeout.as_secs_f64());
+        let timeout = format!("{:.3}s", options.authz_timeout.as_secs_f64());
+        let (transport, peer_certificate) = match &options.downstream_mtls {
+            None => (String::new(), false),
+            Some(certs) => (
+                format!(
+                    r#"
+          transport_socket:
+            name: envoy.transport_sockets.tls
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+              require_client_certificate: true
+              common_tls_context:
+                tls_certificates:
+                  - certificate_chain: {{filename: {dir}/server.pem}}
+                    private_key: {{filename: {dir}/server.key}}
+                validation_context:
+                  trusted_ca: {{filename: {dir}/ca.pem}}"#,
+                    dir = certs.display()
+                ),
+                true,
+            ),
+        };
         let config = format!(
             r#"
 admin:
@@ -57,13 +113,14 @@ static_resources:
                     typed_config:
                       "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
                       transport_api_version: V3
+                      include_peer_certificate: {peer_certificate}
                       failure_mode_allow: false
                       grpc_service:
                         envoy_grpc: {{cluster_name: portcullis}}
                         timeout: {timeout}
                   - name: envoy.filters.http.router
                     typed_config:
-                      "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router{transport}
   clusters:
     - name: portcullis
       type: STATIC

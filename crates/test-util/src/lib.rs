@@ -39,7 +39,7 @@ pub use confusion::{
     Answer, Check, ClassCount, Confusion, Credential, Failure, H2cRequest, Outcome, Probe,
     Received, RecordingUpstream, Tokens, corpus, escape, proxy_corpus, send_h2c, send_raw,
 };
-pub use envoy::AuthzEnvoy;
+pub use envoy::{AuthzEnvoy, AuthzEnvoyOptions};
 pub use http::{Response, get, request};
 pub use issuer::Issuer;
 pub use matrix::{Matrix, MatrixEnv, ProxyUnderTest};

@@ -139,20 +139,7 @@ pub(super) fn validate_introspection(
             ));
         }
     };
-    let auth = match auth {
-        None => TokenEndpointAuth::default(),
-        Some(a) => match a.value.as_str() {
-            "client_secret_basic" => TokenEndpointAuth::ClientSecretBasic,
-            "client_secret_post" => TokenEndpointAuth::ClientSecretPost,
-            other => {
-                return Err(cx.err(
-                    a.referenced.line(),
-                    format!("{field}.auth"),
-                    format!("{other:?} is not client_secret_basic or client_secret_post"),
-                ));
-            }
-        },
-    };
+    let auth = TokenEndpointAuth::from_config(cx, auth, format!("{field}.auth"))?;
     let duration = |d: Option<Spanned<String>>, name: &str, default: Duration| match d {
         None => Ok(default),
         Some(d) => parse_duration(&d.value)

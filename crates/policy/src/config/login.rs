@@ -90,6 +90,29 @@ pub enum TokenEndpointAuth {
     ClientSecretPost,
 }
 
+impl TokenEndpointAuth {
+    /// Reads the config word at `field` (absent: the default). One parser for every block
+    /// that talks to a token endpoint (login, introspection), so they accept the same words.
+    pub(super) fn from_config(
+        cx: &Ctx<'_>,
+        word: Option<Spanned<String>>,
+        field: String,
+    ) -> Result<Self, ConfigError> {
+        let Some(word) = word else {
+            return Ok(Self::default());
+        };
+        match word.value.as_str() {
+            "client_secret_basic" => Ok(Self::ClientSecretBasic),
+            "client_secret_post" => Ok(Self::ClientSecretPost),
+            other => Err(cx.err(
+                word.referenced.line(),
+                field,
+                format!("{other:?} is not client_secret_basic or client_secret_post"),
+            )),
+        }
+    }
+}
+
 /// Where the client secret comes from.
 #[derive(Clone, Eq, PartialEq)]
 pub enum ClientSecret {
@@ -389,20 +412,11 @@ pub(super) fn validate_login(
     if !scopes.iter().any(|s| s == "openid") {
         scopes.insert(0, "openid".to_owned());
     }
-    let token_endpoint_auth = match token_endpoint_auth {
-        None => TokenEndpointAuth::default(),
-        Some(a) => match a.value.as_str() {
-            "client_secret_basic" => TokenEndpointAuth::ClientSecretBasic,
-            "client_secret_post" => TokenEndpointAuth::ClientSecretPost,
-            other => {
-                return Err(cx.err(
-                    a.referenced.line(),
-                    format!("{field}.token_endpoint_auth"),
-                    format!("{other:?} is not client_secret_basic or client_secret_post"),
-                ));
-            }
-        },
-    };
+    let token_endpoint_auth = TokenEndpointAuth::from_config(
+        cx,
+        token_endpoint_auth,
+        format!("{field}.token_endpoint_auth"),
+    )?;
     Ok(LoginConfig {
         client_id,
         client_secret,
