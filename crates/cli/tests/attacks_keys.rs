@@ -8,13 +8,12 @@
 //! key and sign with it, and to forge with e = 1 and short HMAC secrets.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use portcullis_jose::{Algorithm, b64};
-use portcullis_test_util::{Issuer, TempDir, python};
+use portcullis_test_util::{Issuer, TempDir, python, run_with_input};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
@@ -85,26 +84,12 @@ fn token(header: Value, sig: &[u8]) -> String {
 fn python_weak() -> &'static Value {
     static OUT: OnceLock<Value> = OnceLock::new();
     OUT.get_or_init(|| {
-        let mut child = Command::new(python())
-            .args(["-c", WEAK_PY])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(payload().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = run_with_input(
+            Command::new(python()).args(["-c", WEAK_PY]),
+            payload().as_bytes(),
+            "python (weak keys)",
         );
-        serde_json::from_slice(&out.stdout).unwrap()
+        serde_json::from_slice(&out).unwrap()
     })
 }
 

@@ -23,12 +23,12 @@
 use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use portcullis_jose::{Algorithm, SigningKey, b64};
-use portcullis_test_util::{Issuer, JwksServer, Portcullis, TempDir, python};
+use portcullis_test_util::{Issuer, JwksServer, Portcullis, TempDir, python, run_with_input};
 use serde_json::{Value, json};
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
@@ -194,24 +194,12 @@ json.dump(out, sys.stdout)
 
 /// Runs Python with `script` and `input` on stdin; returns stdout as JSON.
 pub(crate) fn run_python(args: &[&str], input: &str) -> Value {
-    let mut child = Command::new(python())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the peers' python");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_owned();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(
-        out.status.success(),
-        "python {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_with_input(
+        Command::new(python()).args(args),
+        input.as_bytes(),
+        &format!("python {args:?}"),
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&out).unwrap()
 }
 
 /// A shell wrapper around the binary: the server lives in a `static` (dropped never),

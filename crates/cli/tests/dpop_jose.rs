@@ -5,11 +5,10 @@
 //! `dpop_invalid` and `WWW-Authenticate: DPoP`.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use portcullis_jose::Algorithm;
-use portcullis_test_util::{Issuer, Portcullis, Response, peers_dir};
+use portcullis_test_util::{Issuer, Portcullis, Response, peers_dir, run_json};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
@@ -23,27 +22,12 @@ fn jose(jobs: &Value) -> Vec<Value> {
         peers.display()
     );
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/dpop_jose.mjs");
-    let mut child = Command::new("node")
-        .arg(script)
-        .arg(&peers)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(jobs.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_json(
+        Command::new("node").arg(script).arg(&peers),
+        jobs,
+        "npm jose (tests/peers/dpop_jose.mjs)",
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_value(out).unwrap()
 }
 
 fn verify(p: &Portcullis, method: &str, uri: &str, auth: &str, proof: Option<&str>) -> Response {

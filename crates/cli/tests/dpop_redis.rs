@@ -5,13 +5,13 @@
 //! (fail closed) while plain bearer tokens still pass.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use portcullis_jose::Algorithm;
 use portcullis_test_util::{
-    Child, Issuer, Portcullis, Response, TempDir, free_port, peer_bin, peers_dir, wait_for_port,
+    Child, Issuer, Portcullis, Response, TempDir, free_port, peer_bin, peers_dir, run_json,
+    wait_for_port,
 };
 use serde_json::{Value, json};
 
@@ -26,27 +26,12 @@ fn jose(jobs: &Value) -> Vec<Value> {
         peers.display()
     );
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/dpop_jose.mjs");
-    let mut child = Command::new("node")
-        .arg(script)
-        .arg(&peers)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(jobs.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_json(
+        Command::new("node").arg(script).arg(&peers),
+        jobs,
+        "npm jose (tests/peers/dpop_jose.mjs)",
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_value(out).unwrap()
 }
 
 fn verify(p: &Portcullis, uri: &str, auth: &str, proof: Option<&str>) -> Response {

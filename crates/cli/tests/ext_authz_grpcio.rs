@@ -14,43 +14,24 @@
 #[path = "envoy_common.rs"]
 mod envoy_common;
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use envoy_common::{AUDIENCE, BIN, Failures, ISSUER, example_portcullis_config};
 use portcullis_jose::Algorithm;
-use portcullis_test_util::{Issuer, JwksServer, Portcullis, python};
+use portcullis_test_util::{Issuer, JwksServer, Portcullis, python, run_json};
 use serde_json::{Value, json};
 
 const OVERWRITE: &str = "OVERWRITE_IF_EXISTS_OR_ADD";
 
 fn run_script(job: &Value) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/ext_authz_check.py");
-    let mut child = Command::new(python())
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(job.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{} failed: {}\n{}",
-        script.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    run_json(
+        Command::new(python()).arg(&script),
+        job,
+        "tests/peers/ext_authz_check.py",
+    )
 }
 
 /// `[{header: {key, value}, append_action}]` as `(key, value, append_action, has_append)`.

@@ -19,12 +19,11 @@
     reason = "tests: a panic is a failure"
 )]
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use portcullis_test_util::{
-    Browser, EchoServer, OidcProvider, Portcullis, TempDir, free_port, get, wait_for_port,
+    Browser, EchoServer, OidcProvider, Portcullis, TempDir, free_port, get, promtool_check,
+    wait_for_port,
 };
 use serde_json::{Value, json};
 
@@ -38,29 +37,6 @@ fn login_count(metrics: &str, step: &str, outcome: &str) -> u64 {
         .lines()
         .find_map(|l| l.strip_prefix(&want))
         .map_or(0, |v| v.trim().parse().unwrap())
-}
-
-fn promtool_check(text: &str) {
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian prometheus): run scripts/install-peers");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool: {}{}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn state_cookies(b: &Browser) -> Vec<String> {

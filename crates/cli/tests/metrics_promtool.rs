@@ -9,12 +9,10 @@
     reason = "tests: a panic is a failure"
 )]
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use portcullis_jose::Algorithm;
-use portcullis_test_util::{Issuer, JwksServer, Portcullis, request};
+use portcullis_test_util::{Issuer, JwksServer, Portcullis, promtool_check, request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
@@ -100,29 +98,6 @@ fn metrics_pass_promtool_and_count_exactly() {
     );
     assert!(om.ends_with("# EOF\n"), "{om}");
     assert!(om.contains("# TYPE portcullis_decisions counter"), "{om}");
-}
-
-fn promtool_check(text: &str) {
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian prometheus): run scripts/install-peers");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}\n--- body ---\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The one sample of `series` (a full name with labels), as text.

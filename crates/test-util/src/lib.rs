@@ -45,7 +45,7 @@ pub use issuer::Issuer;
 pub use matrix::{Matrix, MatrixEnv, ProxyUnderTest};
 pub use oidc_provider::OidcProvider;
 pub use peers::{peer_bin, peers_dir, python, spawn_caddy, spawn_traefik};
-pub use process::{Child, free_port, wait_for_port};
+pub use process::{Child, free_port, promtool_check, run_json, run_with_input, wait_for_port};
 pub use proxy::{EchoServer, EchoTls, Pki};
 pub use servers::{EchoUpstream, JwksServer};
 pub use token_exchange::{TOKEN_EXCHANGE_GRANT, TokenExchangeServer, jwt_payload};

@@ -121,3 +121,55 @@ pub fn wait_for_port(port: u16, timeout: Duration) {
         std::thread::sleep(Duration::from_millis(25));
     }
 }
+
+/// Runs `command` to completion with `input` on its stdin (written from a thread, so a
+/// child that answers before it has read everything cannot deadlock us) and returns its
+/// stdout; panics with `what`, the exit status and stderr when it fails.
+pub fn run_with_input(command: &mut Command, input: &[u8], what: &str) -> Vec<u8> {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start {command:?}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        // A child that exits without reading all of it closes the pipe: not our error.
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// [`run_with_input`] for the peers' scripts that read one JSON document on stdin and
+/// print one on stdout.
+pub fn run_json(command: &mut Command, input: &serde_json::Value, what: &str) -> serde_json::Value {
+    let out = run_with_input(command, input.to_string().as_bytes(), what);
+    serde_json::from_slice(&out).unwrap_or_else(|e| {
+        panic!(
+            "{what}: stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out)
+        )
+    })
+}
+
+/// `promtool check metrics` (Debian `prometheus`) on a scrape; panics with its findings.
+pub fn promtool_check(scrape: &str) {
+    run_with_input(
+        Command::new("promtool").args(["check", "metrics"]),
+        scrape.as_bytes(),
+        &format!(
+            "promtool check metrics (Debian prometheus; run scripts/install-peers) on\n{scrape}\n"
+        ),
+    );
+}
