@@ -23,7 +23,7 @@ import jwt
 
 import procs
 import report
-from flood import Flood
+from flood import FloodProcess
 from jwks import JwksServer
 from sessions import Sessions
 from load import Conn, Load, Oracle, build_request
@@ -120,6 +120,7 @@ class Run:
         self.tail_s = 2.0 if self.short else 8.0
         self.soak_s = args.soak_seconds or (20.0 if self.short else 600.0)
         self.phases = []
+        self.baseline = self.flood = self.soak = self.sigterm = None
         self.readyz = []
         self.rss = []
         self.procs = []
@@ -289,6 +290,10 @@ class Run:
         await self.lift_and_tail(p)
 
     # -------------------------------------------------------------- phases
+    def want(self, group):
+        """Whether `--only` (a comma list of PHASE_GROUPS; default all) names this group."""
+        return not self.args.only or group in self.args.only.split(",")
+
     async def phases_all(self):
         p = await self.begin("baseline", "every answer as the oracle says")
         await asyncio.sleep(self.phase_s)
@@ -296,43 +301,53 @@ class Run:
         await self.finish(p)
         self.baseline = p
 
-        self.jwks.slow_seconds = 3.0 if self.short else 10.0
-        await self.jwks_fault("down", "nothing listens: last good keys kept, valid tokens 200, /readyz 200")
-        await self.jwks_fault("slow", f"answers after {self.jwks.slow_seconds:.0f} s (fetch timeout 2 s): last good keys kept")
-        await self.jwks_fault("garbage", "a 200 whose body is no JWKS: last good keys kept")
-        await self.jwks_fault("error500", "500s: last good keys kept")
-        await self.rotation_phase()
+        if self.want("jwks"):
+            self.jwks.slow_seconds = 3.0 if self.short else 10.0
+            await self.jwks_fault("down", "nothing listens: last good keys kept, valid tokens 200, /readyz 200")
+            await self.jwks_fault("slow", f"answers after {self.jwks.slow_seconds:.0f} s (fetch timeout 2 s): last good keys kept")
+            await self.jwks_fault("garbage", "a 200 whose body is no JWKS: last good keys kept")
+            await self.jwks_fault("error500", "500s: last good keys kept")
+        if self.want("rotation"):
+            await self.rotation_phase()
 
-        p = await self.begin("key removed", "corp-old leaves the JWKS: its tokens pass until the refresh (grace 5 s), then 401 key_not_found (counted as expected denies)")
-        self.jwks.publish("/corp.json", [self.keys.jwk["corp-a"]])
-        self.oracle.remove_key("valid_old")
-        await asyncio.sleep(max(self.phase_s, self.oracle.grace + 1.0))
-        await self.lift_and_tail(p)
+        if self.want("removed"):
+            p = await self.begin("key removed", "corp-old leaves the JWKS: its tokens pass until the refresh (grace 5 s), then 401 key_not_found (counted as expected denies)")
+            self.jwks.publish("/corp.json", [self.keys.jwk["corp-a"]])
+            self.oracle.remove_key("valid_old")
+            await asyncio.sleep(max(self.phase_s, self.oracle.grace + 1.0))
+            await self.lift_and_tail(p)
 
-        await self.flood_phase()
-        await self.junk_phase()
-        await self.reload_phase(by_signal=False)
-        await self.reload_phase(by_signal=True)
+        if self.want("flood"):
+            await self.flood_phase()
+        if self.want("junk"):
+            await self.junk_phase()
+        if self.want("reload"):
+            await self.reload_phase(by_signal=False)
+            await self.reload_phase(by_signal=True)
 
-        p = await self.begin("reload tuning only, JWKS down", "JWKS down, then a reload that changes only jwks.timeout: the keys carry over, valid tokens 200, /readyz 200")
-        await self.jwks.set_mode("down")
-        await asyncio.sleep(1.0)
-        write(self.config_path, config_text(self.ports, self.jwks, timeout="3s"))
-        self.pc.proc.signal(signal.SIGHUP)
-        await asyncio.sleep(self.phase_s)
-        await self.jwks.set_mode("up")
-        write(self.config_path, self.good)
-        self.pc.proc.signal(signal.SIGHUP)
-        await self.lift_and_tail(p)
+        if self.want("tuning"):
+            p = await self.begin("reload tuning only, JWKS down", "JWKS down, then a reload that changes only jwks.timeout: the keys carry over, valid tokens 200, /readyz 200")
+            await self.jwks.set_mode("down")
+            await asyncio.sleep(1.0)
+            write(self.config_path, config_text(self.ports, self.jwks, timeout="3s"))
+            self.pc.proc.signal(signal.SIGHUP)
+            await asyncio.sleep(self.phase_s)
+            await self.jwks.set_mode("up")
+            write(self.config_path, self.good)
+            self.pc.proc.signal(signal.SIGHUP)
+            await self.lift_and_tail(p)
 
-        await self.redis_phase()
-        await self.sigterm_phase()
+        if self.want("redis"):
+            await self.redis_phase()
+        if self.want("sigterm"):
+            await self.sigterm_phase()
 
-        p = await self.begin("soak", f"{self.soak_s:.0f} s of the same mix: RSS growth < 10 %, /readyz steady")
-        await asyncio.sleep(self.soak_s)
-        p.t_end = time.monotonic()
-        await self.finish(p)
-        self.soak = p
+        if self.want("soak"):
+            p = await self.begin("soak", f"{self.soak_s:.0f} s of the same mix: RSS growth < 10 %, /readyz steady")
+            await asyncio.sleep(self.soak_s)
+            p.t_end = time.monotonic()
+            await self.finish(p)
+            self.soak = p
 
     async def rotation_phase(self):
         # The rot JWKS answers in 0.3 s (a distant issuer), so that requests with the
@@ -406,7 +421,7 @@ class Run:
             "flood (idle, partial headers, garbage)",
             f"{idle} idle connections, {partial} slowloris, 4 garbage loops on the http listener; valid traffic and a new connection every 0.2 s keep their answers; valid p99 within 2x baseline",
         )
-        f = Flood(self.ports[0], idle, partial, 4)
+        f = FloodProcess(self.ports[0], idle, partial, 4, python=self.args.python)
         await f.start()
         probes = []
 
@@ -622,6 +637,9 @@ def machine():
     return f"{platform.system()} {platform.release()}, {cpus} cores ({model})"
 
 
+PHASE_GROUPS = ("jwks", "rotation", "removed", "flood", "junk", "reload", "tuning", "redis", "sigterm", "soak")
+
+
 def main():
     ap = argparse.ArgumentParser(description="Portcullis fault-injection harness (issue 18)")
     ap.add_argument("--short", action="store_true", help="a few seconds per fault (CI)")
@@ -639,8 +657,17 @@ def main():
     ap.add_argument("--phase-seconds", type=float, default=None)
     ap.add_argument("--soak-seconds", type=float, default=None)
     ap.add_argument("--out", default=None, help="write the Markdown report here")
+    ap.add_argument(
+        "--only",
+        default=None,
+        help="run the baseline and only these phase groups (comma list of "
+        + ",".join(PHASE_GROUPS) + "), e.g. --only flood to re-measure one fault",
+    )
     ap.add_argument("--command", default="scripts/faults")
     args = ap.parse_args()
+    unknown = [g for g in (args.only or "").split(",") if g and g not in PHASE_GROUPS]
+    if unknown:
+        ap.error(f"--only: unknown phase group(s) {', '.join(unknown)}; known: {', '.join(PHASE_GROUPS)}")
     if args.peers is None:
         args.peers = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(args.python))))
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
