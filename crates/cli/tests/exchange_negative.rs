@@ -120,7 +120,7 @@ impl Op {
     }
 }
 
-fn config(op: &Op) -> String {
+fn config(op: &Op, closed: u16) -> String {
     let iss = op.issuer();
     format!(
         r#"providers:
@@ -141,6 +141,12 @@ rules:
       audience: {BACKEND}
       source:
         token_exchange: {{token_url: "{iss}/token", client_id: egress, client_secret: egress-secret, verify_with: op}}
+  - name: closed
+    match: {{host: closed.example.org}}
+    inject:
+      audience: {BACKEND}
+      source:
+        token_exchange: {{token_url: "http://127.0.0.1:{closed}/token", client_id: egress, client_secret: egress-secret}}
 "#
     )
 }
@@ -205,7 +211,9 @@ fn forged(op: &Op, n: u32) -> String {
 fn refused_tokens_are_asked_once_and_verify_with_refuses_before_the_token_endpoint() {
     let dir = TempDir::new("exchange-negative");
     let op = Op::start(dir.path());
-    let p = Portcullis::start(BIN, &config(&op));
+    // Nothing listens there: an outage, not a refusal.
+    let closed = free_port();
+    let p = Portcullis::start(BIN, &config(&op, closed));
     p.wait_ready(Duration::from_secs(10));
     let good = op.subject_token(FRONTEND);
     let foreign = op.subject_token("https://other.example.org");
@@ -324,6 +332,18 @@ fn refused_tokens_are_asked_once_and_verify_with_refuses_before_the_token_endpoi
         checked
     );
     assert_eq!(op.token_requests(), base + 7, "{}", op.log());
+
+    // An unreachable token endpoint is an outage: never negatively cached, each
+    // request tries again.
+    for _ in 0..2 {
+        let r = outbound(&p, "closed.example.org", &good);
+        assert_eq!(
+            (r.status, reason(&r)),
+            (403, "token_unavailable".to_owned())
+        );
+    }
+    assert_eq!(exchanges(&p, "closed", "error"), 2, "{}", p.metrics());
+    assert_eq!(exchanges(&p, "closed", "refused_cached"), 0);
 
     // The counters say the same, and pass promtool.
     assert_eq!(exchanges(&p, "exchange", "exchanged"), 1);
