@@ -72,14 +72,15 @@ impl Op {
             .arg(port.to_string())
             .arg(&log)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("op.stderr")).unwrap())
             .spawn()
             .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        stdout.read_line(&mut line).unwrap();
         assert_eq!(line.trim(), "ready");
+        // Keep reading what the OP prints (its notices): a closed pipe would kill it.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         Op { child, port, log }
     }
 
@@ -99,13 +100,21 @@ impl Op {
             .count()
     }
 
-    /// A real access token of this OP (client credentials of `frontend`) for `resource`.
+    /// A real access token of this OP (client credentials of `frontend`): a JWT for
+    /// `resource`, or an opaque one without.
     fn subject_token(&self, resource: &str) -> String {
         let basic = base64::engine::general_purpose::STANDARD.encode("frontend:frontend-secret");
-        let body = format!(
-            "grant_type=client_credentials&scope=orders%3Aread&resource={}",
-            percent_encoding::utf8_percent_encode(resource, percent_encoding::NON_ALPHANUMERIC)
-        );
+        let mut body = "grant_type=client_credentials&scope=orders%3Aread".to_owned();
+        if !resource.is_empty() {
+            body.push_str("&resource=");
+            body.push_str(
+                &percent_encoding::utf8_percent_encode(
+                    resource,
+                    percent_encoding::NON_ALPHANUMERIC,
+                )
+                .to_string(),
+            );
+        }
         let r = request(
             "POST",
             &format!("{}/token", self.issuer()),
@@ -128,6 +137,10 @@ fn config(op: &Op, closed: u16) -> String {
     issuer: "{iss}"
     jwks: {{discovery: "{iss}"}}
     audiences: [{FRONTEND}]
+  - name: op-opaque
+    issuer: "{iss}"
+    jwks: {{discovery: "{iss}"}}
+    introspection: {{client_id: egress, client_secret: egress-secret}}
 rules:
   - name: exchange
     match: {{host: backend.example.org}}
@@ -141,6 +154,12 @@ rules:
       audience: {BACKEND}
       source:
         token_exchange: {{token_url: "{iss}/token", client_id: egress, client_secret: egress-secret, verify_with: op}}
+  - name: checked-opaque
+    match: {{host: opaque.example.org}}
+    inject:
+      audience: {BACKEND}
+      source:
+        token_exchange: {{token_url: "{iss}/token", client_id: egress, client_secret: egress-secret, verify_with: op-opaque}}
   - name: closed
     match: {{host: closed.example.org}}
     inject:
@@ -332,6 +351,33 @@ fn refused_tokens_are_asked_once_and_verify_with_refuses_before_the_token_endpoi
         checked
     );
     assert_eq!(op.token_requests(), base + 7, "{}", op.log());
+
+    // verify_with an introspecting provider: an opaque token is introspected at
+    // the OP first; an inactive one is denied without reaching the token
+    // endpoint, an active one is exchanged.
+    let opaque = op.subject_token("");
+    assert!(!opaque.contains('.'), "{opaque}");
+    let before = op.token_requests();
+    let r = outbound(&p, "opaque.example.org", "not-an-issued-token");
+    assert_eq!(
+        (r.status, reason(&r)),
+        (401, "token_inactive".to_owned()),
+        "{}",
+        r.body
+    );
+    assert_eq!(op.token_requests(), before, "{}", op.log());
+    let r = outbound(&p, "opaque.example.org", &opaque);
+    assert_eq!(
+        r.status,
+        200,
+        "{}\n{}",
+        r.body,
+        std::fs::read_to_string(dir.path().join("op.stderr")).unwrap_or_default()
+    );
+    let exchanged_opaque = exchanged(&r);
+    assert_eq!(jwt_payload(&exchanged_opaque)["aud"], BACKEND);
+    assert_eq!(op.token_requests(), before + 1, "{}", op.log());
+    assert_eq!(exchanges(&p, "checked-opaque", "exchanged"), 1);
 
     // An unreachable token endpoint is an outage: never negatively cached, each
     // request tries again.

@@ -7,7 +7,8 @@
 // (RFC 8707), its JWKS and discovery.
 //
 // - client `frontend` (client_credentials) gets subject tokens: JWT access tokens
-//   for the resource https://frontend.example.org.
+//   for the resource https://frontend.example.org, or opaque ones (no resource),
+//   which the OP introspects (RFC 7662).
 // - client `egress` may use the token exchange grant: a `subject_token` that is a
 //   JWT access token this OP signed (verified with npm `jose` against the OP's own
 //   JWKS, for the frontend resource, unexpired) is exchanged for a JWT access token
@@ -72,6 +73,7 @@ const provider = new Provider(issuer, {
   features: {
     clientCredentials: { enabled: true },
     devInteractions: { enabled: false },
+    introspection: { enabled: true },
     resourceIndicators: {
       enabled: true,
       getResourceServerInfo: (_ctx, resourceIndicator) => ({
@@ -104,7 +106,15 @@ async function tokenExchange(ctx) {
     throw new errors.InvalidTarget("audience is required");
   }
   let payload;
-  try {
+  if (!params.subject_token.includes(".")) {
+    // An opaque access token of this OP (client credentials without a resource).
+    const cc = await provider.ClientCredentials.find(params.subject_token);
+    if (!cc || cc.isExpired) {
+      log("token-exchange refused opaque");
+      throw new errors.InvalidGrant("subject_token is not a valid token of this issuer");
+    }
+    payload = { client_id: cc.clientId };
+  } else try {
     ({ payload } = await jose.jwtVerify(params.subject_token, publicJwks, {
       issuer,
       audience: FRONTEND,
