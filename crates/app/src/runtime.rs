@@ -224,11 +224,12 @@ impl Sources {
                 Some(at) => old.swap_remove(at),
                 None => {
                     let slot = Arc::new(TokenSlot::empty());
-                    let handle = portcullis_keys::start_inject(
+                    let handle = portcullis_keys::start_inject_reporting(
                         &rule,
                         &config,
                         slot.clone(),
                         Arc::new(portcullis_policy::SystemClock),
+                        self.report.clone(),
                     );
                     Injector {
                         rule,
@@ -278,6 +279,10 @@ impl Report for KeyMetrics {
 
     fn keys(&self, provider: &str, count: usize) {
         self.0.provider_keys(provider, count);
+    }
+
+    fn exchange(&self, rule: &str, outcome: portcullis_keys::ExchangeOutcome) {
+        self.0.token_exchange(rule, outcome.as_str());
     }
 }
 

@@ -68,7 +68,16 @@ fn verify_token(engine: &Engine, provider: Option<&str>, token: &str) -> Result<
     for p in candidates {
         let keys = p.slot().load().unwrap_or_default();
         match portcullis_jose::verify_jwt(token, &keys, p.validation(), now) {
-            Ok(jwt) => return Ok(Value::Object(jwt.claims.into_members())),
+            // The checks a decision makes after the signature (the JWT-SVID rules of
+            // a `spiffe` provider, `cnf`), with the reason code `/verify` gives.
+            Ok(jwt) => match p.check_verified(&jwt.header, &jwt.claims) {
+                Ok(()) => return Ok(Value::Object(jwt.claims.into_members())),
+                Err((reason, why)) => {
+                    first_error.get_or_insert_with(|| {
+                        format!("{}: {why} (provider {})", reason.as_str(), p.name())
+                    });
+                }
+            },
             Err(e) => {
                 first_error.get_or_insert_with(|| {
                     let text = describe_token_error(

@@ -19,8 +19,11 @@ use prometheus_client::registry::Registry;
 
 use crate::Frontend;
 
+mod exchange;
 mod health;
 mod login;
+
+use exchange::ExchangeLabels;
 
 use health::{Health, HealthCollector};
 use login::LoginLabels;
@@ -108,6 +111,7 @@ pub struct Metrics {
     keys: Family<ProviderLabel, Gauge>,
     reloads: Family<OutcomeLabel, Counter>,
     login: Family<LoginLabels, Counter>,
+    exchanges: Family<ExchangeLabels, Counter>,
     cache: Arc<CacheStats>,
     health: Arc<Health>,
 }
@@ -198,6 +202,7 @@ impl Metrics {
             "Login endpoint requests (and session refreshes) by step and outcome",
             login.clone(),
         );
+        let exchanges = exchange::register(&mut registry);
         let cache = Arc::new(CacheStats::default());
         registry.register_collector(Box::new(CacheCollector(cache.clone())));
         let health = Arc::new(Health::new(Arc::new(portcullis_policy::SystemClock)));
@@ -214,6 +219,7 @@ impl Metrics {
             keys,
             reloads,
             login,
+            exchanges,
             cache,
             health,
         }

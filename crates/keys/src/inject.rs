@@ -26,6 +26,7 @@ use crate::SourceHandle;
 use crate::spiffe::Backoff;
 
 mod exchange;
+mod refused;
 
 /// Longest token-endpoint response read.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -81,11 +82,23 @@ pub fn start_inject(
     slot: Arc<TokenSlot>,
     clock: Arc<dyn Clock>,
 ) -> SourceHandle {
+    start_inject_reporting(rule, config, slot, clock, Arc::new(crate::NoReport))
+}
+
+/// [`start_inject`], reporting what the source does to `report` (token exchanges
+/// by outcome).
+pub fn start_inject_reporting(
+    rule: &str,
+    config: &InjectConfig,
+    slot: Arc<TokenSlot>,
+    clock: Arc<dyn Clock>,
+    report: Arc<dyn crate::Report>,
+) -> SourceHandle {
     let source = match &config.source {
         InjectSource::TokenExchange(x) => {
             match exchange::TokenEndpoint::try_new(x, &config.audience, clock) {
                 Ok(endpoint) => slot.set_exchanger(
-                    Arc::new(endpoint),
+                    Arc::new(endpoint.reporting(rule, report)),
                     portcullis_policy::EXCHANGE_CACHE_ENTRIES,
                 ),
                 Err(e) => {

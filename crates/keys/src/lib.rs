@@ -45,11 +45,11 @@ use tokio::task::JoinHandle;
 pub use error::{FetchError, InvalidKeys, SourceError};
 pub use fetch::{Fetch, Fetched, Fetcher, MAX_DOCUMENT_BYTES};
 pub use id::{SourceId, Tuning};
-pub use inject::{InjectError, start_inject};
+pub use inject::{InjectError, start_inject, start_inject_reporting};
 pub use introspect::{
     CACHE_ENTRIES, Introspector, IntrospectorError, MAX_INTROSPECTION_BYTES, NEGATIVE_TTL,
 };
-pub use publish::{FetchOutcome, NoReport, Outlet, Publisher, Report};
+pub use publish::{ExchangeOutcome, FetchOutcome, NoReport, Outlet, Publisher, Report};
 pub use refetch::{
     ASKED_ENTRIES as UNKNOWN_KID_ASKED_ENTRIES, BURST as UNKNOWN_KID_BURST,
     DEFER as UNKNOWN_KID_DEFER, MIN_INTERVAL as UNKNOWN_KID_MIN_INTERVAL,

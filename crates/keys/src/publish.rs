@@ -20,6 +20,41 @@ pub enum FetchOutcome {
     Success,
 }
 
+/// How one token exchange (RFC 8693) of an `inject` rule ended.
+#[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
+pub enum ExchangeOutcome {
+    /// The token endpoint could not be reached, failed (5xx, 429) or answered
+    /// something unusable: nothing is remembered about the token.
+    Error,
+    /// The token endpoint issued a token.
+    Exchanged,
+    /// The token endpoint refused the inbound token (400, 401, 403): remembered
+    /// in the negative cache.
+    Refused,
+    /// Refused again from the negative cache, without asking the token endpoint.
+    RefusedCached,
+}
+
+impl ExchangeOutcome {
+    /// Every outcome.
+    pub const ALL: [ExchangeOutcome; 4] = [
+        ExchangeOutcome::Error,
+        ExchangeOutcome::Exchanged,
+        ExchangeOutcome::Refused,
+        ExchangeOutcome::RefusedCached,
+    ];
+
+    /// The metrics label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ExchangeOutcome::Error => "error",
+            ExchangeOutcome::Exchanged => "exchanged",
+            ExchangeOutcome::Refused => "refused",
+            ExchangeOutcome::RefusedCached => "refused_cached",
+        }
+    }
+}
+
 /// What key sources tell the outside world: the application implements it with its
 /// metrics, so that `keys` needs no metrics of its own.
 pub trait Report: Send + Sync + 'static {
@@ -28,6 +63,12 @@ pub trait Report: Send + Sync + 'static {
 
     /// `provider` now has `count` usable keys.
     fn keys(&self, provider: &str, count: usize);
+
+    /// A token exchange of `inject` rule `rule` ended with `outcome` (default:
+    /// not reported).
+    fn exchange(&self, rule: &str, outcome: ExchangeOutcome) {
+        let _ = (rule, outcome);
+    }
 }
 
 /// A [`Report`] that reports nothing.

@@ -1206,14 +1206,10 @@ fn validate_rule(
                 }) => Some(s.as_str()),
                 _ => None,
             });
-            Some(spiffe::validate_inject(
-                cx,
-                l,
-                &f("inject"),
-                raw.value,
-                provider_socket,
-                base_dir,
-            )?)
+            let inject =
+                spiffe::validate_inject(cx, l, &f("inject"), raw.value, provider_socket, base_dir)?;
+            spiffe::check_verify_with(cx, l, &f("inject"), &inject, providers)?;
+            Some(inject)
         }
     };
     if name.is_empty() {

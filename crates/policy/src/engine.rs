@@ -23,6 +23,7 @@ use crate::issuer_index::IssuerIndex;
 use crate::keyslot::{KeySlot, KeySnapshot};
 use crate::request::AuthRequest;
 
+mod inbound;
 mod introspection;
 mod login;
 mod workload;
@@ -55,6 +56,26 @@ impl Provider {
     /// Its key slot.
     pub fn slot(&self) -> &Arc<KeySlot> {
         &self.slot
+    }
+
+    /// The checks a token this provider verified must still pass, exactly as a
+    /// decision makes them: the JWT-SVID rules of a `spiffe` provider, a
+    /// well-formed `cnf`. The reason code and why, when one fails (`verify
+    /// --config` reports them as `/verify` would).
+    ///
+    /// # Errors
+    /// The first check that fails.
+    pub fn check_verified(
+        &self,
+        header: &portcullis_jose::Header,
+        claims: &Claims,
+    ) -> Result<(), (DenyReason, String)> {
+        workload::workload_of(header, claims, self.trust_domain()).map(|_| ())
+    }
+
+    /// The trust domain of a `spiffe` provider.
+    fn trust_domain(&self) -> Option<&str> {
+        self.config.spiffe.as_ref().map(|s| s.trust_domain.as_str())
     }
 }
 
@@ -425,6 +446,9 @@ impl Engine {
             ));
         };
         if let (Some(config), Some(slot)) = (&rule.config.inject, &rule.token) {
+            if let Some(d) = self.refuse_before_exchange(rule, config, req, now, trace) {
+                return Decision::Deny(*d);
+            }
             let mut remove_headers = self.identity_headers.clone();
             self.add_other_spellings(&mut remove_headers);
             let decision = workload::inject(&rule.name, config, slot, req, remove_headers, now);
@@ -837,6 +861,14 @@ impl Engine {
                 let workload = match workload::workload_of(&jwt.header, &jwt.claims, trust_domain) {
                     Ok(w) => w,
                     Err((reason, why)) => {
+                        trace.step(|| {
+                            let step = if trust_domain.is_some() {
+                                "jwt_svid"
+                            } else {
+                                "cnf"
+                            };
+                            Step::new(step, false, why.clone())
+                        });
                         let mut d = boxed(reason, Some(&rule.name), Some(&provider.name), why);
                         d.token_hints = TokenHints {
                             kid: jwt.header.kid().map(clip),

@@ -2,7 +2,9 @@
 //! Exchange request (RFC 8693 §2.1) for one inbound token, the client authenticated
 //! with `client_secret_basic` as for client credentials, and its response read
 //! strictly (§2.2.1). The inbound token is never logged; errors name only the
-//! endpoint, its status and its `error` code.
+//! endpoint, its status and its `error` code. A token the endpoint refused is
+//! answered from the negative cache (`refused.rs`) for `negative_ttl`; every
+//! exchange's outcome is reported (`portcullis_token_exchange_total`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,9 @@ use portcullis_policy::config::spiffe::{TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT,
 use portcullis_policy::{Clock, ExchangeError, ExchangeFuture, Exchanged, Exchanger};
 use serde_json::Value;
 
+use super::refused::{REFUSED_ENTRIES, Refused, is_refusal};
 use super::{MAX_RESPONSE_BYTES, form, jwt_exp};
+use crate::publish::{ExchangeOutcome, NoReport, Report};
 
 /// RFC 8693 §2.1.
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -25,6 +29,16 @@ pub(crate) struct TokenEndpoint {
     audience: String,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
+    refused: Refused,
+    rule: Arc<str>,
+    report: Arc<dyn Report>,
+}
+
+/// Why one call to the token endpoint failed, and whether it refused the token.
+struct Failure {
+    why: String,
+    /// The status and `error` code of a refusal (400, 401, 403).
+    refusal: Option<(u16, String)>,
 }
 
 impl TokenEndpoint {
@@ -45,7 +59,62 @@ impl TokenEndpoint {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
             clock,
+            refused: Refused::new(REFUSED_ENTRIES, config.negative_ttl),
+            rule: Arc::from(""),
+            report: Arc::new(NoReport),
         })
+    }
+
+    /// Reports the outcomes of `rule`'s exchanges to `report`.
+    pub(crate) fn reporting(mut self, rule: &str, report: Arc<dyn Report>) -> TokenEndpoint {
+        self.rule = Arc::from(rule);
+        self.report = report;
+        self
+    }
+
+    /// One exchange: from the negative cache when the token was refused within
+    /// `negative_ttl`, else at the token endpoint (a refusal is then remembered).
+    async fn exchange_checked(&self, subject_token: &str) -> Result<Exchanged, ExchangeError> {
+        let url = &self.config.token_url;
+        let now = self.clock.now();
+        if let Some(r) = self.refused.get(&self.audience, subject_token, now) {
+            self.report
+                .exchange(&self.rule, ExchangeOutcome::RefusedCached);
+            return Err(ExchangeError {
+                why: format!(
+                    "{url}: refused {}s ago (HTTP status {}, error {}); not asked again for {}s (negative cache)",
+                    now - r.at,
+                    r.status,
+                    r.code,
+                    self.config.negative_ttl.as_secs()
+                ),
+            });
+        }
+        match self.exchange_once(subject_token).await {
+            Ok(x) => {
+                self.report.exchange(&self.rule, ExchangeOutcome::Exchanged);
+                Ok(x)
+            }
+            Err(Failure { why, refusal }) => {
+                let outcome = match refusal {
+                    Some((status, code)) => {
+                        self.refused.insert(
+                            &self.audience,
+                            subject_token,
+                            status,
+                            &code,
+                            self.clock.now(),
+                        );
+                        ExchangeOutcome::Refused
+                    }
+                    None => ExchangeOutcome::Error,
+                };
+                self.report.exchange(&self.rule, outcome);
+                Err(ExchangeError {
+                    why: format!("{url}: {why}"),
+                })
+            }
+        }
     }
 
     /// The form body of the request for `subject_token`.
@@ -70,11 +139,9 @@ impl TokenEndpoint {
         body
     }
 
-    async fn exchange_once(&self, subject_token: &str) -> Result<Exchanged, ExchangeError> {
+    async fn exchange_once(&self, subject_token: &str) -> Result<Exchanged, Failure> {
         let url = &self.config.token_url;
-        let fail = |why: String| ExchangeError {
-            why: format!("{url}: {why}"),
-        };
+        let fail = |why: String| Failure { why, refusal: None };
         // RFC 6749 §2.3.1: id and secret form-encoded, then Basic.
         let basic = base64::engine::general_purpose::STANDARD.encode(format!(
             "{}:{}",
@@ -112,7 +179,11 @@ impl TokenEndpoint {
                 .and_then(Value::as_str)
                 .map(clip_code)
                 .unwrap_or_else(|| "none".to_owned());
-            return Err(fail(format!("HTTP status {status}, error {code}")));
+            let why = format!("HTTP status {status}, error {code}");
+            return Err(Failure {
+                why,
+                refusal: is_refusal(status).then_some((status, code)),
+            });
         }
         let v = json.ok_or_else(|| fail("response is no JSON".to_owned()))?;
         read_response(&v, self.clock.now()).map_err(|why| fail(why.to_owned()))
@@ -121,7 +192,7 @@ impl TokenEndpoint {
 
 impl Exchanger for TokenEndpoint {
     fn exchange<'a>(&'a self, subject_token: &'a str) -> ExchangeFuture<'a> {
-        ExchangeFuture(Box::pin(self.exchange_once(subject_token)))
+        ExchangeFuture(Box::pin(self.exchange_checked(subject_token)))
     }
 }
 
@@ -243,6 +314,8 @@ mod tests {
             scopes: vec!["a".to_owned(), "b".to_owned()],
             subject_token_type: TOKEN_TYPE_JWT,
             resource: Some("https://r.example/x".to_owned()),
+            verify_with: None,
+            negative_ttl: portcullis_policy::config::spiffe::DEFAULT_NEGATIVE_TTL,
         };
         let e = TokenEndpoint::try_new(
             &config,

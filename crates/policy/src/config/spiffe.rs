@@ -87,6 +87,12 @@ pub struct RawTokenExchange {
     pub subject_token_type: Option<String>,
     /// An RFC 8707 `resource` sent beside the `audience`.
     pub resource: Option<String>,
+    /// A provider that must accept the inbound token before it is sent to the
+    /// token endpoint (default: none, the token endpoint judges it).
+    pub verify_with: Option<String>,
+    /// How long an inbound token the token endpoint refused is not sent again
+    /// (default 30s; 1s to 10m).
+    pub negative_ttl: Option<String>,
 }
 
 /// `source.client_credentials`.
@@ -196,7 +202,14 @@ pub struct TokenExchange {
     pub subject_token_type: &'static str,
     /// An RFC 8707 `resource`, if configured.
     pub resource: Option<String>,
+    /// The provider that must accept the inbound token first, if any.
+    pub verify_with: Option<String>,
+    /// How long a refused inbound token is answered from the negative cache.
+    pub negative_ttl: Duration,
 }
+
+/// The default [`TokenExchange::negative_ttl`].
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
 
 /// RFC 8693 §3: an OAuth 2.0 access token.
 pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -211,6 +224,8 @@ impl std::fmt::Debug for TokenExchange {
             .field("scopes", &self.scopes)
             .field("subject_token_type", &self.subject_token_type)
             .field("resource", &self.resource)
+            .field("verify_with", &self.verify_with)
+            .field("negative_ttl", &self.negative_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -459,8 +474,28 @@ fn validate_exchange(
         scopes,
         subject_token_type,
         resource,
+        verify_with,
+        negative_ttl,
     } = raw;
     super::check_url(cx, line, &format!("{field}.token_url"), &token_url)?;
+    let negative_ttl = match negative_ttl {
+        None => DEFAULT_NEGATIVE_TTL,
+        Some(t) => {
+            let ttl =
+                parse_duration(&t).map_err(|e| cx.err(line, format!("{field}.negative_ttl"), e))?;
+            if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(600) {
+                return Err(cx.err(
+                    line,
+                    format!("{field}.negative_ttl"),
+                    "must be between 1s and 10m",
+                ));
+            }
+            ttl
+        }
+    };
+    if verify_with.as_deref() == Some("") {
+        return Err(cx.err(line, format!("{field}.verify_with"), "must not be empty"));
+    }
     if client_id.is_empty() || client_secret.is_empty() {
         return Err(cx.err(line, field, "client_id and client_secret must not be empty"));
     }
@@ -492,7 +527,30 @@ fn validate_exchange(
         scopes,
         subject_token_type,
         resource,
+        verify_with,
+        negative_ttl,
     })
+}
+
+/// A `token_exchange.verify_with` must name a provider of the config.
+pub(super) fn check_verify_with(
+    cx: &Ctx<'_>,
+    line: u64,
+    field: &str,
+    inject: &InjectConfig,
+    providers: &[super::ProviderConfig],
+) -> Result<(), ConfigError> {
+    if let InjectSource::TokenExchange(x) = &inject.source
+        && let Some(name) = &x.verify_with
+        && !providers.iter().any(|p| &p.name == name)
+    {
+        return Err(cx.err(
+            line,
+            format!("{field}.source.token_exchange.verify_with"),
+            format!("no provider is named {name:?}"),
+        ));
+    }
+    Ok(())
 }
 
 fn default_socket(cx: &Ctx<'_>, line: u64, field: &str) -> Result<String, ConfigError> {

@@ -242,5 +242,7 @@ fn clip(s: &str) -> String {
 
 mod exchange;
 
+pub(super) use exchange::inbound_bearer_token;
+
 #[cfg(test)]
 mod tests;

@@ -112,6 +112,10 @@ fn denies_bad_workload_config() {
         (format!("{p}rules:\n  - name: r\n    inject: {{audience: x, source: {{token_exchange: {{token_url: 'http://a/t', client_id: a, client_secret: b, subject_token_type: id_token}}}}}}\n"), "access_token or jwt"),
         (format!("{p}rules:\n  - name: r\n    inject: {{audience: x, source: {{token_exchange: {{token_url: 'http://a/t', client_id: a, client_secret: b, resource: 'https://r#f'}}}}}}\n"), "absolute URI"),
         (format!("{p}rules:\n  - name: r\n    inject: {{audience: x, source: {{token_exchange: {{token_url: 'http://a/t', client_id: a, client_secret: b}}, mint: {{key_file: k, issuer: i, subject: s}}}}}}\n"), "exactly one"),
+        (format!("{p}rules:\n  - name: r\n    inject: {{audience: x, source: {{token_exchange: {{token_url: 'http://a/t', client_id: a, client_secret: b, verify_with: nobody}}}}}}\n"), "no provider is named \"nobody\""),
+        (format!("{p}rules:\n  - name: r\n    inject: {{audience: x, source: {{token_exchange: {{token_url: 'http://a/t', client_id: a, client_secret: b, verify_with: ''}}}}}}\n"), "verify_with: must not be empty"),
+        (format!("{p}rules:\n  - name: r\n    inject: {{audience: x, source: {{token_exchange: {{token_url: 'http://a/t', client_id: a, client_secret: b, negative_ttl: 0s}}}}}}\n"), "negative_ttl"),
+        (format!("{p}rules:\n  - name: r\n    inject: {{audience: x, source: {{token_exchange: {{token_url: 'http://a/t', client_id: a, client_secret: b, negative_ttl: 1h}}}}}}\n"), "between 1s and 10m"),
         (format!("{p}dpop: {{replay: 'http://127.0.0.1:6379'}}\nrules: []\n"), "redis://"),
         (format!("{p}dpop: {{replay: 'redis://127.0.0.1:6379', other: 1}}\nrules: []\n"), "unknown"),
     ] {
@@ -135,6 +139,15 @@ fn token_exchange_and_dpop_replay_parse() {
     );
     // The secret stays out of Debug.
     assert!(!format!("{x:?}").contains("client_secret"));
+    assert_eq!(x.verify_with, None);
+    assert_eq!(x.negative_ttl, crate::config::spiffe::DEFAULT_NEGATIVE_TTL);
+    let text = "providers:\n  - name: mesh\n    spiffe: {trust_domain: example.org, bundle: {file: b.json}}\nrules:\n  - name: x\n    inject:\n      audience: a\n      source:\n        token_exchange: {token_url: 'https://sts.example.org/token', client_id: egress, client_secret: s, verify_with: mesh, negative_ttl: 5s}\n";
+    let checked = load(text, &no_env).unwrap();
+    let InjectSource::TokenExchange(y) = &checked.rules[0].inject.as_ref().unwrap().source else {
+        panic!()
+    };
+    assert_eq!(y.verify_with.as_deref(), Some("mesh"));
+    assert_eq!(y.negative_ttl, std::time::Duration::from_secs(5));
     assert_eq!(c.dpop.replay.as_deref(), Some("redis://127.0.0.1:6379/2"));
     let c = load("rules: []\n", &no_env).unwrap();
     assert_eq!(c.dpop.replay, None);

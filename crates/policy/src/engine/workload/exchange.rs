@@ -77,6 +77,11 @@ pub(super) fn inject_exchanged(
     Decision::Deny(d)
 }
 
+/// The request's bearer token, when it has exactly one readable one.
+pub(in crate::engine) fn inbound_bearer_token<'r>(req: &'r AuthRequest<'_>) -> Option<&'r str> {
+    inbound_bearer(req).ok()
+}
+
 enum Inbound {
     Missing,
     Malformed(&'static str),

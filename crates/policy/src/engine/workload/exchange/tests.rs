@@ -251,3 +251,107 @@ fn keys_are_digests_of_audience_and_token() {
     assert_ne!(a, crate::inject::exchange_key(AUDIENCE, "u"));
     assert_ne!(a.as_slice(), b"t");
 }
+
+/// `verify_with`: the inbound token is verified by the provider first.
+const VERIFY_WITH_CONFIG: &str = r#"
+providers:
+  - name: login
+    issuer: https://login.example.com
+    audiences: [frontend]
+    jwks: {inline: {"keys": [{"kty": "oct", "kid": "l1", "k": "c2VjcmV0LW9mLWxvZ2luLXNlY3JldC1vZi1sb2dpbi0xMjM0"}]}}
+rules:
+  - name: exchange
+    match: {host: backend.example.org}
+    inject:
+      audience: https://backend.example.org
+      source:
+        token_exchange: {token_url: "http://127.0.0.1:1/token", client_id: egress, client_secret: s, verify_with: login}
+"#;
+
+fn login_token(secret: &[u8], claims: &str) -> String {
+    portcullis_jose::SigningKey::from_secret(secret, portcullis_jose::Algorithm::HS256)
+        .unwrap()
+        .encode(Some("l1"), &Default::default(), claims.as_bytes())
+        .unwrap()
+}
+
+#[test]
+fn denies_an_inbound_token_verify_with_refuses_without_asking_the_token_endpoint() {
+    let config = config::parse(VERIFY_WITH_CONFIG, "t.yaml", Path::new("/etc"), &|_| None).unwrap();
+    let e = Engine::with_static_keys(config);
+    let x = counting(&e, 3600, false);
+    let secret = b"secret-of-login-secret-of-login-1234";
+    let good = format!(
+        r#"{{"iss":"https://login.example.com","aud":"frontend","sub":"alice","exp":{}}}"#,
+        NOW + 600
+    );
+    for (token, want) in [
+        (
+            login_token(b"another-secret-another-secret-1234567", &good),
+            DenyReason::SignatureInvalid,
+        ),
+        (
+            login_token(secret, &good.replace("frontend", "elsewhere")),
+            DenyReason::AudienceMismatch,
+        ),
+        (
+            login_token(
+                secret,
+                &good.replace(&(NOW + 600).to_string(), &(NOW - 600).to_string()),
+            ),
+            DenyReason::TokenExpired,
+        ),
+        ("opaque-token".to_owned(), DenyReason::TokenMalformed),
+    ] {
+        let d = decide(&e, &headers(&[&format!("Bearer {token}")]), NOW);
+        let Decision::Deny(deny) = &d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(deny.reason, want, "{}", deny.detail);
+        assert!(deny.exchange.is_none(), "no exchange is asked for");
+        assert_eq!(deny.provider.as_deref(), Some("login"));
+    }
+    assert_eq!(x.calls.load(Ordering::SeqCst), 0);
+    // No bearer token: the exchange step's own refusal.
+    assert_eq!(
+        reason(&decide(&e, &headers(&[]), NOW)),
+        Some(DenyReason::TokenMissing)
+    );
+    assert_eq!(x.calls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn allows_an_inbound_token_verify_with_accepts_with_its_exchanged_token() {
+    let config = config::parse(VERIFY_WITH_CONFIG, "t.yaml", Path::new("/etc"), &|_| None).unwrap();
+    let e = Engine::with_static_keys(config);
+    let x = counting(&e, 3600, false);
+    let token = login_token(
+        b"secret-of-login-secret-of-login-1234",
+        &format!(
+            r#"{{"iss":"https://login.example.com","aud":"frontend","sub":"alice","exp":{}}}"#,
+            NOW + 600
+        ),
+    );
+    let h = headers(&[&format!("Bearer {token}")]);
+    let (d, err) = decide_exchanging(&e, &h, NOW);
+    assert_eq!(err, None);
+    assert!(
+        authorization(&d).starts_with("Bearer exchanged-0-for-"),
+        "{d:?}"
+    );
+    assert_eq!(x.calls.load(Ordering::SeqCst), 1);
+    // Explained: the verify_with step says the provider accepted it.
+    let explained = e.explain(
+        &AuthRequest::new(&Method::GET, "backend.example.org", "/x", &h),
+        NOW,
+    );
+    let steps = explained.to_json();
+    assert!(
+        steps["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["step"] == "verify_with" && s["ok"] == true),
+        "{steps}"
+    );
+}
