@@ -1,6 +1,6 @@
 //! The async side of deciding, shared by every frontend: the current [`Engine`]
 //! (swapped whole on reload), then the layers that do the IO an answer asks for
-//! ([`step`]: introspection, the unknown-`kid` wait, token exchange, the DPoP
+//! (`step.rs`: introspection, the unknown-`kid` wait, token exchange, the DPoP
 //! replay claim), then the outer layers every decision passes: the request ID,
 //! metrics, and one log line per deny (rate-limited per reason).
 #![warn(missing_docs)]
