@@ -46,10 +46,12 @@ fn start_oidc_provider(port: u16) -> Node {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready");
+    // Keep reading what it prints later: with the pipe closed, its next notice would
+    // kill it with EPIPE in the middle of the test.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     Node(child)
 }
 
