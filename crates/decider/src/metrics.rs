@@ -21,10 +21,13 @@ use crate::Frontend;
 
 mod health;
 mod login;
+mod sessions;
 
 use health::{Health, HealthCollector};
 use login::LoginLabels;
 pub use login::LoginStep;
+use sessions::SessionMetrics;
+pub use sessions::{SessionEnd, SessionStoreKind};
 
 /// A shared label value: cloning it is an atomic increment, not an allocation.
 #[derive(Clone, Debug, Default, Eq, Hash, PartialEq)]
@@ -108,6 +111,7 @@ pub struct Metrics {
     keys: Family<ProviderLabel, Gauge>,
     reloads: Family<OutcomeLabel, Counter>,
     login: Family<LoginLabels, Counter>,
+    sessions: SessionMetrics,
     cache: Arc<CacheStats>,
     health: Arc<Health>,
 }
@@ -198,6 +202,7 @@ impl Metrics {
             "Login endpoint requests (and session refreshes) by step and outcome",
             login.clone(),
         );
+        let sessions = SessionMetrics::register(&mut registry);
         let cache = Arc::new(CacheStats::default());
         registry.register_collector(Box::new(CacheCollector(cache.clone())));
         let health = Arc::new(Health::new(Arc::new(portcullis_policy::SystemClock)));
@@ -214,6 +219,7 @@ impl Metrics {
             keys,
             reloads,
             login,
+            sessions,
             cache,
             health,
         }
@@ -323,6 +329,21 @@ impl Metrics {
                 outcome,
             })
             .inc();
+    }
+
+    /// Counts a session begun.
+    pub fn session_created(&self, store: SessionStoreKind) {
+        self.sessions.created(store);
+    }
+
+    /// Counts `count` sessions ended (before they expired) by `cause`.
+    pub fn sessions_ended(&self, store: SessionStoreKind, cause: SessionEnd, count: u64) {
+        self.sessions.ended(store, cause, count);
+    }
+
+    /// Sets the number of unexpired sessions in the store.
+    pub fn sessions_active(&self, store: SessionStoreKind, count: i64) {
+        self.sessions.active(store, count);
     }
 
     /// The Prometheus text exposition.
