@@ -166,6 +166,53 @@ fn verify(p: &Portcullis, cookie: &str) -> portcullis_test_util::Response {
     ])
 }
 
+/// The value of the series `name{labels}` in a replica's scrape, if present.
+fn metric(p: &Portcullis, series: &str) -> Option<f64> {
+    let want = format!("{series} ");
+    p.metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(&want).map(|v| v.trim().parse().unwrap()))
+}
+
+/// Waits (2 s at most) until `series` on `p` is `value`.
+fn wait_metric(p: &Portcullis, series: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while metric(p, series) != Some(value) {
+        assert!(
+            Instant::now() < deadline,
+            "{series} is {:?}, not {value}\n{}",
+            metric(p, series),
+            p.metrics()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// `promtool check metrics` passes on a scrape.
+fn promtool_check(text: &str) {
+    use std::io::Write as _;
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian prometheus): run scripts/install-peers");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Follows the OP's logout page (GET it, submit its form), then its redirects, until
 /// one leaves the OP.
 fn op_logout(b: &mut Browser, issuer: &str) {
@@ -301,6 +348,14 @@ rules:
         }
     }
 
+    // The sessions series: twelve begun at replica one (every callback went there),
+    // twelve in the store (a count both replicas share).
+    let created = r#"portcullis_sessions_created_total{store="redis_cluster"}"#;
+    let active = r#"portcullis_sessions_active{store="redis_cluster"}"#;
+    assert_eq!(metric(&one, created), Some(12.0), "{}", one.metrics());
+    assert_eq!(metric(&two, created), None, "{}", two.metrics());
+    wait_metric(&one, active, 12.0);
+
     // Sign-out (RP-initiated logout) at one replica: gone for the other at once.
     let (account, (mut b, cookie, _)) = sessions.remove(0);
     assert_eq!(account, "alice");
@@ -329,6 +384,17 @@ rules:
         assert_eq!(r.json()["reason"], "session_invalid");
     }
     assert!(op.log().contains("backchannel.success"), "{}", op.log());
+    // Each counted once as ended, by its cause; ten left in the store.
+    let ended = |cause: &str| {
+        metric(
+            &one,
+            &format!(r#"portcullis_sessions_ended_total{{store="redis_cluster",cause="{cause}"}}"#),
+        )
+    };
+    assert_eq!(ended("sign_out"), Some(1.0), "{}", one.metrics());
+    assert_eq!(ended("backchannel"), Some(1.0), "{}", one.metrics());
+    wait_metric(&one, active, 10.0);
+    promtool_check(&one.metrics());
     // The others, bob's other OP sessions included, are untouched.
     for (account, (_, cookie, _)) in &sessions {
         let r = verify(&two, cookie);

@@ -225,6 +225,24 @@ rules:
     assert_eq!(r.json()["reason"], "session_invalid");
     assert_eq!(verify(&one, &cookie).status, 401);
     assert_eq!(refresh_count(&two, "refused"), 1, "{}", two.metrics());
+    // The sessions series: begun at one, ended at two (the refused refresh).
+    let series = |p: &Portcullis, name: &str| {
+        p.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_owned))
+    };
+    assert_eq!(
+        series(&one, r#"portcullis_sessions_created_total{store="redis"}"#).as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        series(
+            &two,
+            r#"portcullis_sessions_ended_total{store="redis",cause="refresh_refused"}"#
+        )
+        .as_deref(),
+        Some("1")
+    );
 }
 
 /// The `portcullis_session` value a response sets, if any (not a clearing one).
@@ -388,4 +406,16 @@ rules:
         assert_eq!(r.status, 401, "{r:?}");
         assert_eq!(r.json()["reason"], "session_invalid");
     }
+    // Cookie sessions are counted as begun and ended; how many are active only
+    // the browsers know (no such series).
+    let scrape = format!("{}{}", one.metrics(), two.metrics());
+    assert!(
+        scrape.contains("portcullis_sessions_created_total{store=\"cookie\"} 1"),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains("portcullis_sessions_ended_total{store=\"cookie\",cause=\"sign_out\"} 1"),
+        "{scrape}"
+    );
+    assert!(!scrape.contains("portcullis_sessions_active{"), "{scrape}");
 }

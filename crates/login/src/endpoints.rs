@@ -572,6 +572,7 @@ impl Login {
             set.push(cookies::set(&self.sessions.cookie, name, "", None));
         }
         decider.metrics().session_created(self.store_kind);
+        self.recount(decider);
         tracing::info!(
             provider = provider.name(),
             sub = session.sub().unwrap_or(""),
@@ -631,6 +632,7 @@ impl Login {
             decider
                 .metrics()
                 .sessions_ended(self.store_kind, SessionEnd::SignOut, 1);
+            self.recount(decider);
             tracing::info!(
                 provider = s.provider.as_str(),
                 sub = s.sub().unwrap_or(""),
@@ -757,6 +759,7 @@ impl Login {
                 SessionEnd::Backchannel,
                 u64::try_from(ended).unwrap_or(0),
             );
+            self.recount(decider);
             tracing::info!(
                 sessions = ended,
                 "back-channel logout ended stored sessions"

@@ -436,6 +436,22 @@ impl Login {
         });
     }
 
+    /// Counts the store's sessions once more now, in the background (after this
+    /// replica began or ended some), so the gauge follows at once here.
+    pub(crate) fn recount(&self, decider: &portcullis_decider::Decider) {
+        let (Some(store), Ok(runtime)) = (&self.store, tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let (store, metrics, kind) = (store.clone(), decider.metrics().clone(), self.store_kind);
+        runtime.spawn(async move {
+            let now = portcullis_policy::Clock::now(&portcullis_policy::SystemClock);
+            if let Ok(n) = store.count_active(now).await {
+                metrics.sessions_active(kind, n);
+            }
+        });
+    }
+
     fn secret(&self, provider: &str) -> Option<&str> {
         self.secrets
             .iter()
