@@ -17,8 +17,8 @@ use std::sync::Barrier;
 use std::time::Duration;
 
 use portcullis_test_util::{
-    Browser, Child, EchoUpstream, OidcProvider, Portcullis, TempDir, free_port, peer_bin,
-    wait_for_port,
+    Browser, Child, Cookie, EchoUpstream, OidcProvider, Portcullis, TempDir, free_port, peer_bin,
+    spawn_traefik, wait_for_port,
 };
 use serde_json::{Value, json};
 
@@ -385,6 +385,87 @@ rules:
     assert!(!op.log().contains("grant.error"), "{}", logs());
     let newer = set_session(&r).expect("renewed again");
     assert_ne!(newer, new);
+    // Through real Traefik (forwardAuth to replica one, `addAuthCookiesToResponse`):
+    // once expired again, the browser's request is refreshed and Traefik hands it
+    // the renewed cookie, which it sends from then on.
+    let traefik_port = free_port();
+    let traefik_url = format!("http://127.0.0.1:{traefik_port}");
+    let dynamic = dir.write(
+        "dynamic.yml",
+        &format!(
+            r#"
+http:
+  routers:
+    app:
+      entryPoints: [web]
+      rule: "PathPrefix(`/`)"
+      middlewares: [portcullis]
+      service: app
+  middlewares:
+    portcullis:
+      forwardAuth:
+        address: "http://127.0.0.1:{verify}/verify"
+        authResponseHeaders: [X-User]
+        addAuthCookiesToResponse: [portcullis_session]
+  services:
+    app:
+      loadBalancer:
+        servers:
+          - url: "http://127.0.0.1:{up}"
+"#,
+            verify = one.http,
+            up = upstream.port
+        ),
+    );
+    let traefik_config = dir.write(
+        "traefik.yml",
+        &format!(
+            r#"
+global: {{checkNewVersion: false, sendAnonymousUsage: false}}
+entryPoints:
+  web: {{address: "127.0.0.1:{traefik_port}"}}
+providers:
+  file: {{filename: "{dynamic}"}}
+log: {{level: INFO, filePath: "{logs}/traefik.log"}}
+"#,
+            dynamic = dynamic.display(),
+            logs = dir.path().display()
+        ),
+    );
+    let _traefik = spawn_traefik(&traefik_config, dir.path());
+    wait_for_port(traefik_port, Duration::from_secs(20));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while portcullis_test_util::get(&format!("{traefik_url}/app/"), &[]).status == 404 {
+        assert!(std::time::Instant::now() < deadline, "Traefik never routed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut tb = Browser::default();
+    tb.cookies.push(Cookie {
+        name: "portcullis_session".to_owned(),
+        value: newer["portcullis_session=".len()..].to_owned(),
+        domain: "127.0.0.1".to_owned(),
+        domain_attr: false,
+        path: "/".to_owned(),
+        secure: false,
+        http_only: true,
+        same_site: Some("Lax".to_owned()),
+    });
+    std::thread::sleep(Duration::from_millis(2600));
+    let r = tb.send("GET", &format!("{traefik_url}/app/x"), &[], "");
+    assert_eq!(r.status, 200, "{r:?}\n{}", logs());
+    let echo: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(echo["headers"]["x-user"], "bob", "{echo}");
+    assert_eq!(refreshes(), 3, "{}", logs());
+    let newest = format!(
+        "portcullis_session={}",
+        tb.cookie("portcullis_session").unwrap().value
+    );
+    assert_ne!(newest, newer, "Traefik passed the renewed cookie on");
+    // The cookie Traefik handed over holds fresh tokens: no refresh for it.
+    let r = verify(&two, &newest);
+    assert_eq!((r.status, set_session(&r)), (200, None), "{r:?}");
+    assert_eq!(refreshes(), 3);
+
     // A tampered renewed cookie is no session.
     let mut tampered = newer.clone().into_bytes();
     let last = tampered.len() - 2;
@@ -401,7 +482,7 @@ rules:
         "",
     );
     assert!(matches!(r.status, 200 | 302), "{r:?}");
-    for cookie in [&newer, &new, &old] {
+    for cookie in [&newest, &newer, &new, &old] {
         let r = verify(&two, cookie);
         assert_eq!(r.status, 401, "{r:?}");
         assert_eq!(r.json()["reason"], "session_invalid");

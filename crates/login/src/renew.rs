@@ -46,10 +46,11 @@ impl Login {
         let _one_at_a_time = lock.lock().await;
         // This replica renewed it already (the browser still sends the old cookie, or
         // a concurrent request waited on the lock): that session, and its cookie again.
-        let newest = self
-            .renewed
-            .get(&record.id)
-            .filter(|(r, _)| r.iat == record.iat && r.provider == record.provider);
+        // Only when it is newer than the cookie's: another replica may have renewed
+        // the cookie since (its later access token expiry says so).
+        let newest = self.renewed.get(&record.id).filter(|(r, _)| {
+            r.iat == record.iat && r.provider == record.provider && r.access_exp > record.access_exp
+        });
         if let Some((newer, sealed)) = &newest
             && newer.access_exp.is_some_and(|e| e > now)
         {
