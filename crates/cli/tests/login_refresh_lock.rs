@@ -466,6 +466,43 @@ log: {{level: INFO, filePath: "{logs}/traefik.log"}}
     assert_eq!((r.status, set_session(&r)), (200, None), "{r:?}");
     assert_eq!(refreshes(), 3);
 
+    // Through real Envoy (gRPC ext_authz to replica two, `examples/envoy/grpc.yaml`):
+    // the renewed cookie rides on the upstream's response (`response_headers_to_add`).
+    let (envoy_port, envoy_admin) = (free_port(), free_port());
+    let mut text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/envoy/grpc.yaml"),
+    )
+    .unwrap();
+    for (name, value) in [
+        ("__LISTEN_PORT__", envoy_port),
+        ("__ADMIN_PORT__", envoy_admin),
+        ("__PORTCULLIS_GRPC_PORT__", two.grpc),
+        ("__UPSTREAM_PORT__", upstream.port),
+    ] {
+        text = text.replace(name, &value.to_string());
+    }
+    let envoy_config = dir.write("envoy.yaml", &text);
+    let _envoy = Child::spawn(
+        Command::new(peer_bin("envoy"))
+            .arg("--config-path")
+            .arg(&envoy_config)
+            .args(["--concurrency", "1", "--base-id", &envoy_admin.to_string()])
+            .args(["--log-level", "warn", "--disable-hot-restart"]),
+        &dir.path().join("envoy.log"),
+    );
+    wait_for_port(envoy_port, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(2600));
+    let r = portcullis_test_util::get(
+        &format!("http://127.0.0.1:{envoy_port}/app/e"),
+        &[("Cookie", &newest)],
+    );
+    assert_eq!(r.status, 200, "{r:?}\n{}", logs());
+    assert_eq!(refreshes(), 4, "{}", logs());
+    let via_envoy = set_session(&r).unwrap_or_else(|| panic!("Envoy passed no cookie: {r:?}"));
+    assert_ne!(via_envoy, newest);
+    let r = verify(&one, &via_envoy);
+    assert_eq!((r.status, set_session(&r)), (200, None), "{r:?}");
+
     // A tampered renewed cookie is no session.
     let mut tampered = newer.clone().into_bytes();
     let last = tampered.len() - 2;
@@ -482,7 +519,7 @@ log: {{level: INFO, filePath: "{logs}/traefik.log"}}
         "",
     );
     assert!(matches!(r.status, 200 | 302), "{r:?}");
-    for cookie in [&newest, &newer, &new, &old] {
+    for cookie in [&via_envoy, &newest, &newer, &new, &old] {
         let r = verify(&two, cookie);
         assert_eq!(r.status, 401, "{r:?}");
         assert_eq!(r.json()["reason"], "session_invalid");
