@@ -22,12 +22,15 @@ use crate::Frontend;
 mod exchange;
 mod health;
 mod login;
+mod sessions;
 
 use exchange::ExchangeLabels;
 
 use health::{Health, HealthCollector};
 use login::LoginLabels;
 pub use login::LoginStep;
+use sessions::SessionMetrics;
+pub use sessions::{SessionEnd, SessionStoreKind};
 
 /// A shared label value: cloning it is an atomic increment, not an allocation.
 #[derive(Clone, Debug, Default, Eq, Hash, PartialEq)]
@@ -112,6 +115,7 @@ pub struct Metrics {
     reloads: Family<OutcomeLabel, Counter>,
     login: Family<LoginLabels, Counter>,
     exchanges: Family<ExchangeLabels, Counter>,
+    sessions: SessionMetrics,
     cache: Arc<CacheStats>,
     health: Arc<Health>,
 }
@@ -203,6 +207,7 @@ impl Metrics {
             login.clone(),
         );
         let exchanges = exchange::register(&mut registry);
+        let sessions = SessionMetrics::register(&mut registry);
         let cache = Arc::new(CacheStats::default());
         registry.register_collector(Box::new(CacheCollector(cache.clone())));
         let health = Arc::new(Health::new(Arc::new(portcullis_policy::SystemClock)));
@@ -220,6 +225,7 @@ impl Metrics {
             reloads,
             login,
             exchanges,
+            sessions,
             cache,
             health,
         }
@@ -329,6 +335,21 @@ impl Metrics {
                 outcome,
             })
             .inc();
+    }
+
+    /// Counts a session begun.
+    pub fn session_created(&self, store: SessionStoreKind) {
+        self.sessions.created(store);
+    }
+
+    /// Counts `count` sessions ended (before they expired) by `cause`.
+    pub fn sessions_ended(&self, store: SessionStoreKind, cause: SessionEnd, count: u64) {
+        self.sessions.ended(store, cause, count);
+    }
+
+    /// Sets the number of unexpired sessions in the store.
+    pub fn sessions_active(&self, store: SessionStoreKind, count: i64) {
+        self.sessions.active(store, count);
     }
 
     /// The Prometheus text exposition.

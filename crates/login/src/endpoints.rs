@@ -7,7 +7,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
-use portcullis_decider::{Decider, LoginStep};
+use portcullis_decider::{Decider, LoginStep, SessionEnd};
 use portcullis_jose::{Validation, verify_jwt};
 use portcullis_policy::Provider;
 use serde_json::{Map, Value};
@@ -16,10 +16,12 @@ use subtle::ConstantTimeEq;
 use crate::oidc::{self, ClientAuth, ExchangeError};
 use crate::record::{SessionRecord, StateRecord};
 use crate::redirect::check_redirect;
-use crate::{Login, SESSION, SESSION_ID, STATE, cookies};
+use crate::{Login, SESSION_ID, STATE, cookies};
 
 /// How long a login attempt may take, from `/oauth2/start` to the callback.
 const STATE_TTL: i64 = 600;
+/// The largest `max_age` `/oauth2/start` passes on (366 days, as rules allow).
+const MAX_AGE_LIMIT: u64 = 366 * 24 * 3600;
 /// The back-channel logout event (OIDC Back-Channel Logout 1.0 §2.4).
 const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
@@ -28,6 +30,8 @@ const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-log
 pub(crate) enum Failure {
     /// The ID token's `acr` is not one of the `acr_values` asked for (403).
     AcrNotSatisfied,
+    /// The ID token's `auth_time` is missing or older than the `max_age` asked for (403).
+    MaxAgeNotSatisfied,
     /// Back-channel logout token fails validation (400).
     LogoutTokenInvalid,
     /// Wrong method (405).
@@ -52,6 +56,7 @@ impl Failure {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Failure::AcrNotSatisfied => "acr_not_satisfied",
+            Failure::MaxAgeNotSatisfied => "max_age_not_satisfied",
             Failure::LogoutTokenInvalid => "logout_token_invalid",
             Failure::MethodNotAllowed => "method_not_allowed",
             Failure::NotFound => "not_found",
@@ -66,7 +71,7 @@ impl Failure {
 
     fn status(self) -> StatusCode {
         match self {
-            Failure::AcrNotSatisfied => StatusCode::FORBIDDEN,
+            Failure::AcrNotSatisfied | Failure::MaxAgeNotSatisfied => StatusCode::FORBIDDEN,
             Failure::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Failure::NotFound => StatusCode::NOT_FOUND,
             Failure::ProviderUnreachable => StatusCode::BAD_GATEWAY,
@@ -79,7 +84,9 @@ impl Failure {
         match self {
             Failure::ProviderUnreachable | Failure::StoreUnavailable => "temporarily_unavailable",
             Failure::NotFound => "not_found",
-            Failure::AcrNotSatisfied => "insufficient_user_authentication",
+            Failure::AcrNotSatisfied | Failure::MaxAgeNotSatisfied => {
+                "insufficient_user_authentication"
+            }
             _ => "invalid_request",
         }
     }
@@ -172,6 +179,7 @@ fn enc(s: &str) -> percent_encoding::PercentEncode<'_> {
 impl Login {
     /// Answers one request to a login endpoint (see [`Login::is_login_path`]).
     pub async fn handle(&self, decider: &Decider, req: Request<Bytes>) -> Response<Full<Bytes>> {
+        self.start_gauge(decider);
         let now = decider.now();
         let path = req.uri().path().to_owned();
         let result = match (path.as_str(), req.method()) {
@@ -299,6 +307,25 @@ impl Login {
                 Some(values.join(" "))
             }
         };
+        let max_age = match param(&params, "max_age") {
+            None => None,
+            Some(v) => Some(
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|m| {
+                        v.len() <= 10
+                            && v.bytes().all(|b| b.is_ascii_digit())
+                            && *m > 0
+                            && *m <= MAX_AGE_LIMIT
+                    })
+                    .ok_or_else(|| {
+                        refuse(
+                            Failure::RequestInvalid,
+                            "max_age is not a number of seconds",
+                        )
+                    })?,
+            ),
+        };
         let random = |n| {
             self.sealer
                 .random(n)
@@ -306,6 +333,7 @@ impl Login {
         };
         let record = StateRecord {
             acr_values,
+            max_age,
             state: random(32)?,
             nonce: random(32)?,
             verifier: random(48)?,
@@ -327,6 +355,9 @@ impl Login {
         let mut location = location;
         if let Some(acr) = &record.acr_values {
             location.push_str(&format!("&acr_values={}", enc(acr)));
+        }
+        if let Some(max_age) = record.max_age {
+            location.push_str(&format!("&max_age={max_age}"));
         }
         let plain = serde_json::to_vec(&record)
             .map_err(|e| refuse(Failure::RequestInvalid, e.to_string()))?;
@@ -465,6 +496,26 @@ impl Login {
                 )));
             }
         }
+        // `max_age` (OIDC Core §3.1.2.1): `auth_time` is then required, and the login
+        // it names no older than asked.
+        if let Some(max_age) = record.max_age {
+            let skew = provider.config().clock_skew_secs;
+            let max = i64::try_from(max_age).unwrap_or(i64::MAX);
+            let at = claims
+                .get("auth_time")
+                .and_then(Value::as_f64)
+                .filter(|t| t.is_finite())
+                .map(|t| t.floor() as i64);
+            let fresh = at.is_some_and(|at| {
+                at <= now.saturating_add(skew) && now.saturating_sub(at) <= max.saturating_add(skew)
+            });
+            if !fresh {
+                return Err(with_clear(refuse(
+                    Failure::MaxAgeNotSatisfied,
+                    format!("id token auth_time {at:?} is missing or older than max_age {max_age}"),
+                )));
+            }
+        }
         let mut claims = claims.into_members();
         for gone in ["nonce", "at_hash", "c_hash"] {
             claims.remove(gone);
@@ -494,8 +545,8 @@ impl Login {
             exp: now + self.sessions.ttl.as_secs() as i64,
             claims,
             id_token: Some(tokens.id_token),
-            // A refresh token is kept only server-side (never in a cookie).
-            refresh_token: tokens.refresh_token.filter(|_| self.store.is_some()),
+            // Server-side in the store, or sealed in the cookie (`store: cookie`).
+            refresh_token: tokens.refresh_token,
             access_exp: tokens.expires_in.map(|secs| now + secs),
         };
         let mut set = match &self.store {
@@ -520,6 +571,8 @@ impl Login {
         if let Some(name) = &state_name {
             set.push(cookies::set(&self.sessions.cookie, name, "", None));
         }
+        decider.metrics().session_created(self.store_kind);
+        self.recount(decider);
         tracing::info!(
             provider = provider.name(),
             sub = session.sub().unwrap_or(""),
@@ -528,27 +581,12 @@ impl Login {
         Ok(redirect(&record.rd, &set))
     }
 
-    /// The `Set-Cookie` values holding `session` (without its ID token when the
-    /// whole would not fit in the cookies).
+    /// The `Set-Cookie` values holding `session` (without its ID token, then
+    /// without its refresh token, when the whole would not fit in the cookies).
     fn session_cookies(&self, session: &SessionRecord) -> Result<Vec<String>, Refusal> {
-        let seal = |s: &SessionRecord| {
-            serde_json::to_vec(s)
-                .ok()
-                .and_then(|plain| self.sealer.seal(SESSION, &plain).ok())
-                .ok_or_else(|| refuse(Failure::RequestInvalid, "session not sealed"))
-        };
-        let mut sealed = seal(session)?;
-        if sealed.len() > cookies::CHUNK * cookies::MAX_CHUNKS {
-            let mut smaller = session.clone();
-            smaller.id_token = None;
-            sealed = seal(&smaller)?;
-            if sealed.len() > cookies::CHUNK * cookies::MAX_CHUNKS {
-                return Err(refuse(
-                    Failure::ProviderError,
-                    "the session's claims are too large",
-                ));
-            }
-        }
+        let sealed = self
+            .seal_session(session)
+            .ok_or_else(|| refuse(Failure::ProviderError, "the session's claims are too large"))?;
         let max_age = self.sessions.ttl.as_secs();
         Ok(cookies::set_chunked(
             &self.sessions.cookie,
@@ -590,6 +628,11 @@ impl Login {
                     .await
                     .map_err(|e| refuse(Failure::StoreUnavailable, e.to_string()))?;
             }
+            self.renewed.remove(&s.id);
+            decider
+                .metrics()
+                .sessions_ended(self.store_kind, SessionEnd::SignOut, 1);
+            self.recount(decider);
             tracing::info!(
                 provider = s.provider.as_str(),
                 sub = s.sub().unwrap_or(""),
@@ -711,6 +754,12 @@ impl Login {
                 .end_all(&index)
                 .await
                 .map_err(|e| refuse(Failure::StoreUnavailable, e.to_string()))?;
+            decider.metrics().sessions_ended(
+                self.store_kind,
+                SessionEnd::Backchannel,
+                u64::try_from(ended).unwrap_or(0),
+            );
+            self.recount(decider);
             tracing::info!(
                 sessions = ended,
                 "back-channel logout ended stored sessions"

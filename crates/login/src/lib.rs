@@ -17,6 +17,7 @@ mod oidc;
 mod record;
 mod redirect;
 mod refresh;
+mod renew;
 mod seal;
 mod state;
 mod store;
@@ -97,9 +98,17 @@ pub struct Login {
     secrets: Vec<(String, Zeroizing<String>)>,
     http: reqwest::Client,
     ended: Ended,
-    store: Option<store::RedisStore>,
+    store: Option<Arc<store::RedisStore>>,
+    /// The `store` label of the session metrics.
+    store_kind: portcullis_decider::SessionStoreKind,
+    /// The sessions gauge's counting task, started with the first request.
+    gauge: std::sync::Once,
     /// One lock per session being refreshed on this replica.
     refreshing: quick_cache::sync::Cache<String, Arc<tokio::sync::Mutex<()>>>,
+    /// Cookie sessions refreshed on this replica, by id: served to a browser that
+    /// still sends the cookie of before (`store: cookie`).
+    /// (With the sealed cookie value that holds it.)
+    renewed: quick_cache::sync::Cache<String, (SessionRecord, Option<String>)>,
     redirect_uri: String,
     /// The single state cookie of earlier builds (still cleared and stripped).
     state_cookie: String,
@@ -127,15 +136,23 @@ impl Login {
         let Some(sessions) = &config.sessions else {
             return Ok(None);
         };
-        let store = match &sessions.store {
-            SessionStore::Redis(url) => Some(
-                store::RedisStore::try_new(url).map_err(|e| LoginError::Store(e.to_string()))?,
+        use portcullis_decider::SessionStoreKind;
+        let (store, store_kind) = match &sessions.store {
+            SessionStore::Redis(url) => (
+                Some(Arc::new(
+                    store::RedisStore::try_new(url)
+                        .map_err(|e| LoginError::Store(e.to_string()))?,
+                )),
+                SessionStoreKind::Redis,
             ),
-            SessionStore::RedisCluster(nodes) => Some(
-                store::RedisStore::try_cluster(nodes)
-                    .map_err(|e| LoginError::Store(e.to_string()))?,
+            SessionStore::RedisCluster(nodes) => (
+                Some(Arc::new(
+                    store::RedisStore::try_cluster(nodes)
+                        .map_err(|e| LoginError::Store(e.to_string()))?,
+                )),
+                SessionStoreKind::RedisCluster,
             ),
-            SessionStore::Cookie => None,
+            SessionStore::Cookie => (None, SessionStoreKind::Cookie),
         };
         let read = |field: &str, path: &std::path::Path| {
             std::fs::read_to_string(path).map_err(|source| LoginError::Read {
@@ -184,7 +201,10 @@ impl Login {
             http,
             ended: Ended::new(100_000),
             store,
+            store_kind,
+            gauge: std::sync::Once::new(),
             refreshing: quick_cache::sync::Cache::new(10_000),
+            renewed: quick_cache::sync::Cache::new(4096),
         })))
     }
 
@@ -203,32 +223,64 @@ impl Login {
 
     /// The request's session, if it carries the session cookie: valid (decrypted,
     /// unexpired, not ended on this replica) or invalid, with why.
-    /// A server-side session whose provider access token has expired is refreshed
-    /// first (see `refresh`).
+    /// A session whose provider access token has expired is refreshed first (see
+    /// `refresh`); a renewed cookie session's new cookies are dropped here: use
+    /// [`Login::read_session_renewing`] to send them to the browser.
     pub async fn read_session(
         &self,
         decider: &portcullis_decider::Decider,
         headers: &HeaderMap,
     ) -> Option<SessionCredential> {
+        self.read_session_renewing(decider, headers).await.0
+    }
+
+    /// As [`Login::read_session`], with the `Set-Cookie` values of a cookie session
+    /// renewed by a refresh (`store: cookie`; empty otherwise): the frontend adds them
+    /// to its answer to the browser.
+    pub async fn read_session_renewing(
+        &self,
+        decider: &portcullis_decider::Decider,
+        headers: &HeaderMap,
+    ) -> (Option<SessionCredential>, Vec<String>) {
+        self.start_gauge(decider);
         let now = decider.now();
-        let value = cookies::chunked(headers, &self.sessions.cookie.name)?;
+        let Some(value) = cookies::chunked(headers, &self.sessions.cookie.name) else {
+            return (None, Vec::new());
+        };
         let opened = match self.open_session(&value, now).await {
-            Ok(record) => self.refresh_if_due(decider, record, now).await,
+            Ok(record) if self.store.is_some() => self
+                .refresh_if_due(decider, record, now)
+                .await
+                .map(|record| renew::Opened {
+                    record,
+                    set_cookies: Vec::new(),
+                }),
+            Ok(record) => self.renew_cookie_if_due(decider, record, now).await,
             Err(e) => Err(e),
         };
-        Some(match opened {
-            Ok(record) => match serde_json::to_vec(&record.claims) {
-                Ok(claims_json) => SessionCredential::Valid(VerifiedSession {
-                    provider: record.provider,
-                    claims_json,
-                    expires_at: record.exp,
-                }),
-                Err(e) => SessionCredential::Invalid {
-                    detail: e.to_string(),
-                },
+        let (credential, set_cookies) = match opened {
+            Ok(renew::Opened {
+                record,
+                set_cookies,
+            }) => match serde_json::to_vec(&record.claims) {
+                Ok(claims_json) => (
+                    SessionCredential::Valid(VerifiedSession {
+                        provider: record.provider,
+                        claims_json,
+                        expires_at: record.exp,
+                    }),
+                    set_cookies,
+                ),
+                Err(e) => (
+                    SessionCredential::Invalid {
+                        detail: e.to_string(),
+                    },
+                    Vec::new(),
+                ),
             },
-            Err(detail) => SessionCredential::Invalid { detail },
-        })
+            Err(detail) => (SessionCredential::Invalid { detail }, Vec::new()),
+        };
+        (Some(credential), set_cookies)
     }
 
     /// The session a cookie value stands for: sealed in it, or (Redis store) found
@@ -356,6 +408,48 @@ impl Login {
     /// `Set-Cookie` values that clear the session cookie (on a `session_invalid` deny).
     pub fn clear_session_cookies(&self) -> Vec<String> {
         cookies::clear_chunked(&self.sessions.cookie, &self.sessions.cookie.name)
+    }
+
+    /// Starts (once) the task that counts the store's unexpired sessions every
+    /// 15 s for `portcullis_sessions_active`: off every request's path.
+    fn start_gauge(&self, decider: &portcullis_decider::Decider) {
+        let Some(store) = &self.store else { return };
+        self.gauge.call_once(|| {
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            let (store, metrics, kind) =
+                (store.clone(), decider.metrics().clone(), self.store_kind);
+            let clock = portcullis_policy::SystemClock;
+            runtime.spawn(async move {
+                loop {
+                    match store
+                        .count_active(portcullis_policy::Clock::now(&clock))
+                        .await
+                    {
+                        Ok(n) => metrics.sessions_active(kind, n),
+                        Err(e) => tracing::debug!(error = %e, "sessions not counted"),
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(15)).await;
+                }
+            });
+        });
+    }
+
+    /// Counts the store's sessions once more now, in the background (after this
+    /// replica began or ended some), so the gauge follows at once here.
+    pub(crate) fn recount(&self, decider: &portcullis_decider::Decider) {
+        let (Some(store), Ok(runtime)) = (&self.store, tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let (store, metrics, kind) = (store.clone(), decider.metrics().clone(), self.store_kind);
+        runtime.spawn(async move {
+            let now = portcullis_policy::Clock::now(&portcullis_policy::SystemClock);
+            if let Ok(n) = store.count_active(now).await {
+                metrics.sessions_active(kind, n);
+            }
+        });
     }
 
     fn secret(&self, provider: &str) -> Option<&str> {

@@ -23,6 +23,10 @@ pub(crate) struct StateRecord {
     /// one of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) acr_values: Option<String>,
+    /// The `max_age` asked for (seconds): the ID token's `auth_time` must be no
+    /// older.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) max_age: Option<u64>,
 }
 
 /// A session: who logged in, where, until when.

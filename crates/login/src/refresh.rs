@@ -72,18 +72,73 @@ impl Login {
             Ok(false) => return self.await_refresh(decider, store, &current.id, now).await,
             Err(e) => return Err(format!("session store: {e}")),
         }
+        // Another replica may have refreshed it and let go of the lock between the
+        // read above and taking the lock: read again under the lock, so the spent
+        // refresh token is never sent (the two-replica test found this window).
+        let (current, refresh_token) = match store.get(&current.id).await {
+            Ok(Some(latest)) if latest.access_exp.is_some_and(|e| e > now) => {
+                self.unlock(store, &latest.id, &holder).await;
+                decider.metrics().login(LoginStep::Refresh, "waited");
+                return Ok(latest);
+            }
+            Ok(Some(latest)) => {
+                let token = latest.refresh_token.clone().unwrap_or(refresh_token);
+                (latest, token)
+            }
+            Ok(None) => {
+                self.unlock(store, &current.id, &holder).await;
+                return Err("ended".to_owned());
+            }
+            Err(e) => {
+                self.unlock(store, &current.id, &holder).await;
+                return Err(format!("session store: {e}"));
+            }
+        };
         let result = self
-            .refresh_grant(decider, store, current.clone(), &refresh_token, now)
+            .refresh_grant(
+                decider,
+                Some(&**store),
+                current.clone(),
+                &refresh_token,
+                now,
+            )
             .await;
-        if let Err(e) = store.unlock_refresh(&current.id, &holder).await {
-            tracing::warn!(error = %e, "refresh lock not released (it expires by itself)");
-        }
+        self.unlock(store, &current.id, &holder).await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err((outcome, _)) => outcome,
         };
         decider.metrics().login(LoginStep::Refresh, outcome);
         result.map_err(|(_, detail)| detail)
+    }
+
+    /// Ends a session whose refresh was refused: deleted from the store, and (a
+    /// cookie session, whose copies cannot be deleted) refused on this replica.
+    async fn end_refused(
+        &self,
+        decider: &Decider,
+        store: Option<&crate::store::RedisStore>,
+        session: &SessionRecord,
+        now: i64,
+    ) {
+        self.ended
+            .end(format!("id:{}", session.id), now, session.exp);
+        self.renewed.remove(&session.id);
+        decider.metrics().sessions_ended(
+            self.store_kind,
+            portcullis_decider::SessionEnd::RefreshRefused,
+            1,
+        );
+        if let Some(store) = store {
+            let _ = store.delete(&session.id).await;
+        }
+    }
+
+    /// Lets go of the refresh lock (when it cannot, it expires by itself).
+    async fn unlock(&self, store: &crate::store::RedisStore, id: &str, holder: &str) {
+        if let Err(e) = store.unlock_refresh(id, holder).await {
+            tracing::warn!(error = %e, "refresh lock not released (it expires by itself)");
+        }
     }
 
     /// Another replica is refreshing session `id`: waits (at most
@@ -117,10 +172,10 @@ impl Login {
     /// One refresh grant at the token endpoint for `current`, stored; the error names
     /// its outcome label (`refused`, `provider_unreachable`, `id_token_invalid`,
     /// `store_unavailable`, `provider_gone`) and a detail.
-    async fn refresh_grant(
+    pub(crate) async fn refresh_grant(
         &self,
         decider: &Decider,
-        store: &crate::store::RedisStore,
+        store: Option<&crate::store::RedisStore>,
         current: SessionRecord,
         refresh_token: &str,
         now: i64,
@@ -166,7 +221,7 @@ impl Login {
             }
             Err(e) => {
                 tracing::info!(error = %e, "refresh refused: session ended");
-                let _ = store.delete(&current.id).await;
+                self.end_refused(decider, store, &current, now).await;
                 return Err(("refused", format!("refresh refused: {e}")));
             }
         };
@@ -186,7 +241,7 @@ impl Login {
             let jwt = verify_jwt(id_token, keys, &validation, now)
                 .map_err(|e| ("id_token_invalid", format!("refreshed id token: {e}")))?;
             if jwt.claims.subject() != current.sub() {
-                let _ = store.delete(&current.id).await;
+                self.end_refused(decider, store, &current, now).await;
                 return Err((
                     "id_token_invalid",
                     "refreshed id token names another sub".to_owned(),
@@ -199,10 +254,12 @@ impl Login {
         }
         let lifetime = m.get("expires_in").and_then(Value::as_i64).unwrap_or(300);
         next.access_exp = Some(now + lifetime.max(1));
-        store
-            .put(&next, now)
-            .await
-            .map_err(|e| ("store_unavailable", format!("session store: {e}")))?;
+        if let Some(store) = store {
+            store
+                .put(&next, now)
+                .await
+                .map_err(|e| ("store_unavailable", format!("session store: {e}")))?;
+        }
         tracing::info!(
             provider = provider.name(),
             sub = next.sub().unwrap_or(""),

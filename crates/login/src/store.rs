@@ -103,7 +103,34 @@ impl RedisStore {
             }
         }
         conn.run_all(cmds).await?;
+        // The sessions gauge's index: best effort (in a cluster it is one more node a
+        // login would otherwise depend on).
+        let mut add = redis::cmd("ZADD");
+        add.arg(ACTIVE_KEY).arg(record.exp).arg(&record.id);
+        if let Err(e) = add.query_async::<()>(&mut conn).await {
+            tracing::debug!(error = %e, "sessions gauge index not updated");
+        }
         Ok(())
+    }
+
+    /// How many unexpired sessions the store holds (the sessions gauge): expired
+    /// entries of the index are dropped first.
+    pub(crate) async fn count_active(&self, now: i64) -> Result<i64, StoreError> {
+        bounded(async {
+            let mut conn = self.conn().await?;
+            redis::cmd("ZREMRANGEBYSCORE")
+                .arg(ACTIVE_KEY)
+                .arg("-inf")
+                .arg(now)
+                .query_async::<()>(&mut conn)
+                .await?;
+            let n: i64 = redis::cmd("ZCARD")
+                .arg(ACTIVE_KEY)
+                .query_async(&mut conn)
+                .await?;
+            Ok(n)
+        })
+        .await
     }
 
     /// The session of `id`, if it exists.
@@ -131,6 +158,7 @@ impl RedisStore {
             .arg(session_key(id))
             .query_async::<()>(&mut conn)
             .await?;
+        forget_active(&mut conn, &[id.to_owned()]).await;
         Ok(())
     }
 
@@ -161,16 +189,15 @@ impl RedisStore {
     pub(crate) async fn unlock_refresh(&self, id: &str, holder: &str) -> Result<(), StoreError> {
         bounded(async {
             let mut conn = self.conn().await?;
-            let key = refresh_lock_key(id);
-            // Deleted only while it is still ours (it may have expired and been taken).
-            let current: Option<String> =
-                redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
-            if current.as_deref() == Some(holder) {
-                redis::cmd("DEL")
-                    .arg(&key)
-                    .query_async::<()>(&mut conn)
-                    .await?;
-            }
+            // Deleted only while it is still ours (it may have expired and been
+            // taken): compared and deleted in one step, on the key's node.
+            redis::cmd("EVAL")
+                .arg(UNLOCK_SCRIPT)
+                .arg(1)
+                .arg(refresh_lock_key(id))
+                .arg(holder)
+                .query_async::<()>(&mut conn)
+                .await?;
             Ok(())
         })
         .await
@@ -195,13 +222,34 @@ impl RedisStore {
             del.arg(session_key(id));
             cmds.push(del);
         }
-        let mut del = redis::cmd("DEL");
-        del.arg(&key);
-        cmds.push(del);
-        conn.run_all(cmds).await?;
-        Ok(ids.len())
+        // The sessions that still existed (the set may name some already expired).
+        let ended = conn.run_counted(cmds).await?;
+        redis::cmd("DEL")
+            .arg(&key)
+            .query_async::<()>(&mut conn)
+            .await?;
+        forget_active(&mut conn, &ids).await;
+        Ok(usize::try_from(ended).unwrap_or(0))
     }
 }
+
+/// The sorted set of session ids by expiry, for the sessions gauge.
+const ACTIVE_KEY: &str = "portcullis:sessions";
+
+/// Drops `ids` from the gauge's index (best effort).
+async fn forget_active(conn: &mut Conn, ids: &[String]) {
+    if ids.is_empty() {
+        return;
+    }
+    let mut rem = redis::cmd("ZREM");
+    rem.arg(ACTIVE_KEY).arg(ids);
+    if let Err(e) = rem.query_async::<()>(conn).await {
+        tracing::debug!(error = %e, "sessions gauge index not updated");
+    }
+}
+
+/// Deletes `KEYS[1]` if it holds `ARGV[1]`.
+const UNLOCK_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
 fn refresh_lock_key(id: &str) -> String {
     format!("portcullis:refresh:{id}")

@@ -1174,6 +1174,7 @@ fn validate_rule(
         login,
         acr_values,
         amr,
+        max_age,
         when,
         deny,
     } = r;
@@ -1384,7 +1385,7 @@ fn validate_rule(
             Some(idx)
         }
     };
-    let step_up = login::validate_step_up(cx, line, &f(""), acr_values, amr)?;
+    let step_up = login::validate_step_up(cx, line, &f(""), acr_values, amr, max_age)?;
     let when = when
         .map(|w| {
             Condition::compile(&w.value).map_err(|e| cx.err(w.referenced.line(), f("when"), e))

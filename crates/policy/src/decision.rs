@@ -268,6 +268,9 @@ pub struct Deny {
     /// `step_up_required`: the `acr_values` the rule accepts (space-separated), for
     /// the RFC 9470 challenge.
     pub acr_values: Option<Arc<str>>,
+    /// `step_up_required` for a login too old: the rule's `max_age` (seconds), for
+    /// the RFC 9470 challenge.
+    pub max_age: Option<u64>,
 }
 
 /// What may be logged about a denied token (never the token itself).
@@ -332,6 +335,7 @@ impl Deny {
             request_id: None,
             template: None,
             acr_values: None,
+            max_age: None,
         }
     }
 
@@ -358,6 +362,9 @@ impl Deny {
                 );
                 if let Some(acr) = &self.acr_values {
                     v.push_str(&format!(r#", acr_values="{acr}""#));
+                }
+                if let Some(max_age) = self.max_age {
+                    v.push_str(&format!(r#", max_age="{max_age}""#));
                 }
                 Some(v)
             }

@@ -551,7 +551,7 @@ impl Engine {
         if let Err(d) = dpop {
             return Decision::Deny(*d);
         }
-        if let Err(d) = self.check_step_up(rule, identity.0, &identity.1, req) {
+        if let Err(d) = self.check_step_up(rule, identity.0, &identity.1, req, now) {
             return Decision::Deny(*d);
         }
         // The claims the rules read are kept parsed (see `kept_claims`); a request
@@ -1172,6 +1172,7 @@ fn claims_rules_read(rules: &[RuleConfig]) -> Vec<String> {
         if rule.step_up.is_some() {
             add(&mut names, "acr");
             add(&mut names, "amr");
+            add(&mut names, "auth_time");
         }
         for (_, template) in &rule.headers {
             template

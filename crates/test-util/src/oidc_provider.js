@@ -44,6 +44,9 @@ const provider = new Provider(issuer, {
   },
   // Refresh tokens for every client allowed the grant (no offline_access dance).
   issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+  // OP_ROTATE_REFRESH=1: every refresh answers a new refresh token and the used one
+  // is spent (a second use is invalid_grant and revokes the grant).
+  ...(process.env.OP_ROTATE_REFRESH === '1' ? { rotateRefreshToken: true } : {}),
   findAccount: async (_ctx, id) => ({
     accountId: id,
     claims: async () => ({ sub: id, ...(accounts[id] || {}) }),

@@ -28,6 +28,17 @@ impl OidcProvider {
         clients: &serde_json::Value,
         access_ttl_secs: u64,
     ) -> OidcProvider {
+        OidcProvider::start_with_env(dir, clients, access_ttl_secs, &[])
+    }
+
+    /// As [`OidcProvider::start_with`], with more environment for the script
+    /// (`OP_ROTATE_REFRESH=1`: refresh tokens rotate, a spent one is refused).
+    pub fn start_with_env(
+        dir: &Path,
+        clients: &serde_json::Value,
+        access_ttl_secs: u64,
+        env: &[(&str, &str)],
+    ) -> OidcProvider {
         let module = peers_dir().join("node/node_modules/oidc-provider/lib/index.js");
         assert!(
             module.exists(),
@@ -44,7 +55,8 @@ impl OidcProvider {
                 .env("OP_PORT", port.to_string())
                 .env("OP_CLIENTS", clients.to_string())
                 .env("OP_ACCESS_TTL", access_ttl_secs.to_string())
-                .env("NODE_ENV", "test"),
+                .env("NODE_ENV", "test")
+                .envs(env.iter().copied()),
             &dir.join("oidc-provider.log"),
         );
         wait_for_port(port, Duration::from_secs(20));

@@ -133,14 +133,19 @@ fn denied_with(
 }
 
 /// A header that replaces any existing value (`append` stays unset: it is deprecated).
-/// Adds `Set-Cookie` headers (appended, one per cookie) to a denied answer.
+/// Adds `Set-Cookie` headers (appended, one per cookie) to an answer: a denied one's
+/// own response, or an allowed one's response from the upstream.
 pub(crate) fn add_set_cookies(answer: &mut CheckResponse, cookies: &[String]) {
-    if let Some(HttpResponse::DeniedResponse(denied)) = &mut answer.http_response {
-        for cookie in cookies {
-            let mut option = overwrite("set-cookie", cookie.as_bytes());
-            option.append_action = HeaderAppendAction::AppendIfExistsOrAdd.into();
-            denied.headers.push(option);
-        }
+    let to = match &mut answer.http_response {
+        Some(HttpResponse::DeniedResponse(denied)) => &mut denied.headers,
+        // An allow: on the upstream's response to the client (a renewed session cookie).
+        Some(HttpResponse::OkResponse(ok)) => &mut ok.response_headers_to_add,
+        _ => return,
+    };
+    for cookie in cookies {
+        let mut option = overwrite("set-cookie", cookie.as_bytes());
+        option.append_action = HeaderAppendAction::AppendIfExistsOrAdd.into();
+        to.push(option);
     }
 }
 

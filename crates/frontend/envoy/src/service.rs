@@ -44,9 +44,13 @@ impl AuthorizationService {
         match EnvoyRequest::try_from(check) {
             Ok(req) => {
                 let now = self.decider.now();
-                let session = match &self.login {
-                    Some(login) => login.read_session(&self.decider, &req.headers).await,
-                    None => None,
+                let (session, renewed) = match &self.login {
+                    Some(login) => {
+                        login
+                            .read_session_renewing(&self.decider, &req.headers)
+                            .await
+                    }
+                    None => (None, Vec::new()),
                 };
                 let mut auth = req.auth_request();
                 auth.session = session.as_ref();
@@ -56,6 +60,7 @@ impl AuthorizationService {
                 };
                 login.complete(&mut decision, now);
                 let mut answer = response::check_response(&decision);
+                response::add_set_cookies(&mut answer, &renewed);
                 if let Decision::Deny(d) = &decision
                     && d.reason == DenyReason::SessionInvalid
                 {

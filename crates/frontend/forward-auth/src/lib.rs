@@ -41,9 +41,9 @@ pub async fn handle<B>(
     login: Option<&Login>,
     req: &Request<B>,
 ) -> Response<Full<Bytes>> {
-    let session = match login {
-        Some(l) => l.read_session(decider, req.headers()).await,
-        None => None,
+    let (session, renewed) = match login {
+        Some(l) => l.read_session_renewing(decider, req.headers()).await,
+        None => (None, Vec::new()),
     };
     let (mut decision, nginx) = match original_request(req) {
         Ok(original) => {
@@ -74,6 +74,13 @@ pub async fn handle<B>(
         login.complete(&mut decision, decider.now());
     }
     let mut response = render(&decision, req.method() == Method::HEAD, nginx);
+    // A cookie session refreshed now: its renewed cookie, for the proxy to pass on
+    // (Traefik `addAuthCookiesToResponse`, NGINX `auth_request_set` + `add_header`).
+    for cookie in renewed {
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(SET_COOKIE, v);
+        }
+    }
     if let (Some(login), Some(DenyReason::SessionInvalid)) = (login, decision.reason()) {
         for cookie in login.clear_session_cookies() {
             if let Ok(v) = HeaderValue::from_str(&cookie) {

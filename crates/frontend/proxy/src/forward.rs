@@ -165,9 +165,9 @@ impl Proxy {
             req.headers_mut()
                 .insert("x-forwarded-proto", HeaderValue::from_static(self.proto));
         }
-        let session = match &self.login {
-            Some(l) => l.read_session(&self.decider, req.headers()).await,
-            None => None,
+        let (session, renewed) = match &self.login {
+            Some(l) => l.read_session_renewing(&self.decider, req.headers()).await,
+            None => (None, Vec::new()),
         };
         let target = req
             .uri()
@@ -310,6 +310,12 @@ impl Proxy {
         };
         let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
         strip_response(resp.headers_mut(), switching && upgrade);
+        // A cookie session refreshed for this request: the browser gets its renewed cookie.
+        for cookie in renewed {
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                resp.headers_mut().append(SET_COOKIE, v);
+            }
+        }
         if switching && let Some(client) = client_upgrade {
             let upstream_side = hyper::upgrade::on(&mut resp);
             crate::tunnel::spawn(

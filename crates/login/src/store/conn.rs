@@ -92,6 +92,31 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Runs `cmds` as [`Conn::run_all`] does and adds up their integer answers (how
+    /// many keys a series of `DEL` removed).
+    pub(super) async fn run_counted(&mut self, cmds: Vec<Cmd>) -> Result<i64, redis::RedisError> {
+        match self {
+            Conn::Single(c) => {
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                for cmd in cmds {
+                    pipe.add_command(cmd);
+                }
+                let answers: Vec<i64> = pipe.query_async(c).await?;
+                Ok(answers.iter().sum())
+            }
+            Conn::Cluster(c) => {
+                let mut sum = 0;
+                for cmd in cmds {
+                    sum += cmd.query_async::<i64>(c).await?;
+                }
+                Ok(sum)
+            }
+        }
+    }
+}
+
 // === impl ConnectionLike for Conn ===
 
 impl ConnectionLike for Conn {

@@ -308,6 +308,9 @@ pub struct StepUp {
     pub acr_values: Vec<String>,
     /// `amr` must hold at least one of these (empty: any).
     pub amr: Vec<String>,
+    /// The login must be no older than this (`auth_time`); sent as `max_age` when
+    /// the rule sends a browser to log in.
+    pub max_age: Option<Duration>,
 }
 
 impl StepUp {
@@ -316,6 +319,9 @@ impl StepUp {
         (!self.acr_values.is_empty()).then(|| self.acr_values.join(" "))
     }
 }
+
+/// The longest `max_age` a rule may ask for.
+const MAX_MAX_AGE_SECS: u64 = 366 * 24 * 3600;
 
 /// Whether `v` can be an `acr`/`amr` value here: printable ASCII without space,
 /// quote or backslash (it goes into a space-separated parameter and a quoted
@@ -333,10 +339,25 @@ pub(super) fn validate_step_up(
     prefix: &str,
     acr_values: Option<Vec<Spanned<String>>>,
     amr: Option<Vec<Spanned<String>>>,
+    max_age: Option<Spanned<String>>,
 ) -> Result<Option<StepUp>, ConfigError> {
-    if acr_values.is_none() && amr.is_none() {
+    if acr_values.is_none() && amr.is_none() && max_age.is_none() {
         return Ok(None);
     }
+    let max_age = max_age
+        .map(|m| {
+            let field = format!("{prefix}max_age");
+            let d = parse_duration(&m.value).map_err(|e| cx.err(m.referenced.line(), &field, e))?;
+            if d.as_secs() == 0 || d.as_secs() > MAX_MAX_AGE_SECS || d.subsec_nanos() != 0 {
+                return Err(cx.err(
+                    m.referenced.line(),
+                    field,
+                    "max_age is whole seconds, at least 1s and at most 366d",
+                ));
+            }
+            Ok(d)
+        })
+        .transpose()?;
     let check = |name: &str, list: Option<Vec<Spanned<String>>>| {
         let list = list.unwrap_or_default();
         if list.len() > 16 {
@@ -359,14 +380,18 @@ pub(super) fn validate_step_up(
     };
     let acr_values = check("acr_values", acr_values)?;
     let amr = check("amr", amr)?;
-    if acr_values.is_empty() && amr.is_empty() {
+    if acr_values.is_empty() && amr.is_empty() && max_age.is_none() {
         return Err(cx.err(
             line,
             format!("{prefix}acr_values"),
             "acr_values or amr must name at least one value",
         ));
     }
-    Ok(Some(StepUp { acr_values, amr }))
+    Ok(Some(StepUp {
+        acr_values,
+        amr,
+        max_age,
+    }))
 }
 
 pub(super) fn validate_login(

@@ -222,6 +222,8 @@ pub struct RawRule {
     pub acr_values: Option<Vec<Spanned<String>>>,
     /// Step-up: the token's or session's `amr` must hold at least one of these.
     pub amr: Option<Vec<Spanned<String>>>,
+    /// Step-up: the login (`auth_time`) must be no older than this (`max_age`).
+    pub max_age: Option<Spanned<String>>,
     /// A CEL condition over `claims`, `header`, `request` and `now`.
     pub when: Option<Spanned<String>>,
     /// A custom deny response for this rule.

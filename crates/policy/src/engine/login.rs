@@ -91,6 +91,14 @@ impl Engine {
             && is_navigation(req.headers)
         {
             deny.redirect = self.login_redirect(req, idx);
+            // A rule with `max_age` asks for it at once (the ID token then carries
+            // `auth_time`): no second round trip to log in again.
+            if let (Some(url), Some(max_age)) = (
+                &mut deny.redirect,
+                rule.config.step_up.as_ref().and_then(|s| s.max_age),
+            ) {
+                url.push_str(&format!("&max_age={}", max_age.as_secs()));
+            }
         }
         Err(deny)
     }

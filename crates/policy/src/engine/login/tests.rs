@@ -315,3 +315,95 @@ fn denies_step_up_config_mistakes() {
     let e = parse("    acr_values: []\n");
     assert_eq!(e.field, "rules[0].acr_values");
 }
+
+#[test]
+fn max_age_wants_a_recent_login() {
+    let text = r#"
+providers:
+  - name: corp
+    issuer: https://idp.example.com
+    jwks: {discovery: https://idp.example.com}
+    clock_skew: 5s
+    login: {client_id: portcullis, client_secret: s3cret}
+sessions:
+  public_url: https://auth.example.com/
+  secret_file: session.key
+rules:
+  - name: recent
+    match: {path: "/recent/**"}
+    login: corp
+    max_age: 10m
+"#;
+    let config = config::parse(text, "t.yaml", Path::new("."), &|_| None).unwrap();
+    let engine = Engine::with_static_keys(config);
+    let decide = |headers: &HeaderMap, s: Option<&SessionCredential>| {
+        let mut req = AuthRequest::new(&Method::GET, "app.example.com", "/recent/x", headers);
+        req.session = s;
+        engine.decide(&req, NOW)
+    };
+    // Recent enough (the skew counts), in both directions of the clock.
+    for at in [
+        json!(NOW),
+        json!(NOW - 600),
+        json!(NOW - 605),
+        json!(NOW + 5),
+        json!((NOW - 10) as f64 + 0.5),
+    ] {
+        let s = session("corp", json!({"sub": "a", "auth_time": at}), NOW + 60);
+        assert!(
+            matches!(decide(&browser(), Some(&s)), Decision::Allow(_)),
+            "{at}"
+        );
+    }
+    // Too old, from the future, missing or not a number: step up.
+    for at in [
+        json!(NOW - 606),
+        json!(NOW + 6),
+        json!(null),
+        json!("1"),
+        json!([NOW]),
+    ] {
+        let s = session("corp", json!({"sub": "a", "auth_time": at}), NOW + 60);
+        let d = decide(&browser(), Some(&s));
+        assert_eq!(deny(&d).reason, DenyReason::StepUpRequired, "{at}");
+        assert_eq!(
+            deny(&d).redirect.as_deref(),
+            Some(
+                "https://auth.example.com/oauth2/start?rd=https%3A%2F%2Fapp.example.com%2Frecent%2Fx&max_age=600"
+            ),
+            "{at}"
+        );
+        let d = decide(&HeaderMap::new(), Some(&s));
+        assert_eq!(d.status(), 401);
+        assert_eq!(
+            deny(&d).www_authenticate().as_deref(),
+            Some(
+                r#"Bearer realm="portcullis", error="insufficient_user_authentication", error_description="a stronger authentication is required", max_age="600""#
+            )
+        );
+    }
+    // No session yet: the first login asks for max_age too.
+    let d = decide(&browser(), None);
+    assert_eq!(deny(&d).reason, DenyReason::LoginRequired);
+    assert_eq!(
+        deny(&d).redirect.as_deref(),
+        Some(
+            "https://auth.example.com/oauth2/start?rd=https%3A%2F%2Fapp.example.com%2Frecent%2Fx&max_age=600"
+        )
+    );
+}
+
+#[test]
+fn denies_max_age_config_mistakes() {
+    let base = "providers:\n  - name: corp\n    issuer: https://i\n    jwks: {discovery: https://i}\nrules:\n  - name: r\n";
+    for bad in ["0s", "1500ms", "400d", "soon"] {
+        let e = config::parse(
+            &format!("{base}    max_age: {bad}\n"),
+            "t.yaml",
+            Path::new("."),
+            &|_| None,
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (7, "rules[0].max_age"), "{bad}");
+    }
+}
