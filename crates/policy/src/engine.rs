@@ -25,6 +25,7 @@ use crate::request::AuthRequest;
 
 mod introspection;
 mod login;
+mod peer;
 mod workload;
 
 /// A provider, ready to verify.
@@ -424,6 +425,11 @@ impl Engine {
                 },
             ));
         };
+        if let Err(d) =
+            peer::check_peer(&rule.config.peer_spiffe_ids, req, &self.proxy, &rule.name, trace)
+        {
+            return Decision::Deny(*d);
+        }
         if let (Some(config), Some(slot)) = (&rule.config.inject, &rule.token) {
             let mut remove_headers = self.identity_headers.clone();
             self.add_other_spellings(&mut remove_headers);
