@@ -51,10 +51,12 @@ pub enum TlsError {
         problem: String,
     },
     /// rustls refused the combination (a key that is not the certificate's, say).
-    #[error("{field}: {source}")]
+    #[error("{field}: {}: {source}", path.display())]
     Rustls {
         /// The setting it concerns.
         field: String,
+        /// The file it concerns.
+        path: PathBuf,
         /// Why.
         source: rustls::Error,
     },
@@ -289,13 +291,18 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn server_config(tls: &ProxyTls, alpn: Alpn) -> Result<ServerConfig, TlsError> {
-    let rustls_err = |field: &str| {
+    let rustls_err = |field: &str, path: &Path| {
         let field = field.to_owned();
-        move |source| TlsError::Rustls { field, source }
+        let path = path.to_owned();
+        move |source| TlsError::Rustls {
+            field,
+            path,
+            source,
+        }
     };
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(rustls_err("protocol versions"))?;
+        .map_err(rustls_err("cert", &tls.cert))?;
     let builder = match &tls.client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
@@ -310,16 +317,15 @@ fn server_config(tls: &ProxyTls, alpn: Alpn) -> Result<ServerConfig, TlsError> {
                 ClientAuth::Required => verifier,
                 ClientAuth::Optional => verifier.allow_unauthenticated(),
             };
-            builder.with_client_cert_verifier(verifier.build().map_err(|e| {
-                TlsError::Verifier {
-                    problem: e.to_string(),
-                }
+            builder.with_client_cert_verifier(verifier.build().map_err(|e| TlsError::Verifier {
+                problem: e.to_string(),
             })?)
         }
     };
     let provider = provider();
-    let default = CertifiedKey::from_der(certs(&tls.cert, "cert")?, key(&tls.key, "key")?, &provider)
-        .map_err(rustls_err("key"))?;
+    let default =
+        CertifiedKey::from_der(certs(&tls.cert, "cert")?, key(&tls.key, "key")?, &provider)
+            .map_err(rustls_err("key", &tls.key))?;
     let mut by_name = ResolvesServerCertUsingSni::new();
     for (i, s) in tls.sni.iter().enumerate() {
         let field = format!("sni[{i}]");
@@ -328,11 +334,11 @@ fn server_config(tls: &ProxyTls, alpn: Alpn) -> Result<ServerConfig, TlsError> {
             key(&s.key, &format!("{field}.key"))?,
             &provider,
         )
-        .map_err(rustls_err(&field))?;
+        .map_err(rustls_err(&format!("{field}.key"), &s.key))?;
         // Refuses a certificate that is not valid for the name.
         by_name
             .add(&s.server_name, ck)
-            .map_err(rustls_err(&format!("{field}.server_name")))?;
+            .map_err(rustls_err(&format!("{field}.server_name"), &s.cert))?;
     }
     let mut config = builder.with_cert_resolver(Arc::new(SniResolver {
         by_name,

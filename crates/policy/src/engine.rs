@@ -425,9 +425,13 @@ impl Engine {
                 },
             ));
         };
-        if let Err(d) =
-            peer::check_peer(&rule.config.peer_spiffe_ids, req, &self.proxy, &rule.name, trace)
-        {
+        if let Err(d) = peer::check_peer(
+            &rule.config.peer_spiffe_ids,
+            req,
+            &self.proxy,
+            &rule.name,
+            trace,
+        ) {
             return Decision::Deny(*d);
         }
         if let (Some(config), Some(slot)) = (&rule.config.inject, &rule.token) {

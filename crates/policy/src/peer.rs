@@ -175,9 +175,7 @@ pub fn uri_sans_of_der(der: &[u8]) -> Option<Vec<String>> {
     let cert = Certificate::from_der(der).ok()?;
     let mut uris = Vec::new();
     let extensions = cert.tbs_certificate.extensions.unwrap_or_default();
-    let mut sans = extensions
-        .iter()
-        .filter(|e| e.extn_id == SUBJECT_ALT_NAME);
+    let mut sans = extensions.iter().filter(|e| e.extn_id == SUBJECT_ALT_NAME);
     let Some(san) = sans.next() else {
         return Some(uris);
     };

@@ -350,11 +350,15 @@ mod tests {
     fn statuses_are_the_contracts() {
         for r in DenyReason::ALL {
             let want = match r.as_str() {
-                "claim_mismatch" | "scope_missing" | "no_rule" | "condition_failed"
-                | "rule_denied" | "spiffe_id_mismatch" | "peer_spiffe_id_mismatch"
-                | "token_present" | "token_unavailable" => {
-                    403
-                }
+                "claim_mismatch"
+                | "scope_missing"
+                | "no_rule"
+                | "condition_failed"
+                | "rule_denied"
+                | "spiffe_id_mismatch"
+                | "peer_spiffe_id_mismatch"
+                | "token_present"
+                | "token_unavailable" => 403,
                 "request_invalid" => 400,
                 "no_upstream" => 404,
                 "upstream_unavailable" => 502,

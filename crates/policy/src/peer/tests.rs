@@ -31,7 +31,10 @@ fn cert_peer(pem: &str) -> Peer {
 
 fn xfcc(value: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.append("x-forwarded-client-cert", HeaderValue::from_str(value).unwrap());
+    h.append(
+        "x-forwarded-client-cert",
+        HeaderValue::from_str(value).unwrap(),
+    );
     h
 }
 
@@ -112,13 +115,20 @@ fn refuses_xfcc_that_cannot_be_read_one_way() {
             "URI=spiffe://example.org/a,URI=spiffe://example.org/b",
             "several elements",
         ),
-        ("URI=spiffe://example.org/a;URI=spiffe://example.org/b", "2 URI"),
+        (
+            "URI=spiffe://example.org/a;URI=spiffe://example.org/b",
+            "2 URI",
+        ),
         ("URI=https://example.org/a", "not a SPIFFE ID"),
         ("Hash=00;Subject=\"CN=x\"", "no URI SAN"),
         ("URI", "without '='"),
     ] {
         let got = id_of(Some(&proxy), &xfcc(value), true);
-        let text = got.as_ref().err().map(ToString::to_string).unwrap_or_default();
+        let text = got
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         assert!(text.contains(want), "{value}: {got:?}");
     }
     let mut two = xfcc("URI=spiffe://example.org/a");
@@ -177,16 +187,18 @@ fn matches_patterns_with_one_segment_wildcards() {
             .collect()
     };
     assert!(
-        check_peer_spiffe_ids(&pats(&["spiffe://example.org/ns/*/sa/web"]), &req, |_| false)
-            .is_ok()
-    );
-    assert!(
-        check_peer_spiffe_ids(&pats(&["spiffe://example.org/ns/*"]), &req, |_| false).is_err()
-    );
-    assert!(
-        check_peer_spiffe_ids(&pats(&["spiffe://other.org/ns/default/sa/web"]), &req, |_| {
+        check_peer_spiffe_ids(&pats(&["spiffe://example.org/ns/*/sa/web"]), &req, |_| {
             false
         })
+        .is_ok()
+    );
+    assert!(check_peer_spiffe_ids(&pats(&["spiffe://example.org/ns/*"]), &req, |_| false).is_err());
+    assert!(
+        check_peer_spiffe_ids(
+            &pats(&["spiffe://other.org/ns/default/sa/web"]),
+            &req,
+            |_| { false }
+        )
         .is_err()
     );
 }
