@@ -152,6 +152,7 @@ async fn demo(options: DemoOptions) -> Result<(), AppError> {
             }),
             stop_rx.clone(),
             demo_limits(),
+            None,
         ));
     }
 
@@ -199,7 +200,7 @@ rules:
         &decider,
         None,
         &stop_rx,
-        None,
+        &crate::tls::ListenerTls::default(),
         &demo_limits(),
     ));
 
@@ -231,6 +232,7 @@ rules:
         }),
         stop_rx.clone(),
         demo_limits(),
+        None,
     )));
 
     // Ready once the provider has fetched the issuer's JWKS.

@@ -15,6 +15,7 @@ mod reload;
 mod runtime;
 mod serve;
 mod telemetry;
+mod tls;
 mod verify;
 
 pub use demo::{DemoOptions, run_demo};

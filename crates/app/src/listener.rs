@@ -1,6 +1,9 @@
 //! The HTTP accept loop shared by the forward-auth, admin and demo listeners:
 //! hyper with limits (header size, HTTP/2 streams), the connection timeouts and
-//! cap of [`portcullis_conn`], and graceful drain on shutdown.
+//! cap of [`portcullis_conn`], TLS when the listener has some (`http_tls`,
+//! `admin_tls`: the handshake within the header read timeout, the files watched),
+//! and graceful drain on shutdown. Each request carries the connection's
+//! [`Peer`] (address, verified client certificate) in its extensions.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,7 +25,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_service::Service;
 
-use portcullis_conn::{ConnLimits, ConnState, Registry, TrackedIo};
+use portcullis_conn::{ConnLimits, ConnState, Registry, TlsServer, TrackedIo};
+use portcullis_policy::Peer;
 
 /// Largest request head we buffer (HTTP/1).
 pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -37,6 +41,7 @@ pub(crate) async fn serve_http<S>(
     service: S,
     mut shutdown: watch::Receiver<bool>,
     limits: ConnLimits,
+    tls: Option<Arc<TlsServer>>,
 ) where
     S: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
         + Clone
@@ -44,6 +49,12 @@ pub(crate) async fn serve_http<S>(
         + 'static,
     S::Future: Send + 'static,
 {
+    if let Some(tls) = &tls {
+        tokio::spawn(
+            tls.clone()
+                .watch(portcullis_conn::tls::RELOAD_EVERY, shutdown.clone()),
+        );
+    }
     let mut builder = Builder::new(TokioExecutor::new());
     // The header timeout is ours (from accept, see `conn`): hyper's would also close
     // keep-alive connections between requests after it.
@@ -58,6 +69,7 @@ pub(crate) async fn serve_http<S>(
         .max_concurrent_streams(256)
         .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)));
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let mut registry = Registry::default();
     let limits = Arc::new(limits);
@@ -66,7 +78,7 @@ pub(crate) async fn serve_http<S>(
             a = listener.accept() => a,
             _ = shutdown.wait_for(|s| *s) => break,
         };
-        let (stream, _peer) = match accepted {
+        let (stream, addr) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -87,22 +99,52 @@ pub(crate) async fn serve_http<S>(
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let tracked = Tracked {
+        let mut tracked = Tracked {
             inner: service.clone(),
             state: state.clone(),
             draining: limits.draining.clone(),
+            peer: Peer {
+                address: Some(addr),
+                ..Peer::default()
+            },
         };
-        let conn = builder
-            .serve_connection(
-                TokioIo::new(TrackedIo::new(stream, state.clone())),
-                TowerToHyperService::new(tracked),
-            )
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let stream = TrackedIo::new(stream, state.clone());
         let limits = limits.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
+            let served = async {
+                match tls {
+                    None => {
+                        let conn = builder
+                            .serve_connection(
+                                TokioIo::new(stream),
+                                TowerToHyperService::new(tracked),
+                            )
+                            .into_owned();
+                        let _ = watcher.watch(conn).await;
+                    }
+                    Some(tls) => {
+                        let Some((stream, peer)) = tls
+                            .handshake(stream, addr, limits.header_read_timeout)
+                            .await
+                        else {
+                            return;
+                        };
+                        tracked.peer.certificate = peer.certificate;
+                        let conn = builder
+                            .serve_connection(
+                                TokioIo::new(stream),
+                                TowerToHyperService::new(tracked),
+                            )
+                            .into_owned();
+                        let _ = watcher.watch(conn).await;
+                    }
+                }
+            };
             tokio::select! {
-                _ = conn => {}
+                () = served => {}
                 why = state.watchdog(&limits) => tracing::debug!(why, "connection closed"),
             }
         });
@@ -123,6 +165,8 @@ struct Tracked<S> {
     inner: S,
     state: Arc<ConnState>,
     draining: Arc<AtomicBool>,
+    /// The connection's peer, handed to each request (its extensions).
+    peer: Peer,
 }
 
 impl<S> Service<Request<Incoming>> for Tracked<S>
@@ -138,7 +182,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.peer.clone());
         let http1 = req.version() < http::Version::HTTP_2;
         self.state.request_started();
         let done = InFlight(self.state.clone());

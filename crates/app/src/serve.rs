@@ -15,10 +15,11 @@ use crate::error::AppError;
 use portcullis_frontend_admin::NewAdmin;
 use portcullis_frontend_forward_auth::NewForwardAuth;
 use portcullis_login::Login;
-use portcullis_proxy::{NewProxy, TlsIn};
+use portcullis_proxy::NewProxy;
 
 use crate::listener::serve_http;
 use crate::runtime::{Sources, load_config, log_warnings};
+use crate::tls::ListenerTls;
 use portcullis_conn::ConnLimits;
 
 /// Options of `serve`.
@@ -70,6 +71,8 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
     }
     log_warnings(&config);
     let login = load_login(&config, &options.config_path)?;
+    // TLS files are read now: one that cannot be used fails before anything serves.
+    let tls = ListenerTls::load(&config.listen, &options.config_path)?;
     let replay = crate::dpop_replay::shared_replay(&config).map_err(|e| {
         AppError::Config(portcullis_policy::ConfigError {
             file: options.config_path.display().to_string(),
@@ -103,7 +106,8 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let draining = Arc::new(AtomicBool::new(false));
         let limits = ConnLimits::new(&lifecycle, draining.clone());
-        let tasks = start_listeners(&listen, &decider, login.as_ref(), &stop_rx, &limits).await?;
+        let tasks =
+            start_listeners(&listen, &decider, login.as_ref(), &stop_rx, &limits, &tls).await?;
         tokio::spawn(crate::reload::watch_config(
             options.config_path.clone(),
             sources,
@@ -175,7 +179,7 @@ pub fn load_login(
 /// The line of `field` in the config text, else of the nearest enclosing key
 /// that has a line of its own (a field in a flow mapping, `token: {key_file: k}`,
 /// sits on its parent's line); never 0.
-fn field_line(text: &str, field: &str) -> u64 {
+pub(crate) fn field_line(text: &str, field: &str) -> u64 {
     let mut path = field;
     loop {
         let line = portcullis_policy::config::line_of(text, path);
@@ -200,6 +204,7 @@ pub(crate) async fn start_listeners(
     login: Option<&Arc<Login>>,
     stop: &watch::Receiver<bool>,
     limits: &ConnLimits,
+    tls: &ListenerTls,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, AppError> {
     if listen.is_empty() {
         return Err(AppError::Config(portcullis_policy::ConfigError {
@@ -214,11 +219,6 @@ pub(crate) async fn start_listeners(
     for listener in listen.listeners() {
         bound.push((listener.kind, bind(listener.addr).await?));
     }
-    let tls = listen
-        .proxy_tls()
-        .map(|t| TlsIn::load(t).map(Arc::new))
-        .transpose()
-        .map_err(|e| AppError::ProxyTls(e.to_string()))?;
     Ok(spawn_listeners(bound, decider, login, stop, tls, limits))
 }
 
@@ -228,7 +228,7 @@ pub(crate) fn spawn_listeners(
     decider: &Arc<Decider>,
     login: Option<&Arc<Login>>,
     stop: &watch::Receiver<bool>,
-    proxy_tls: Option<Arc<TlsIn>>,
+    tls: &ListenerTls,
     limits: &ConnLimits,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     bound
@@ -236,14 +236,16 @@ pub(crate) fn spawn_listeners(
         .map(|(kind, listener)| {
             // A plain address, not `Some(...)` (an address that cannot be read is left out).
             let addr = listener.local_addr().ok().map(tracing::field::display);
-            tracing::info!(addr, listener = kind.as_str(), "listening");
+            let tls_on = tls.server(kind).is_some()
+                || (kind == ListenerKind::Proxy && tls.proxy().is_some());
+            tracing::info!(addr, listener = kind.as_str(), tls = tls_on, "listening");
             serve_frontend(
                 kind,
                 listener,
                 decider.clone(),
                 login.cloned(),
                 stop.clone(),
-                proxy_tls.clone(),
+                tls,
                 limits.clone(),
             )
         })
@@ -257,7 +259,7 @@ fn serve_frontend(
     decider: Arc<Decider>,
     login: Option<Arc<Login>>,
     stop: watch::Receiver<bool>,
-    proxy_tls: Option<Arc<TlsIn>>,
+    tls: &ListenerTls,
     limits: ConnLimits,
 ) -> tokio::task::JoinHandle<()> {
     match kind {
@@ -266,17 +268,37 @@ fn serve_frontend(
             NewForwardAuth::new(decider).with_login(login).new_service(),
             stop,
             limits,
+            tls.server(kind),
         )),
         ListenerKind::Grpc => {
+            let grpc_tls = tls.server(kind);
+            let s2 = stop.clone();
             let mut s = stop;
             tokio::spawn(async move {
                 let shutdown = async move {
                     let _ = s.wait_for(|v| *v).await;
                 };
-                if let Err(e) =
-                    portcullis_frontend_envoy::serve_with_login(listener, decider, login, shutdown)
+                let served = match grpc_tls {
+                    None => {
+                        portcullis_frontend_envoy::serve_with_login(
+                            listener, decider, login, shutdown,
+                        )
                         .await
-                {
+                    }
+                    Some(tls) => {
+                        tokio::spawn(tls.clone().watch(portcullis_conn::tls::RELOAD_EVERY, s2));
+                        portcullis_frontend_envoy::serve_tls_with_login(
+                            listener,
+                            tls,
+                            limits.header_read_timeout,
+                            decider,
+                            login,
+                            shutdown,
+                        )
+                        .await
+                    }
+                };
+                if let Err(e) = served {
                     tracing::error!(error = %e, "ext_authz gRPC listener failed");
                 }
             })
@@ -286,11 +308,12 @@ fn serve_frontend(
             NewAdmin::new(decider).new_service(),
             stop,
             limits,
+            tls.server(kind),
         )),
         ListenerKind::Proxy => tokio::spawn(portcullis_proxy::serve(
             listener,
             NewProxy::new(decider).with_login(login),
-            proxy_tls,
+            tls.proxy(),
             stop,
             limits,
         )),

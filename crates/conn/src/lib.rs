@@ -17,6 +17,9 @@
 //! Every HTTP listener uses it: `http` and `admin` (the app's accept loop) and
 //! `proxy` (its own accept loop, where a request stays in flight until its response
 //! body is done, so long downloads and streams are not idle).
+//!
+//! [`tls`]: TLS on the `http`, `grpc` and `admin` listeners (rustls, client
+//! certificates, reload when the files change).
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -30,6 +33,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+pub mod tls;
+pub use tls::{Alpn, TlsError, TlsPeer, TlsServer};
 
 /// Timeouts and the cap of one listener.
 #[derive(Clone, Debug)]

@@ -157,6 +157,8 @@ pub struct Listener {
 pub struct Listen {
     listeners: Vec<Listener>,
     proxy_tls: Option<ProxyTls>,
+    /// `http_tls`, `grpc_tls`, `admin_tls`: TLS on the other listeners.
+    tls: Vec<(ListenerKind, ProxyTls)>,
 }
 
 impl Listen {
@@ -165,7 +167,17 @@ impl Listen {
         Listen {
             listeners,
             proxy_tls: None,
+            tls: Vec::new(),
         }
+    }
+
+    /// TLS on the listener of `kind` (`listen.http_tls`, `grpc_tls`, `admin_tls`,
+    /// `proxy_tls`), if it has some.
+    pub fn tls(&self, kind: ListenerKind) -> Option<&ProxyTls> {
+        if kind == ListenerKind::Proxy {
+            return self.proxy_tls.as_ref();
+        }
+        self.tls.iter().find(|(k, _)| *k == kind).map(|(_, t)| t)
     }
 
     /// TLS on the proxy listener (`listen.proxy_tls`).
@@ -376,6 +388,8 @@ pub struct RuleConfig {
     pub mode: RuleMode,
     /// SPIFFE IDs allowed (empty: any).
     pub spiffe_ids: Vec<crate::spiffe::SpiffeIdPattern>,
+    /// The SPIFFE IDs allowed for the client certificate (`peer_spiffe_ids`; empty: any).
+    pub peer_spiffe_ids: Vec<crate::spiffe::SpiffeIdPattern>,
     /// Outbound token injection (the rule then needs no inbound token).
     pub inject: Option<InjectConfig>,
     /// Where the proxy listener sends what the rule allows.
@@ -527,6 +541,9 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         admin,
         proxy,
         proxy_tls,
+        http_tls,
+        grpc_tls,
+        admin_tls,
         admin_allow_remote,
     } = listen;
     admin::check_admin_addr(cx, admin.as_ref(), admin_allow_remote.as_ref())?;
@@ -548,6 +565,20 @@ fn validate(cx: &Ctx<'_>, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
             return Err(cx.err(line, "listen.proxy_tls", "needs listen.proxy"));
         }
         listen.proxy_tls = Some(upstream::validate_proxy_tls(cx, line, tls.value, base_dir)?);
+    }
+    for (kind, raw) in [
+        (ListenerKind::Http, http_tls),
+        (ListenerKind::Grpc, grpc_tls),
+        (ListenerKind::Admin, admin_tls),
+    ] {
+        let Some(tls) = raw else { continue };
+        let line = tls.referenced.line();
+        let name = format!("listen.{}_tls", kind.as_str());
+        if listen.addr(kind).is_none() {
+            return Err(cx.err(line, name, format!("needs listen.{}", kind.as_str())));
+        }
+        let tls = upstream::validate_listener_tls(cx, line, tls.value, base_dir, &name)?;
+        listen.tls.push((kind, tls));
     }
     let proxy = ProxySettings {
         trusted_proxies: upstream::validate_trusted_proxies(cx, trusted_proxies)?,
@@ -1169,6 +1200,7 @@ fn validate_rule(
         headers,
         mode,
         spiffe_ids,
+        peer_spiffe_ids,
         inject,
         upstream,
         login,
@@ -1182,6 +1214,10 @@ fn validate_rule(
     let spiffe_ids = match spiffe_ids {
         None => Vec::new(),
         Some(list) => spiffe::validate_spiffe_ids(cx, &f("spiffe_ids"), list)?,
+    };
+    let peer_spiffe_ids = match peer_spiffe_ids {
+        None => Vec::new(),
+        Some(list) => spiffe::validate_spiffe_ids(cx, &f("peer_spiffe_ids"), list)?,
     };
     let inject = match inject {
         None => None,
@@ -1419,6 +1455,7 @@ fn validate_rule(
             },
         },
         spiffe_ids,
+        peer_spiffe_ids,
         inject,
         upstream,
         when,

@@ -26,6 +26,7 @@ use crate::request::AuthRequest;
 mod inbound;
 mod introspection;
 mod login;
+mod peer;
 mod workload;
 
 /// A provider, ready to verify.
@@ -445,6 +446,15 @@ impl Engine {
                 },
             ));
         };
+        if let Err(d) = peer::check_peer(
+            &rule.config.peer_spiffe_ids,
+            req,
+            &self.proxy,
+            &rule.name,
+            trace,
+        ) {
+            return Decision::Deny(*d);
+        }
         if let (Some(config), Some(slot)) = (&rule.config.inject, &rule.token) {
             if let Some(d) = self.refuse_before_exchange(rule, config, req, now, trace) {
                 return Decision::Deny(*d);

@@ -27,6 +27,7 @@ pub mod fuzz_logic;
 mod keyslot;
 mod keystatus;
 pub mod matcher;
+pub mod peer;
 mod provider_metadata;
 mod request;
 pub mod spiffe;

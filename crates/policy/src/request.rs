@@ -65,6 +65,9 @@ pub struct Peer {
     pub address: Option<SocketAddr>,
     /// Its TLS client certificate (PEM), when it presented one.
     pub certificate: Option<String>,
+    /// The identity the proxy verified for it without the certificate itself
+    /// (Envoy's `source.principal`: the URI SAN, else a DNS SAN or the subject).
+    pub principal: Option<String>,
 }
 
 impl<'a> AuthRequest<'a> {

@@ -9,6 +9,7 @@ mod binding;
 mod id;
 
 pub use binding::{CertificateBinding, client_certificate_thumbprint, thumbprint_of_pem};
+pub(crate) use binding::{split_unquoted, unquote};
 pub use id::{InvalidSpiffeId, SpiffeId, SpiffeIdPattern, check_trust_domain};
 
 use portcullis_jose::{Claims, Header};

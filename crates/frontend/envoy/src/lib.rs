@@ -40,6 +40,9 @@ mod metadata;
 mod request;
 mod response;
 mod service;
+mod tls;
+
+pub use tls::TlsConnectInfo;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -80,13 +83,51 @@ pub async fn serve_with_login(
     login: Option<Arc<portcullis_login::Login>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Small unary calls: send each answer at once.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    router(decider, login)
+        .await
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(std::io::Error::other)
+}
+
+/// As [`serve_with_login`], over TLS (`listen.grpc_tls`: ALPN `h2`, client
+/// certificates when its `client_ca` asks for them). Each handshake has
+/// `handshake_timeout`; a refused one is logged and the connection dropped.
+///
+/// # Errors
+/// The server fails (an accept or handshake error alone does not stop it).
+pub async fn serve_tls_with_login(
+    listener: tokio::net::TcpListener,
+    tls: Arc<portcullis_conn::TlsServer>,
+    handshake_timeout: Duration,
+    decider: Arc<Decider>,
+    login: Option<Arc<portcullis_login::Login>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let incoming = tokio_stream::wrappers::ReceiverStream::new(tls::incoming(
+        listener,
+        tls,
+        handshake_timeout,
+    ));
+    router(decider, login)
+        .await
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(std::io::Error::other)
+}
+
+/// The gRPC server with its limits, health and authorization services.
+async fn router(
+    decider: Arc<Decider>,
+    login: Option<Arc<portcullis_login::Login>>,
+) -> tonic::transport::server::Router {
     let (reporter, health) = tonic_health::server::health_reporter();
     // "" (the whole server) starts SERVING; so does the authorization service.
     reporter
         .set_serving::<AuthorizationServer<AuthorizationService>>()
         .await;
-    // Small unary calls: send each answer at once.
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     // Limits: a Check is small and fast; anything slow or huge is an attack or a bug.
     Server::builder()
         .timeout(Duration::from_secs(10))
@@ -99,9 +140,6 @@ pub async fn serve_with_login(
         .add_service(AuthorizationServer::new(
             AuthorizationService::new(decider).with_login(login),
         ))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-        .map_err(std::io::Error::other)
 }
 
 #[cfg(test)]

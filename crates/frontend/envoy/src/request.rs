@@ -178,9 +178,13 @@ fn peer(source: Peer_) -> Peer {
                 .map(|c| c.into_owned())
         })
         .flatten();
+    // Envoy fills `principal` from the client certificate it verified (the URI
+    // SAN first); empty without mTLS.
+    let principal = (!source.principal.is_empty()).then_some(source.principal);
     Peer {
         address,
         certificate,
+        principal,
     }
 }
 

@@ -57,6 +57,9 @@ pub async fn handle<B>(
             // Only Envoy removes the headers we name (`x-envoy-auth-headers-to-remove`).
             auth.removes_headers = original.via == Via::EnvoyHttp;
             auth.session = session.as_ref();
+            // The connection's peer, as the listener put it in (its address; over
+            // `http_tls`, the client certificate it verified).
+            auth.peer = req.extensions().get::<portcullis_policy::Peer>();
             let decision = decider.decide(&auth, Frontend::ForwardAuth).await;
             (decision, original.via == Via::Nginx)
         }

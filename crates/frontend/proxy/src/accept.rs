@@ -96,6 +96,7 @@ pub async fn serve(
                 let mut peer = Peer {
                     address: Some(addr),
                     certificate: None,
+                    principal: None,
                 };
                 match acceptor {
                     None => {

@@ -74,6 +74,12 @@ pub struct RawListen {
     pub proxy: Option<Spanned<String>>,
     /// TLS on the proxy listener.
     pub proxy_tls: Option<Spanned<super::RawProxyTls>>,
+    /// TLS on the forward-auth listener (same keys as `proxy_tls`).
+    pub http_tls: Option<Spanned<super::RawProxyTls>>,
+    /// TLS on the ext_authz gRPC listener (same keys as `proxy_tls`).
+    pub grpc_tls: Option<Spanned<super::RawProxyTls>>,
+    /// TLS on the admin listener (same keys as `proxy_tls`).
+    pub admin_tls: Option<Spanned<super::RawProxyTls>>,
     /// Lets `admin` listen on an address other than loopback (default false).
     pub admin_allow_remote: Option<Spanned<bool>>,
 }
@@ -211,6 +217,9 @@ pub struct RawRule {
     pub mode: Option<Spanned<String>>,
     /// The SPIFFE IDs (`sub` of a JWT-SVID) allowed; `*` is one path segment.
     pub spiffe_ids: Option<Vec<Spanned<String>>>,
+    /// The SPIFFE IDs allowed for the client certificate (its URI SAN); `*` is
+    /// one path segment.
+    pub peer_spiffe_ids: Option<Vec<Spanned<String>>>,
     /// Outbound: set `Authorization: Bearer <token>` for an audience.
     pub inject: Option<Spanned<super::spiffe::RawInject>>,
     /// The upstream of the proxy listener (a name under `upstreams:`).

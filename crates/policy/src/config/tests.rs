@@ -183,3 +183,59 @@ fn rejects_bad_values() {
         assert!(e.line > 0, "{e}");
     }
 }
+
+#[test]
+fn reads_tls_of_the_http_grpc_and_admin_listeners() {
+    let c = load(
+        "listen:\n  http: 127.0.0.1:0\n  http_tls: {cert: s.pem, key: s.key, client_ca: ca.pem, client_auth: optional}\n  grpc: 127.0.0.1:0\n  grpc_tls: {cert: s.pem, key: s.key}\n",
+    )
+    .unwrap();
+    let http = c.listen.tls(ListenerKind::Http).unwrap();
+    assert_eq!(http.client_auth, ClientAuth::Optional);
+    assert!(http.client_ca.is_some());
+    assert!(
+        c.listen
+            .tls(ListenerKind::Grpc)
+            .unwrap()
+            .client_ca
+            .is_none()
+    );
+    assert!(c.listen.tls(ListenerKind::Admin).is_none());
+    assert!(c.listen.tls(ListenerKind::Proxy).is_none());
+    for (text, field) in [
+        (
+            "listen:\n  admin_tls: {cert: a, key: b}\n",
+            "listen.admin_tls: needs listen.admin",
+        ),
+        (
+            "listen:\n  http: 127.0.0.1:0\n  http_tls: {key: b}\n",
+            "listen.http_tls.cert: is required",
+        ),
+        (
+            "listen:\n  grpc: 127.0.0.1:0\n  grpc_tls: {cert: a, key: b, client_auth: sometimes}\n",
+            "listen.grpc_tls.client_auth",
+        ),
+        (
+            "listen:\n  http: 127.0.0.1:0\n  http_tls: {cert: a, key: b, client_auth: optional}\n",
+            "listen.http_tls.client_ca",
+        ),
+    ] {
+        let e = load(text).unwrap_err().to_string();
+        assert!(e.contains(field), "{text}: {e}");
+    }
+}
+
+#[test]
+fn reads_peer_spiffe_ids_and_refuses_what_is_no_spiffe_id() {
+    let c = load(
+        "rules:\n  - name: mesh\n    match: {}\n    allow: anonymous\n    peer_spiffe_ids: [\"spiffe://example.org/ns/*/sa/web\"]\n",
+    )
+    .unwrap();
+    assert_eq!(c.rules[0].peer_spiffe_ids.len(), 1);
+    let e = load(
+        "rules:\n  - name: mesh\n    match: {}\n    allow: anonymous\n    peer_spiffe_ids: [\"https://example.org/web\"]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("rules[0].peer_spiffe_ids"), "{e}");
+}

@@ -347,6 +347,18 @@ pub(super) fn validate_proxy_tls(
     raw: RawProxyTls,
     base_dir: &Path,
 ) -> Result<ProxyTls, ConfigError> {
+    validate_listener_tls(cx, line, raw, base_dir, "listen.proxy_tls")
+}
+
+/// A listener's TLS (`listen.proxy_tls`, `http_tls`, `grpc_tls`, `admin_tls`:
+/// `name`), one shape for all.
+pub(super) fn validate_listener_tls(
+    cx: &Ctx<'_>,
+    line: u64,
+    raw: RawProxyTls,
+    base_dir: &Path,
+    prefix: &str,
+) -> Result<ProxyTls, ConfigError> {
     let RawProxyTls {
         cert,
         key,
@@ -358,7 +370,7 @@ pub(super) fn validate_proxy_tls(
     let path = |v: Option<String>, field: &str| {
         v.filter(|s| !s.is_empty())
             .map(|s| base_dir.join(s))
-            .ok_or_else(|| cx.err(line, format!("listen.proxy_tls.{field}"), "is required"))
+            .ok_or_else(|| cx.err(line, format!("{prefix}.{field}"), "is required"))
     };
     let cert = path(cert, "cert")?;
     let key = path(key, "key")?;
@@ -371,7 +383,7 @@ pub(super) fn validate_proxy_tls(
         Some(other) => {
             return Err(cx.err(
                 line,
-                "listen.proxy_tls.client_auth",
+                format!("{prefix}.client_auth"),
                 format!("{other:?} is not required or optional"),
             ));
         }
@@ -379,7 +391,7 @@ pub(super) fn validate_proxy_tls(
     if client_ca.is_none() && (client_auth_given(client_auth, &crl)) {
         return Err(cx.err(
             line,
-            "listen.proxy_tls.client_ca",
+            format!("{prefix}.client_ca"),
             "client_auth and crl need a client_ca",
         ));
     }
@@ -395,7 +407,7 @@ pub(super) fn validate_proxy_tls(
             {
                 return Err(cx.err(
                     line,
-                    format!("listen.proxy_tls.sni[{i}].server_name"),
+                    format!("{prefix}.sni[{i}].server_name"),
                     format!("{:?} is not a DNS name", s.server_name),
                 ));
             }

@@ -55,6 +55,9 @@ pub enum DenyReason {
     StepUpRequired,
     /// A valid JWT-SVID whose SPIFFE ID is not in the rule's `spiffe_ids`.
     SpiffeIdMismatch,
+    /// The client certificate's SPIFFE ID (its URI SAN) is not in the rule's
+    /// `peer_spiffe_ids`, or there is no such ID to read.
+    PeerSpiffeIdMismatch,
     /// `exp` is in the past (beyond the clock skew).
     TokenExpired,
     /// Introspection (RFC 7662) says the opaque token is not active (unknown,
@@ -114,7 +117,7 @@ impl DenyStatus {
 
 impl DenyReason {
     /// Every reason code: the contract's, in its order, then our additions.
-    pub const ALL: [DenyReason; 28] = [
+    pub const ALL: [DenyReason; 29] = [
         DenyReason::TokenMissing,
         DenyReason::TokenMalformed,
         DenyReason::SignatureInvalid,
@@ -143,6 +146,7 @@ impl DenyReason {
         DenyReason::TokenInactive,
         DenyReason::IntrospectionUnavailable,
         DenyReason::StepUpRequired,
+        DenyReason::PeerSpiffeIdMismatch,
     ];
 
     /// The wire name of the reason code (`token_expired`, ...).
@@ -165,6 +169,7 @@ impl DenyReason {
             DenyReason::SessionInvalid => "session_invalid",
             DenyReason::SignatureInvalid => "signature_invalid",
             DenyReason::SpiffeIdMismatch => "spiffe_id_mismatch",
+            DenyReason::PeerSpiffeIdMismatch => "peer_spiffe_id_mismatch",
             DenyReason::StepUpRequired => "step_up_required",
             DenyReason::TokenExpired => "token_expired",
             DenyReason::TokenInactive => "token_inactive",
@@ -189,6 +194,7 @@ impl DenyReason {
             | DenyReason::RuleDenied
             | DenyReason::ScopeMissing
             | DenyReason::SpiffeIdMismatch
+            | DenyReason::PeerSpiffeIdMismatch
             | DenyReason::TokenPresent
             | DenyReason::TokenUnavailable => DenyStatus::Forbidden,
             DenyReason::NoUpstream => DenyStatus::NotFound,
@@ -224,6 +230,7 @@ impl DenyReason {
             | DenyReason::NoRule
             | DenyReason::RuleDenied
             | DenyReason::SpiffeIdMismatch
+            | DenyReason::PeerSpiffeIdMismatch
             | DenyReason::TokenPresent
             | DenyReason::TokenUnavailable => "access_denied",
             DenyReason::RequestInvalid => "invalid_request",
@@ -255,6 +262,9 @@ impl DenyReason {
             DenyReason::SessionInvalid => "the session is invalid",
             DenyReason::SignatureInvalid => "the signature is invalid",
             DenyReason::SpiffeIdMismatch => "the workload's SPIFFE ID is not allowed here",
+            DenyReason::PeerSpiffeIdMismatch => {
+                "the client certificate's SPIFFE ID is not allowed here"
+            }
             DenyReason::StepUpRequired => "a stronger authentication is required",
             DenyReason::TokenExpired => "the token has expired",
             DenyReason::TokenInactive => "the token is not active",
@@ -331,6 +341,7 @@ mod tests {
                 "token_inactive",
                 "introspection_unavailable",
                 "step_up_required",
+                "peer_spiffe_id_mismatch",
             ]
         );
     }
@@ -339,10 +350,15 @@ mod tests {
     fn statuses_are_the_contracts() {
         for r in DenyReason::ALL {
             let want = match r.as_str() {
-                "claim_mismatch" | "scope_missing" | "no_rule" | "condition_failed"
-                | "rule_denied" | "spiffe_id_mismatch" | "token_present" | "token_unavailable" => {
-                    403
-                }
+                "claim_mismatch"
+                | "scope_missing"
+                | "no_rule"
+                | "condition_failed"
+                | "rule_denied"
+                | "spiffe_id_mismatch"
+                | "peer_spiffe_id_mismatch"
+                | "token_present"
+                | "token_unavailable" => 403,
                 "request_invalid" => 400,
                 "no_upstream" => 404,
                 "upstream_unavailable" => 502,

@@ -138,6 +138,10 @@ rules:
   - name: opaque
     match: {path: "/opaque/**"}
     providers: [opaque]
+  - name: peers
+    match: {path: "/peers/**"}
+    allow: anonymous
+    peer_spiffe_ids: ["spiffe://example.org/ns/*/sa/web"]
   - name: api
     match: {path: "/api/**", host: api.example.com}
     providers: [corp]
@@ -323,6 +327,10 @@ fn case(w: &Wide, reason: DenyReason) -> Option<(Case, &'static str)> {
             }),
             "introspection",
         ),
+        // No client certificate at all (the peer module's tests read them).
+        DenyReason::PeerSpiffeIdMismatch => {
+            (at("api.example.com", "/peers/x", None), "peer_spiffe_ids")
+        }
         // Step-up has its own tests (engine/login); explain has no step-up step yet.
         DenyReason::StepUpRequired => return None,
     })

@@ -137,7 +137,7 @@ fn xfcc_thumbprint(text: &str) -> Result<Option<[u8; 32]>, &'static str> {
 }
 
 /// Splits at `sep` outside double quotes (a `\` escapes the next character).
-fn split_unquoted(text: &str, sep: char) -> Vec<&str> {
+pub(crate) fn split_unquoted(text: &str, sep: char) -> Vec<&str> {
     let mut out = Vec::new();
     let mut quoted = false;
     let mut escaped = false;
@@ -158,7 +158,7 @@ fn split_unquoted(text: &str, sep: char) -> Vec<&str> {
     out
 }
 
-fn unquote(value: &str) -> String {
+pub(crate) fn unquote(value: &str) -> String {
     match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
         Some(inner) => {
             let mut out = String::with_capacity(inner.len());

@@ -172,6 +172,7 @@ fn client_certificate_from_peer_then_xfcc() {
     let peer = Peer {
         address: None,
         certificate: Some(CERT_A.to_owned()),
+        principal: None,
     };
     assert_eq!(
         client_certificate_thumbprint(Some(&peer), &none),
@@ -180,6 +181,7 @@ fn client_certificate_from_peer_then_xfcc() {
     let bad_peer = Peer {
         address: None,
         certificate: Some("not pem".to_owned()),
+        principal: None,
     };
     assert!(client_certificate_thumbprint(Some(&bad_peer), &none).is_err());
 

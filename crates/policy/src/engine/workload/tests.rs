@@ -205,6 +205,7 @@ fn allows_certificate_bound_tokens_with_their_certificate() {
     let peer = Peer {
         address: None,
         certificate: Some(CERT.to_owned()),
+        principal: None,
     };
     assert_eq!(
         reason(&f.decide("api.test", "/api/x", &bearer(&t), Some(&peer))),
@@ -224,6 +225,7 @@ fn denies_certificate_bound_tokens_without_their_certificate() {
     let other = Peer {
         address: None,
         certificate: Some(OTHER_CERT.to_owned()),
+        principal: None,
     };
     for peer in [None, Some(&other)] {
         let d = f.decide("api.test", "/api/x", &bearer(&t), peer);
@@ -234,6 +236,7 @@ fn denies_certificate_bound_tokens_without_their_certificate() {
     let right = Peer {
         address: None,
         certificate: Some(CERT.to_owned()),
+        principal: None,
     };
     assert_eq!(
         reason(&f.decide("api.test", "/api/x", &bearer(&t), Some(&right))),
