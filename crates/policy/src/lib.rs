@@ -29,6 +29,7 @@ mod keystatus;
 pub mod matcher;
 mod provider_metadata;
 mod request;
+pub mod schema;
 pub mod spiffe;
 pub mod template;
 
