@@ -32,7 +32,9 @@ pub use deny_log::DENY_LINES_PER_SECOND;
 pub use exchange::EXCHANGE_WAIT;
 pub use frontend::Frontend;
 pub use key_wait::REFETCH_WAIT;
-pub use metrics::{FetchOutcome, LoginStep, Metrics, MetricsFormat, ReloadOutcome};
+pub use metrics::{
+    FetchOutcome, LoginStep, Metrics, MetricsFormat, ReloadOutcome, SpanCounts, SpanDrop,
+};
 pub use replay::{REPLAY_WAIT, SharedReplay};
 pub use request_id::{MAX_REQUEST_ID, request_id};
 pub use trace::{DECISION_SPAN, TRACE_TARGET, TraceContext};

@@ -21,10 +21,12 @@ use crate::Frontend;
 
 mod health;
 mod login;
+mod telemetry;
 
 use health::{Health, HealthCollector};
 use login::LoginLabels;
 pub use login::LoginStep;
+pub use telemetry::{SpanCounts, SpanDrop};
 
 /// A shared label value: cloning it is an atomic increment, not an allocation.
 #[derive(Clone, Debug, Default, Eq, Hash, PartialEq)]
@@ -110,6 +112,7 @@ pub struct Metrics {
     login: Family<LoginLabels, Counter>,
     cache: Arc<CacheStats>,
     health: Arc<Health>,
+    spans: Arc<SpanCounts>,
 }
 
 #[derive(Debug)]
@@ -202,6 +205,8 @@ impl Metrics {
         registry.register_collector(Box::new(CacheCollector(cache.clone())));
         let health = Arc::new(Health::new(Arc::new(portcullis_policy::SystemClock)));
         registry.register_collector(Box::new(HealthCollector(health.clone())));
+        let spans = Arc::new(SpanCounts::default());
+        registry.register_collector(Box::new(telemetry::SpanCollector(spans.clone())));
         let served_latency = Frontend::SERVED
             .map(|frontend| latency.get_or_create(&FrontendLabel { frontend }).clone());
         Metrics {
@@ -216,6 +221,7 @@ impl Metrics {
             login,
             cache,
             health,
+            spans,
         }
     }
 
@@ -230,6 +236,11 @@ impl Metrics {
     /// the reload gauges).
     pub fn config_loaded(&self) {
         self.health.reloaded(true);
+    }
+
+    /// The span export's counters (exported, dropped), shared with the exporter.
+    pub fn span_counts(&self) -> Arc<SpanCounts> {
+        self.spans.clone()
     }
 
     /// The cache counters shared with every engine.
