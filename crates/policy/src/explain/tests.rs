@@ -425,7 +425,6 @@ fn explains_every_reason_code_as_the_decision_has_it() {
         assert!(case(&w, reason).is_none(), "{reason} has a case here now");
     }
     assert_eq!(explained_reasons + elsewhere.len(), DenyReason::ALL.len());
-    assert_eq!(explained_reasons, 25);
 }
 
 #[test]
