@@ -156,33 +156,7 @@ async fn demo(options: DemoOptions) -> Result<(), AppError> {
         ));
     }
 
-    let config_text = format!(
-        r#"
-providers:
-  - name: demo
-    issuer: {issuer}
-    audiences: [{AUDIENCE}]
-    jwks:
-      uri: {issuer}/.well-known/jwks.json
-    claims_to_headers:
-      - {{header: x-user, claim: sub}}
-upstreams:
-  - name: app
-    urls: [http://127.0.0.1:{app_port}]
-rules:
-  - name: health
-    match: {{path: /healthz}}
-    allow: anonymous
-    upstream: app
-  - name: admin
-    match: {{path: "/admin/**"}}
-    claims: {{groups: [admins]}}
-    upstream: app
-  - name: default
-    match: {{}}
-    upstream: app
-"#
-    );
+    let config_text = demo_config(&issuer, app_port);
     let config =
         portcullis_policy::config::parse(&config_text, "<demo>", Path::new("."), &|_| None)?;
     let metrics = Arc::new(Metrics::new());
@@ -275,6 +249,38 @@ rules:
         let _ = t.await;
     }
     Ok(())
+}
+
+/// The demo's config: its issuer (`uri` keys) and the sample app behind the proxy
+/// listener on `app_port`. Public so that tests can check it like any shipped config.
+pub fn demo_config(issuer: &str, app_port: u16) -> String {
+    format!(
+        r#"
+providers:
+  - name: demo
+    issuer: {issuer}
+    audiences: [{AUDIENCE}]
+    jwks:
+      uri: {issuer}/.well-known/jwks.json
+    claims_to_headers:
+      - {{header: x-user, claim: sub}}
+upstreams:
+  - name: app
+    urls: [http://127.0.0.1:{app_port}]
+rules:
+  - name: health
+    match: {{path: /healthz}}
+    allow: anonymous
+    upstream: app
+  - name: admin
+    match: {{path: "/admin/**"}}
+    claims: {{groups: [admins]}}
+    upstream: app
+  - name: default
+    match: {{}}
+    upstream: app
+"#
+    )
 }
 
 /// The demo's listeners: the default timeouts and cap.

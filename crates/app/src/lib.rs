@@ -18,7 +18,7 @@ mod telemetry;
 mod tls;
 mod verify;
 
-pub use demo::{DemoOptions, run_demo};
+pub use demo::{DemoOptions, demo_config, run_demo};
 pub use error::AppError;
 pub use explain::explain_with_config;
 pub use logging::{LogFormat, LogTarget, init_logging};

@@ -51,13 +51,14 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
     let runtime = builder
         .build()
         .map_err(|e| AppError::Runtime(e.to_string()))?;
+    let metrics = Arc::new(Metrics::new());
     // Trace export, when configured: its batch task runs on the runtime.
     let telemetry = {
         let _in_runtime = runtime.enter();
         config
             .telemetry
             .as_ref()
-            .map(crate::telemetry::Telemetry::start)
+            .map(|t| crate::telemetry::Telemetry::start(t, metrics.span_counts()))
             .transpose()
             .map_err(|e| AppError::Runtime(e.to_string()))?
     };
@@ -82,7 +83,6 @@ pub fn run_serve(options: &ServeOptions) -> Result<(), AppError> {
         })
     })?;
     runtime.block_on(async move {
-        let metrics = Arc::new(Metrics::new());
         metrics.config_loaded();
         let mut sources = Sources::new(metrics.clone())?;
         let listen = config.listen.clone();

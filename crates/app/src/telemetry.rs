@@ -5,21 +5,29 @@
 //! [`portcullis_decider::TRACE_TARGET`] (the decision span, key fetches), through
 //! `tracing-opentelemetry`; nothing else is exported, and these spans never reach
 //! the log lines. Finished spans go into the SDK's batch span processor on the
-//! tokio runtime: a bounded queue (spans past it are dropped, counted, and the
-//! count logged at shutdown), exported off the request path every half second.
+//! tokio runtime: a bounded queue, exported off the request path every half second.
+//! Spans past the queue's bound are dropped, and so are the spans of an export
+//! that fails; both are counted in `portcullis_telemetry_spans_dropped_total`
+//! (`reason="queue_full"`, `"export_failed"`), and exported spans in
+//! `portcullis_telemetry_spans_exported_total` ([`Gate`] and [`Counted`] below:
+//! the SDK keeps its own count private).
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
+use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
-use opentelemetry_sdk::trace::{BatchConfigBuilder, Sampler, SdkTracerProvider};
-use portcullis_decider::TraceContext;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, Sampler, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor,
+};
+use portcullis_decider::{SpanCounts, SpanDrop, TraceContext};
 use portcullis_policy::config::telemetry::TelemetryConfig;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
@@ -52,7 +60,10 @@ pub(crate) struct TelemetryError {
 impl Telemetry {
     /// Builds the exporter and its batch processor. Call inside the tokio runtime
     /// (the processor's task is spawned on it).
-    pub(crate) fn start(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
+    pub(crate) fn start(
+        config: &TelemetryConfig,
+        counts: Arc<SpanCounts>,
+    ) -> Result<Telemetry, TelemetryError> {
         let err = |problem: String| TelemetryError {
             endpoint: config.endpoint.clone(),
             problem,
@@ -70,14 +81,27 @@ impl Telemetry {
             .with_headers(headers)
             .build()
             .map_err(|e| err(e.to_string()))?;
+        let queued = Arc::new(AtomicUsize::new(0));
+        let exporter = Counted {
+            inner: exporter,
+            counts: counts.clone(),
+            queued: queued.clone(),
+        };
+        // The SDK's queue is a little larger than ours, so that the gate below is
+        // what drops (and counts) a span, never the SDK.
         let batch = BatchConfigBuilder::default()
-            .with_max_queue_size(MAX_QUEUED_SPANS)
+            .with_max_queue_size(MAX_QUEUED_SPANS + MAX_EXPORT_BATCH)
             .with_max_export_batch_size(MAX_EXPORT_BATCH)
             .with_scheduled_delay(Duration::from_millis(500))
             .build();
         let processor = BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio)
             .with_batch_config(batch)
             .build();
+        let processor = Gate {
+            inner: processor,
+            counts,
+            queued,
+        };
         let resource = opentelemetry_sdk::Resource::builder()
             .with_service_name(config.service_name.clone())
             .build();
@@ -120,6 +144,104 @@ impl Telemetry {
             Ok(Err(e)) => tracing::warn!(error = %e, "telemetry: shutdown"),
             Err(_) => tracing::warn!("telemetry: shutdown timed out; spans may be lost"),
         }
+    }
+}
+
+/// The span processor in front of the SDK's batch processor: a span past
+/// [`MAX_QUEUED_SPANS`] waiting for export is dropped here and counted.
+#[derive(Debug)]
+struct Gate<P> {
+    inner: P,
+    counts: Arc<SpanCounts>,
+    /// Spans handed to the batch processor and not yet given to an export.
+    queued: Arc<AtomicUsize>,
+}
+
+impl<P: SpanProcessor> SpanProcessor for Gate<P> {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
+        self.inner.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        // The batch processor keeps sampled spans only: so do we, in our count.
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        if self.queued.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED_SPANS {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            self.counts.dropped(SpanDrop::QueueFull, 1);
+            return;
+        }
+        self.inner.on_end(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// The OTLP exporter, counting the spans of each export: exported, or dropped
+/// when the export fails (an error, or the SDK giving up on it: its future dropped).
+#[derive(Debug)]
+struct Counted<E> {
+    inner: E,
+    counts: Arc<SpanCounts>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// Counts a batch as failed unless it is disarmed (dropped mid-export: failed too).
+struct Failed {
+    counts: Arc<SpanCounts>,
+    spans: u64,
+}
+
+impl Drop for Failed {
+    fn drop(&mut self) {
+        if self.spans > 0 {
+            self.counts.dropped(SpanDrop::ExportFailed, self.spans);
+        }
+    }
+}
+
+impl<E: SpanExporter> SpanExporter for Counted<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let n = batch.len();
+        // These spans left the queue; never below zero whatever the SDK does.
+        let _ = self
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+                Some(q.saturating_sub(n))
+            });
+        let mut failed = Failed {
+            counts: self.counts.clone(),
+            spans: n as u64,
+        };
+        let result = self.inner.export(batch).await;
+        if result.is_ok() {
+            failed.spans = 0;
+            self.counts.exported(n as u64);
+        }
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.inner.set_resource(resource);
     }
 }
 

@@ -66,7 +66,15 @@ pub(crate) enum Command {
     ///
     /// Example: portcullis man > portcullis.1 && man ./portcullis.1
     Man(ManArgs),
+    /// Print the JSON Schema (draft-07) of the config file, for editors.
+    ///
+    /// Example: portcullis schema > portcullis.schema.json, then put
+    /// `# yaml-language-server: $schema=portcullis.schema.json` on the config's first line.
+    Schema(SchemaArgs),
 }
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SchemaArgs {}
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ManArgs {

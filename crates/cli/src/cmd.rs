@@ -7,6 +7,7 @@ pub(crate) mod inspect;
 pub(crate) mod jwk;
 pub(crate) mod keygen;
 pub(crate) mod mint;
+pub(crate) mod schema;
 pub(crate) mod server;
 pub(crate) mod verify;
 

@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         Command::Import(a) => cmd::import::run(a),
         Command::Completions(a) => cmd::docs::completions(&a),
         Command::Man(a) => cmd::docs::man(&a),
+        Command::Schema(a) => cmd::schema::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -271,6 +271,14 @@ fn timeless(mut v: Value) -> Value {
         if matches!(s["step"].as_str(), Some("exp" | "nbf" | "iat")) {
             s["detail"] = Value::Null;
         }
+        // A deny's detail may name the second it was decided at (`(now N)`).
+        if s["step"] == "response"
+            && let Some(detail) = s["detail"].as_str()
+            && let Some((before, after)) = detail.split_once(" (now ")
+        {
+            let rest = after.split_once(')').map_or("", |(_, r)| r);
+            s["detail"] = Value::from(format!("{before}{rest}"));
+        }
         if s["step"] == "key" {
             let detail = s["detail"].as_str().unwrap();
             assert!(detail.contains(" (published 20"), "{detail}");

@@ -34,6 +34,7 @@ pub use frontend::Frontend;
 pub use key_wait::REFETCH_WAIT;
 pub use metrics::{
     FetchOutcome, LoginStep, Metrics, MetricsFormat, ReloadOutcome, SessionEnd, SessionStoreKind,
+    SpanCounts, SpanDrop,
 };
 pub use replay::{REPLAY_WAIT, SharedReplay};
 pub use request_id::{MAX_REQUEST_ID, request_id};

@@ -25,12 +25,14 @@ mod login;
 mod sessions;
 
 use exchange::ExchangeLabels;
+mod telemetry;
 
 use health::{Health, HealthCollector};
 use login::LoginLabels;
 pub use login::LoginStep;
 use sessions::SessionMetrics;
 pub use sessions::{SessionEnd, SessionStoreKind};
+pub use telemetry::{SpanCounts, SpanDrop};
 
 /// A shared label value: cloning it is an atomic increment, not an allocation.
 #[derive(Clone, Debug, Default, Eq, Hash, PartialEq)]
@@ -118,6 +120,7 @@ pub struct Metrics {
     sessions: SessionMetrics,
     cache: Arc<CacheStats>,
     health: Arc<Health>,
+    spans: Arc<SpanCounts>,
 }
 
 #[derive(Debug)]
@@ -212,6 +215,8 @@ impl Metrics {
         registry.register_collector(Box::new(CacheCollector(cache.clone())));
         let health = Arc::new(Health::new(Arc::new(portcullis_policy::SystemClock)));
         registry.register_collector(Box::new(HealthCollector(health.clone())));
+        let spans = Arc::new(SpanCounts::default());
+        registry.register_collector(Box::new(telemetry::SpanCollector(spans.clone())));
         let served_latency = Frontend::SERVED
             .map(|frontend| latency.get_or_create(&FrontendLabel { frontend }).clone());
         Metrics {
@@ -228,6 +233,7 @@ impl Metrics {
             sessions,
             cache,
             health,
+            spans,
         }
     }
 
@@ -242,6 +248,11 @@ impl Metrics {
     /// the reload gauges).
     pub fn config_loaded(&self) {
         self.health.reloaded(true);
+    }
+
+    /// The span export's counters (exported, dropped), shared with the exporter.
+    pub fn span_counts(&self) -> Arc<SpanCounts> {
+        self.spans.clone()
     }
 
     /// The cache counters shared with every engine.

@@ -336,7 +336,11 @@ impl Engine {
     pub fn explain(&self, req: &AuthRequest<'_>, now: i64) -> Explanation {
         let mut recorder = Recorder::default();
         let decision = self.decide_traced(req, now, &mut recorder);
-        Explanation::new(&decision, recorder.into_steps())
+        let mut steps = recorder.into_steps();
+        steps.extend(explain::proxy_step(&self.proxy, &decision, |rule| {
+            self.rule_upstream(rule)
+        }));
+        Explanation::new(&decision, steps)
     }
 
     /// [`Engine::decide`], reporting each step to `trace`.
@@ -561,7 +565,11 @@ impl Engine {
         if let Err(d) = dpop {
             return Decision::Deny(*d);
         }
-        if let Err(d) = self.check_step_up(rule, identity.0, &identity.1, req, now) {
+        let step_up = self.check_step_up(rule, identity.0, &identity.1, req, now);
+        if let Some(wanted) = &rule.config.step_up {
+            trace.step(|| explain::step_up_step(wanted, &identity.1, &step_up));
+        }
+        if let Err(d) = step_up {
             return Decision::Deny(*d);
         }
         // The claims the rules read are kept parsed (see `kept_claims`); a request

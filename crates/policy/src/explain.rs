@@ -12,6 +12,7 @@
 
 mod checks;
 mod introspection;
+mod proxy;
 mod request;
 
 use std::time::{Duration, UNIX_EPOCH};
@@ -24,10 +25,11 @@ use crate::decision::{Decision, Deny};
 use crate::engine::Provider;
 use crate::matcher::{HostPattern, PathPattern};
 
-pub(crate) use checks::{condition_step, dpop_step, inject_step, session_step};
+pub(crate) use checks::{condition_step, dpop_step, inject_step, session_step, step_up_step};
 pub(crate) use introspection::{
     AnswerCheck, answer_check_steps, inactive_step, introspection_answer_step,
 };
+pub(crate) use proxy::proxy_step;
 pub use request::{ExplainRequest, InvalidExplainRequest, MAX_EXPLAIN_BODY, PreparedExplain};
 
 /// One step of a decision.

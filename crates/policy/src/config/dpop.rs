@@ -8,7 +8,7 @@ use super::login::{SessionStore, SessionsConfig};
 use crate::config::ConfigError;
 
 /// `dpop:`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDpopSettings {
     /// `redis://HOST:PORT/DB` (or `rediss://`): the shared replay store.

@@ -19,10 +19,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_CACHE_TTL: Duration = Duration::from_secs(3600);
 
 /// `providers[].introspection:` as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawIntrospection {
     /// The introspection endpoint (default: discovery's `introspection_endpoint`).
+    #[schemars(with = "Option<String>")]
     pub endpoint: Option<Spanned<String>>,
     /// The client id Portcullis authenticates with.
     pub client_id: String,
@@ -33,10 +34,13 @@ pub struct RawIntrospection {
     /// A file holding the client secret.
     pub client_secret_file: Option<String>,
     /// `client_secret_basic` (default) or `client_secret_post`.
+    #[schemars(with = "Option<crate::schema::ClientAuthMethodWord>")]
     pub auth: Option<Spanned<String>>,
     /// How long an answer is reused (default 60s; `0s`: never).
+    #[schemars(with = "Option<crate::schema::Duration>")]
     pub cache_ttl: Option<Spanned<String>>,
     /// Timeout of one call (default 5s).
+    #[schemars(with = "Option<crate::schema::Duration>")]
     pub timeout: Option<Spanned<String>>,
 }
 

@@ -9,22 +9,26 @@ use serde_saphyr::Spanned;
 use super::{ConfigError, Ctx, parse_duration};
 
 /// `startup:` as written.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStartup {
     /// Longest wait for every provider's first keys before listening (default: none).
+    #[schemars(with = "Option<crate::schema::Duration>")]
     pub wait_for_keys: Option<Spanned<String>>,
 }
 
 /// `connections:` as written.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawConnections {
     /// A connection with no request in flight for this long is closed (default 60s).
+    #[schemars(with = "Option<crate::schema::Duration>")]
     pub idle_timeout: Option<Spanned<String>>,
     /// Time a client has to send a request's headers, from accept (default 10s).
+    #[schemars(with = "Option<crate::schema::Duration>")]
     pub header_read_timeout: Option<Spanned<String>>,
     /// Most connections per listener; past it, the oldest idle one is closed (default 10000).
+    #[schemars(with = "Option<usize>")]
     pub max: Option<Spanned<usize>>,
 }
 

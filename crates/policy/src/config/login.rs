@@ -13,7 +13,7 @@ use serde_saphyr::Spanned;
 use super::{ConfigError, Ctx, header_name, parse_duration};
 
 /// `providers[].login:` as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLogin {
     /// The client id registered at the provider.
@@ -25,32 +25,39 @@ pub struct RawLogin {
     /// Scopes asked for (default `[openid]`).
     pub scopes: Option<Vec<String>>,
     /// `client_secret_basic` (default) or `client_secret_post`.
+    #[schemars(with = "Option<crate::schema::ClientAuthMethodWord>")]
     pub token_endpoint_auth: Option<Spanned<String>>,
 }
 
 /// `sessions:` as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSessions {
     /// Where browsers reach Portcullis.
+    #[schemars(with = "String")]
     pub public_url: Spanned<String>,
     /// Cookie keys, one base64 line each, first = current.
+    #[schemars(with = "String")]
     pub secret_file: Spanned<String>,
     /// The session cookie.
     #[serde(default)]
     pub cookie: RawCookie,
     /// Session lifetime (default 8h).
+    #[schemars(with = "Option<crate::schema::Duration>")]
     pub ttl: Option<Spanned<String>>,
     /// `cookie` (default) or `redis://HOST:PORT/DB`.
+    #[schemars(with = "Option<crate::schema::SessionStore>")]
     pub store: Option<Spanned<String>>,
     /// Hosts `rd` may name (default: public_url's host).
+    #[schemars(with = "Option<Vec<String>>")]
     pub allowed_redirect_hosts: Option<Vec<Spanned<String>>>,
     /// The session token minted for upstreams.
+    #[schemars(with = "Option<RawSessionToken>")]
     pub token: Option<Spanned<RawSessionToken>>,
 }
 
 /// `sessions.cookie:` as written.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCookie {
     /// Cookie name (default `portcullis_session`).
@@ -62,7 +69,7 @@ pub struct RawCookie {
 }
 
 /// `sessions.token:` as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSessionToken {
     /// The signing key (PKCS#8 PEM).
@@ -73,6 +80,7 @@ pub struct RawSessionToken {
     #[serde(default)]
     pub audiences: Vec<String>,
     /// Lifetime (default 5m).
+    #[schemars(with = "Option<crate::schema::Duration>")]
     pub ttl: Option<String>,
     /// Claims copied from the session (default `[sub]`).
     pub claims: Option<Vec<String>>,

@@ -15,7 +15,7 @@ use crate::spiffe::{SpiffeIdPattern, check_trust_domain};
 pub const SPIFFE_ENDPOINT_SOCKET: &str = "SPIFFE_ENDPOINT_SOCKET";
 
 /// `providers[].spiffe`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSpiffe {
     /// The trust domain whose JWT-SVIDs the provider accepts.
@@ -25,7 +25,7 @@ pub struct RawSpiffe {
 }
 
 /// `spiffe.bundle`: exactly one of `workload_api` or `file`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawBundle {
     /// The Workload API socket (`unix:///path`).
@@ -35,7 +35,7 @@ pub struct RawBundle {
 }
 
 /// A rule's `inject:`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawInject {
     /// The audience the outbound token is for.
@@ -49,17 +49,18 @@ pub struct RawInject {
 }
 
 /// `inject.source`: `workload_api`, or a table naming another source.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum RawInjectSource {
     /// `workload_api`.
+    #[schemars(with = "crate::schema::InjectSourceWord")]
     Name(String),
     /// `{client_credentials: {...}}` or `{mint: {...}}`.
     Table(RawInjectTable),
 }
 
 /// The table form of `inject.source`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawInjectTable {
     /// OAuth 2.0 client credentials.
@@ -71,7 +72,7 @@ pub struct RawInjectTable {
 }
 
 /// `source.token_exchange`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTokenExchange {
     /// The token endpoint.
@@ -84,6 +85,7 @@ pub struct RawTokenExchange {
     #[serde(default)]
     pub scopes: Vec<String>,
     /// What the inbound token is: `access_token` (default) or `jwt`.
+    #[schemars(with = "Option<crate::schema::SubjectTokenTypeWord>")]
     pub subject_token_type: Option<String>,
     /// An RFC 8707 `resource` sent beside the `audience`.
     pub resource: Option<String>,
@@ -96,7 +98,7 @@ pub struct RawTokenExchange {
 }
 
 /// `source.client_credentials`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawClientCredentials {
     /// The token endpoint.
@@ -111,7 +113,7 @@ pub struct RawClientCredentials {
 }
 
 /// `source.mint`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMint {
     /// The private key (PKCS#8 PEM).
@@ -121,6 +123,7 @@ pub struct RawMint {
     /// `sub`.
     pub subject: String,
     /// Lifetime (default 5m).
+    #[schemars(with = "Option<crate::schema::Duration>")]
     pub ttl: Option<String>,
 }
 

@@ -17,20 +17,25 @@ pub const DEFAULT_SERVICE_NAME: &str = "portcullis";
 pub const TRACES_PATH: &str = "/v1/traces";
 
 /// `telemetry:` as written.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTelemetry {
     /// The collector: `http://HOST:4318` (`/v1/traces` is added) or a full traces URL.
+    #[schemars(with = "Option<String>")]
     pub otlp_endpoint: Option<Spanned<String>>,
     /// `http/protobuf` (the only one supported).
+    #[schemars(with = "Option<crate::schema::OtlpProtocolWord>")]
     pub protocol: Option<Spanned<String>>,
     /// `service.name` of the exported spans (default `portcullis`).
+    #[schemars(with = "Option<String>")]
     pub service_name: Option<Spanned<String>>,
     /// The share of new traces sampled, 0.0 to 1.0 (default 1.0); a sampled
     /// incoming `traceparent` is always followed.
+    #[schemars(with = "Option<crate::schema::Ratio>")]
     pub sample_ratio: Option<Spanned<f64>>,
     /// Headers sent with every export (an API key for a hosted collector).
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
     pub headers: BTreeMap<String, Spanned<String>>,
 }
 

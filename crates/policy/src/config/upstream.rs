@@ -14,7 +14,7 @@ use serde_saphyr::Spanned;
 use super::{ConfigError, Ctx, parse_duration};
 
 /// `listen.proxy_tls:` as written.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawProxyTls {
     /// Server certificate chain (PEM).
@@ -24,6 +24,7 @@ pub struct RawProxyTls {
     /// CA certificates (PEM) client certificates are verified against.
     pub client_ca: Option<String>,
     /// `required` (default with `client_ca`) or `optional`.
+    #[schemars(with = "Option<crate::schema::ClientAuthWord>")]
     pub client_auth: Option<String>,
     /// Certificate revocation lists (PEM or DER), re-read when they change.
     #[serde(default)]
@@ -34,7 +35,7 @@ pub struct RawProxyTls {
 }
 
 /// One entry of `listen.proxy_tls.sni:` as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSniCert {
     /// The server name (SNI) it is served for.
@@ -57,7 +58,7 @@ pub struct SniCert {
 }
 
 /// One entry of `upstreams:` as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
     /// Unique name, used by rules.
@@ -65,12 +66,15 @@ pub struct RawUpstream {
     /// `http://` or `https://` base URLs (several: round robin).
     pub urls: Vec<String>,
     /// `auto` (default), `http1` or `h2c`.
+    #[schemars(with = "Option<crate::schema::UpstreamProtocolWord>")]
     pub protocol: Option<String>,
     /// TLS to the upstream (`https://`).
     pub tls: Option<RawUpstreamTls>,
     /// Time to connect (default 5s).
+    #[schemars(with = "Option<crate::schema::Duration>")]
     pub connect_timeout: Option<String>,
     /// Time to the response head (default 30s).
+    #[schemars(with = "Option<crate::schema::Duration>")]
     pub timeout: Option<String>,
     /// A path prefix removed before the URL's base path is put in front.
     pub strip_prefix: Option<String>,
@@ -79,18 +83,21 @@ pub struct RawUpstream {
     /// Other URLs tried when a connect fails (idempotent requests without a body; default 1).
     pub retries: Option<u32>,
     /// `round_robin` (default) or `least_requests`.
+    #[schemars(with = "Option<crate::schema::BalanceWord>")]
     pub balance: Option<String>,
 }
 
 /// `upstreams[].health_check:` as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHealthCheck {
     /// The path asked (`GET`, HTTP/1.1); a 2xx answer is healthy.
     pub path: String,
     /// Time between checks (default 10s).
+    #[schemars(with = "Option<crate::schema::Duration>")]
     pub interval: Option<String>,
     /// Time one check may take (default 2s).
+    #[schemars(with = "Option<crate::schema::Duration>")]
     pub timeout: Option<String>,
     /// Consecutive passes that mark a URL up again (default 2).
     pub healthy_threshold: Option<u32>,
@@ -123,7 +130,7 @@ pub enum Balance {
 }
 
 /// `upstreams[].tls:` as written.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstreamTls {
     /// CA certificates (PEM) the upstream's certificate is verified against.

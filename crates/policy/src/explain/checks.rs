@@ -105,3 +105,42 @@ pub(crate) fn inject_step(config: &InjectConfig, decision: &Decision) -> Step {
         ),
     }
 }
+
+/// Step-up (`acr_values`, `amr`): what the rule wants against what the token or
+/// session shows, and the outcome the engine reached (a login redirect noted).
+pub(crate) fn step_up_step(
+    step_up: &crate::config::StepUp,
+    identity: &Identity,
+    outcome: &Result<(), Box<Deny>>,
+) -> Step {
+    let claims = identity.kept_claims();
+    let acr = claims
+        .get("acr")
+        .map_or_else(|| "(none)".to_owned(), |v| super::shown(Some(v)));
+    let amr = claims
+        .get("amr")
+        .map_or_else(|| "(none)".to_owned(), |v| super::shown(Some(v)));
+    let wants = |list: &[String]| {
+        if list.is_empty() {
+            "any".to_owned()
+        } else {
+            format!("one of [{}]", list.join(", "))
+        }
+    };
+    let from = if identity.is_session() {
+        "session"
+    } else {
+        "token"
+    };
+    let mut detail = format!(
+        "acr wants {}, {from} acr {acr}; amr wants {}, {from} amr {amr}",
+        wants(&step_up.acr_values),
+        wants(&step_up.amr),
+    );
+    if let Err(d) = outcome
+        && d.redirect.is_some()
+    {
+        detail.push_str("; a browser is sent to log in again with acr_values");
+    }
+    Step::new("step_up", outcome.is_ok(), detail)
+}

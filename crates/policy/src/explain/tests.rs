@@ -135,6 +135,12 @@ rules:
   - name: closed
     match: {path: "/closed/**"}
     allow: deny
+  - name: pay
+    match: {path: "/pay/**"}
+    providers: [corp, sso]
+    login: sso
+    acr_values: [urn:gold]
+    amr: [hwk]
   - name: opaque
     match: {path: "/opaque/**"}
     providers: [opaque]
@@ -313,9 +319,10 @@ fn case(w: &Wide, reason: DenyReason) -> Option<(Case, &'static str)> {
             },
             "session",
         ),
-        // Produced by the proxy frontend after the decision (no upstream for
-        // the allowed rule, or the upstream failed): the engine never denies
-        // with them, so there is no decision to explain.
+        // Produced by the proxy listener after an allow (no upstream for the
+        // rule, or the upstream failed): explained as the `proxy` step of the
+        // allow (`explains_what_the_proxy_listener_does`), and produced for real
+        // by crates/cli/tests/explain_proxy.rs.
         DenyReason::NoUpstream | DenyReason::UpstreamUnavailable | DenyReason::UpstreamTimeout => {
             return None;
         }
@@ -331,8 +338,18 @@ fn case(w: &Wide, reason: DenyReason) -> Option<(Case, &'static str)> {
         DenyReason::PeerSpiffeIdMismatch => {
             (at("api.example.com", "/peers/x", None), "peer_spiffe_ids")
         }
-        // Step-up has its own tests (engine/login); explain has no step-up step yet.
-        DenyReason::StepUpRequired => return None,
+        // A valid token whose acr and amr are weaker than the login rule wants.
+        DenyReason::StepUpRequired => (
+            at(
+                "api.example.com",
+                "/pay/x",
+                Some(with(good(), |c| {
+                    c["acr"] = json!("urn:bronze");
+                    c["amr"] = json!(["pwd"]);
+                })),
+            ),
+            "step_up",
+        ),
     })
 }
 
@@ -399,9 +416,23 @@ fn explains_every_reason_code_as_the_decision_has_it() {
             assert!(!json.contains(t.as_str()));
         }
     }
-    // All but the three the proxy frontend produces and step-up (its own tests in
-    // engine/login).
-    assert_eq!(explained_reasons, DenyReason::ALL.len() - 4);
+    // All but the three the proxy listener produces after an allow, named here
+    // with the test that produces each for real.
+    let elsewhere = [
+        (DenyReason::NoUpstream, "crates/cli/tests/explain_proxy.rs"),
+        (
+            DenyReason::UpstreamUnavailable,
+            "crates/cli/tests/explain_proxy.rs",
+        ),
+        (
+            DenyReason::UpstreamTimeout,
+            "crates/cli/tests/explain_proxy.rs",
+        ),
+    ];
+    for (reason, _) in elsewhere {
+        assert!(case(&w, reason).is_none(), "{reason} has a case here now");
+    }
+    assert_eq!(explained_reasons + elsewhere.len(), DenyReason::ALL.len());
 }
 
 #[test]
@@ -693,4 +724,84 @@ fn explains_a_session_in_place_of_a_token() {
         "{s:?}"
     );
     assert!(!x.to_json().to_string().contains("secret"));
+}
+
+#[test]
+fn explains_the_step_up_wanted_and_shown() {
+    let w = wide();
+    let t = with(good(), |c| {
+        c["acr"] = json!("urn:bronze");
+        c["amr"] = json!(["pwd"]);
+    });
+    let h = headers(Some(&t));
+    let req = AuthRequest::new(&Method::GET, "api.example.com", "/pay/x", &h);
+    let x = w.engine.explain(&req, NOW);
+    let step = x.steps.iter().find(|s| s.step == "step_up").unwrap();
+    assert!(!step.ok);
+    assert_eq!(
+        step.detail,
+        r#"acr wants one of [urn:gold], token acr "urn:bronze"; amr wants one of [hwk], token amr ["pwd"]"#
+    );
+    assert_eq!(x.reason, Some("step_up_required"));
+    // Strong enough: the step holds and the request is allowed.
+    let t = with(good(), |c| {
+        c["acr"] = json!("urn:gold");
+        c["amr"] = json!(["pwd", "hwk"]);
+    });
+    let h = headers(Some(&t));
+    let req = AuthRequest::new(&Method::GET, "api.example.com", "/pay/x", &h);
+    let x = w.engine.explain(&req, NOW);
+    assert!(x.allowed, "{x:#?}");
+    assert!(x.steps.iter().any(|s| s.step == "step_up" && s.ok));
+}
+
+#[test]
+fn explains_what_the_proxy_listener_does() {
+    let text = r#"
+providers: []
+upstreams:
+  - name: app
+    urls: [http://127.0.0.1:9, "http://app.internal/base"]
+    connect_timeout: 2s
+    timeout: 45s
+rules:
+  - name: proxied
+    match: {path: "/app/**"}
+    allow: anonymous
+    upstream: app
+  - name: nowhere
+    match: {path: "/nowhere"}
+    allow: anonymous
+  - name: closed
+    match: {path: "/closed"}
+    allow: deny
+"#;
+    let config = config::parse(text, "t.yaml", Path::new("."), &|_| None).unwrap();
+    let e = Engine::with_static_keys(config);
+    let h = HeaderMap::new();
+    let explain = |path| e.explain(&AuthRequest::new(&Method::GET, "h", path, &h), NOW);
+    let proxied = explain("/app/x");
+    let step = proxied.steps.iter().find(|s| s.step == "proxy").unwrap();
+    assert!(step.ok);
+    assert_eq!(
+        step.detail,
+        r#"on the proxy listener: forwarded to upstream "app" [http://127.0.0.1:9, http://app.internal:80/base] (round robin, connect timeout 2s, timeout 45s); a connect that fails or takes over 2s: 502 upstream_unavailable; no response head within 45s: 504 upstream_timeout"#
+    );
+    let nowhere = explain("/nowhere");
+    assert!(nowhere.allowed);
+    let step = nowhere.steps.iter().find(|s| s.step == "proxy").unwrap();
+    assert!(!step.ok);
+    assert!(
+        step.detail
+            .contains("names no upstream, so it answers 404 no_upstream"),
+        "{step:?}"
+    );
+    // A deny is answered as the decision says: no proxy step.
+    let closed = explain("/closed");
+    assert!(!closed.steps.iter().any(|s| s.step == "proxy"));
+    // Without upstreams (no proxy mode) there is no proxy step at all.
+    let e = engine("");
+    let x = e.explain(&AuthRequest::new(&Method::GET, "h", "/healthz", &h), NOW);
+    assert!(x.allowed);
+    assert!(!x.steps.iter().any(|s| s.step == "proxy"));
 }
