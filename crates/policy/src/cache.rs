@@ -20,7 +20,7 @@ use crate::decision::Identity;
 
 mod negative;
 
-pub(crate) use negative::{NegativeCache, is_final};
+pub(crate) use negative::NegativeCache;
 
 /// SHA-256 of a token's exact bytes: the key of both token caches.
 #[derive(Clone, Copy, Eq, Hash, PartialEq)]

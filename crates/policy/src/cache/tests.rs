@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use portcullis_jose::{Claims, TokenError};
 
+use super::negative::is_final;
 use super::*;
 use crate::decision::TokenHints;
 
