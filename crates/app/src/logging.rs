@@ -53,8 +53,13 @@ pub(crate) fn init_with(
     let filter = EnvFilter::try_from_env("PORTCULLIS_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // The hint says this filter restricts no level (only a target): without one
+    // the combined filter has no level hint, the global maximum becomes TRACE, and
+    // every `debug!` on the hot path (the decider's allow line) is built and
+    // dispatched per request only to be dropped by the per-layer filter (issue 11).
     let not_exported =
-        tracing_subscriber::filter::filter_fn(|m| m.target() != portcullis_decider::TRACE_TARGET);
+        tracing_subscriber::filter::filter_fn(|m| m.target() != portcullis_decider::TRACE_TARGET)
+            .with_max_level_hint(tracing_subscriber::filter::LevelFilter::TRACE);
     type Boxed = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
     let fmt = tracing_subscriber::fmt::layer();
     let fmt: Boxed = match (format, target) {

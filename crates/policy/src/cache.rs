@@ -1,11 +1,51 @@
-//! The verified-token cache: full token bytes as the key (no truncated hash
-//! decides), bounded in entries, each entry valid only until the token's `exp`
-//! (plus the same clock skew the verifier grants) and only for the key set
-//! generation it was verified under.
+//! The verified-token cache: keyed by the SHA-256 digest of the token's exact
+//! bytes, bounded in memory, each entry valid only until the token's `exp` (plus the
+//! same clock skew the verifier grants) and only for the key set generation it was
+//! verified under.
+//!
+//! Why a digest and not the token: the token itself (~1 KB) was most of an entry's
+//! memory (issue 17: 1.31 KB per cached ~1 KB RS256 token). Why it is still found
+//! only by the exact token bytes: the digest is of every byte of the token, and all
+//! 256 bits of it are the key (never truncated, and never below 128 bits), so
+//! another token with the same key is a SHA-256 collision: about 2^128 work by the
+//! birthday bound, far beyond any attacker. A lookup compares the whole digest; the
+//! table's own hash is keyed per process (quick_cache's default hasher), so a flood
+//! of chosen tokens cannot pile into one bucket either.
 
 use std::sync::Arc;
 
+use aws_lc_rs::digest;
+
 use crate::decision::Identity;
+
+mod negative;
+
+pub(crate) use negative::NegativeCache;
+
+/// SHA-256 of a token's exact bytes: the key of both token caches.
+#[derive(Clone, Copy, Eq, Hash, PartialEq)]
+pub(crate) struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    /// The digest of every byte of `token`.
+    pub(crate) fn of(token: &str) -> TokenDigest {
+        let d = digest::digest(&digest::SHA256, token.as_bytes());
+        let mut out = [0_u8; 32];
+        out.copy_from_slice(d.as_ref());
+        TokenDigest(out)
+    }
+}
+
+impl std::fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Enough to tell entries apart in a debug print; never the token.
+        write!(
+            f,
+            "TokenDigest({:02x}{:02x}{:02x}{:02x}…)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
+    }
+}
 
 /// A cached verification.
 #[derive(Clone, Debug)]
@@ -41,25 +81,23 @@ impl CachedToken {
     }
 }
 
-/// Estimated bytes an entry holds: the token itself (the key, shared with the
-/// identity), the identity and 320 bytes for the cache's own bookkeeping and the
-/// allocator's rounding. `bench/run --scenarios rss` measures 1.3 KB per ~1 KB RS256
-/// token (estimated 1.4 KB) and 2.1 KB with a `scopes` rule (estimated 2.3 KB).
+/// Estimated bytes an entry holds: the identity and 160 bytes for the key, the
+/// entry itself, the cache's own bookkeeping and the allocator's rounding.
+/// `bench/run --scenarios rss` measures what an entry really takes (BENCHMARKS.md,
+/// "Memory"); the estimate stays above it so that the memory bound holds.
 /// Kept cheap: the cache calls it while evicting.
 #[derive(Clone, Copy, Debug)]
 struct EntryBytes;
 
-impl quick_cache::Weighter<Arc<str>, CachedToken> for EntryBytes {
-    fn weight(&self, key: &Arc<str>, value: &CachedToken) -> u64 {
-        (key.len() as u64)
-            .saturating_add(u64::from(value.identity_bytes))
-            .saturating_add(320)
+impl quick_cache::Weighter<TokenDigest, CachedToken> for EntryBytes {
+    fn weight(&self, _key: &TokenDigest, value: &CachedToken) -> u64 {
+        u64::from(value.identity_bytes).saturating_add(160)
     }
 }
 
 /// A cache of verified tokens, bounded in memory (and so in entries).
 pub(crate) struct TokenCache {
-    inner: quick_cache::sync::Cache<Arc<str>, CachedToken, EntryBytes>,
+    inner: quick_cache::sync::Cache<TokenDigest, CachedToken, EntryBytes>,
 }
 
 impl TokenCache {
@@ -74,27 +112,28 @@ impl TokenCache {
         }
     }
 
-    /// The entry for `token` if it is still valid at `now` under `generation_of(provider)`.
+    /// The entry for the token of `digest` if it is still valid at `now` under
+    /// `generation_of(provider)`.
     pub(crate) fn get(
         &self,
-        token: &str,
+        digest: &TokenDigest,
         now: i64,
         generation_of: impl Fn(usize) -> u64,
     ) -> Option<CachedToken> {
-        let hit = self.inner.get(token)?;
+        let hit = self.inner.get(digest)?;
         let fresh = hit.valid_until.is_none_or(|until| (now as f64) < until)
             && generation_of(hit.provider) == hit.generation;
         if fresh {
             Some(hit)
         } else {
-            self.inner.remove(token);
+            self.inner.remove(digest);
             None
         }
     }
 
-    /// Remembers a verified token (shared with its identity when that keeps it).
-    pub(crate) fn insert(&self, token: Arc<str>, entry: CachedToken) {
-        self.inner.insert(token, entry);
+    /// Remembers a verified token by its digest.
+    pub(crate) fn insert(&self, digest: TokenDigest, entry: CachedToken) {
+        self.inner.insert(digest, entry);
     }
 
     /// Number of entries.
@@ -110,3 +149,6 @@ impl std::fmt::Debug for TokenCache {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests;

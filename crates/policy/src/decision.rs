@@ -13,11 +13,14 @@ pub use reason::{DenyReason, DenyStatus};
 
 /// Who the caller is, once a token verified.
 ///
-/// It keeps the verified token itself (shared with the token cache's key) and,
-/// parsed, only the claims the config's rules read on every request. A request
-/// that needs every claim (request-time claim requirements, gRPC metadata)
-/// decodes and parses the payload again: a parsed claim set takes about eight
-/// times the bytes of its JSON, and the token cache keeps many identities.
+/// It keeps, parsed, only the claims the config's rules read on every request, and
+/// not the verified token itself (the token cache keys on its digest; issue 17):
+/// whatever needs the token or every claim (request-time claim requirements, gRPC
+/// metadata, DPoP's `ath`) takes the token from the request and decodes its payload
+/// again. A parsed claim set takes about eight times the bytes of its JSON, and
+/// the token cache keeps many identities. Identities from a session or an
+/// introspection keep their claims as the payload of an unsigned stand-in token
+/// (they are never cached as tokens).
 #[derive(Debug)]
 pub struct Identity {
     /// The provider that accepted the token.
@@ -27,7 +30,9 @@ pub struct Identity {
     /// The provider's `claims_to_headers`, rendered once when the token verified
     /// (and so cached with it).
     pub headers: Vec<(HeaderName, HeaderValue)>,
-    token: Arc<str>,
+    /// The token, when the identity keeps one ([`Identity::new`], stand-ins);
+    /// `None` for the identities the engine verifies and caches.
+    token: Option<Arc<str>>,
     kept_claims: Claims,
     workload: Option<Box<Workload>>,
     /// Every claim and the header as CEL values, when a rule has a `when:`.
@@ -60,7 +65,28 @@ impl Identity {
             provider,
             expires_at,
             headers,
-            token,
+            token: Some(token),
+            kept_claims,
+            workload: None,
+            token_vars: None,
+        }
+    }
+
+    /// An identity for a token that verified, without the token (the token cache
+    /// keeps many of them): [`Identity::claims`] and [`Identity::claims_json`] then
+    /// know no claim beyond `kept_claims`; read every claim with
+    /// [`Identity::claims_json_with`] and the request's token.
+    pub fn verified(
+        provider: Arc<str>,
+        kept_claims: Claims,
+        expires_at: Option<f64>,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    ) -> Identity {
+        Identity {
+            provider,
+            expires_at,
+            headers,
+            token: None,
             kept_claims,
             workload: None,
             token_vars: None,
@@ -125,7 +151,9 @@ impl Identity {
 
     /// Whether this identity comes from a browser session rather than a token.
     pub fn is_session(&self) -> bool {
-        self.token.starts_with("session.")
+        self.token
+            .as_deref()
+            .is_some_and(|t| t.starts_with("session."))
     }
 
     /// With the CEL variables of the token (for rules' `when:`), converted once.
@@ -140,11 +168,20 @@ impl Identity {
         self.token_vars.as_deref()
     }
 
-    /// Every verified claim, parsed again from the token.
+    /// Every verified claim, parsed again from the token the identity keeps
+    /// (none: see [`Identity::claims_with`]).
     pub fn claims(&self) -> Claims {
         // This payload decoded and parsed when the token verified; should it not
         // now (it cannot), an empty claim set meets no requirement: fails closed.
         self.claims_json()
+            .and_then(|json| Claims::from_json(&json).ok())
+            .unwrap_or_default()
+    }
+
+    /// Every verified claim: from the token the identity keeps, else from `token`,
+    /// the request's token that verified as this identity.
+    pub fn claims_with(&self, token: Option<&str>) -> Claims {
+        self.claims_json_with(token)
             .and_then(|json| Claims::from_json(&json).ok())
             .unwrap_or_default()
     }
@@ -157,18 +194,27 @@ impl Identity {
 
     /// The verified payload's JSON (a frontend that needs every claim may read
     /// them straight from it).
+    /// `None` when the identity keeps no token (see [`Identity::claims_json_with`]).
     pub fn claims_json(&self) -> Option<Vec<u8>> {
-        let payload = self.token.split('.').nth(1)?;
+        self.claims_json_with(None)
+    }
+
+    /// The verified payload's JSON: from the token the identity keeps, else from
+    /// `token`, the request's token that verified as this identity.
+    pub fn claims_json_with(&self, token: Option<&str>) -> Option<Vec<u8>> {
+        let payload = self.token.as_deref().or(token)?.split('.').nth(1)?;
         portcullis_jose::b64::decode(payload.as_bytes())
     }
 
-    /// The verified token.
-    pub fn token(&self) -> &Arc<str> {
-        &self.token
+    /// The token the identity keeps: a stand-in for a session or an introspection,
+    /// or the token given to [`Identity::new`]; `None` for verified tokens (the
+    /// request has them).
+    pub fn token(&self) -> Option<&Arc<str>> {
+        self.token.as_ref()
     }
 
     /// About how many bytes of memory the identity holds (for the cache's bound),
-    /// not counting the token (the cache counts it as its key).
+    /// not counting a token it keeps (verified, cached identities keep none).
     pub fn estimated_bytes(&self) -> usize {
         let headers: usize = self
             .headers
@@ -231,6 +277,10 @@ pub struct Allow {
     /// The deny a `mode: dry_run` rule would have answered, had it not been in
     /// dry-run mode (logged and counted as such).
     pub dry_run: Option<Box<Deny>>,
+    /// Every verified claim as the payload's JSON, when the request asked for it
+    /// ([`crate::AuthRequest::wants_claims`]: Envoy's dynamic metadata), read from
+    /// the request's token (cached identities do not keep it).
+    pub claims_json: Option<Vec<u8>>,
 }
 
 /// Deny the request. Its status is derived from its reason (and a redirect), never
@@ -274,7 +324,7 @@ pub struct Deny {
 }
 
 /// What may be logged about a denied token (never the token itself).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct TokenHints {
     /// Header `kid`.
     pub kid: Option<String>,

@@ -9,7 +9,7 @@ use http::{HeaderName, HeaderValue, Method};
 use portcullis_jose::{Claims, Rejected, TokenError, Validation, b64, verify_jwt_explained};
 use serde_json::Value;
 
-use crate::cache::{CachedToken, TokenCache};
+use crate::cache::{CachedToken, NegativeCache, TokenCache, TokenDigest};
 use crate::canonical::{canonical_host, canonical_path};
 use crate::condition::{RequestVars, TokenVars};
 use crate::config::{
@@ -110,6 +110,9 @@ pub struct Engine {
     /// its `allowed_headers`).
     identity_spellings: Vec<HeaderName>,
     cache: Option<TokenCache>,
+    /// Rejections that cannot change while the key set does not (on with the
+    /// token cache; see [`crate::cache`]'s `negative`).
+    negative: Option<NegativeCache>,
     cache_stats: Arc<CacheStats>,
     limits: Limits,
     /// How the original request's path is read.
@@ -198,6 +201,8 @@ impl Engine {
             || providers.iter().any(|p| p.config.deny.is_some());
         let cache = (limits.token_cache_entries > 0)
             .then(|| TokenCache::new(limits.token_cache_entries, limits.token_cache_bytes));
+        let negative = (limits.token_cache_entries > 0)
+            .then(|| NegativeCache::new(limits.token_cache_entries));
         Engine {
             providers,
             rules: rules
@@ -214,6 +219,7 @@ impl Engine {
             identity_headers,
             identity_spellings,
             cache,
+            negative,
             cache_stats: Arc::default(),
             limits,
             reading,
@@ -493,6 +499,8 @@ impl Engine {
             }
             Access::Authenticated | Access::Optional => {}
         }
+        // The token that verified, for what needs it beyond the (cached) identity.
+        let mut request_token: Option<Cow<'_, str>> = None;
         let (identity, location) = match self.find_token(rule, req, trace) {
             Ok((token, candidates, location)) => {
                 // An opaque token goes to its provider's introspection (RFC 7662).
@@ -501,7 +509,10 @@ impl Engine {
                     None => self.verify(&token, &candidates, rule, now, trace),
                 };
                 match verified {
-                    Ok(identity) => (identity, location),
+                    Ok(identity) => {
+                        request_token = Some(token);
+                        (identity, location)
+                    }
                     Err(d) => return Decision::Deny(*d),
                 }
             }
@@ -553,6 +564,7 @@ impl Engine {
             provider.config.clock_skew_secs,
             &identity.1,
             location,
+            request_token.as_deref(),
             req,
             target,
             &self.replay,
@@ -575,7 +587,7 @@ impl Engine {
         // The claims the rules read are kept parsed (see `kept_claims`); a request
         // with its own claim requirements may name any claim: all of them, parsed again.
         let claims = if !req.extra_claims.is_empty() {
-            Some(Cow::Owned(identity.1.claims()))
+            Some(Cow::Owned(identity.1.claims_with(request_token.as_deref())))
         } else {
             rule_reads_claims(&rule.config).then(|| Cow::Borrowed(identity.1.kept_claims()))
         };
@@ -587,7 +599,12 @@ impl Engine {
             d.token_hints = hints_from_claims(claims);
             return Decision::Deny(d);
         }
-        if let Err(d) = check_condition(rule, Some(&identity.1), &request_vars, trace) {
+        if let Err(d) = check_condition(
+            rule,
+            Some((&*identity.1, request_token.as_deref())),
+            &request_vars,
+            trace,
+        ) {
             let mut d = *d;
             d.provider = Some(provider.name.clone());
             d.token_hints = hints_from_claims(identity.1.kept_claims());
@@ -598,6 +615,12 @@ impl Engine {
             None => Vec::new(),
         };
         let mut allow = self.allow(rule, provider, identity.1, rule_headers, location, now);
+        if req.wants_claims {
+            allow.claims_json = allow
+                .identity
+                .as_ref()
+                .and_then(|i| i.claims_json_with(request_token.as_deref()));
+        }
         self.add_other_spellings(&mut allow.remove_headers);
         Decision::Allow(allow)
     }
@@ -643,6 +666,7 @@ impl Engine {
             remove_headers,
             cache_max_age: None,
             dry_run: Some(Box::new(deny)),
+            claims_json: None,
         }
     }
 
@@ -765,9 +789,14 @@ impl Engine {
         now: i64,
         trace: &mut T,
     ) -> Result<(usize, Arc<Identity>), Box<Deny>> {
-        // An explained token is verified afresh and never cached.
-        if let Some(cache) = self.cache.as_ref().filter(|_| !T::RECORDS) {
-            let hit = cache.get(token, now, |p| {
+        // An explained token is verified afresh and never cached. The digest of
+        // the token's bytes keys both caches (computed once per request; a token
+        // over the size limit is refused unread, not digested).
+        let digest =
+            (self.cache.is_some() && !T::RECORDS && token.len() <= self.limits.max_token_bytes)
+                .then(|| TokenDigest::of(token));
+        if let (Some(cache), Some(digest)) = (self.cache.as_ref(), digest.as_ref()) {
+            let hit = cache.get(digest, now, |p| {
                 self.providers
                     .get(p)
                     .map_or(u64::MAX, |p| p.slot.generation())
@@ -810,7 +839,7 @@ impl Engine {
                     },
                 )
             });
-            match self.verify_with(idx, &snapshot, token, rule, now, trace) {
+            match self.verify_with(idx, &snapshot, token, digest.as_ref(), rule, now, trace) {
                 Ok(identity) => return Ok((idx, identity)),
                 Err(d) => {
                     first_error.get_or_insert(d);
@@ -830,11 +859,13 @@ impl Engine {
     /// Verifies `token` as provider `idx` with the keys of `snapshot`, and caches a
     /// success under that snapshot's generation: a cache hit is then valid only while
     /// the keys that verified the token are still the provider's current ones.
+    #[expect(clippy::too_many_arguments, reason = "private helper")]
     fn verify_with<T: Trace>(
         &self,
         idx: usize,
         snapshot: &KeySnapshot,
         token: &str,
+        digest: Option<&TokenDigest>,
         rule: &Rule,
         now: i64,
         trace: &mut T,
@@ -859,6 +890,20 @@ impl Engine {
                 "the provider has no keys yet".to_owned(),
             ));
         };
+        // A rejection that cannot change under these keys, remembered: no verify.
+        let negative = self.negative.as_ref().zip(digest).filter(|_| !T::RECORDS);
+        if let Some((negative, digest)) = negative
+            && let Some(hit) = negative.get(digest, idx, snapshot.generation(), now)
+        {
+            let mut d = boxed(
+                DenyReason::from(&hit.error),
+                Some(&rule.name),
+                Some(&provider.name),
+                hit.error.to_string(),
+            );
+            d.token_hints = hit.hints;
+            return Err(d);
+        }
         let verified = verify_jwt_explained(token, keys, &provider.validation, now);
         if T::RECORDS {
             let outcome = match &verified {
@@ -905,19 +950,19 @@ impl Engine {
                 let kept = jwt
                     .claims
                     .retain(|claim| self.kept_claims.iter().any(|k| k == claim));
-                let mut identity = Identity::new(name, Arc::from(token), kept, expires_at, headers)
-                    .with_workload(workload);
+                let mut identity =
+                    Identity::verified(name, kept, expires_at, headers).with_workload(workload);
                 if let Some(vars) = vars {
                     identity = identity.with_token_vars(vars);
                 }
                 let identity = Arc::new(identity);
-                if let Some(cache) = self.cache.as_ref().filter(|_| !T::RECORDS) {
+                if let (Some(cache), Some(digest)) = (self.cache.as_ref(), digest)
+                    && !T::RECORDS
+                {
                     let valid_until =
                         expires_at.map(|e| e + provider.config.clock_skew_secs as f64);
-                    // One copy of the token: the key and the identity share it.
-                    let key = identity.token().clone();
                     cache.insert(
-                        key,
+                        *digest,
                         CachedToken::new(idx, snapshot.generation(), valid_until, identity.clone()),
                     );
                 }
@@ -938,6 +983,9 @@ impl Engine {
                     },
                     None => unverified_hints(token),
                 };
+                if let Some((negative, digest)) = negative {
+                    negative.insert(*digest, idx, snapshot.generation(), now, &e, &d.token_hints);
+                }
                 if let TokenError::KeyNotFound { kid: Some(kid) } = &e
                     && !T::RECORDS
                     && provider.slot.request_refetch(kid)
@@ -960,6 +1008,7 @@ impl Engine {
             remove_headers,
             cache_max_age: None,
             dry_run: None,
+            claims_json: None,
         }
     }
 
@@ -1000,6 +1049,7 @@ impl Engine {
             remove_headers,
             cache_max_age,
             dry_run: None,
+            claims_json: None,
         }
     }
 
@@ -1109,7 +1159,7 @@ fn boxed(
 /// error or a value that is not a boolean is a 403 `condition_failed`.
 fn check_condition(
     rule: &Rule,
-    identity: Option<&Identity>,
+    identity: Option<(&Identity, Option<&str>)>,
     request: &RequestVars<'_>,
     trace: &mut impl Trace,
 ) -> Result<(), Box<Deny>> {
@@ -1121,10 +1171,10 @@ fn check_condition(
     let built;
     let vars = match identity {
         None => None,
-        Some(id) => match id.token_vars() {
+        Some((id, token)) => match id.token_vars() {
             Some(v) => Some(v),
             None => {
-                built = token_vars_of(id);
+                built = token_vars_of(id, token);
                 Some(&built)
             }
         },
@@ -1148,10 +1198,15 @@ fn check_condition(
     }
 }
 
-fn token_vars_of(identity: &Identity) -> TokenVars {
-    let claims = identity.claims();
+/// The CEL variables of `identity`, from the token it keeps, else from `token`
+/// (the request's, which verified as it).
+fn token_vars_of(identity: &Identity, token: Option<&str>) -> TokenVars {
+    let claims = identity.claims_with(token);
     let header = identity
         .token()
+        .map(|t| &**t)
+        .or(token)
+        .unwrap_or_default()
         .split('.')
         .next()
         .filter(|h| h.len() < 8 * 1024)
@@ -1428,3 +1483,6 @@ mod tests;
 
 #[cfg(test)]
 mod tests_issue16;
+
+#[cfg(test)]
+mod tests_cache;

@@ -33,6 +33,10 @@ pub struct AuthRequest<'a> {
     /// What the provider said about the request's opaque token (RFC 7662), when
     /// the decider asked it (see [`crate::Deny::introspect`]).
     pub introspected: Option<&'a crate::Introspected>,
+    /// Whether the frontend passes every verified claim on (Envoy's dynamic
+    /// metadata): an allow then carries the payload's JSON
+    /// ([`crate::Allow::claims_json`]).
+    pub wants_claims: bool,
 }
 
 /// A session cookie, as the frontend found it.
@@ -84,6 +88,7 @@ impl<'a> AuthRequest<'a> {
             peer: None,
             session: None,
             introspected: None,
+            wants_claims: false,
         }
     }
 

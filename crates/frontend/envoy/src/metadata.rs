@@ -9,9 +9,11 @@ use envoy_types::pb::google::protobuf::{ListValue, NullValue, Struct, Value};
 use portcullis_policy::Identity;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-/// `{provider, iss, sub, claims}` of a verified identity (`iss`/`sub` when strings).
-pub(crate) fn identity_metadata(identity: &Identity) -> Struct {
-    let claims = claims_struct(identity);
+/// `{provider, iss, sub, claims}` of a verified identity (`iss`/`sub` when strings);
+/// `claims_json` is the allow's payload JSON (read from the request's token), else
+/// the identity's own (sessions, introspection).
+pub(crate) fn identity_metadata(identity: &Identity, claims_json: Option<&[u8]>) -> Struct {
+    let claims = claims_struct(identity, claims_json);
     let mut fields = HashMap::with_capacity(4);
     fields.insert("provider".to_owned(), string(&identity.provider));
     for name in ["iss", "sub"] {
@@ -30,10 +32,16 @@ pub(crate) fn identity_metadata(identity: &Identity) -> Struct {
 
 /// The claims as a `Struct`, straight from the payload's JSON (one pass, no
 /// intermediate map).
-fn claims_struct(identity: &Identity) -> Struct {
-    identity
-        .claims_json()
-        .and_then(|json| json_object(&json))
+fn claims_struct(identity: &Identity, claims_json: Option<&[u8]>) -> Struct {
+    let own;
+    let json = match claims_json {
+        Some(json) => Some(json),
+        None => {
+            own = identity.claims_json();
+            own.as_deref()
+        }
+    };
+    json.and_then(json_object)
         // The JSON verified and parsed as an object once; should it not now (it
         // cannot), the metadata names no claim rather than a wrong one.
         .unwrap_or_default()
@@ -187,7 +195,7 @@ mod tests {
     fn identity_has_provider_iss_sub_and_claims() {
         let json = br#"{"iss":"https://idp","sub":"alice","groups":["dev"]}"#;
         let identity = identity_of(json);
-        let m = identity_metadata(&identity);
+        let m = identity_metadata(&identity, None);
         assert_eq!(m.fields["provider"], s("corp"));
         assert_eq!(m.fields["iss"], s("https://idp"));
         assert_eq!(m.fields["sub"], s("alice"));
@@ -197,14 +205,14 @@ mod tests {
         assert_eq!(claims.fields.len(), 3);
         assert_eq!(claims.fields["sub"], s("alice"));
         // `iss` that is not a string is not promoted.
-        let m = identity_metadata(&identity_of(br#"{"iss":42,"sub":"bob"}"#));
+        let m = identity_metadata(&identity_of(br#"{"iss":42,"sub":"bob"}"#), None);
         assert!(!m.fields.contains_key("iss"));
         assert_eq!(m.fields["sub"], s("bob"));
     }
 
     #[test]
     fn identity_without_iss_or_sub_omits_them() {
-        let m = identity_metadata(&identity_of(b"{}"));
+        let m = identity_metadata(&identity_of(b"{}"), None);
         assert!(!m.fields.contains_key("iss"));
         assert!(!m.fields.contains_key("sub"));
         assert_eq!(m.fields.len(), 2);

@@ -63,6 +63,8 @@ impl EnvoyRequest {
         let mut req = AuthRequest::new(&self.method, &self.host, &self.path, &self.headers);
         req.rule = self.rule.as_deref();
         req.peer = Some(&self.peer);
+        // Every claim goes into the dynamic metadata.
+        req.wants_claims = true;
         req
     }
 

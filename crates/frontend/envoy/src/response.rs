@@ -43,6 +43,7 @@ pub(crate) fn allowed(allow: &Allow) -> CheckResponse {
         cache_max_age: _,
         // Logged and counted by the decider; the answer is an ordinary allow.
         dry_run: _,
+        claims_json,
     } = allow;
     let ok = OkHttpResponse {
         headers: set_headers
@@ -57,7 +58,9 @@ pub(crate) fn allowed(allow: &Allow) -> CheckResponse {
     };
     CheckResponse {
         status: Some(status(RpcCode::Ok, "")),
-        dynamic_metadata: identity.as_deref().map(identity_metadata),
+        dynamic_metadata: identity
+            .as_deref()
+            .map(|i| identity_metadata(i, claims_json.as_deref())),
         http_response: Some(HttpResponse::OkResponse(ok)),
     }
 }

@@ -338,8 +338,9 @@ fn denies_when_provider_has_no_keys() {
     assert_eq!(reason(&e.decide(&req, NOW)), "key_not_found");
 }
 
-/// Rules that read no claims: identities keep only their payload's JSON, and what
-/// a request does read (claim requirements from the proxy) is parsed again for it.
+/// Rules that read no claims: identities keep no claim parsed (and no token), and
+/// what a request does read (claim requirements from the proxy) is parsed again for
+/// it from the request's token.
 const PLAIN_RULES: &str = r#"
 rules:
   - name: api
@@ -363,7 +364,13 @@ fn identities_keep_only_the_token_when_no_rule_reads_claims_and_decide_the_same(
             panic!("round {round}: expected an allow")
         };
         let identity = allow.identity.unwrap();
-        assert_eq!(identity.claims().subject(), Some("alice"));
+        // The identity keeps no token (the cache keys on its digest): every claim
+        // comes from the request's token.
+        assert!(identity.claims().members().is_empty());
+        assert_eq!(
+            identity.claims_with(Some(h_token(&h))).subject(),
+            Some("alice")
+        );
         assert!(identity.kept_claims().members().is_empty());
         assert_eq!(identity.headers.len(), 1, "x-user from claims_to_headers");
         req.extra_claims = &admins;
@@ -419,7 +426,13 @@ fn identities_keep_parsed_only_the_claims_rules_read() {
             .collect();
         kept.sort_unstable();
         assert_eq!(kept, ["groups", "iss", "scope", "sub", "tenant"]);
-        assert!(identity.claims().get("realm_access").is_some());
+        // Every claim, from the request's token (the identity keeps none).
+        assert!(
+            identity
+                .claims_with(Some(h_token(&h)))
+                .get("realm_access")
+                .is_some()
+        );
         // Rule headers come from the kept claims, provider headers from all of them.
         let set: Vec<(&str, &str)> = allow
             .set_headers
@@ -620,8 +633,16 @@ fn regression_issue10_cache_entry_is_bound_to_the_snapshot_it_verified_against()
     // The rotation lands while the verification is between its reads.
     slot.store(portcullis_jose::KeySet::new(vec![]));
     assert!(
-        e.verify_with(0, &a, h_token(&h), rule, NOW, &mut NoTrace)
-            .is_ok()
+        e.verify_with(
+            0,
+            &a,
+            h_token(&h),
+            Some(&TokenDigest::of(h_token(&h))),
+            rule,
+            NOW,
+            &mut NoTrace
+        )
+        .is_ok()
     );
     assert_eq!(e.cached_tokens(), 1, "verified under A, cached under A");
     // Under B the entry is stale: no hit, and the token has no key any more.

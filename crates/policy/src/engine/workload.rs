@@ -142,6 +142,7 @@ pub(super) fn check_dpop(
     skew: i64,
     identity: &Identity,
     location: Option<&TokenLocation>,
+    access_token: Option<&str>,
     req: &AuthRequest<'_>,
     target: ProofTarget<'_>,
     replay: &ReplayCache,
@@ -182,7 +183,11 @@ pub(super) fn check_dpop(
         return fail("the DPoP header is not ASCII".to_owned());
     };
     let window = crate::dpop::PROOF_WINDOW_SECS + skew;
-    match verify_proof(proof, identity.token(), jkt, target, now, window) {
+    // `ath` is of the access token the request carries (cached identities keep none).
+    let Some(access_token) = access_token.or(identity.token().map(|t| &**t)) else {
+        return fail("no access token for the proof's ath".to_owned());
+    };
+    match verify_proof(proof, access_token, jkt, target, now, window) {
         Ok(p) if replay.first_use(&p, now) => Ok(()),
         Ok(_) => fail(InvalidProof::Replayed.to_string()),
         Err(e) => fail(e.to_string()),
@@ -230,6 +235,7 @@ pub(super) fn inject(
         remove_headers,
         cache_max_age: None,
         dry_run: None,
+        claims_json: None,
     })
 }
 

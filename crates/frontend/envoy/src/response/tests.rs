@@ -28,6 +28,7 @@ fn allow(
         remove_headers: remove.iter().map(|n| HeaderName::from_static(n)).collect(),
         cache_max_age: Some(60),
         dry_run: None,
+        claims_json: None,
     }
 }
 

@@ -55,6 +55,7 @@ pub(super) fn inject_exchanged(
             remove_headers,
             cache_max_age: None,
             dry_run: None,
+            claims_json: None,
         });
     }
     let mut d = deny(
