@@ -7,7 +7,9 @@
     reason = "tests: a panic is a failure"
 )]
 
-use portcullis_test_util::{Matrix, MatrixEnv, ProxyUnderTest, free_port, spawn_caddy};
+use portcullis_test_util::{
+    Matrix, MatrixEnv, ProxyUnderTest, assert_forged_client_cert_refused, free_port, spawn_caddy,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 const CADDYFILE: &str = include_str!("../../../examples/caddy/Caddyfile");
@@ -41,6 +43,7 @@ fn forward_auth() {
         ],
     };
     p.wait_routed(&env);
+    assert_forged_client_cert_refused(&env, &p);
     Matrix::new(&env, &p)
         .standard()
         .claims_query("/dev")

@@ -42,7 +42,7 @@ pub use confusion::{
 pub use envoy::{AuthzEnvoy, AuthzEnvoyOptions};
 pub use http::{Response, get, request};
 pub use issuer::Issuer;
-pub use matrix::{Matrix, MatrixEnv, ProxyUnderTest};
+pub use matrix::{Matrix, MatrixEnv, ProxyUnderTest, assert_forged_client_cert_refused};
 pub use oidc_provider::OidcProvider;
 pub use peers::{peer_bin, peers_dir, python, spawn_caddy, spawn_traefik};
 pub use process::{Child, free_port, promtool_check, run_json, run_with_input, wait_for_port};

@@ -782,3 +782,33 @@ pub(crate) fn logs(env: &MatrixEnv, proxy: &ProxyUnderTest) -> String {
     }
     out
 }
+
+/// A certificate-bound token (RFC 8705 `cnf.x5t#S256`) with a client-sent
+/// `X-Forwarded-Client-Cert` naming its thumbprint, through the proxy at `base_url`,
+/// which terminates no mTLS: forward-auth proxies pass client headers to `/verify`, so
+/// the example must clear this one, or the header meets the binding without the
+/// certificate's key. Panics unless the answer is 401 `certificate_mismatch` (when the
+/// proxy passes deny bodies) and the upstream saw nothing.
+pub fn assert_forged_client_cert_refused(env: &MatrixEnv, proxy: &ProxyUnderTest) {
+    let bound = env.token(json!({
+        "cnf": {"x5t#S256": portcullis_jose::b64::encode(&[7u8; 32])}
+    }));
+    let auth = format!("Bearer {bound}");
+    let forged = format!("Hash={}", "07".repeat(32));
+    let r = crate::get(
+        &format!("{}/api/items", proxy.base_url),
+        &[
+            ("authorization", &auth),
+            ("x-forwarded-client-cert", &forged),
+        ],
+    );
+    assert_eq!(r.status, 401, "{}: {}", proxy.name, r.body);
+    if proxy.passes_deny_body {
+        assert!(
+            r.body.contains("certificate_mismatch"),
+            "{}: {}",
+            proxy.name,
+            r.body
+        );
+    }
+}
