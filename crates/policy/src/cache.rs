@@ -1,20 +1,37 @@
-//! The verified-token cache: keyed by the SHA-256 digest of the token's exact
-//! bytes, bounded in memory, each entry valid only until the token's `exp` (plus the
-//! same clock skew the verifier grants) and only for the key set generation it was
-//! verified under.
+//! The verified-token cache: keyed by a secret-keyed 128-bit SipHash of the token's
+//! exact bytes, bounded in memory, each entry valid only until the token's `exp` (plus
+//! the same clock skew the verifier grants) and only for the key set generation it
+//! was verified under.
 //!
 //! Why a digest and not the token: the token itself (~1 KB) was most of an entry's
-//! memory (issue 17: 1.31 KB per cached ~1 KB RS256 token). Why it is still found
-//! only by the exact token bytes: the digest is of every byte of the token, and all
-//! 256 bits of it are the key (never truncated, and never below 128 bits), so
-//! another token with the same key is a SHA-256 collision: about 2^128 work by the
-//! birthday bound, far beyond any attacker. A lookup compares the whole digest; the
-//! table's own hash is keyed per process (quick_cache's default hasher), so a flood
-//! of chosen tokens cannot pile into one bucket either.
+//! memory (issue 17: 1.31 KB per cached ~1 KB RS256 token).
+//!
+//! Why it is still found only by the exact token bytes: the key is SipHash-1-3 with
+//! 128-bit output over every byte of the token, under a 128-bit key drawn from the
+//! system's random source (aws-lc-rs) when the cache is made and never shown to
+//! anyone. SipHash is a pseudorandom function: without the key an attacker cannot
+//! compute a token's digest, so the only way to reach another token's entry is to
+//! guess online, one request per guess, each with a chance of about
+//! entries / 2^128 (100,000 entries: below 2^-111). The attacker cannot steer a
+//! guess either: outputs of a PRF for different tokens are independent, so learning
+//! how close one guess came (timing) says nothing about the next. It is the
+//! construction std's `HashMap` relies on against chosen keys, here with all 128
+//! output bits compared (in constant time) instead of 64 bits folded into a bucket.
+//!
+//! Why not SHA-256 (which needs no secret): it costs 700 ns per ~940-byte token on
+//! this machine's SHA-NI and 31,700 instructions in `bench/profile` (valgrind runs
+//! aws-lc's AVX code), against 290 ns and 2,500 instructions for SipHash-1-3; the
+//! cached path is about 21,000 instructions in all, so SHA-256 more than doubled it
+//! (BENCHMARKS.md, "Profile"). SipHash-2-4 (about 1,700 instructions and 220 ns more
+//! per token) would buy a wider margin against cryptanalysis that, for SipHash-1-x, is nowhere
+//! near practical (internal-collision characteristics around 2^-167; Dobraunig,
+//! Mendel, Schläffer, 2014).
 
+use std::hash::Hasher;
 use std::sync::Arc;
 
-use aws_lc_rs::digest;
+use siphasher::sip128::{Hasher128, SipHasher13};
+use subtle::ConstantTimeEq;
 
 use crate::decision::Identity;
 
@@ -22,19 +39,25 @@ mod negative;
 
 pub(crate) use negative::NegativeCache;
 
-/// SHA-256 of a token's exact bytes: the key of both token caches.
-#[derive(Clone, Copy, Eq, Hash, PartialEq)]
-pub(crate) struct TokenDigest([u8; 32]);
+/// The keyed digest of a token's exact bytes: the key of both token caches.
+#[derive(Clone, Copy)]
+pub(crate) struct TokenDigest([u8; 16]);
 
-impl TokenDigest {
-    /// The digest of every byte of `token`.
-    pub(crate) fn of(token: &str) -> TokenDigest {
-        let d = digest::digest(&digest::SHA256, token.as_bytes());
-        let mut out = [0_u8; 32];
-        out.copy_from_slice(d.as_ref());
-        TokenDigest(out)
+// Equal exactly when the bytes are (so hashing the bytes agrees with `eq`); the
+// comparison takes the same time wherever the first difference is.
+impl std::hash::Hash for TokenDigest {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
     }
 }
+
+impl PartialEq for TokenDigest {
+    fn eq(&self, other: &TokenDigest) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for TokenDigest {}
 
 impl std::fmt::Debug for TokenDigest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -44,6 +67,43 @@ impl std::fmt::Debug for TokenDigest {
             "TokenDigest({:02x}{:02x}{:02x}{:02x}…)",
             self.0[0], self.0[1], self.0[2], self.0[3]
         )
+    }
+}
+
+/// Makes [`TokenDigest`]s under one secret key (one per engine, so per config).
+#[derive(Clone)]
+pub(crate) struct TokenKeyer {
+    hasher: SipHasher13,
+}
+
+impl TokenKeyer {
+    /// A keyer with a fresh key from the system's random source; `None` when that
+    /// source fails (the caller then runs without caches rather than with a
+    /// predictable key).
+    pub(crate) fn random() -> Option<TokenKeyer> {
+        let mut key = [0_u8; 16];
+        aws_lc_rs::rand::fill(&mut key).ok()?;
+        Some(TokenKeyer::with_key(key))
+    }
+
+    fn with_key(key: [u8; 16]) -> TokenKeyer {
+        TokenKeyer {
+            hasher: SipHasher13::new_with_key(&key),
+        }
+    }
+
+    /// The digest of every byte of `token`.
+    pub(crate) fn digest(&self, token: &str) -> TokenDigest {
+        let mut h = self.hasher;
+        h.write(token.as_bytes());
+        TokenDigest(h.finish128().as_bytes())
+    }
+}
+
+impl std::fmt::Debug for TokenKeyer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.write_str("TokenKeyer")
     }
 }
 
@@ -98,18 +158,26 @@ impl quick_cache::Weighter<TokenDigest, CachedToken> for EntryBytes {
 /// A cache of verified tokens, bounded in memory (and so in entries).
 pub(crate) struct TokenCache {
     inner: quick_cache::sync::Cache<TokenDigest, CachedToken, EntryBytes>,
+    keyer: TokenKeyer,
 }
 
 impl TokenCache {
-    /// A cache of about `entries` tokens using at most about `bytes` of memory.
-    pub(crate) fn new(entries: usize, bytes: u64) -> TokenCache {
+    /// A cache of about `entries` tokens using at most about `bytes` of memory,
+    /// keyed under `keyer`.
+    pub(crate) fn new(entries: usize, bytes: u64, keyer: TokenKeyer) -> TokenCache {
         TokenCache {
             inner: quick_cache::sync::Cache::with_weighter(
                 entries.max(1),
                 bytes.max(1),
                 EntryBytes,
             ),
+            keyer,
         }
+    }
+
+    /// The key of `token` in this cache (and in the negative cache made with it).
+    pub(crate) fn digest(&self, token: &str) -> TokenDigest {
+        self.keyer.digest(token)
     }
 
     /// The entry for the token of `digest` if it is still valid at `now` under

@@ -9,7 +9,7 @@ use http::{HeaderName, HeaderValue, Method};
 use portcullis_jose::{Claims, Rejected, TokenError, Validation, b64, verify_jwt_explained};
 use serde_json::Value;
 
-use crate::cache::{CachedToken, NegativeCache, TokenCache, TokenDigest};
+use crate::cache::{CachedToken, NegativeCache, TokenCache, TokenDigest, TokenKeyer};
 use crate::canonical::{canonical_host, canonical_path};
 use crate::condition::{RequestVars, TokenVars};
 use crate::config::{
@@ -199,9 +199,16 @@ impl Engine {
         let issuers = IssuerIndex::new(&providers.iter().map(|p| &p.config).collect::<Vec<_>>());
         let has_deny_templates = rules.iter().any(|r| r.deny.is_some())
             || providers.iter().any(|p| p.config.deny.is_some());
-        let cache = (limits.token_cache_entries > 0)
-            .then(|| TokenCache::new(limits.token_cache_entries, limits.token_cache_bytes));
-        let negative = (limits.token_cache_entries > 0)
+        // One secret key per engine for both caches; without a random source there
+        // is no cache (slower, never predictable).
+        let keyer = (limits.token_cache_entries > 0)
+            .then(TokenKeyer::random)
+            .flatten();
+        let cache = keyer.map(|keyer| {
+            TokenCache::new(limits.token_cache_entries, limits.token_cache_bytes, keyer)
+        });
+        let negative = cache
+            .is_some()
             .then(|| NegativeCache::new(limits.token_cache_entries));
         Engine {
             providers,
@@ -792,9 +799,11 @@ impl Engine {
         // An explained token is verified afresh and never cached. The digest of
         // the token's bytes keys both caches (computed once per request; a token
         // over the size limit is refused unread, not digested).
-        let digest =
-            (self.cache.is_some() && !T::RECORDS && token.len() <= self.limits.max_token_bytes)
-                .then(|| TokenDigest::of(token));
+        let digest = self
+            .cache
+            .as_ref()
+            .filter(|_| !T::RECORDS && token.len() <= self.limits.max_token_bytes)
+            .map(|cache| cache.digest(token));
         if let (Some(cache), Some(digest)) = (self.cache.as_ref(), digest.as_ref()) {
             let hit = cache.get(digest, now, |p| {
                 self.providers

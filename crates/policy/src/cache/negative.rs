@@ -2,7 +2,7 @@
 //! provider's key set does not, remembered so that a flood of one bad token costs a
 //! digest and a lookup, not a signature verify per request.
 //!
-//! Keyed like the token cache (the SHA-256 of the token's exact bytes), per
+//! Keyed like the token cache (its keyed digest of the token's exact bytes), per
 //! provider, and valid only under the key set generation it was decided under: a
 //! new key set (rotation, refetch) makes every entry stale. What is cached is only
 //! what the token and the config decide for good ([`is_final`]): a bad signature

@@ -29,55 +29,71 @@ fn hints() -> TokenHints {
     }
 }
 
+fn keyer() -> TokenKeyer {
+    TokenKeyer::with_key(*b"portcullis-tests")
+}
+
+fn digest(token: &str) -> TokenDigest {
+    keyer().digest(token)
+}
+
 #[test]
 fn the_digest_is_of_every_byte_and_whole() {
     let token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl";
-    let d = TokenDigest::of(token);
-    assert_eq!(d, TokenDigest::of(token));
-    assert_eq!(d.0.len(), 32, "all 256 bits, never truncated");
-    // Known answer: SHA-256 of "abc" (FIPS 180-2, B.1).
-    assert_eq!(
-        TokenDigest::of("abc").0[..4],
-        [0xba, 0x78, 0x16, 0xbf],
-        "SHA-256"
-    );
+    let d = digest(token);
+    assert_eq!(d, digest(token));
+    assert_eq!(d.0.len(), 16, "all 128 output bits, never truncated");
     let bytes = token.as_bytes();
     for i in 0..bytes.len() {
-        let mut other = bytes.to_vec();
-        other[i] ^= 1;
-        let other = String::from_utf8(other).unwrap();
-        assert_ne!(TokenDigest::of(&other), d, "byte {i}");
+        for bit in 0..7 {
+            let mut other = bytes.to_vec();
+            other[i] ^= 1 << bit;
+            let Ok(other) = String::from_utf8(other) else {
+                continue;
+            };
+            assert_ne!(digest(&other), d, "byte {i} bit {bit}");
+        }
     }
-    assert_ne!(TokenDigest::of(&token[1..]), d);
-    assert_ne!(TokenDigest::of(&format!("{token}.")), d);
+    assert_ne!(digest(&token[1..]), d);
+    assert_ne!(digest(&token[..token.len() - 1]), d);
+    assert_ne!(digest(&format!("{token}.")), d);
+    assert_ne!(digest(""), digest("\0"), "length is part of the input");
+}
+
+#[test]
+fn the_digest_depends_on_the_secret_key() {
+    let token = "header.payload.signature";
+    let other = TokenKeyer::with_key(*b"portcullis-test2");
+    assert_ne!(other.digest(token), digest(token));
+    // Two engines never share a key (so never each other's digests).
+    let (a, b) = (TokenKeyer::random().unwrap(), TokenKeyer::random().unwrap());
+    assert_ne!(a.digest(token), b.digest(token));
+    assert_eq!(format!("{a:?}"), "TokenKeyer", "the key is never printed");
 }
 
 #[test]
 fn an_entry_is_found_only_by_the_exact_token() {
-    let cache = TokenCache::new(16, 1 << 20);
+    let cache = TokenCache::new(16, 1 << 20, keyer());
     let token = "header.payload.signature";
     cache.insert(
-        TokenDigest::of(token),
+        digest(token),
         CachedToken::new(0, 7, Some((NOW + 600) as f64), identity()),
     );
-    assert!(cache.get(&TokenDigest::of(token), NOW, |_| 7).is_some());
+    assert!(cache.get(&digest(token), NOW, |_| 7).is_some());
     for other in [
         "header.payload.signaturE",
         "header.payload.signatur",
         "header.payload.signature ",
         "Header.payload.signature",
     ] {
-        assert!(
-            cache.get(&TokenDigest::of(other), NOW, |_| 7).is_none(),
-            "{other}"
-        );
+        assert!(cache.get(&digest(other), NOW, |_| 7).is_none(), "{other}");
     }
 }
 
 #[test]
 fn an_entry_is_stale_under_another_generation_and_after_exp() {
-    let cache = TokenCache::new(16, 1 << 20);
-    let d = TokenDigest::of("t");
+    let cache = TokenCache::new(16, 1 << 20, keyer());
+    let d = digest("t");
     cache.insert(
         d,
         CachedToken::new(0, 7, Some((NOW + 10) as f64), identity()),
@@ -96,10 +112,10 @@ fn an_entry_is_stale_under_another_generation_and_after_exp() {
 fn the_token_cache_is_bounded_in_memory() {
     // About 100 entries' worth of bytes, 10,000 tokens offered.
     let one = u64::from(CachedToken::new(0, 1, None, identity()).identity_bytes) + 160;
-    let cache = TokenCache::new(100_000, 100 * one);
+    let cache = TokenCache::new(100_000, 100 * one, keyer());
     for i in 0..10_000 {
         cache.insert(
-            TokenDigest::of(&format!("token-{i}")),
+            digest(&format!("token-{i}")),
             CachedToken::new(0, 1, None, identity()),
         );
     }
@@ -112,7 +128,7 @@ fn the_negative_cache_is_bounded_in_entries() {
     let cache = NegativeCache::new(64);
     for i in 0..10_000 {
         cache.insert(
-            TokenDigest::of(&format!("bad-{i}")),
+            digest(&format!("bad-{i}")),
             0,
             1,
             NOW,
@@ -128,16 +144,12 @@ fn the_negative_cache_is_bounded_in_entries() {
 #[test]
 fn a_rejection_is_found_by_its_token_provider_and_generation_only() {
     let cache = NegativeCache::new(64);
-    let d = TokenDigest::of("bad.token.here");
+    let d = digest("bad.token.here");
     cache.insert(d, 0, 5, NOW, &TokenError::SignatureInvalid, &hints());
     let hit = cache.get(&d, 0, 5, NOW).unwrap();
     assert_eq!(hit.error, TokenError::SignatureInvalid);
     assert_eq!(hit.hints.sub.as_deref(), Some("alice"));
-    assert!(
-        cache
-            .get(&TokenDigest::of("bad.token.herE"), 0, 5, NOW)
-            .is_none()
-    );
+    assert!(cache.get(&digest("bad.token.herE"), 0, 5, NOW).is_none());
     assert!(cache.get(&d, 1, 5, NOW).is_none(), "another provider");
     assert!(cache.get(&d, 0, 6, NOW).is_none(), "another key set");
     assert!(
@@ -165,7 +177,7 @@ fn no_rejection_that_time_or_a_fetch_may_undo_is_cached() {
     ];
     for (i, e) in undoable.iter().enumerate() {
         assert!(!is_final(e), "{e}");
-        let d = TokenDigest::of(&format!("t{i}"));
+        let d = digest(&format!("t{i}"));
         cache.insert(d, 0, 1, NOW, e, &hints());
         assert!(cache.get(&d, 0, 1, NOW).is_none(), "{e}");
     }
@@ -188,7 +200,7 @@ fn no_rejection_that_time_or_a_fetch_may_undo_is_cached() {
 #[test]
 fn an_expired_rejection_names_the_time_it_is_asked_at() {
     let cache = NegativeCache::new(8);
-    let d = TokenDigest::of("expired");
+    let d = digest("expired");
     let e = TokenError::Expired {
         exp: (NOW - 10) as f64,
         now: NOW,

@@ -637,7 +637,7 @@ fn regression_issue10_cache_entry_is_bound_to_the_snapshot_it_verified_against()
             0,
             &a,
             h_token(&h),
-            Some(&TokenDigest::of(h_token(&h))),
+            Some(&e.cache.as_ref().unwrap().digest(h_token(&h))),
             rule,
             NOW,
             &mut NoTrace
