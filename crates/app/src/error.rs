@@ -31,9 +31,6 @@ pub enum AppError {
     /// means a negative answer.
     #[error("{0}")]
     Runtime(String),
-    /// `listen.proxy_tls` names files that cannot be used.
-    #[error("listen.proxy_tls: {0}")]
-    ProxyTls(String),
     /// `verify --config`: the token is invalid (exit 1).
     #[error("{0}")]
     Invalid(String),
@@ -52,8 +49,7 @@ impl AppError {
             | AppError::ReadConfig { .. }
             | AppError::Bind { .. }
             | AppError::Runtime(_)
-            | AppError::Usage(_)
-            | AppError::ProxyTls(_) => 2,
+            | AppError::Usage(_) => 2,
         }
     }
 }

@@ -1,32 +1,44 @@
 //! TLS of every listener, loaded before anything is served (a file that cannot be
-//! used fails `serve` with exit 2, naming the config file, line and field): the
-//! proxy listener's (`listen.proxy_tls`, its own acceptor) and the others'
-//! (`http_tls`, `grpc_tls`, `admin_tls`: [`portcullis_conn::tls`]).
+//! used fails `serve` with exit 2, naming the config file, line and field), one
+//! kind for all of them: `proxy_tls`, `http_tls`, `grpc_tls`, `admin_tls`
+//! ([`portcullis_conn::tls`]).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use portcullis_conn::{Alpn, TlsServer};
 use portcullis_policy::config::{Listen, ListenerKind};
-use portcullis_proxy::TlsIn;
 
 use crate::error::AppError;
 
 /// TLS per listener kind.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ListenerTls {
-    proxy: Option<Arc<TlsIn>>,
+    proxy: Option<Arc<TlsServer>>,
     others: Vec<(ListenerKind, Arc<TlsServer>)>,
 }
 
 impl ListenerTls {
     /// Loads the TLS `listen` names; errors name `config_path`'s line and field.
     pub(crate) fn load(listen: &Listen, config_path: &Path) -> Result<ListenerTls, AppError> {
+        let load = |name: &str, settings, alpn| {
+            TlsServer::load(name, settings, alpn)
+                .map(Arc::new)
+                .map_err(|e| {
+                    let text = std::fs::read_to_string(config_path).unwrap_or_default();
+                    let field = format!("{name}.{}", e.field());
+                    AppError::Config(portcullis_policy::ConfigError {
+                        file: config_path.display().to_string(),
+                        line: tls_line(&text, name, &field),
+                        field,
+                        problem: e.to_string(),
+                    })
+                })
+        };
         let proxy = listen
             .proxy_tls()
-            .map(|t| TlsIn::load(t).map(Arc::new))
-            .transpose()
-            .map_err(|e| AppError::ProxyTls(e.to_string()))?;
+            .map(|t| load("listen.proxy_tls", t, Alpn::Http))
+            .transpose()?;
         let mut others = Vec::new();
         for kind in [ListenerKind::Http, ListenerKind::Grpc, ListenerKind::Admin] {
             let Some(settings) = listen.tls(kind) else {
@@ -37,23 +49,13 @@ impl ListenerTls {
                 ListenerKind::Grpc => Alpn::Grpc,
                 _ => Alpn::Http,
             };
-            let server = TlsServer::load(&name, settings, alpn).map_err(|e| {
-                let text = std::fs::read_to_string(config_path).unwrap_or_default();
-                let field = format!("{name}.{}", e.field());
-                AppError::Config(portcullis_policy::ConfigError {
-                    file: config_path.display().to_string(),
-                    line: tls_line(&text, &name, &field),
-                    field,
-                    problem: e.to_string(),
-                })
-            })?;
-            others.push((kind, Arc::new(server)));
+            others.push((kind, load(&name, settings, alpn)?));
         }
         Ok(ListenerTls { proxy, others })
     }
 
     /// The proxy listener's.
-    pub(crate) fn proxy(&self) -> Option<Arc<TlsIn>> {
+    pub(crate) fn proxy(&self) -> Option<Arc<TlsServer>> {
         self.proxy.clone()
     }
 

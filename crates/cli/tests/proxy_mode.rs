@@ -848,7 +848,7 @@ rules:
     }
     assert_eq!(with(&bob, &bob_key, true).status, 200);
     assert!(
-        served.child.log().contains("proxy_tls reloaded"),
+        served.child.log().contains("listen.proxy_tls TLS reloaded"),
         "{}",
         served.child.log()
     );

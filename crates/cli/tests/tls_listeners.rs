@@ -518,6 +518,42 @@ fn a_tls_file_that_cannot_be_used_fails_serve_naming_file_line_and_field() {
     );
 }
 
+#[test]
+fn a_proxy_tls_file_that_cannot_be_used_fails_serve_the_same_way() {
+    // `proxy_tls` is loaded by the same TLS code as the other listeners: the same
+    // error, naming the file, the line and the field.
+    let dir = TempDir::new("tls-bad-proxy-file");
+    let d = dir.path();
+    let text = format!(
+        r#"listen:
+  proxy: 127.0.0.1:{proxy}
+  proxy_tls:
+    cert: {d}/missing-server.pem
+    key: {d}/missing-server.key
+upstreams:
+  - {{name: app, urls: ["http://127.0.0.1:9"]}}
+rules:
+  - {{name: all, match: {{}}, allow: anonymous, upstream: app}}
+"#,
+        proxy = free_port(),
+        d = d.display()
+    );
+    let path = d.join("portcullis.yaml");
+    std::fs::write(&path, &text).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("portcullis.yaml:4: listen.proxy_tls.cert:")
+            && stderr.contains("missing-server.pem"),
+        "{stderr}"
+    );
+}
+
 /// Envoy terminating downstream mTLS, calling our ext_authz listener over TLS
 /// with its own client certificate (`proxy`), and sending the downstream
 /// client's certificate as `source.certificate`.

@@ -196,7 +196,7 @@ impl TlsServer {
             match server_config(&self.settings, self.alpn) {
                 Ok(config) => {
                     self.current.store(Arc::new(config));
-                    tracing::info!(listener = %self.name, "TLS reloaded (certificate, client CA, revocation lists)");
+                    tracing::info!(listener = %self.name, "{} TLS reloaded (certificate, client CA, revocation lists)", self.name);
                 }
                 Err(e) => {
                     tracing::warn!(listener = %self.name, field = e.field(), error = %e, "TLS reload refused; the previous TLS config keeps serving");
@@ -248,7 +248,11 @@ fn file_err(path: &Path, field: &str, problem: impl ToString) -> TlsError {
     }
 }
 
-fn certs(path: &Path, field: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+/// The certificates in the PEM file `path` (at least one), named `field` in errors.
+///
+/// # Errors
+/// A file that cannot be read or holds no certificate.
+pub fn certs(path: &Path, field: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| file_err(path, field, e))?
         .collect::<Result<Vec<_>, _>>()
@@ -259,14 +263,23 @@ fn certs(path: &Path, field: &str) -> Result<Vec<CertificateDer<'static>>, TlsEr
     Ok(certs)
 }
 
-fn key(path: &Path, field: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+/// The private key in the PEM file `path`, named `field` in errors.
+///
+/// # Errors
+/// A file that cannot be read or holds no key.
+pub fn key(path: &Path, field: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| file_err(path, field, e))
 }
 
-fn roots(path: &Path) -> Result<RootCertStore, TlsError> {
+/// The CA certificates in the PEM file `path` as a trust store, named `field`
+/// in errors.
+///
+/// # Errors
+/// A file that cannot be read, holds no certificate or one rustls refuses.
+pub fn roots(path: &Path, field: &str) -> Result<RootCertStore, TlsError> {
     let mut store = RootCertStore::empty();
-    for c in certs(path, "client_ca")? {
-        store.add(c).map_err(|e| file_err(path, "client_ca", e))?;
+    for c in certs(path, field)? {
+        store.add(c).map_err(|e| file_err(path, field, e))?;
     }
     Ok(store)
 }
@@ -286,7 +299,8 @@ fn crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsEr
     Err(file_err(path, "crl", "neither PEM nor DER"))
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+/// rustls's aws-lc-rs provider (every TLS config here is built on it).
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
@@ -310,9 +324,11 @@ fn server_config(tls: &ProxyTls, alpn: Alpn) -> Result<ServerConfig, TlsError> {
             for c in &tls.crls {
                 revoked.extend(crls(c)?);
             }
-            let verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
-                    .with_crls(revoked);
+            let verifier = WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots(ca, "client_ca")?),
+                provider(),
+            )
+            .with_crls(revoked);
             let verifier = match tls.client_auth {
                 ClientAuth::Required => verifier,
                 ClientAuth::Optional => verifier.allow_unauthenticated(),

@@ -14,33 +14,33 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use portcullis_conn::{ConnLimits, ConnState, Registry, TrackedIo};
+use portcullis_conn::{ConnLimits, ConnState, Registry, TlsServer, TrackedIo};
 use portcullis_policy::Peer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::counted::Counted;
 use crate::forward::NewProxy;
-use crate::tls::TlsIn;
 
 /// Largest request head buffered (HTTP/1).
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// How long in-flight requests may take after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the TLS files are checked for changes.
-const TLS_RELOAD_EVERY: Duration = Duration::from_secs(1);
 
 /// Serves proxy mode on `listener` (TLS when `tls` is given) until `shutdown`
 /// flips to true, then drains. Connections are held within `limits`.
 pub async fn serve(
     listener: TcpListener,
     proxy: NewProxy,
-    tls: Option<Arc<TlsIn>>,
+    tls: Option<Arc<TlsServer>>,
     mut shutdown: watch::Receiver<bool>,
     limits: ConnLimits,
 ) {
     if let Some(tls) = &tls {
-        tokio::spawn(tls.clone().watch(TLS_RELOAD_EVERY, shutdown.clone()));
+        tokio::spawn(
+            tls.clone()
+                .watch(portcullis_conn::tls::RELOAD_EVERY, shutdown.clone()),
+        );
     }
     proxy.warm();
     let mut builder = Builder::new(TokioExecutor::new());
@@ -89,7 +89,7 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let proxy = proxy.clone();
-        let acceptor = tls.as_ref().map(|t| t.acceptor());
+        let tls = tls.clone();
         let limits = limits.clone();
         tokio::spawn(async move {
             let served = async {
@@ -98,7 +98,7 @@ pub async fn serve(
                     certificate: None,
                     principal: None,
                 };
-                match acceptor {
+                match tls {
                     None => {
                         let service = TowerToHyperService::new(Counted::new(
                             proxy.new_service(peer, false),
@@ -110,29 +110,15 @@ pub async fn serve(
                             .into_owned();
                         let _ = watcher.watch(conn).await;
                     }
-                    Some(acceptor) => {
-                        let tls = match tokio::time::timeout(
-                            limits.header_read_timeout,
-                            acceptor.accept(stream),
-                        )
-                        .await
-                        {
-                            Ok(Ok(tls)) => tls,
-                            Ok(Err(e)) => {
-                                tracing::info!(peer = %addr, error = %e, "TLS handshake refused");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::info!(peer = %addr, "TLS handshake timed out");
-                                return;
-                            }
+                    Some(server) => {
+                        // Refused handshakes are logged there, with their reason.
+                        let Some((tls, tls_peer)) = server
+                            .handshake(stream, addr, limits.header_read_timeout)
+                            .await
+                        else {
+                            return;
                         };
-                        peer.certificate = tls
-                            .get_ref()
-                            .1
-                            .peer_certificates()
-                            .and_then(|c| c.first())
-                            .map(|der| to_pem(der.as_ref()));
+                        peer.certificate = tls_peer.certificate;
                         let service = TowerToHyperService::new(Counted::new(
                             proxy.new_service(peer, true),
                             state.clone(),
@@ -158,18 +144,4 @@ pub async fn serve(
     {
         tracing::warn!("proxy drain timed out; closing remaining connections");
     }
-}
-
-/// A DER certificate as PEM (what [`Peer::certificate`] holds).
-fn to_pem(der: &[u8]) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 60);
-    out.push_str("-----BEGIN CERTIFICATE-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
 }

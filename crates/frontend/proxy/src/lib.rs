@@ -20,4 +20,4 @@ mod upstream;
 pub use accept::serve;
 pub use body::ProxyBody;
 pub use forward::{NewProxy, Proxy};
-pub use tls::{TlsError, TlsIn};
+pub use tls::TlsError;
