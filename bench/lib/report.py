@@ -6,9 +6,10 @@
 Rows (tab-separated): scenario, role, label, rps, p50_ms, p99_ms, rss_kb, cpu_us_per_req,
 requests, non2xx, errors, loadgen_cpu_pct, expect (2xx|non2xx), cpu split by process,
 server busy % (server CPU time / wall time), user share of that CPU time %.
-`role` is one of: portcullis, envoy, ceiling, ceiling-hyper, paced-portcullis,
-paced-ceiling, variant. Ratios are Portcullis / Envoy for each scenario (req/s; for CPU and
-RSS the ratio is also Portcullis / Envoy, so lower is better there).
+`role` is one of: portcullis, envoy, ceiling, ceiling-hyper, ceiling-floor, paced-portcullis,
+paced-ceiling, variant, floor-grpc, floor-http, setting:SETTINGS. Ratios are Portcullis / Envoy
+for each scenario (req/s; for CPU and RSS the ratio is also Portcullis / Envoy, so lower is
+better there). Scenario 8's rows are 8.Nc (cached) and 8.Nu (uncached) for N issuers.
 """
 
 import sys
@@ -23,7 +24,27 @@ SCENARIOS = [
     ("5", "end to end: Envoy ext_authz gRPC -> Portcullis vs Envoy jwt_authn; -> upstream"),
     ("6", "NGINX auth_request -> Portcullis -> upstream (vs Envoy jwt_authn -> upstream)"),
     ("7", "proxy mode: Portcullis proxy -> upstream vs Envoy jwt_authn -> upstream"),
+    ("8.1c", "1 issuer, 10,000 tokens, caches on (warm)"),
+    ("8.50c", "50 issuers (provider, key, rule each), 10,000 tokens, caches on (warm)"),
+    ("8.500c", "500 issuers, 10,000 tokens, caches on (warm)"),
+    ("8.1u", "1 issuer, 10,000 tokens, caches off"),
+    ("8.50u", "50 issuers, 10,000 tokens, caches off"),
+    ("8.500u", "500 issuers, 10,000 tokens, caches off"),
+    ("10", "two workers each (not pinned), wrk -t2, one RS256 token repeated"),
 ]
+
+
+def split_of(r):
+    """'envoy 12.3 + bench-floor 4.5' -> {'envoy': 12.3, 'bench-floor': 4.5}"""
+    out = {}
+    for part in r["split"].split(" + "):
+        name, _, v = part.rpartition(" ")
+        if name:
+            try:
+                out[name] = float(v)
+            except ValueError:
+                pass
+    return out
 
 
 def load(path):
@@ -133,7 +154,24 @@ def main():
         print("|---|---|---:|---|---|---|---|---|---|---|")
         for r in extra:
             p = by.get((r["scenario"], "portcullis"))
-            if r["role"].startswith("ceiling") and p:
+            p5g = by.get(("5", "portcullis"))
+            p5h = by.get(("5", "variant"))
+            base9 = by.get(("9", "floor-grpc"))
+            if r["role"] == "floor-grpc":
+                vs = (f"Portcullis over gRPC (row 5) / this = **{ratio(p5g['rps'], r['rps'])}** req/s, "
+                      f"this / Portcullis by CPU/req = **{ratio(r['cpu'], p5g['cpu'])}**" if p5g
+                      else "the ratio needs scenario 5's gRPC row")
+            elif r["role"] == "floor-http":
+                vs = (f"Portcullis over HTTP (row 5) / this = **{ratio(p5h['rps'], r['rps'])}** req/s, "
+                      f"this / Portcullis by CPU/req = **{ratio(r['cpu'], p5h['cpu'])}**" if p5h
+                      else "the ratio needs scenario 5's HTTP row")
+            elif r["role"].startswith("setting:") and base9:
+                eb = split_of(base9).get("envoy")
+                er = split_of(r).get("envoy")
+                vs = f"this / scenario 5's settings = {ratio(r['rps'], base9['rps'])} req/s"
+                if eb and er:
+                    vs += f"; Envoy CPU {er:.1f} vs {eb:.1f} µs/req ({(er - eb) / eb * 100:+.0f}%)"
+            elif r["role"].startswith("ceiling") and p:
                 vs = f"Portcullis / this = **{ratio(p['rps'], r['rps'])}**"
             elif r["role"].startswith("paced") and p:
                 vs = f"{r['rps'] / p['rps'] * 100:.0f}% of Portcullis's peak"
@@ -149,6 +187,28 @@ def main():
                 vs += f"; by CPU/req: this / Portcullis = **{ratio(r['cpu'], p['cpu'])}**"
             print(f"| {r['scenario']} | {r['label']} | {r['rps']:,.0f} | {ms(r['p50'])} | {ms(r['p99'])} "
                   f"| {mb(r['rss'])} | {r['cpu']:.1f} ({r['user']:.0f}%) | {r['busy']:.0f}% | {vs} | {flags(r)} |")
+
+    many = []
+    for kind, name in (("c", "cached"), ("u", "uncached")):
+        for role, who in (("portcullis", "Portcullis"), ("envoy", "Envoy jwt_authn")):
+            one = by.get((f"8.1{kind}", role))
+            far = by.get((f"8.500{kind}", role))
+            mid = by.get((f"8.50{kind}", role))
+            if one and far:
+                many.append(
+                    f"| {who}, {name} | {one['rps']:,.0f} | {mid['rps']:,.0f} | {far['rps']:,.0f} "
+                    f"| **{ratio(far['rps'], one['rps'])}** | {one['cpu']:.1f} / {far['cpu']:.1f} |"
+                    if mid else
+                    f"| {who}, {name} | {one['rps']:,.0f} | | {far['rps']:,.0f} "
+                    f"| **{ratio(far['rps'], one['rps'])}** | {one['cpu']:.1f} / {far['cpu']:.1f} |"
+                )
+    if many:
+        print()
+        print("Scenario 8, many issuers (target: N = 500 within 10 % of N = 1):")
+        print()
+        print("| server | N = 1 req/s | N = 50 req/s | N = 500 req/s | **500 / 1** | CPU µs/req N = 1 / 500 |")
+        print("|---|---:|---:|---:|---:|---|")
+        print("\n".join(many))
 
     lines = []
     if "rss100k_after_kb" in f:

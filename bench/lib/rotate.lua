@@ -1,5 +1,6 @@
 -- wrk script: every request carries `Authorization: Bearer <token>`, the tokens
--- taken in turn from a file (one a line).
+-- taken in turn from a file (one a line). A line `TOKEN /some/path` also names the
+-- path of that request, appended to the URL's path (scenario 8: each tenant's rule).
 --
 -- Environment:
 --   BENCH_TOKENS      the token file (required)
@@ -32,8 +33,21 @@ end
 if not first or first == "" then error("no tokens in " .. file) end
 local single = limit == 1 or not second or second == ""
 
+-- "TOKEN" or "TOKEN /path" -> token, path (wrk.path with a trailing / dropped, + /path)
+local function split(line)
+  local tok, suffix = line:match("^(%S+) (%S+)$")
+  if not tok then return line, wrk.path end
+  return tok, wrk.path:gsub("/$", "") .. suffix
+end
+
 if single then
-  wrk.headers["Authorization"] = "Bearer " .. first
+  local tok, suffix = first:match("^(%S+) (%S+)$")
+  if tok then
+    wrk.headers["Authorization"] = "Bearer " .. tok
+    wrk.path = (wrk.path or "/"):gsub("/$", "") .. suffix
+  else
+    wrk.headers["Authorization"] = "Bearer " .. first
+  end
 else
   local requests = {}
   local n = 0
@@ -43,7 +57,8 @@ else
   function init(args)
     for line in io.lines(file) do
       if line ~= "" then
-        requests[#requests + 1] = wrk.format("GET", wrk.path, { ["Authorization"] = "Bearer " .. line })
+        local tok, path = split(line)
+        requests[#requests + 1] = wrk.format("GET", path, { ["Authorization"] = "Bearer " .. tok })
         if limit > 0 and #requests >= limit then break end
       end
     end

@@ -1,0 +1,42 @@
+//! `bench-floor http`: hyper 1's own HTTP/1 server connection answering 200 with an
+//! empty body to everything; no routing, no headers read, no timers.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use http_body_util::Empty;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// Accepts on `addr` until SIGTERM/SIGINT; one task per connection.
+pub(crate) async fn serve(addr: SocketAddr) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    let stop = crate::shutdown();
+    tokio::pin!(stop);
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut stop => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // Out of file descriptors and the like: keep serving the others.
+                Err(_) => continue,
+            },
+        };
+        // Small answers: send each at once, as the servers it is compared with do.
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            // A client that breaks the connection is no concern of the floor's.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service_fn(ok))
+                .await;
+        });
+    }
+}
+
+async fn ok(_: Request<Incoming>) -> Result<Response<Empty<Bytes>>, Infallible> {
+    Ok(Response::new(Empty::new()))
+}

@@ -1,0 +1,77 @@
+//! Do-nothing servers that give `bench/run` its floors (not part of Portcullis).
+//!
+//! ```text
+//! bench-floor http ADDR         every HTTP/1.1 request: 200, empty body (hyper's own floor)
+//! bench-floor authz-grpc ADDR   envoy.service.auth.v3.Authorization/Check: always OK
+//! ```
+//!
+//! Both run on one current-thread tokio runtime (one core, as `--workers 1`) and stop
+//! on SIGTERM or SIGINT. Nothing is read from the request beyond what the protocol
+//! needs, so a benchmark row against them is the cost of the server stack itself.
+
+mod authz;
+mod http;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: bench-floor (http | authz-grpc) ADDR";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (mode, addr) = match args.as_slice() {
+        [mode, addr] => (mode.as_str(), addr),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let addr: SocketAddr = match addr.parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("bench-floor: bad ADDR {addr:?}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bench-floor: tokio runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let served = match mode {
+        "http" => runtime.block_on(http::serve(addr)),
+        "authz-grpc" => runtime.block_on(authz::serve(addr)),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-floor {mode} {addr}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT (bench/run stops its servers with SIGTERM).
+async fn shutdown() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
