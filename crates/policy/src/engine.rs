@@ -22,6 +22,7 @@ use crate::inject::TokenSlot;
 use crate::issuer_index::IssuerIndex;
 use crate::keyslot::{KeySlot, KeySnapshot};
 use crate::request::AuthRequest;
+use crate::rule_index::RuleIndex;
 
 mod inbound;
 mod introspection;
@@ -102,6 +103,8 @@ pub struct CacheStats {
 pub struct Engine {
     providers: Vec<Provider>,
     rules: Vec<Rule>,
+    /// Which rules a path can match, for configs with many rules.
+    rule_index: RuleIndex,
     /// Every header any provider or rule may set: removed from requests unless we set it.
     identity_headers: Vec<HeaderName>,
     /// The other spellings of each identity header (`x_user` for `x-user`), which
@@ -196,6 +199,7 @@ impl Engine {
         let identity_spellings = identity_headers.iter().flat_map(other_spellings).collect();
         let kept_claims = claims_rules_read(&rules);
         let has_conditions = rules.iter().any(|r| r.when.is_some());
+        let rule_index = RuleIndex::new(rules.iter());
         let issuers = IssuerIndex::new(&providers.iter().map(|p| &p.config).collect::<Vec<_>>());
         let has_deny_templates = rules.iter().any(|r| r.deny.is_some())
             || providers.iter().any(|p| p.config.deny.is_some());
@@ -212,6 +216,7 @@ impl Engine {
             .then(|| NegativeCache::new(limits.token_cache_entries));
         Engine {
             providers,
+            rule_index,
             rules: rules
                 .into_iter()
                 .map(|config| Rule {
@@ -338,6 +343,12 @@ impl Engine {
         self.rules.iter().map(|r| &*r.name)
     }
 
+    /// Whether rules are found through the [`RuleIndex`] (many rules).
+    #[cfg(test)]
+    pub(crate) fn rule_index_enabled(&self) -> bool {
+        self.rule_index.enabled()
+    }
+
     /// Decides a request at `now` (seconds since the epoch).
     pub fn decide(&self, req: &AuthRequest<'_>, now: i64) -> Decision {
         self.decide_traced(req, now, &mut NoTrace)
@@ -446,6 +457,14 @@ impl Engine {
                 });
                 rule
             }
+            // Many rules: only those the path's first segment allows, in the same
+            // order ([`RuleIndex`]). Explained requests try every rule, so that the
+            // explanation shows each one that did not match.
+            None if !T::RECORDS && self.rule_index.enabled() => self
+                .rule_index
+                .candidates(&path)
+                .filter_map(|i| self.rules.get(i))
+                .find(|r| matches(&r.config, req.method, &host, &path)),
             None => self.rules.iter().find(|r| {
                 let matched = matches(&r.config, req.method, &host, &path);
                 trace.step(|| explain::rule_step(&r.config, matched, req.method, &host, &path));

@@ -30,6 +30,7 @@ pub mod matcher;
 pub mod peer;
 mod provider_metadata;
 mod request;
+mod rule_index;
 pub mod schema;
 pub mod spiffe;
 pub mod template;

@@ -106,6 +106,16 @@ impl PathPattern {
         &self.text
     }
 
+    /// The first segment when it is literal (no `*`): every path this pattern
+    /// matches begins with `/` and it (`/api/**` -> `api`, `/` -> ``). `None` when
+    /// the pattern begins with `**` or a glob.
+    pub fn literal_first_segment(&self) -> Option<&str> {
+        match self.segments.first()? {
+            Segment::Glob(g) if !g.contains('*') => Some(g),
+            _ => None,
+        }
+    }
+
     /// Whether a normalized path (no query) matches.
     pub fn matches(&self, path: &str) -> bool {
         match path.strip_prefix('/') {
