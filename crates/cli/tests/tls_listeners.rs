@@ -495,21 +495,27 @@ fn our_listeners_serve_tls_verify_client_certificates_and_reload() {
     assert!(!log().contains("panicked"), "{}", log());
 }
 
+/// `serve` with the config `text` (written to `dir/portcullis.yaml`) exits 2: its stderr.
+fn serve_fails(dir: &Path, text: &str) -> String {
+    let path = dir.join("portcullis.yaml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
 #[test]
 fn a_tls_file_that_cannot_be_used_fails_serve_naming_file_line_and_field() {
     let dir = TempDir::new("tls-bad-file");
     let d = dir.path();
     let issuer = Issuer::new(Algorithm::ES256, "k1", "https://idp.test");
     let text = config(d, &issuer, free_port(), free_port(), free_port());
-    let path = d.join("portcullis.yaml");
-    std::fs::write(&path, &text).unwrap();
-    let out = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = serve_fails(d, &text);
     // The first file it reads is the client CA's.
     assert!(
         stderr.contains("portcullis.yaml:3: listen.http_tls.client_ca:")
@@ -538,15 +544,7 @@ rules:
         proxy = free_port(),
         d = d.display()
     );
-    let path = d.join("portcullis.yaml");
-    std::fs::write(&path, &text).unwrap();
-    let out = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = serve_fails(d, &text);
     assert!(
         stderr.contains("portcullis.yaml:4: listen.proxy_tls.cert:")
             && stderr.contains("missing-server.pem"),
