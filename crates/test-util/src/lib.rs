@@ -130,12 +130,19 @@ impl Portcullis {
     /// Starts `bin serve` with `providers_and_rules` (YAML without `listen:`), and waits
     /// for `/healthz`. Ports are chosen here.
     pub fn start(bin: &str, providers_and_rules: &str) -> Portcullis {
+        Portcullis::start_with_port(bin, |_| providers_and_rules.to_owned()).0
+    }
+
+    /// As [`Portcullis::start`], with one more free port that `config_for(port)`
+    /// writes into the config (a `proxy:` listener, say), chosen anew on each try
+    /// like the others.
+    pub fn start_with_port(bin: &str, config_for: impl Fn(u16) -> String) -> (Portcullis, u16) {
         // A port picked free can be taken by another test's server before Portcullis
-        // binds it (CI saw one such start fail): then pick new ones and start again.
+        // binds it (CI saw such starts fail): then pick new ones and start again.
         for _ in 0..3 {
-            let (http, grpc, admin) = (free_port(), free_port(), free_port());
-            match Portcullis::try_start_on(bin, providers_and_rules, http, grpc, admin) {
-                Ok(p) => return p,
+            let (http, grpc, admin, extra) = (free_port(), free_port(), free_port(), free_port());
+            match Portcullis::try_start_on(bin, &config_for(extra), http, grpc, admin) {
+                Ok(p) => return (p, extra),
                 Err(log) if log.contains("in use") => continue,
                 Err(log) => panic!("portcullis exited at start; log:\n{log}"),
             }

@@ -136,8 +136,12 @@ impl MatrixEnv {
     pub fn start_proxy(bin: &str, label: &str, upstream: &str) -> (MatrixEnv, u16) {
         let issuer = Issuer::new(Algorithm::ES256, "matrix-es256", MATRIX_ISSUER);
         let jwks = JwksServer::start(&issuer.jwks(), Some(300));
-        let port = crate::free_port();
-        let portcullis = Portcullis::start(bin, &matrix_proxy_config(&jwks.url(), port, upstream));
+        // The proxy port is picked with the others, so that a port taken before
+        // Portcullis binds it is picked again (CI saw all three tries fail when only
+        // the others were).
+        let (portcullis, port) = Portcullis::start_with_port(bin, |port| {
+            matrix_proxy_config(&jwks.url(), port, upstream)
+        });
         portcullis.wait_ready(Duration::from_secs(20));
         let env = MatrixEnv {
             issuer,
