@@ -44,6 +44,22 @@ const PATHS: &[&str] = &[
     "/apix",
     "/admin",
     "/%2e%2e/t1",
+    // Confusing forms an outsider sends: the engine reads each the one canonical
+    // way (or refuses it) before any rule is looked up, index or not.
+    "//t1/admin",
+    "/t1/../t2/admin",
+    "/t2/%2e%2e/t1/admin",
+    "/t1%2fadmin",
+    "/t1%2Fadmin",
+    "/./t1/admin",
+    "/t1//admin",
+    "/t1/admin/",
+    "/%74%31/admin",
+    "/t1;x/admin",
+    "/t1/admin?x=/t2",
+    "/t1/admin#/t2",
+    "/t1\\admin",
+    "/ t1/admin",
 ];
 
 /// A small deterministic generator (xorshift), so failures reproduce.
