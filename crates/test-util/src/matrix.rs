@@ -38,10 +38,12 @@ pub(crate) const SUBJECT: &str = "alice";
 pub(crate) const SPOOFED_USER: &str = "mallory";
 
 /// The rule names of [`matrix_config`].
-const RULES: [&str; 6] = [
+const RULES: [&str; 8] = [
     "anonymous-host",
     "restricted-host",
     "public",
+    "tenant-a",
+    "tenant-b",
     "admin",
     "orders",
     "default",
@@ -68,6 +70,15 @@ rules:
   - name: public
     match: {{path: "/public/**"}}
     allow: anonymous
+  # Two tenants' rules, so that the matrix has 8 rules and Portcullis finds them
+  # by the path's first segment (the rule index): every confusing request of the
+  # corpus is then decided through the index.
+  - name: tenant-a
+    match: {{path: "/tenant-a/**"}}
+    allow: anonymous
+  - name: tenant-b
+    match: {{path: "/tenant-b/**"}}
+    claims: {{groups: [admins]}}
   - name: admin
     match: {{path: "/admin/**"}}
     claims: {{groups: [admins]}}
