@@ -7,7 +7,7 @@ Rows (tab-separated): scenario, role, label, rps, p50_ms, p99_ms, rss_kb, cpu_us
 requests, non2xx, errors, loadgen_cpu_pct, expect (2xx|non2xx), cpu split by process,
 server busy % (server CPU time / wall time), user share of that CPU time %.
 `role` is one of: portcullis, envoy, ceiling, ceiling-hyper, ceiling-floor, paced-portcullis,
-paced-ceiling, variant, floor-grpc, floor-http, setting:SETTINGS. Ratios are Portcullis / Envoy
+paced-ceiling, variant, floor-grpc, floor-grpc-metadata, floor-http, setting:SETTINGS. Ratios are Portcullis / Envoy
 for each scenario (req/s; for CPU and RSS the ratio is also Portcullis / Envoy, so lower is
 better there). Scenario 8's rows are 8.Nc (cached) and 8.Nu (uncached) for N issuers.
 """
@@ -161,6 +161,14 @@ def main():
                 vs = (f"Portcullis over gRPC (row 5) / this = **{ratio(p5g['rps'], r['rps'])}** req/s, "
                       f"this / Portcullis by CPU/req = **{ratio(r['cpu'], p5g['cpu'])}**" if p5g
                       else "the ratio needs scenario 5's gRPC row")
+            elif r["role"] == "floor-grpc-metadata":
+                vs = (f"Portcullis over gRPC (row 5) / this = **{ratio(p5g['rps'], r['rps'])}** req/s, "
+                      f"this / Portcullis by CPU/req = **{ratio(r['cpu'], p5g['cpu'])}**" if p5g
+                      else "the ratio needs scenario 5's gRPC row")
+                eb = split_of(base9).get("envoy") if base9 else None
+                er = split_of(r).get("envoy")
+                if eb and er:
+                    vs += f"; Envoy CPU {er:.1f} vs {eb:.1f} µs/req without metadata ({(er - eb) / eb * 100:+.0f}%)"
             elif r["role"] == "floor-http":
                 vs = (f"Portcullis over HTTP (row 5) / this = **{ratio(p5h['rps'], r['rps'])}** req/s, "
                       f"this / Portcullis by CPU/req = **{ratio(r['cpu'], p5h['cpu'])}**" if p5h

@@ -3,6 +3,8 @@
 //! ```text
 //! bench-floor http ADDR         every HTTP/1.1 request: 200, empty body (hyper's own floor)
 //! bench-floor authz-grpc ADDR   envoy.service.auth.v3.Authorization/Check: always OK
+//! bench-floor authz-grpc-metadata ADDR CLAIMS.json
+//!                               the same OK, with the identity metadata of CLAIMS.json
 //! ```
 //!
 //! Both run on one current-thread tokio runtime (one core, as `--workers 1`) and stop
@@ -15,12 +17,15 @@ mod http;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: bench-floor (http | authz-grpc) ADDR";
+const USAGE: &str = "usage: bench-floor (http | authz-grpc) ADDR | bench-floor authz-grpc-metadata ADDR CLAIMS.json";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (mode, addr) = match args.as_slice() {
-        [mode, addr] => (mode.as_str(), addr),
+    let (mode, addr, claims) = match args.as_slice() {
+        [mode, addr] => (mode.as_str(), addr, None),
+        [mode, addr, claims] if mode == "authz-grpc-metadata" => {
+            (mode.as_str(), addr, Some(claims))
+        }
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -45,7 +50,17 @@ fn main() -> ExitCode {
     };
     let served = match mode {
         "http" => runtime.block_on(http::serve(addr)),
-        "authz-grpc" => runtime.block_on(authz::serve(addr)),
+        "authz-grpc" => runtime.block_on(authz::serve(addr, None)),
+        "authz-grpc-metadata" => {
+            let metadata = claims
+                .ok_or_else(|| std::io::Error::other("CLAIMS.json missing"))
+                .and_then(std::fs::read)
+                .and_then(|json| authz::identity_metadata(&json));
+            match metadata {
+                Ok(m) => runtime.block_on(authz::serve(addr, Some(m))),
+                Err(e) => Err(e),
+            }
+        }
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

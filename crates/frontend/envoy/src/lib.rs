@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 // Fuzzing entry points with fixed secrets: never in a release build.
+mod answer;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz_logic;
@@ -48,12 +49,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use envoy_types::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
 use portcullis_decider::Decider;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
-use crate::service::AuthorizationService;
+use crate::service::{AuthorizationServer, AuthorizationService};
 
 /// The gRPC service name Envoy calls (also reported SERVING by the health service).
 pub const SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
@@ -125,9 +125,7 @@ async fn router(
 ) -> tonic::transport::server::Router {
     let (reporter, health) = tonic_health::server::health_reporter();
     // "" (the whole server) starts SERVING; so does the authorization service.
-    reporter
-        .set_serving::<AuthorizationServer<AuthorizationService>>()
-        .await;
+    reporter.set_serving::<AuthorizationServer>().await;
     // Limits: a Check is small and fast; anything slow or huge is an attack or a bug.
     Server::builder()
         .timeout(Duration::from_secs(10))
@@ -150,9 +148,7 @@ mod tests {
 
     #[test]
     fn service_name_is_the_one_envoy_calls() {
-        assert_eq!(
-            <AuthorizationServer<AuthorizationService> as NamedService>::NAME,
-            SERVICE_NAME
-        );
+        assert_eq!(<AuthorizationServer as NamedService>::NAME, SERVICE_NAME);
+        assert_eq!(crate::service::CHECK_PATH, format!("/{SERVICE_NAME}/Check"));
     }
 }

@@ -11,6 +11,7 @@ use envoy_types::pb::envoy::r#type::v3::{HttpStatus, StatusCode as HttpStatusCod
 use envoy_types::pb::google::rpc::Status;
 use portcullis_policy::{Allow, Decision, Deny, DenyStatus};
 
+use crate::answer::CheckAnswer;
 use crate::metadata::identity_metadata;
 
 /// `google.rpc.Code` values used in `CheckResponse.status`.
@@ -24,16 +25,16 @@ pub(crate) enum RpcCode {
 }
 
 /// The answer to Envoy for a decision.
-pub(crate) fn check_response(decision: &Decision) -> CheckResponse {
+pub(crate) fn check_response(decision: &Decision) -> CheckAnswer {
     match decision {
         Decision::Allow(allow) => allowed(allow),
-        Decision::Deny(deny) => denied(deny),
+        Decision::Deny(deny) => denied(deny).into(),
     }
 }
 
 /// OK, with the identity headers set (overwriting client-sent copies), every other
 /// identity header removed, and the identity as dynamic metadata.
-pub(crate) fn allowed(allow: &Allow) -> CheckResponse {
+pub(crate) fn allowed(allow: &Allow) -> CheckAnswer {
     let Allow {
         rule: _,
         identity,
@@ -56,12 +57,16 @@ pub(crate) fn allowed(allow: &Allow) -> CheckResponse {
             .collect(),
         ..OkHttpResponse::default()
     };
-    CheckResponse {
-        status: Some(status(RpcCode::Ok, "")),
-        dynamic_metadata: identity
+    CheckAnswer {
+        response: CheckResponse {
+            status: Some(status(RpcCode::Ok, "")),
+            // Written as bytes in `metadata`.
+            dynamic_metadata: None,
+            http_response: Some(HttpResponse::OkResponse(ok)),
+        },
+        metadata: identity
             .as_deref()
             .map(|i| identity_metadata(i, claims_json.as_deref())),
-        http_response: Some(HttpResponse::OkResponse(ok)),
     }
 }
 
@@ -138,8 +143,8 @@ fn denied_with(
 /// A header that replaces any existing value (`append` stays unset: it is deprecated).
 /// Adds `Set-Cookie` headers (appended, one per cookie) to an answer: a denied one's
 /// own response, or an allowed one's response from the upstream.
-pub(crate) fn add_set_cookies(answer: &mut CheckResponse, cookies: &[String]) {
-    let to = match &mut answer.http_response {
+pub(crate) fn add_set_cookies(answer: &mut CheckAnswer, cookies: &[String]) {
+    let to = match &mut answer.response.http_response {
         Some(HttpResponse::DeniedResponse(denied)) => &mut denied.headers,
         // An allow: on the upstream's response to the client (a renewed session cookie).
         Some(HttpResponse::OkResponse(ok)) => &mut ok.response_headers_to_add,

@@ -2,13 +2,17 @@
 
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
-use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use portcullis_decider::{Decider, Frontend};
 use portcullis_login::Login;
 use portcullis_policy::{AuthRequest, Decision, Deny, DenyReason};
-use tonic::{Request, Response, Status};
+use tonic::codegen::{BoxFuture, StdError};
+use tonic::server::{Grpc, NamedService, UnaryService};
 
+use crate::answer::CheckAnswer;
 use crate::request::EnvoyRequest;
 use crate::response;
 
@@ -40,7 +44,7 @@ impl AuthorizationService {
 
     /// Decides one `CheckRequest`. Never an error: every outcome is an answer Envoy
     /// enforces, whatever its `failure_mode_allow`.
-    pub(crate) async fn decide(&self, check: CheckRequest) -> CheckResponse {
+    pub(crate) async fn decide(&self, check: CheckRequest) -> CheckAnswer {
         match EnvoyRequest::try_from(check) {
             Ok(req) => {
                 let now = self.decider.now();
@@ -80,12 +84,86 @@ impl AuthorizationService {
     }
 }
 
-#[tonic::async_trait]
-impl Authorization for AuthorizationService {
-    async fn check(
-        &self,
-        request: Request<CheckRequest>,
-    ) -> Result<Response<CheckResponse>, Status> {
-        Ok(Response::new(self.decide(request.into_inner()).await))
+/// The `envoy.service.auth.v3.Authorization` gRPC service, as tonic's generated
+/// server would route it, but answering with [`CheckAnswer`] (the same bytes as a
+/// `CheckResponse`, with the metadata written once, not built as a tree).
+#[derive(Clone, Debug)]
+pub(crate) struct AuthorizationServer {
+    service: Arc<AuthorizationService>,
+}
+
+/// The one method's path.
+pub(crate) const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
+
+// === impl AuthorizationServer ===
+
+impl AuthorizationServer {
+    pub(crate) fn new(service: AuthorizationService) -> Self {
+        AuthorizationServer {
+            service: Arc::new(service),
+        }
+    }
+}
+
+impl NamedService for AuthorizationServer {
+    const NAME: &'static str = crate::SERVICE_NAME;
+}
+
+impl<B> tower_service::Service<http::Request<B>> for AuthorizationServer
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() != CHECK_PATH {
+            return Box::pin(async { Ok(unimplemented()) });
+        }
+        let check = Check(Arc::clone(&self.service));
+        Box::pin(async move {
+            // tonic's defaults, as the generated server has them: no compression,
+            // 4 MiB per message.
+            let codec = tonic_prost::ProstCodec::<CheckAnswer, CheckRequest>::default();
+            Ok(Grpc::new(codec).unary(check, request).await)
+        })
+    }
+}
+
+/// Any other method of the service: `UNIMPLEMENTED`.
+fn unimplemented() -> http::Response<tonic::body::Body> {
+    let mut response = http::Response::new(tonic::body::Body::default());
+    let headers = response.headers_mut();
+    headers.insert(
+        tonic::Status::GRPC_STATUS,
+        http::HeaderValue::from(tonic::Code::Unimplemented as i32),
+    );
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        tonic::metadata::GRPC_CONTENT_TYPE,
+    );
+    response
+}
+
+/// One `Check` call.
+struct Check(Arc<AuthorizationService>);
+
+impl UnaryService<CheckRequest> for Check {
+    type Response = CheckAnswer;
+    type Future = BoxFuture<tonic::Response<CheckAnswer>, tonic::Status>;
+
+    fn call(&mut self, request: tonic::Request<CheckRequest>) -> Self::Future {
+        let service = Arc::clone(&self.0);
+        Box::pin(async move {
+            Ok(tonic::Response::new(
+                service.decide(request.into_inner()).await,
+            ))
+        })
     }
 }

@@ -1,10 +1,12 @@
 use std::sync::Arc;
 
+use envoy_types::pb::google::protobuf::Struct;
 use envoy_types::pb::google::protobuf::value::Kind;
 use http::{HeaderName, HeaderValue as HttpHeaderValue};
 use portcullis_jose::Claims;
 use portcullis_policy::DenyReason as Reason;
 use portcullis_policy::Identity;
+use prost::Message as _;
 
 use super::*;
 
@@ -81,9 +83,10 @@ fn allows_with_overwritten_identity_headers_and_metadata() {
         &[("x-user", b"alice"), ("x-tenant", b"acme")],
         &["x-groups"],
     );
-    let r = check_response(&Decision::Allow(a));
+    let answer = check_response(&Decision::Allow(a));
+    let r = &answer.response;
     assert_eq!(r.status.as_ref().unwrap().code, RpcCode::Ok as i32);
-    let ok = ok_part(&r);
+    let ok = ok_part(r);
     assert_eq!(
         header_pairs(&ok.headers),
         [("x-user", "alice"), ("x-tenant", "acme")]
@@ -99,7 +102,8 @@ fn allows_with_overwritten_identity_headers_and_metadata() {
         assert!(!h.keep_empty_value);
     }
     assert_eq!(ok.headers_to_remove, ["x-groups"]);
-    let meta = r.dynamic_metadata.as_ref().unwrap();
+    assert_eq!(r.dynamic_metadata, None, "sent as bytes");
+    let meta = Struct::decode(answer.metadata.as_deref().unwrap()).unwrap();
     assert_eq!(
         meta.fields["sub"].kind,
         Some(Kind::StringValue("alice".to_owned()))
@@ -112,10 +116,12 @@ fn allows_with_overwritten_identity_headers_and_metadata() {
 
 #[test]
 fn allows_anonymous_with_headers_to_remove_and_no_metadata() {
-    let r = allowed(&allow(None, &[], &["x-user", "x-tenant"]));
+    let answer = allowed(&allow(None, &[], &["x-user", "x-tenant"]));
+    assert_eq!(answer.metadata, None);
+    let r = &answer.response;
     assert_eq!(r.status.as_ref().unwrap().code, 0);
     assert_eq!(r.dynamic_metadata, None);
-    let ok = ok_part(&r);
+    let ok = ok_part(r);
     assert!(ok.headers.is_empty());
     assert_eq!(ok.headers_to_remove, ["x-user", "x-tenant"]);
 }
@@ -123,7 +129,7 @@ fn allows_anonymous_with_headers_to_remove_and_no_metadata() {
 #[test]
 fn allows_non_utf8_header_value_as_raw_value() {
     let r = allowed(&allow(None, &[("x-name", b"caf\xe9")], &[]));
-    let h = ok_part(&r).headers[0].header.as_ref().unwrap();
+    let h = ok_part(&r.response).headers[0].header.as_ref().unwrap();
     assert_eq!(
         (h.value.as_str(), h.raw_value.as_slice()),
         ("", &b"caf\xe9"[..])
@@ -132,12 +138,14 @@ fn allows_non_utf8_header_value_as_raw_value() {
 
 #[test]
 fn denies_missing_token_with_unauthenticated_401() {
-    let r = check_response(&Decision::Deny(deny(401, Reason::TokenMissing)));
+    let answer = check_response(&Decision::Deny(deny(401, Reason::TokenMissing)));
+    assert_eq!(answer.metadata, None);
+    let r = &answer.response;
     let status = r.status.as_ref().unwrap();
     assert_eq!(status.code, RpcCode::Unauthenticated as i32);
     assert_eq!(status.message, "token_missing");
     assert_eq!(r.dynamic_metadata, None);
-    let d = denied_part(&r);
+    let d = denied_part(r);
     assert_eq!(
         d.status.as_ref().unwrap().code,
         i32::from(HttpStatusCode::Unauthorized)
