@@ -79,28 +79,46 @@ const VALUE_STRUCT: u32 = 5;
 const VALUE_LIST: u32 = 6;
 const LIST_VALUES: u32 = 1;
 
-/// Puts `tag` and the length of `out[start..]` before those bytes, making them one
-/// length-delimited field. The length is known only once the bytes are written; moving
-/// them (claims are a few hundred bytes) is cheaper than measuring everything twice.
-fn close_field(out: &mut Vec<u8>, start: usize, tag: u32) {
-    let len = (out.len() - start) as u64;
-    // A key of a small tag is one byte, a length at most ten.
-    let mut prefix = [0u8; 11];
-    let mut free = &mut prefix[..];
-    encode_key(tag, WireType::LengthDelimited, &mut free);
-    encode_varint(len, &mut free);
-    let used = 11 - free.len();
-    out.splice(start..start, prefix[..used].iter().copied());
+/// Begins a length-delimited field `tag` (every tag here is under 16: a one-byte
+/// key) whose length is not known yet, reserving one byte for it: most fields are
+/// under 128 bytes, so [`end_field`] usually writes the length in place. Returns where
+/// the content starts.
+fn begin_field(out: &mut Vec<u8>, tag: u32) -> usize {
+    encode_key(tag, WireType::LengthDelimited, out);
+    out.push(0);
+    out.len()
+}
+
+/// Ends the field whose content began at `start`: its length goes in the reserved
+/// byte, or, at 128 bytes and more, in the wider varint it needs, the content moved up.
+fn end_field(out: &mut Vec<u8>, start: usize) {
+    let len = out.len() - start;
+    if len < 0x80 {
+        out[start - 1] = len as u8;
+        return;
+    }
+    let mut varint = [0u8; 10];
+    let mut free = &mut varint[..];
+    encode_varint(len as u64, &mut free);
+    let width = 10 - free.len();
+    out.resize(out.len() + width - 1, 0);
+    out.copy_within(start..start + len, start + width - 1);
+    out[start - 1..start - 1 + width].copy_from_slice(&varint[..width]);
+}
+
+/// Takes back a field begun with [`begin_field`] that turned out not to be there.
+fn cancel_field(out: &mut Vec<u8>, start: usize) {
+    out.truncate(start - 2);
 }
 
 /// One `fields` entry of a `Struct`: `name` and the `Value` that `value` writes.
 fn struct_entry(out: &mut Vec<u8>, name: &str, value: impl FnOnce(&mut Vec<u8>)) {
-    let entry = out.len();
+    let entry = begin_field(out, STRUCT_FIELDS);
     bytes_field(out, ENTRY_KEY, name.as_bytes());
-    let start = out.len();
+    let start = begin_field(out, ENTRY_VALUE);
     value(out);
-    close_field(out, start, ENTRY_VALUE);
-    close_field(out, entry, STRUCT_FIELDS);
+    end_field(out, start);
+    end_field(out, entry);
 }
 
 fn bytes_field(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
@@ -135,16 +153,16 @@ impl<'de> Visitor<'de> for FieldsVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Promoted, A::Error> {
         let mut promoted = Promoted::default();
         loop {
-            let entry = self.out.len();
+            let entry = begin_field(self.out, STRUCT_FIELDS);
             let Some(key) = map.next_key_seed(KeySeed(self.out))? else {
+                cancel_field(self.out, entry);
                 return Ok(promoted);
             };
-            close_field(self.out, entry, ENTRY_KEY);
-            let start = self.out.len();
+            let start = begin_field(self.out, ENTRY_VALUE);
             map.next_value_seed(ValueSeed(self.out))?;
             let value_len = self.out.len() - start;
-            close_field(self.out, start, ENTRY_VALUE);
-            close_field(self.out, entry, STRUCT_FIELDS);
+            end_field(self.out, start);
+            end_field(self.out, entry);
             // The value is the entry's last field, so its bytes end the output.
             let value = self.out.len() - value_len..self.out.len();
             if self.promote && self.out.get(value.start) == Some(&string_tag()) {
@@ -170,7 +188,7 @@ enum TopKey {
     Other,
 }
 
-/// Writes an object's key (its bytes; the length is put before them by the caller).
+/// Writes an object's key as the entry's `key` field.
 struct KeySeed<'a>(&'a mut Vec<u8>);
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
@@ -189,7 +207,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 
     fn visit_str<E>(self, s: &str) -> Result<TopKey, E> {
-        self.0.extend_from_slice(s.as_bytes());
+        bytes_field(self.0, ENTRY_KEY, s.as_bytes());
         Ok(match s {
             "iss" => TopKey::Iss,
             "sub" => TopKey::Sub,
@@ -198,8 +216,8 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 }
 
-/// Writes one JSON value as the fields of a `google.protobuf.Value` (the caller puts
-/// the length before them). Numbers become doubles, as in protobuf's JSON mapping.
+/// Writes one JSON value as the fields of a `google.protobuf.Value` (inside a field
+/// the caller began). Numbers become doubles, as in protobuf's JSON mapping.
 /// Recursion is bounded: claims passed the JOSE layer's depth limit (and serde_json
 /// has its own).
 struct ValueSeed<'a>(&'a mut Vec<u8>);
@@ -252,26 +270,27 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let list = self.0.len();
+        let list = begin_field(self.0, VALUE_LIST);
         loop {
-            let start = self.0.len();
+            let item = begin_field(self.0, LIST_VALUES);
             if seq.next_element_seed(ValueSeed(self.0))?.is_none() {
+                cancel_field(self.0, item);
                 break;
             }
-            close_field(self.0, start, LIST_VALUES);
+            end_field(self.0, item);
         }
-        close_field(self.0, list, VALUE_LIST);
+        end_field(self.0, list);
         Ok(())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        let start = self.0.len();
+        let start = begin_field(self.0, VALUE_STRUCT);
         FieldsVisitor {
             out: self.0,
             promote: false,
         }
         .visit_map(map)?;
-        close_field(self.0, start, VALUE_STRUCT);
+        end_field(self.0, start);
         Ok(())
     }
 }
@@ -378,6 +397,8 @@ mod tests {
         let long = "x".repeat(300);
         let many: String = (0..200).map(|i| format!("\"k{i}\":{i},")).collect();
         let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+        // Lengths of one, two and three varint bytes, at every level.
+        let huge = "y".repeat(20_000);
         let payloads = [
             "{}".to_owned(),
             r#"{"iss":"https://idp","sub":"alice","aud":["a","b"],"exp":1700000000,"iat":1.5e9}"#
@@ -386,6 +407,8 @@ mod tests {
                 r#"{{"long":"{long}","nested":{{"long":"{long}","l":[{{"long":"{long}"}}]}}}}"#
             ),
             format!("{{{many}\"last\":true}}"),
+            format!(r#"{{"huge":"{huge}","l":["{huge}",{{"h":"{huge}"}}],"x":"{long}"}}"#),
+            format!(r#"{{"a":"{}","b":"{}"}}"#, "z".repeat(127), "z".repeat(128)),
             format!(r#"{{"deep":{deep},"o":{{"a":{{"b":{{"c":{{}}}}}}}}}}"#),
             r#"{"":"empty key","\u0000":"nul","é😀":"ü\ud83d\ude00","neg0":-0.0,"big":1e308}"#
                 .to_owned(),
