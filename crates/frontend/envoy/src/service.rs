@@ -167,3 +167,41 @@ impl UnaryService<CheckRequest> for Check {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use portcullis_decider::Metrics;
+    use tower_service::Service as _;
+
+    use super::*;
+
+    fn server() -> AuthorizationServer {
+        let text = "rules: [{name: any, match: {}, allow: anonymous}]";
+        let config =
+            portcullis_policy::config::parse(text, "t.yaml", std::path::Path::new("."), &|_| None)
+                .unwrap();
+        let engine = portcullis_policy::Engine::with_static_keys(config);
+        let decider = Arc::new(Decider::new(engine, Arc::new(Metrics::new())));
+        AuthorizationServer::new(AuthorizationService::new(decider))
+    }
+
+    #[tokio::test]
+    async fn other_methods_of_the_service_are_unimplemented() {
+        for path in [
+            "/envoy.service.auth.v3.Authorization/Other",
+            "/envoy.service.auth.v3.Authorization/Check/",
+            "/envoy.service.auth.v2.Authorization/Check",
+            "/",
+        ] {
+            let request = http::Request::builder()
+                .method("POST")
+                .uri(path)
+                .body(tonic::body::Body::default())
+                .unwrap();
+            let response = server().call(request).await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            assert_eq!(response.headers()["grpc-status"], "12", "{path}");
+            assert_eq!(response.headers()["content-type"], "application/grpc");
+        }
+    }
+}
