@@ -49,6 +49,51 @@ fn matrix_through_envoy_grpc() {
     f.assert_none("gRPC mode", &s.logs());
 }
 
+/// The whole metadata as Envoy reads it: `iss`, and nested claims (a list, an object,
+/// a string of 300 bytes, so that lengths take two varint bytes at every level), each
+/// printed by Envoy's own `%DYNAMIC_METADATA(...)%` in the access log.
+#[test]
+fn nested_claims_reach_envoy_as_metadata() {
+    let format = "sub=%DYNAMIC_METADATA(envoy.filters.http.ext_authz:sub)%";
+    let s = Stack::start_edited(Mode::Grpc, &|text| {
+        assert!(text.contains(format), "the example's access log changed");
+        text.replace(
+            format,
+            "iss=%DYNAMIC_METADATA(envoy.filters.http.ext_authz:iss)% \
+             groups=%DYNAMIC_METADATA(envoy.filters.http.ext_authz:claims:groups)% \
+             team=%DYNAMIC_METADATA(envoy.filters.http.ext_authz:claims:org:team)% \
+             note=%DYNAMIC_METADATA(envoy.filters.http.ext_authz:claims:note)%",
+        )
+    });
+    let mut f = Failures::default();
+    let note = "n".repeat(300);
+    let token = s.token(
+        "nested-user",
+        json!({"groups": ["dev", "ops"], "org": {"team": "blue", "size": 7}, "note": note}),
+    );
+    let r = s.send(
+        "GET",
+        "/api/nested",
+        &[("authorization", &format!("Bearer {token}"))],
+    );
+    f.allowed("nested claims", &r, &[("x-user", Some("nested-user"))]);
+    let wanted = format!(
+        r#"GET /api/nested 200 - provider=corp iss={} groups=["dev","ops"] team=blue note={note}"#,
+        envoy_common::ISSUER
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !s.envoy.log().contains(&wanted) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f.check(s.envoy.log().contains(&wanted), || {
+        format!(
+            "no access log line {wanted:?}:\n{}",
+            envoy_common::tail(&s.envoy.log(), 5)
+        )
+    });
+    f.assert_none("nested claims", &s.logs());
+}
+
 #[test]
 fn per_route_rule_via_context_extensions() {
     let s = Stack::start(Mode::Grpc);
