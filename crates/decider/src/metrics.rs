@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use portcullis_policy::{CacheStats, Decision};
+use portcullis_policy::{CacheStats, Decision, DenyReason};
 use prometheus_client::collector::Collector;
 use std::fmt::Write as _;
 
@@ -19,11 +19,13 @@ use prometheus_client::registry::Registry;
 
 use crate::Frontend;
 
+mod decision_counters;
 mod exchange;
 mod health;
 mod login;
 mod sessions;
 
+use decision_counters::DecisionCounters;
 use exchange::ExchangeLabels;
 mod telemetry;
 
@@ -106,6 +108,8 @@ pub enum ReloadOutcome {
 pub struct Metrics {
     registry: Registry,
     decisions: Family<DecisionLabels, Counter>,
+    /// The series of `decisions` already resolved, found without the family's lock.
+    decision_counters: DecisionCounters,
     dry_runs: Family<DryRunLabels, Counter>,
     latency: Family<FrontendLabel, Histogram>,
     /// The latency series of the frontends every server runs, resolved once and
@@ -222,6 +226,7 @@ impl Metrics {
         Metrics {
             registry,
             decisions,
+            decision_counters: DecisionCounters::default(),
             dry_runs,
             latency,
             served_latency,
@@ -262,23 +267,28 @@ impl Metrics {
 
     /// Counts a decision.
     pub fn record(&self, decision: &Decision, frontend: Frontend, elapsed: Duration) {
-        let labels = match decision {
-            Decision::Allow(a) => DecisionLabels {
-                frontend,
-                result: "allow",
-                reason: "",
-                rule: Name(Some(a.rule.clone())),
-                provider: Name(a.identity.as_ref().map(|i| i.provider.clone())),
-            },
-            Decision::Deny(d) => DecisionLabels {
-                frontend,
-                result: "deny",
-                reason: d.reason.as_str(),
-                rule: Name(d.rule.clone()),
-                provider: Name(d.provider.clone()),
-            },
+        let (reason, rule, provider) = match decision {
+            Decision::Allow(a) => (
+                None,
+                Some(&a.rule),
+                a.identity.as_ref().map(|i| &i.provider),
+            ),
+            Decision::Deny(d) => (Some(d.reason), d.rule.as_ref(), d.provider.as_ref()),
         };
-        self.decisions.get_or_create(&labels).inc();
+        let key = decision_counters::Key::new(frontend, reason, rule, provider);
+        if !self.decision_counters.inc(&key) {
+            // The first decision of these labels: the family makes the series.
+            let labels = DecisionLabels {
+                frontend,
+                result: if reason.is_some() { "deny" } else { "allow" },
+                reason: reason.map_or("", DenyReason::as_str),
+                rule: Name(rule.cloned()),
+                provider: Name(provider.cloned()),
+            };
+            let counter = self.decisions.get_or_create(&labels).clone();
+            counter.inc();
+            self.decision_counters.insert(key, &counter, rule, provider);
+        }
         if let Decision::Allow(a) = decision
             && let Some(d) = a.dry_run.as_deref()
         {

@@ -267,6 +267,56 @@ fn regression_issue10_unreadable_original_headers_are_refused() {
     );
 }
 
+/// The original-request headers are found in one pass over the header map (issue
+/// 17): each of them sent twice, with other headers between the two and in any
+/// case, is still refused by its own name; other repeated headers do not matter.
+#[test]
+fn each_original_request_header_sent_twice_is_refused_by_name() {
+    for (name, label, first, second) in [
+        ("Host", "Host", "a", "b"),
+        ("X-Forwarded-Method", "X-Forwarded-Method", "GET", "POST"),
+        ("x-forwarded-HOST", "X-Forwarded-Host", "a", "b"),
+        ("X-Forwarded-Uri", "X-Forwarded-Uri", "/public", "/admin"),
+        ("X-ORIGINAL-METHOD", "X-Original-Method", "GET", "POST"),
+        ("X-Original-URI", "X-Original-URI", "/public", "/admin"),
+        (
+            "x-original-url",
+            "X-Original-URL",
+            "http://a/public",
+            "http://a/admin",
+        ),
+    ] {
+        // The NGINX family names the request, so every header above is read.
+        let headers = [
+            ("x-original-uri", "/public"),
+            (name, first),
+            ("accept", "*/*"),
+            ("accept", "text/html"),
+            (name, second),
+        ];
+        let headers: &[(&str, &str)] = if label == "X-Original-URI" {
+            &headers[1..]
+        } else {
+            &headers
+        };
+        assert_eq!(
+            invalid("/verify", headers),
+            InvalidOriginal::Duplicate { header: label },
+            "{name}"
+        );
+    }
+    let o = original(
+        "/verify",
+        &[
+            ("x-original-uri", "/a"),
+            ("accept", "*/*"),
+            ("accept", "text/html"),
+            ("host", "a.example"),
+        ],
+    );
+    assert_eq!((&*o.path, &*o.host), ("/a", "a.example"));
+}
+
 /// Issue 10, class 4: hosts are compared and decided on in their canonical form.
 #[test]
 fn regression_issue10_hosts_are_read_canonically() {
