@@ -340,6 +340,10 @@ impl Metrics {
     /// Counts a config reload.
     pub fn reload(&self, outcome: ReloadOutcome) {
         self.health.reloaded(outcome == ReloadOutcome::Applied);
+        if outcome == ReloadOutcome::Applied {
+            // The new config's rule and provider names are new allocations.
+            self.decision_counters.clear();
+        }
         let outcome = match outcome {
             ReloadOutcome::Applied => "applied",
             ReloadOutcome::Rejected => "rejected",
@@ -531,6 +535,71 @@ mod tests {
         assert_eq!(count(&text, "ext_authz_grpc"), Some(1));
         assert_eq!(count(&text, "demo_upstream"), Some(1));
         assert!(text.contains(r#"portcullis_decisions_total{frontend="forward_auth",result="deny",reason="request_invalid""#), "{text}");
+    }
+
+    /// The fast path (counters found by the names' addresses) and the family's
+    /// path (by text) count into one series, across a reload, and per label.
+    #[test]
+    fn decisions_are_counted_in_one_series_by_text_whichever_path_finds_it() {
+        let m = Metrics::new();
+        let deny_with = |rule: &Arc<str>, provider: &Arc<str>| {
+            let mut d = Deny::request_invalid("test".to_owned());
+            d.rule = Some(rule.clone());
+            d.provider = Some(provider.clone());
+            Decision::Deny(d)
+        };
+        let (rule, provider): (Arc<str>, Arc<str>) = (Arc::from("api"), Arc::from("idp"));
+        let series = r#"portcullis_decisions_total{frontend="forward_auth",result="deny",reason="request_invalid",rule="api",provider="idp"}"#;
+        for _ in 0..3 {
+            m.record(
+                &deny_with(&rule, &provider),
+                Frontend::ForwardAuth,
+                Duration::ZERO,
+            );
+        }
+        assert_eq!(line(&m.encode(), series), Some("3"));
+        // A reload: the same names as new allocations, the same series.
+        m.reload(ReloadOutcome::Applied);
+        let (rule2, provider2): (Arc<str>, Arc<str>) = (Arc::from("api"), Arc::from("idp"));
+        for _ in 0..2 {
+            m.record(
+                &deny_with(&rule2, &provider2),
+                Frontend::ForwardAuth,
+                Duration::ZERO,
+            );
+        }
+        // The old names once more (a decision in flight across the reload).
+        m.record(
+            &deny_with(&rule, &provider),
+            Frontend::ForwardAuth,
+            Duration::ZERO,
+        );
+        let text = m.encode();
+        assert_eq!(line(&text, series), Some("6"), "{text}");
+        // Another frontend and another rule are other series.
+        let other: Arc<str> = Arc::from("admin");
+        m.record(
+            &deny_with(&other, &provider),
+            Frontend::ForwardAuth,
+            Duration::ZERO,
+        );
+        m.record(
+            &deny_with(&rule, &provider),
+            Frontend::ExtAuthzGrpc,
+            Duration::ZERO,
+        );
+        let text = m.encode();
+        assert_eq!(line(&text, series), Some("6"), "{text}");
+        assert_eq!(
+            line(&text, &series.replace("rule=\"api\"", "rule=\"admin\"")),
+            Some("1"),
+            "{text}"
+        );
+        assert_eq!(
+            line(&text, &series.replace("forward_auth", "ext_authz_grpc")),
+            Some("1"),
+            "{text}"
+        );
     }
 
     fn line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {

@@ -21,8 +21,10 @@ use rustc_hash::FxBuildHasher;
 
 use crate::Frontend;
 
-/// At most this many keys are kept: a config reload makes new names (new
-/// addresses), and the old ones must not pile up. When full, the map starts over.
+/// At most this many keys are kept. When full, new keys are counted through the
+/// family (as before this map): starting over instead would make a config with
+/// more live keys than this copy the map on every miss. An applied reload empties
+/// the map ([`DecisionCounters::clear`]), so old names do not pile up.
 const CAPACITY: usize = 1024;
 
 /// A decision's labels by identity: the names by address, which is unique while
@@ -104,13 +106,12 @@ impl DecisionCounters {
         {
             return;
         }
+        if self.map.load().len() >= CAPACITY {
+            return;
+        }
         let names = [rule.cloned(), provider.cloned()];
         self.map.rcu(|map| {
-            let mut next = if map.len() >= CAPACITY {
-                Map::default()
-            } else {
-                Map::clone(map)
-            };
+            let mut next = Map::clone(map);
             next.insert(
                 key,
                 Entry {
@@ -120,6 +121,11 @@ impl DecisionCounters {
             );
             next
         });
+    }
+
+    /// Forgets every key: the config changed, its names are new allocations.
+    pub(super) fn clear(&self) {
+        self.map.store(Arc::default());
     }
 }
 
@@ -163,7 +169,7 @@ mod tests {
     }
 
     #[test]
-    fn the_map_keeps_the_names_alive_and_starts_over_when_full() {
+    fn the_map_keeps_the_names_alive_stops_growing_when_full_and_clears() {
         let counters = DecisionCounters::default();
         let rule: Arc<str> = Arc::from("r");
         let config = rule.clone();
@@ -177,9 +183,13 @@ mod tests {
             let k = Key::new(Frontend::ForwardAuth, None, Some(&name), None);
             counters.insert(k, &Counter::default(), Some(&name), None);
         }
-        assert!(counters.map.load().len() <= CAPACITY);
-        assert!(!counters.inc(&key), "the first key went with the full map");
-        assert_eq!(Arc::strong_count(&rule), 2, "and released its name");
+        assert_eq!(counters.map.load().len(), CAPACITY);
+        assert!(counters.inc(&key), "the keys already there stay");
+        let last = Key::new(Frontend::ForwardAuth, None, names.last(), None);
+        assert!(!counters.inc(&last), "one past the capacity is not kept");
+        counters.clear();
+        assert!(!counters.inc(&key), "a reload forgets every key");
+        assert_eq!(Arc::strong_count(&rule), 2, "and releases its names");
         drop(config);
     }
 
