@@ -835,7 +835,7 @@ fn regression_issue18_idle_connections_are_shed_and_a_new_client_is_answered() {
     let text = provider_config(&json!({"keys": [key.jwk()]}), "");
     let p = Portcullis::start(
         BIN,
-        &format!("connections: {{max: 1000, header_read_timeout: 3s, idle_timeout: 60s}}\n{text}"),
+        &format!("connections: {{max: 200, header_read_timeout: 3s, idle_timeout: 60s}}\n{text}"),
     );
     p.wait_ready(Duration::from_secs(10));
     let auth = format!("Bearer {}", key.mint(json!({"sub": "alice", "aud": "api"})));
@@ -852,8 +852,12 @@ fn regression_issue18_idle_connections_are_shed_and_a_new_client_is_answered() {
             s
         })
         .collect();
-    // Three thousand more that send nothing.
-    let mut silent: Vec<TcpStream> = (0..3000).map(|_| connect()).collect();
+    // Three times the cap more that send nothing. (3,000 against a cap of 1,000 failed
+    // here on a loaded machine, in 3 of 4 runs beside two busy loops, the oldest kept
+    // connection never shed. The likely cause, not measured: more connects than the
+    // listen backlog (1,024) are retried by the kernel a second later, the first silent
+    // ones reach their header timeout meanwhile, and the cap is never reached.)
+    let mut silent: Vec<TcpStream> = (0..600).map(|_| connect()).collect();
     // A new client still gets its answer.
     let mut fresh = connect();
     let (status, _) = raw_get(&mut fresh, "/verify", &auth);
