@@ -9,6 +9,8 @@
 --                     the thread stops, but wrk's main thread sleeps out -d, so
 --   BENCH_DONE_FILE   is created then: the caller sends wrk SIGINT on seeing it
 --                     (wrk then prints its results and exits at once)
+--   BENCH_CLOSE=1     send `Connection: close`: a new connection for every request
+--                     (NGINX's auth_request without upstream keep-alive)
 --   BENCH_STATUS_OUT  write "STATUS COUNT" lines to this file at the end (bench/run
 --                     sets it on warm-up runs only, to prove every answer was the
 --                     expected one without taxing measured runs with a response hook)
@@ -22,6 +24,7 @@ local limit = tonumber(os.getenv("BENCH_LIMIT") or "0")
 local stop_after = tonumber(os.getenv("BENCH_STOP_AFTER") or "0")
 local status_out = os.getenv("BENCH_STATUS_OUT")
 local done_file = os.getenv("BENCH_DONE_FILE")
+if os.getenv("BENCH_CLOSE") == "1" then wrk.headers["Connection"] = "close" end
 
 local first, second
 do

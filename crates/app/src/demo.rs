@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::error::AppError;
-use crate::listener::{FnService, serve_http};
+use crate::listener::{FnService, same_for_every_peer, serve_http};
 use crate::runtime::Sources;
 use portcullis_policy::config::ListenerKind;
 
@@ -135,21 +135,23 @@ async fn demo(options: DemoOptions) -> Result<(), AppError> {
         let issuer = issuer.clone();
         tokio::spawn(serve_http(
             issuer_listener,
-            FnService::new(move |req: http::Request<hyper::body::Incoming>| {
-                let body = match req.uri().path() {
-                    "/.well-known/jwks.json" => Some(json_response(StatusCode::OK, &jwks)),
-                    "/token" => mint(&key, &kid, &issuer, "alice", &["users"])
-                        .ok()
-                        .map(|t| {
-                            json_response(
-                                StatusCode::OK,
-                                &json!({ "access_token": t, "token_type": "Bearer" }),
-                            )
-                        }),
-                    _ => None,
-                };
-                async move { body.unwrap_or_else(not_found) }
-            }),
+            same_for_every_peer(FnService::new(
+                move |req: http::Request<hyper::body::Incoming>| {
+                    let body = match req.uri().path() {
+                        "/.well-known/jwks.json" => Some(json_response(StatusCode::OK, &jwks)),
+                        "/token" => mint(&key, &kid, &issuer, "alice", &["users"])
+                            .ok()
+                            .map(|t| {
+                                json_response(
+                                    StatusCode::OK,
+                                    &json!({ "access_token": t, "token_type": "Bearer" }),
+                                )
+                            }),
+                        _ => None,
+                    };
+                    async move { body.unwrap_or_else(not_found) }
+                },
+            )),
             stop_rx.clone(),
             demo_limits(),
             None,
@@ -182,28 +184,30 @@ async fn demo(options: DemoOptions) -> Result<(), AppError> {
     // headers it was given.
     tasks.push(tokio::spawn(serve_http(
         app_listener,
-        FnService::new(move |req: http::Request<hyper::body::Incoming>| {
-            let path = req
-                .uri()
-                .path_and_query()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_default();
-            let headers: serde_json::Map<String, Value> = ["x-user"]
-                .iter()
-                .filter_map(|n| {
-                    req.headers()
-                        .get(*n)
-                        .and_then(|v| v.to_str().ok())
-                        .map(|v| ((*n).to_owned(), Value::from(v)))
-                })
-                .collect();
-            let hello = headers
-                .get("x-user")
-                .cloned()
-                .unwrap_or(Value::from("anonymous"));
-            let body = json!({ "hello": hello, "path": path, "identity_headers": headers });
-            async move { json_response(StatusCode::OK, &body) }
-        }),
+        same_for_every_peer(FnService::new(
+            move |req: http::Request<hyper::body::Incoming>| {
+                let path = req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_default();
+                let headers: serde_json::Map<String, Value> = ["x-user"]
+                    .iter()
+                    .filter_map(|n| {
+                        req.headers()
+                            .get(*n)
+                            .and_then(|v| v.to_str().ok())
+                            .map(|v| ((*n).to_owned(), Value::from(v)))
+                    })
+                    .collect();
+                let hello = headers
+                    .get("x-user")
+                    .cloned()
+                    .unwrap_or(Value::from("anonymous"));
+                let body = json!({ "hello": hello, "path": path, "identity_headers": headers });
+                async move { json_response(StatusCode::OK, &body) }
+            },
+        )),
         stop_rx.clone(),
         demo_limits(),
         None,

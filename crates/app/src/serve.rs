@@ -17,7 +17,7 @@ use portcullis_frontend_forward_auth::NewForwardAuth;
 use portcullis_login::Login;
 use portcullis_proxy::NewProxy;
 
-use crate::listener::serve_http;
+use crate::listener::{same_for_every_peer, serve_http};
 use crate::runtime::{Sources, load_config, log_warnings};
 use crate::tls::ListenerTls;
 use portcullis_conn::ConnLimits;
@@ -265,7 +265,10 @@ fn serve_frontend(
     match kind {
         ListenerKind::Http => tokio::spawn(serve_http(
             listener,
-            NewForwardAuth::new(decider).with_login(login).new_service(),
+            {
+                let frontend = NewForwardAuth::new(decider).with_login(login);
+                move |peer| frontend.new_service(peer)
+            },
             stop,
             limits,
             tls.server(kind),
@@ -305,7 +308,7 @@ fn serve_frontend(
         }
         ListenerKind::Admin => tokio::spawn(serve_http(
             listener,
-            NewAdmin::new(decider).new_service(),
+            same_for_every_peer(NewAdmin::new(decider).new_service()),
             stop,
             limits,
             tls.server(kind),

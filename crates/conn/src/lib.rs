@@ -69,7 +69,7 @@ impl ConnLimits {
 #[derive(Debug)]
 pub struct ConnState {
     epoch: Instant,
-    /// Milliseconds since `epoch` of the last request start or end (accept: 0).
+    /// Milliseconds since `epoch` of the last request's end (accept: 0).
     last_activity_ms: AtomicU64,
     /// Milliseconds since `epoch` (+1) of the first byte read since then (0: none).
     pending_since_ms: AtomicU64,
@@ -104,11 +104,11 @@ impl ConnState {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// A request starts (its head was read).
+    /// A request starts (its head was read). No clock is read: while a request is in
+    /// flight nothing measures from its start (the connection is not idle, and
+    /// [`Registry::admit`] sheds only idle ones), and its end notes the time.
     pub fn request_started(&self) {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.last_activity_ms
-            .store(self.now_ms(), Ordering::Release);
         self.pending_since_ms.store(0, Ordering::Release);
     }
 

@@ -34,11 +34,14 @@ pub fn is_verify_path(path: &str) -> bool {
     path == "/verify" || path.starts_with("/verify/")
 }
 
-/// Answers one forward-auth request. With `login`, the request's session cookie
-/// is read (off the pure core) and handed to the decision.
+/// Answers one forward-auth request from `peer`, the connection it came on (its
+/// address; over `http_tls`, the client certificate the listener verified). With
+/// `login`, the request's session cookie is read (off the pure core) and handed to
+/// the decision.
 pub async fn handle<B>(
     decider: &Decider,
     login: Option<&Login>,
+    peer: Option<&portcullis_policy::Peer>,
     req: &Request<B>,
 ) -> Response<Full<Bytes>> {
     let (session, renewed) = match login {
@@ -57,9 +60,7 @@ pub async fn handle<B>(
             // Only Envoy removes the headers we name (`x-envoy-auth-headers-to-remove`).
             auth.removes_headers = original.via == Via::EnvoyHttp;
             auth.session = session.as_ref();
-            // The connection's peer, as the listener put it in (its address; over
-            // `http_tls`, the client certificate it verified).
-            auth.peer = req.extensions().get::<portcullis_policy::Peer>();
+            auth.peer = peer;
             let decision = decider.decide(&auth, Frontend::ForwardAuth).await;
             (decision, original.via == Via::Nginx)
         }

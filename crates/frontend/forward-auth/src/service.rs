@@ -12,6 +12,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use portcullis_decider::Decider;
 use portcullis_login::Login;
+use portcullis_policy::Peer;
 
 use crate::{handle, is_verify_path};
 
@@ -38,11 +39,14 @@ impl NewForwardAuth {
         self
     }
 
-    /// A service for one listener (cheap: it shares the decider).
-    pub fn new_service(&self) -> ForwardAuth {
+    /// The service of one connection from `peer` (cheap: it shares the decider).
+    /// The peer is the connection's, so it is held here once rather than put in
+    /// each request's extensions (an allocation per request).
+    pub fn new_service(&self, peer: Peer) -> ForwardAuth {
         ForwardAuth {
             decider: self.decider.clone(),
             login: self.login.clone(),
+            peer: Arc::new(peer),
         }
     }
 }
@@ -53,6 +57,8 @@ impl NewForwardAuth {
 pub struct ForwardAuth {
     decider: Arc<Decider>,
     login: Option<Arc<Login>>,
+    /// The connection's peer (hyper clones the service for each request: an `Arc`).
+    peer: Arc<Peer>,
 }
 
 /// The largest body a login endpoint reads (a back-channel logout token).
@@ -94,9 +100,10 @@ where
         // the future holds only the head.
         let (head, _body) = req.into_parts();
         let req = Request::from_parts(head, ());
+        let peer = self.peer.clone();
         Box::pin(async move {
             if is_verify_path(req.uri().path()) {
-                Ok(handle(&decider, login.as_deref(), &req).await)
+                Ok(handle(&decider, login.as_deref(), Some(&peer), &req).await)
             } else {
                 Ok(not_found())
             }
