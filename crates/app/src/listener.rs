@@ -33,9 +33,11 @@ pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `service` on `listener` until `shutdown` flips to true, then drains. Every
-/// frontend is a `tower::Service` that answers every request (never an error).
-/// Connections are held within `limits` ([`portcullis_conn`]).
+/// Serves on `listener` until `shutdown` flips to true, then drains. Each connection
+/// is served by the service `new_service` makes for its peer (after the TLS handshake,
+/// with the client certificate verified); every frontend is a `tower::Service` that
+/// answers every request (never an error). Connections are held within `limits`
+/// ([`portcullis_conn`]).
 pub(crate) async fn serve_http<N, S>(
     listener: TcpListener,
     new_service: N,
