@@ -25,7 +25,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower_service::Service;
 
-use portcullis_conn::{ConnLimits, ConnState, InFlight, Registry, TlsServer, TrackedIo};
+use portcullis_conn::{
+    ConnLimits, ConnState, H2_PREFACE, InFlight, Registry, TlsServer, TrackedIo,
+};
 use portcullis_policy::Peer;
 
 /// Largest request head we buffer (HTTP/1).
@@ -200,9 +202,6 @@ impl Builders {
     }
 }
 
-/// The HTTP/2 connection preface (RFC 9113, section 3.4).
-const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
 /// A version a cleartext connection's first bytes say it speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Version {
@@ -367,6 +366,28 @@ mod tests {
             Some(Version::Http1)
         );
         assert_eq!(version_of(H2_PREFACE), Some(Version::Http2));
+    }
+
+    #[tokio::test]
+    async fn the_peek_leaves_a_prefix_of_the_preface_to_hyper_and_consumes_nothing() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut client = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        client.write_all(b"P").await.unwrap();
+        assert_eq!(first_bytes_say(&server).await, None);
+        client.write_all(b"OST / HTTP/1.1\r\n").await.unwrap();
+        // Wait until the whole line is there (a peek sees what has arrived).
+        let mut line = [0u8; 16];
+        while server.peek(&mut line).await.unwrap() < line.len() {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(first_bytes_say(&server).await, Some(Version::Http1));
+        // Nothing was consumed: the reader gets every byte.
+        let mut read = [0u8; 16];
+        server.read_exact(&mut read).await.unwrap();
+        assert_eq!(&read, b"POST / HTTP/1.1\r");
     }
 
     /// A listener answering each request with its HTTP version, on a thread of its own.

@@ -37,6 +37,9 @@ use tokio::time::Instant;
 pub mod tls;
 pub use tls::{Alpn, TlsError, TlsPeer, TlsServer};
 
+/// The HTTP/2 connection preface (RFC 9113, section 3.4).
+pub const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 /// Timeouts and the cap of one listener.
 #[derive(Clone, Debug)]
 pub struct ConnLimits {
@@ -77,7 +80,7 @@ pub struct ConnState {
     served: AtomicU64,
     /// The connection speaks HTTP/2 (read from its preface).
     h2: AtomicBool,
-    /// Bytes read so far, up to the length of the HTTP/2 preface's start.
+    /// Bytes of the HTTP/2 preface read so far (its length once they left it).
     seen: AtomicU64,
     shed: Notify,
     /// Asked to close by the registry (so that it is not picked twice).
@@ -121,23 +124,26 @@ impl ConnState {
     }
 
     fn bytes_read(&self, bytes: &[u8]) {
-        // The HTTP/2 preface starts "PRI "; HTTP/1 methods never do.
+        // HTTP/2 only once the whole preface has come, as hyper decides. A head that
+        // merely starts like it (`PRI / HTTP/1.1`: hyper takes `PRI` as an HTTP/1
+        // method), or a preface sent slowly, is an HTTP/1 head pending meanwhile, held
+        // to the header read timeout rather than the idle one.
         let seen = self.seen.load(Ordering::Acquire);
-        if seen < 4 {
-            const PREFIX: &[u8] = b"PRI ";
-            let at = usize::try_from(seen).unwrap_or(4);
-            let take = (4 - at).min(bytes.len());
-            let matches = PREFIX
+        let whole = H2_PREFACE.len();
+        if seen < whole as u64 {
+            let at = usize::try_from(seen).unwrap_or(whole);
+            let take = (whole - at).min(bytes.len());
+            let matches = H2_PREFACE
                 .get(at..at + take)
                 .is_some_and(|p| bytes.get(..take) == Some(p));
-            if matches && at + take == 4 {
+            if matches && at + take == whole {
                 self.h2.store(true, Ordering::Release);
                 // The preface is no HTTP/1 head pending.
                 self.pending_since_ms.store(0, Ordering::Release);
             }
-            let next = if matches { at + take } else { 4 };
+            let next = if matches { at + take } else { whole };
             self.seen
-                .store(u64::try_from(next).unwrap_or(4), Ordering::Release);
+                .store(u64::try_from(next).unwrap_or(u64::MAX), Ordering::Release);
         }
         if self.in_flight.load(Ordering::Acquire) == 0 && !self.h2.load(Ordering::Acquire) {
             let _ = self.pending_since_ms.compare_exchange(
@@ -389,11 +395,30 @@ mod tests {
         let c = ConnState::new();
         c.bytes_read(b"PR");
         c.bytes_read(b"I * HTTP/2.0\r\n");
+        assert!(!c.h2.load(Ordering::Acquire), "not yet the whole preface");
+        c.bytes_read(b"\r\nSM\r\n\r\n");
         assert!(c.h2.load(Ordering::Acquire));
         c.bytes_read(b"ping");
         let started = Instant::now();
         assert_eq!(c.watchdog(&l).await, "idle");
         assert_eq!(started.elapsed(), Duration::from_secs(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_that_only_starts_like_the_preface_has_the_header_timeout() {
+        let l = limits();
+        // An HTTP/1 request with the method `PRI`, never finished.
+        let c = ConnState::new();
+        c.bytes_read(b"PRI / HTTP/1.1\r\nhost: a\r\n");
+        let started = Instant::now();
+        assert_eq!(c.watchdog(&l).await, "header read timeout");
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+        // The preface sent slowly: held to the header timeout until it is whole.
+        let c = ConnState::new();
+        c.bytes_read(&H2_PREFACE[..16]);
+        let started = Instant::now();
+        assert_eq!(c.watchdog(&l).await, "header read timeout");
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
     }
 
     #[tokio::test(start_paused = true)]
