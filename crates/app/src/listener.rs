@@ -127,15 +127,19 @@ pub(crate) async fn serve_http<N, S>(
         let builders = builders.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
-        let mut stop = shutdown.clone();
+        let stop = shutdown.clone();
         tokio::spawn(async move {
             let served = async {
                 match tls {
                     None => {
-                        // Not in the watcher yet: a shutdown ends the wait itself.
-                        let version = tokio::select! {
-                            v = first_bytes_say(&stream) => v,
-                            _ = stop.wait_for(|s| *s) => return,
+                        // Not in the watcher yet: a shutdown ends the wait itself (the
+                        // receiver is dropped once the version is known).
+                        let version = {
+                            let mut stop = stop;
+                            tokio::select! {
+                                v = first_bytes_say(&stream) => v,
+                                _ = stop.wait_for(|s| *s) => return,
+                            }
                         };
                         let stream = TrackedIo::new(stream, state.clone());
                         let conn = builders

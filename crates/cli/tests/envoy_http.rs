@@ -39,6 +39,33 @@ fn matrix_through_envoy_http() {
     f.assert_none("HTTP mode", &s.logs());
 }
 
+/// The same matrix with Envoy asking over HTTP/2 with prior knowledge (h2c: the
+/// `portcullis` cluster with `http2_protocol_options`), which the http listener reads
+/// from the connection's first bytes: every answer as over HTTP/1.1, and Envoy's own
+/// counters show that the connections to Portcullis were HTTP/2 and none HTTP/1.
+#[test]
+fn matrix_through_envoy_http_over_h2c() {
+    let s = Stack::start_edited(Mode::Http, &|t| {
+        edit(
+            &t,
+            "    - name: portcullis\n      type: STATIC\n      connect_timeout: 1s\n",
+            "    - name: portcullis\n      type: STATIC\n      connect_timeout: 1s\n      typed_extension_protocol_options:\n        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n          \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n          explicit_http_config: {http2_protocol_options: {}}\n",
+        )
+    });
+    let mut f = Failures::default();
+    run_matrix(&s, &mut f);
+    let h2 = s
+        .envoy
+        .counter("cluster.portcullis.upstream_cx_http2_total");
+    let h1 = s
+        .envoy
+        .counter("cluster.portcullis.upstream_cx_http1_total");
+    f.check(h2 > 0 && h1 == 0, || {
+        format!("connections to Portcullis: {h2} HTTP/2, {h1} HTTP/1 (want HTTP/2 only)")
+    });
+    f.assert_none("HTTP mode over h2c", &s.logs());
+}
+
 #[test]
 fn no_context_extensions_in_http_mode() {
     let s = Stack::start(Mode::Http);
