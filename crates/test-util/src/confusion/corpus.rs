@@ -465,6 +465,13 @@ fn unreadable(b: &mut Builder<'_>) {
     b.both("unreadable-original", || {
         Raw::line(b"GET http://a:80:80/admin/x HTTP/1.1")
     });
+    // Heads that start like the HTTP/2 preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"):
+    // the method `PRI`, which a proxy may pass on as the first bytes of a new
+    // connection to the auth server (whose listener reads the version from them), and
+    // the preface's first line with headers after it.
+    b.both("preface-like", || Raw::line(b"PRI /admin/x HTTP/1.1"));
+    b.both("preface-like", || Raw::line(b"PRI * HTTP/1.1"));
+    b.both("preface-like", || Raw::line(b"PRI * HTTP/2.0"));
 }
 
 /// The host-restricted route under another spelling of its host (Authelia
