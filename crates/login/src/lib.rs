@@ -247,7 +247,21 @@ impl Login {
         let Some(value) = cookies::chunked(headers, &self.sessions.cookie.name) else {
             return (None, Vec::new());
         };
-        let opened = match self.open_session(&value, now).await {
+        // Boxed: opening a session may read the store and refresh at the provider,
+        // a future of several KB. Inline, it sized every frontend's request future
+        // (7,640 bytes for `/verify`, moved into a box on every request, with a
+        // cookie or not); boxed, only a request with a cookie pays an allocation.
+        Box::pin(self.open_and_renew(decider, &value, now)).await
+    }
+
+    /// The credential of a session cookie's `value`, and the cookies renewing it.
+    async fn open_and_renew(
+        &self,
+        decider: &portcullis_decider::Decider,
+        value: &str,
+        now: i64,
+    ) -> (Option<SessionCredential>, Vec<String>) {
+        let opened = match self.open_session(value, now).await {
             Ok(record) if self.store.is_some() => self
                 .refresh_if_due(decider, record, now)
                 .await

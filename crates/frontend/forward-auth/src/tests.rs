@@ -414,3 +414,30 @@ fn cache_control_is_private_max_age_or_no_store() {
     );
     assert_eq!(cache_control(None), "no-store");
 }
+
+/// Every request's future is moved into a box when it starts (the service's
+/// `Future` is boxed), so its size is a cost per request. The login's session read,
+/// which may reach the store and the provider, once sat inline and made it 7,640
+/// bytes, login or not; it is boxed behind the cookie check now. The type is the
+/// same with login or without, so measuring it without login bounds both.
+#[test]
+fn a_verify_request_s_future_stays_small() {
+    use std::sync::Arc;
+    use tower_service::Service as _;
+
+    let text = "providers:\n  - name: p\n    issuer: https://idp\n    audiences: [api]\n    jwks:\n      inline: {\"keys\":[{\"kty\":\"oct\",\"k\":\"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA\",\"kid\":\"h1\"}]}\nrules:\n  - name: r\n    match: {}\n";
+    let config =
+        portcullis_policy::config::parse(text, "t.yaml", std::path::Path::new("."), &|_| None)
+            .unwrap();
+    let decider = Decider::new(
+        portcullis_policy::Engine::with_static_keys(config),
+        Arc::new(portcullis_decider::Metrics::new()),
+    );
+    let mut service = NewForwardAuth::new(Arc::new(decider)).new_service(Default::default());
+    let request = Request::get("/verify")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let future = service.call(request);
+    let size = std::mem::size_of_val(&*future);
+    assert!(size <= 2_048, "the /verify future is {size} bytes");
+}
