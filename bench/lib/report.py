@@ -7,7 +7,8 @@ Rows (tab-separated): scenario, role, label, rps, p50_ms, p99_ms, rss_kb, cpu_us
 requests, non2xx, errors, loadgen_cpu_pct, expect (2xx|non2xx), cpu split by process,
 server busy % (server CPU time / wall time), user share of that CPU time %.
 `role` is one of: portcullis, envoy, ceiling, ceiling-hyper, ceiling-floor, paced-portcullis,
-paced-ceiling, variant, floor-grpc, floor-grpc-metadata, floor-http, setting:SETTINGS. Ratios are Portcullis / Envoy
+paced-ceiling, variant, floor-grpc, floor-grpc-metadata, floor-http, setting:SETTINGS, and in
+scenario 9r (interleaved rounds) rN:pg, rN:pn, rN:fg, rN:fm, rN:ph, rN:fh. Ratios are Portcullis / Envoy
 for each scenario (req/s; for CPU and RSS the ratio is also Portcullis / Envoy, so lower is
 better there). Scenario 8's rows are 8.Nc (cached) and 8.Nu (uncached) for N issuers.
 """
@@ -116,6 +117,82 @@ def flags(r):
     return "; ".join(out)
 
 
+def median(vs):
+    vs = sorted(vs)
+    n = len(vs)
+    return vs[n // 2] if n % 2 else (vs[n // 2 - 1] + vs[n // 2]) / 2
+
+
+def rounds_table(rows):
+    """Scenario 9r: Portcullis and the ext_authz floors measured in interleaved rounds."""
+    rounds = {}
+    for r in rows:
+        if r["scenario"] == "9r" and ":" in r["role"]:
+            n, _, kind = r["role"].partition(":")
+            rounds.setdefault(int(n[1:]), {})[kind] = r
+    if not rounds:
+        return
+    print()
+    print("Scenario 9r, the ext_authz floor in interleaved rounds (each round's rows seconds apart; "
+          "ratio = Portcullis / floor, by req/s and by the floor's CPU/req over Portcullis's):")
+    print()
+    print("| round | gRPC: Portcullis / floor / floor with metadata req/s | **gRPC / floor** (CPU) "
+          "| gRPC / floor with metadata (CPU) | gRPC, `dynamic_metadata: false`: req/s, **/ floor** (CPU) "
+          "| Envoy µs/req: Portcullis / floor / with metadata / without "
+          "| authz server µs/req: Portcullis / floor / with metadata / without "
+          "| HTTP: Portcullis / floor req/s | **HTTP / floor** (CPU) | notes |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    series = {"g": [], "gc": [], "m": [], "mc": [], "n": [], "nc": [], "h": [], "hc": []}
+    for n in sorted(rounds):
+        k = rounds[n]
+        pg, pn, fg, fm, ph, fh = (k.get(x) for x in ("pg", "pn", "fg", "fm", "ph", "fh"))
+        notes = "; ".join(f"{r['label']}: {flags(r)}" for r in (pg, pn, fg, fm, ph, fh)
+                          if r and flags(r) and not flags(r).startswith("CPU"))
+        cells = []
+        if pg and fg:
+            series["g"].append(pg["rps"] / fg["rps"])
+            series["gc"].append(fg["cpu"] / pg["cpu"])
+            cells.append(f"{pg['rps']:,.0f} / {fg['rps']:,.0f} / {fm['rps']:,.0f}" if fm
+                         else f"{pg['rps']:,.0f} / {fg['rps']:,.0f} / –")
+            cells.append(f"**{ratio(pg['rps'], fg['rps'])}** ({ratio(fg['cpu'], pg['cpu'])})")
+        else:
+            cells += ["–", "–"]
+        if pg and fm:
+            series["m"].append(pg["rps"] / fm["rps"])
+            series["mc"].append(fm["cpu"] / pg["cpu"])
+            cells.append(f"{ratio(pg['rps'], fm['rps'])} ({ratio(fm['cpu'], pg['cpu'])})")
+        else:
+            cells.append("–")
+        if pn and fg:
+            series["n"].append(pn["rps"] / fg["rps"])
+            series["nc"].append(fg["cpu"] / pn["cpu"])
+            cells.append(f"{pn['rps']:,.0f}, **{ratio(pn['rps'], fg['rps'])}** ({ratio(fg['cpu'], pn['cpu'])})")
+        else:
+            cells.append("–")
+        envoy = [split_of(r).get("envoy") if r else None for r in (pg, fg, fm, pn)]
+        cells.append(" / ".join(f"{v:.1f}" if v else "–" for v in envoy))
+        server = [next((v for name, v in split_of(r).items() if name != "envoy"), None) if r else None
+                  for r in (pg, fg, fm, pn)]
+        cells.append(" / ".join(f"{v:.1f}" if v else "–" for v in server))
+        if ph and fh:
+            series["h"].append(ph["rps"] / fh["rps"])
+            series["hc"].append(fh["cpu"] / ph["cpu"])
+            cells.append(f"{ph['rps']:,.0f} / {fh['rps']:,.0f}")
+            cells.append(f"**{ratio(ph['rps'], fh['rps'])}** ({ratio(fh['cpu'], ph['cpu'])})")
+        else:
+            cells += ["–", "–"]
+        print(f"| {n} | " + " | ".join(cells) + f" | {notes} |")
+
+    def summary(key):
+        vs = series[key]
+        if not vs:
+            return "–"
+        return f"{median(vs):.2f}× ({min(vs):.2f}–{max(vs):.2f})"
+
+    print(f"| median (min–max) | | **{summary('g')}** (CPU {summary('gc')}) | {summary('m')} (CPU {summary('mc')}) "
+          f"| **{summary('n')}** (CPU {summary('nc')}) | | | | **{summary('h')}** (CPU {summary('hc')}) | |")
+
+
 def main():
     rows = load(sys.argv[1])
     f = facts(sys.argv[2])
@@ -147,7 +224,7 @@ def main():
             print(f"| {sid} | {title} | {r['rps']:,.0f} | | | {r['cpu']:.1f} | | {ms(r['p50'])} | {ms(r['p99'])} "
                   f"| {mb(r['rss'])} | {r['busy']:.0f}% | {'; '.join(notes)} |")
 
-    extra = [r for r in rows if r["role"] not in ("portcullis", "envoy")]
+    extra = [r for r in rows if r["role"] not in ("portcullis", "envoy") and r["scenario"] != "9r"]
     if extra:
         print()
         print("| # | measurement | req/s | p50 | p99 | peak RSS | CPU µs/req (user %) | server busy | vs Portcullis (same scenario) | notes |")
@@ -195,6 +272,8 @@ def main():
                 vs += f"; by CPU/req: this / Portcullis = **{ratio(r['cpu'], p['cpu'])}**"
             print(f"| {r['scenario']} | {r['label']} | {r['rps']:,.0f} | {ms(r['p50'])} | {ms(r['p99'])} "
                   f"| {mb(r['rss'])} | {r['cpu']:.1f} ({r['user']:.0f}%) | {r['busy']:.0f}% | {vs} | {flags(r)} |")
+
+    rounds_table(rows)
 
     many = []
     for kind, name in (("c", "cached"), ("u", "uncached")):

@@ -94,6 +94,39 @@ fn nested_claims_reach_envoy_as_metadata() {
     f.assert_none("nested claims", &s.logs());
 }
 
+/// A rule with `dynamic_metadata: false` (the example's `assets`): the request is
+/// allowed with its identity headers, and Envoy's access log shows no metadata for it,
+/// while the next request under the default rule still has it.
+#[test]
+fn a_rule_without_dynamic_metadata_sends_none() {
+    let s = Stack::start(Mode::Grpc);
+    let mut f = Failures::default();
+    let token = s.token("assets-user", json!({}));
+    let auth = format!("Bearer {token}");
+    let r = s.send("GET", "/assets/app.js", &[("authorization", &auth)]);
+    f.allowed("assets request", &r, &[("x-user", Some("assets-user"))]);
+    let r = s.send("GET", "/api/after-assets", &[("authorization", &auth)]);
+    f.allowed(
+        "default rule after it",
+        &r,
+        &[("x-user", Some("assets-user"))],
+    );
+    let without = "GET /assets/app.js 200 - provider=- sub=-";
+    let with = "GET /api/after-assets 200 - provider=corp sub=assets-user";
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !s.envoy.log().contains(with) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = s.envoy.log();
+    f.check(log.contains(without) && log.contains(with), || {
+        format!(
+            "expected access log lines {without:?} and {with:?}:\n{}",
+            envoy_common::tail(&log, 5)
+        )
+    });
+    f.assert_none("dynamic_metadata: false", &s.logs());
+}
+
 #[test]
 fn per_route_rule_via_context_extensions() {
     let s = Stack::start(Mode::Grpc);

@@ -384,6 +384,9 @@ pub struct RuleConfig {
     pub scopes: Vec<String>,
     /// Templated headers.
     pub headers: Vec<(HeaderName, Template)>,
+    /// Whether an allow sends the identity as Envoy's dynamic metadata (ext_authz
+    /// gRPC; `dynamic_metadata:`, default `true`).
+    pub dynamic_metadata: bool,
     /// `enforce`, or `dry_run`: a deny is logged and counted, and the request allowed.
     pub mode: RuleMode,
     /// SPIFFE IDs allowed (empty: any).
@@ -1198,6 +1201,7 @@ fn validate_rule(
         claims,
         scopes,
         headers,
+        dynamic_metadata,
         mode,
         spiffe_ids,
         peer_spiffe_ids,
@@ -1439,6 +1443,7 @@ fn validate_rule(
         claims,
         scopes,
         headers,
+        dynamic_metadata: dynamic_metadata.unwrap_or(true),
         deny: deny::compile(cx, &f("deny"), deny)?,
         mode: match mode {
             None => RuleMode::Enforce,

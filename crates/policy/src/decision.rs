@@ -281,6 +281,9 @@ pub struct Allow {
     /// ([`crate::AuthRequest::wants_claims`]: Envoy's dynamic metadata), read from
     /// the request's token (cached identities do not keep it).
     pub claims_json: Option<Vec<u8>>,
+    /// Whether the identity goes to Envoy as dynamic metadata (the rule's
+    /// `dynamic_metadata:`; `false` when there is no identity).
+    pub dynamic_metadata: bool,
 }
 
 /// Deny the request. Its status is derived from its reason (and a redirect), never

@@ -641,7 +641,7 @@ impl Engine {
             None => Vec::new(),
         };
         let mut allow = self.allow(rule, provider, identity.1, rule_headers, location, now);
-        if req.wants_claims {
+        if req.wants_claims && allow.dynamic_metadata {
             allow.claims_json = allow
                 .identity
                 .as_ref()
@@ -693,6 +693,7 @@ impl Engine {
             cache_max_age: None,
             dry_run: Some(Box::new(deny)),
             claims_json: None,
+            dynamic_metadata: false,
         }
     }
 
@@ -1037,6 +1038,7 @@ impl Engine {
             cache_max_age: None,
             dry_run: None,
             claims_json: None,
+            dynamic_metadata: false,
         }
     }
 
@@ -1078,6 +1080,7 @@ impl Engine {
             cache_max_age,
             dry_run: None,
             claims_json: None,
+            dynamic_metadata: rule.config.dynamic_metadata,
         }
     }
 

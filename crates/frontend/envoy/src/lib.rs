@@ -37,6 +37,7 @@ mod answer;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz_logic;
+mod io;
 mod metadata;
 mod request;
 mod response;
@@ -53,6 +54,9 @@ use portcullis_decider::Decider;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+use tokio_stream::StreamExt as _;
+
+use crate::io::CopiedFrames;
 use crate::service::{AuthorizationServer, AuthorizationService};
 
 /// The gRPC service name Envoy calls (also reported SERVING by the health service).
@@ -83,11 +87,9 @@ pub async fn serve_with_login(
     login: Option<Arc<portcullis_login::Login>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Small unary calls: send each answer at once.
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     router(decider, login)
         .await
-        .serve_with_incoming_shutdown(incoming, shutdown)
+        .serve_with_incoming_shutdown(plain_incoming(listener), shutdown)
         .await
         .map_err(std::io::Error::other)
 }
@@ -116,6 +118,16 @@ pub async fn serve_tls_with_login(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(std::io::Error::other)
+}
+
+/// The plain listener's connections as the gRPC server takes them. Small unary calls:
+/// each answer is sent at once (no Nagle delay), in one write ([`CopiedFrames`]).
+fn plain_incoming(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<CopiedFrames<tokio::net::TcpStream>>> {
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .map(|accepted| accepted.map(CopiedFrames::new))
 }
 
 /// The gRPC server with its limits, health and authorization services.

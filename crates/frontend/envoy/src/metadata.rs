@@ -4,7 +4,8 @@
 //! The `Struct` is written as protobuf bytes straight from the payload's JSON, in one
 //! pass: no tree of `Value`s, maps and strings is built, hashed, measured, encoded and
 //! freed for every `Check`. That tree and its encoding were 39 k of a cached `Check`'s
-//! 137,718 instructions; the whole `Check` is 115,002 now (`bench/profile --scenarios 5`).
+//! 137,718 instructions; the whole `Check` was 115,002 after, 112,933 on 2026-12-04
+//! (`bench/profile --scenarios 5`).
 
 use std::fmt;
 

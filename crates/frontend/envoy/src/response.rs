@@ -33,7 +33,8 @@ pub(crate) fn check_response(decision: &Decision) -> CheckAnswer {
 }
 
 /// OK, with the identity headers set (overwriting client-sent copies), every other
-/// identity header removed, and the identity as dynamic metadata.
+/// identity header removed, and the identity as dynamic metadata unless the rule says
+/// `dynamic_metadata: false`.
 pub(crate) fn allowed(allow: &Allow) -> CheckAnswer {
     let Allow {
         rule: _,
@@ -45,6 +46,7 @@ pub(crate) fn allowed(allow: &Allow) -> CheckAnswer {
         // Logged and counted by the decider; the answer is an ordinary allow.
         dry_run: _,
         claims_json,
+        dynamic_metadata,
     } = allow;
     let ok = OkHttpResponse {
         headers: set_headers
@@ -66,6 +68,7 @@ pub(crate) fn allowed(allow: &Allow) -> CheckAnswer {
         },
         metadata: identity
             .as_deref()
+            .filter(|_| *dynamic_metadata)
             .map(|i| identity_metadata(i, claims_json.as_deref())),
     }
 }

@@ -261,6 +261,10 @@ pub struct RawRule {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     pub headers: BTreeMap<String, Spanned<String>>,
+    /// Envoy ext_authz over gRPC: send the identity (`provider`, `iss`, `sub`,
+    /// `claims`) as dynamic metadata on allow (default `true`). `false` spares Envoy
+    /// reading it when nothing in Envoy uses it.
+    pub dynamic_metadata: Option<bool>,
     /// `enforce` (default) or `dry_run` (log and count denies, allow).
     #[schemars(with = "Option<crate::schema::RuleModeWord>")]
     pub mode: Option<Spanned<String>>,

@@ -146,6 +146,27 @@ fn reads_cache_limits() {
 }
 
 #[test]
+fn reads_a_rule_s_dynamic_metadata_switch() {
+    let c = load(
+        "rules:\n  - name: quiet\n    allow: anonymous\n    dynamic_metadata: false\n  - name: loud\n    allow: anonymous\n",
+    )
+    .unwrap();
+    let by_name: Vec<(&str, bool)> = c
+        .rules
+        .iter()
+        .map(|r| (r.name.as_str(), r.dynamic_metadata))
+        .collect();
+    assert_eq!(by_name, [("quiet", false), ("loud", true)]);
+    let e = load("rules:\n  - name: r\n    allow: anonymous\n    dynamic_metadata: sometimes\n")
+        .unwrap_err();
+    assert_eq!(
+        (e.line, e.field.as_str()),
+        (4, "rules[0].dynamic_metadata"),
+        "{e}"
+    );
+}
+
+#[test]
 fn rejects_bad_values() {
     for (text, field) in [
         (

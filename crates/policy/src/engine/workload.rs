@@ -236,6 +236,7 @@ pub(super) fn inject(
         cache_max_age: None,
         dry_run: None,
         claims_json: None,
+        dynamic_metadata: false,
     })
 }
 

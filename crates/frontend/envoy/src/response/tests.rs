@@ -31,6 +31,7 @@ fn allow(
         cache_max_age: Some(60),
         dry_run: None,
         claims_json: None,
+        dynamic_metadata: true,
     }
 }
 
@@ -112,6 +113,18 @@ fn allows_with_overwritten_identity_headers_and_metadata() {
         meta.fields["provider"].kind,
         Some(Kind::StringValue("corp".to_owned()))
     );
+}
+
+#[test]
+fn a_rule_without_dynamic_metadata_answers_the_headers_only() {
+    let mut a = allow(Some(alice()), &[("x-user", b"alice")], &["x-groups"]);
+    a.dynamic_metadata = false;
+    let answer = allowed(&a);
+    assert_eq!(answer.metadata, None);
+    assert_eq!(answer.response.dynamic_metadata, None);
+    let ok = ok_part(&answer.response);
+    assert_eq!(header_pairs(&ok.headers), [("x-user", "alice")]);
+    assert_eq!(ok.headers_to_remove, ["x-groups"]);
 }
 
 #[test]

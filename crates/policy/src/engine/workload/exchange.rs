@@ -56,6 +56,7 @@ pub(super) fn inject_exchanged(
             cache_max_age: None,
             dry_run: None,
             claims_json: None,
+            dynamic_metadata: false,
         });
     }
     let mut d = deny(
