@@ -143,44 +143,32 @@ def rounds_table(rows):
           "| HTTP: Portcullis / floor req/s | **HTTP / floor** (CPU) | notes |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     series = {"g": [], "gc": [], "m": [], "mc": [], "n": [], "nc": [], "h": [], "hc": []}
+    def versus(key, this, floor):
+        """The ratio this / floor by req/s (and floor / this by CPU/req), noted in series."""
+        if not (this and floor):
+            return None
+        series[key].append(this["rps"] / floor["rps"])
+        series[key + "c"].append(floor["cpu"] / this["cpu"])
+        return f"{ratio(this['rps'], floor['rps'])} ({ratio(floor['cpu'], this['cpu'])})"
+
     for n in sorted(rounds):
         k = rounds[n]
         pg, pn, fg, fm, ph, fh = (k.get(x) for x in ("pg", "pn", "fg", "fm", "ph", "fh"))
         notes = "; ".join(f"{r['label']}: {flags(r)}" for r in (pg, pn, fg, fm, ph, fh)
                           if r and flags(r) and not flags(r).startswith("CPU"))
-        cells = []
-        if pg and fg:
-            series["g"].append(pg["rps"] / fg["rps"])
-            series["gc"].append(fg["cpu"] / pg["cpu"])
-            cells.append(f"{pg['rps']:,.0f} / {fg['rps']:,.0f} / {fm['rps']:,.0f}" if fm
-                         else f"{pg['rps']:,.0f} / {fg['rps']:,.0f} / –")
-            cells.append(f"**{ratio(pg['rps'], fg['rps'])}** ({ratio(fg['cpu'], pg['cpu'])})")
-        else:
-            cells += ["–", "–"]
-        if pg and fm:
-            series["m"].append(pg["rps"] / fm["rps"])
-            series["mc"].append(fm["cpu"] / pg["cpu"])
-            cells.append(f"{ratio(pg['rps'], fm['rps'])} ({ratio(fm['cpu'], pg['cpu'])})")
-        else:
-            cells.append("–")
-        if pn and fg:
-            series["n"].append(pn["rps"] / fg["rps"])
-            series["nc"].append(fg["cpu"] / pn["cpu"])
-            cells.append(f"{pn['rps']:,.0f}, **{ratio(pn['rps'], fg['rps'])}** ({ratio(fg['cpu'], pn['cpu'])})")
-        else:
-            cells.append("–")
+        cells = [
+            " / ".join(f"{r['rps']:,.0f}" if r else "–" for r in (pg, fg, fm)),
+            f"**{versus('g', pg, fg) or '–'}**",
+            versus("m", pg, fm) or "–",
+            f"{pn['rps']:,.0f}, **{versus('n', pn, fg)}**" if pn and fg else "–",
+        ]
         envoy = [split_of(r).get("envoy") if r else None for r in (pg, fg, fm, pn)]
         cells.append(" / ".join(f"{v:.1f}" if v else "–" for v in envoy))
         server = [next((v for name, v in split_of(r).items() if name != "envoy"), None) if r else None
                   for r in (pg, fg, fm, pn)]
         cells.append(" / ".join(f"{v:.1f}" if v else "–" for v in server))
-        if ph and fh:
-            series["h"].append(ph["rps"] / fh["rps"])
-            series["hc"].append(fh["cpu"] / ph["cpu"])
-            cells.append(f"{ph['rps']:,.0f} / {fh['rps']:,.0f}")
-            cells.append(f"**{ratio(ph['rps'], fh['rps'])}** ({ratio(fh['cpu'], ph['cpu'])})")
-        else:
-            cells += ["–", "–"]
+        cells.append(" / ".join(f"{r['rps']:,.0f}" if r else "–" for r in (ph, fh)))
+        cells.append(f"**{versus('h', ph, fh) or '–'}**")
         print(f"| {n} | " + " | ".join(cells) + f" | {notes} |")
 
     def summary(key):

@@ -1233,11 +1233,12 @@ fn validate_rule(
                 || !scopes.is_empty()
                 || !spiffe_ids.is_empty()
                 || !headers.is_empty()
+                || dynamic_metadata.is_some()
             {
                 return Err(cx.err(
                     l,
                     f("inject"),
-                    "an inject rule needs no inbound token: no allow, providers, claims, scopes, spiffe_ids or headers",
+                    "an inject rule needs no inbound token: no allow, providers, claims, scopes, spiffe_ids, headers or dynamic_metadata",
                 ));
             }
             let provider_socket = providers.iter().find_map(|p| match &p.spiffe {

@@ -84,7 +84,7 @@ mod tests {
     use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
     use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
     use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
-    use portcullis_decider::{Decider, Metrics};
+    use portcullis_decider::Decider;
     use portcullis_jose::{Algorithm, SigningKey, b64};
     use prost::Message as _;
     use tokio_stream::StreamExt as _;
@@ -175,11 +175,7 @@ rules:
     match: {{}}
 "#
         );
-        let config =
-            portcullis_policy::config::parse(&yaml, "t.yaml", std::path::Path::new("."), &|_| None)
-                .unwrap();
-        let engine = portcullis_policy::Engine::with_static_keys(config);
-        Arc::new(Decider::new(engine, Arc::new(Metrics::new())))
+        crate::test_decider(&yaml)
     }
 
     /// A token whose claims make an allow's metadata a few hundred bytes, as a typical

@@ -44,6 +44,19 @@ mod response;
 mod service;
 mod tls;
 
+/// A decider for `yaml` (static keys only), for this crate's unit tests.
+#[cfg(test)]
+pub(crate) fn test_decider(yaml: &str) -> Arc<Decider> {
+    let config =
+        portcullis_policy::config::parse(yaml, "t.yaml", std::path::Path::new("."), &|_| None)
+            .unwrap_or_else(|e| panic!("test config: {e}"));
+    let engine = portcullis_policy::Engine::with_static_keys(config);
+    Arc::new(Decider::new(
+        engine,
+        Arc::new(portcullis_decider::Metrics::new()),
+    ))
+}
+
 pub use tls::TlsConnectInfo;
 
 use std::future::Future;

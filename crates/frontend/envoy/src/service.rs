@@ -170,18 +170,12 @@ impl UnaryService<CheckRequest> for Check {
 
 #[cfg(test)]
 mod tests {
-    use portcullis_decider::Metrics;
     use tower_service::Service as _;
 
     use super::*;
 
     fn server() -> AuthorizationServer {
-        let text = "rules: [{name: any, match: {}, allow: anonymous}]";
-        let config =
-            portcullis_policy::config::parse(text, "t.yaml", std::path::Path::new("."), &|_| None)
-                .unwrap();
-        let engine = portcullis_policy::Engine::with_static_keys(config);
-        let decider = Arc::new(Decider::new(engine, Arc::new(Metrics::new())));
+        let decider = crate::test_decider("rules: [{name: any, match: {}, allow: anonymous}]");
         AuthorizationServer::new(AuthorizationService::new(decider))
     }
 
@@ -213,12 +207,7 @@ mod tests {
     /// rest is the request held twice (the `CheckRequest`, then what it maps to).
     #[test]
     fn a_check_s_decision_future_stays_small() {
-        let text = "rules: [{name: any, match: {}, allow: anonymous}]";
-        let config =
-            portcullis_policy::config::parse(text, "t.yaml", std::path::Path::new("."), &|_| None)
-                .unwrap();
-        let engine = portcullis_policy::Engine::with_static_keys(config);
-        let decider = Arc::new(Decider::new(engine, Arc::new(Metrics::new())));
+        let decider = crate::test_decider("rules: [{name: any, match: {}, allow: anonymous}]");
         let mut check = Check(Arc::new(AuthorizationService::new(decider)));
         let future = check.call(tonic::Request::new(CheckRequest::default()));
         let size = std::mem::size_of_val(&*future);

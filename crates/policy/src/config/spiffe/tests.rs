@@ -105,6 +105,7 @@ fn denies_bad_workload_config() {
         (format!("{p}rules:\n  - name: r\n    inject: {{audience: '', socket: 'unix:///a'}}\n"), "audience"),
         (format!("{p}rules:\n  - name: r\n    inject: {{audience: x, socket: 'unix:///a', source: other}}\n"), "not workload_api"),
         (format!("{p}rules:\n  - name: r\n    providers: [mesh]\n    inject: {{audience: x, socket: 'unix:///a'}}\n"), "no inbound token"),
+        (format!("{p}rules:\n  - name: r\n    dynamic_metadata: false\n    inject: {{audience: x, socket: 'unix:///a'}}\n"), "dynamic_metadata"),
         (format!("{p}rules:\n  - name: r\n    inject: {{audience: x, source: {{mint: {{key_file: k, issuer: i, subject: s, ttl: 1s}}}}}}\n"), "ttl"),
         (format!("{p}rules:\n  - name: r\n    inject: {{audience: x, source: {{client_credentials: {{token_url: ftp://x, client_id: a, client_secret: b}}}}}}\n"), "URL"),
         (format!("{p}rules:\n  - name: r\n    inject: {{audience: x, source: {{token_exchange: {{token_url: ftp://x, client_id: a, client_secret: b}}}}}}\n"), "URL"),
