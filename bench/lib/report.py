@@ -7,8 +7,9 @@ Rows (tab-separated): scenario, role, label, rps, p50_ms, p99_ms, rss_kb, cpu_us
 requests, non2xx, errors, loadgen_cpu_pct, expect (2xx|non2xx), cpu split by process,
 server busy % (server CPU time / wall time), user share of that CPU time %.
 `role` is one of: portcullis, envoy, ceiling, ceiling-hyper, ceiling-floor, paced-portcullis,
-paced-ceiling, variant, floor-grpc, floor-grpc-metadata, floor-http, setting:SETTINGS, and in
-scenario 9r (interleaved rounds) rN:pg, rN:pn, rN:fg, rN:fm, rN:ph, rN:fh. Ratios are Portcullis / Envoy
+paced-ceiling, variant, floor-verify, floor-grpc, floor-grpc-metadata, floor-http, setting:SETTINGS, and in
+scenario 9r (interleaved rounds) rN:pg, rN:pn, rN:fg, rN:fm, rN:ph, rN:fh, and in scenario ur
+rN:pr, rN:fr, rN:pe, rN:fe (Portcullis and bench-floor http-verify, RS256 and ES256). Ratios are Portcullis / Envoy
 for each scenario (req/s; for CPU and RSS the ratio is also Portcullis / Envoy, so lower is
 better there). Scenario 8's rows are 8.Nc (cached) and 8.Nu (uncached) for N issuers.
 """
@@ -181,6 +182,44 @@ def rounds_table(rows):
           f"| **{summary('n')}** (CPU {summary('nc')}) | | | | **{summary('h')}** (CPU {summary('hc')}) | |")
 
 
+def uncached_rounds_table(rows):
+    """Scenario ur: Portcullis uncached and bench-floor http-verify in interleaved rounds."""
+    rounds = {}
+    for r in rows:
+        if r["scenario"] == "ur" and ":" in r["role"]:
+            n, _, kind = r["role"].partition(":")
+            rounds.setdefault(int(n[1:]), {})[kind] = r
+    if not rounds:
+        return
+    print()
+    print("Scenario ur, target 5 in interleaved rounds (each round's rows seconds apart; ratio = "
+          "Portcullis's CPU per uncached request / bench-floor http-verify's, hyper's floor plus "
+          "one raw verify; target ≤ 1.15×):")
+    print()
+    print("| round | RS256: Portcullis / floor req/s | RS256 CPU µs/req P / F | **RS256 P/F CPU** "
+          "| ES256: Portcullis / floor req/s | ES256 CPU µs/req P / F | **ES256 P/F CPU** | notes |")
+    print("|---|---|---|---|---|---|---|---|")
+    series = {"r": [], "e": []}
+    for n in sorted(rounds):
+        k = rounds[n]
+        cells = []
+        for key, p, f in (("r", k.get("pr"), k.get("fr")), ("e", k.get("pe"), k.get("fe"))):
+            if p and f:
+                series[key].append(p["cpu"] / f["cpu"])
+                cells += [f"{p['rps']:,.0f} / {f['rps']:,.0f}", f"{p['cpu']:.1f} / {f['cpu']:.1f}",
+                          f"**{ratio(p['cpu'], f['cpu'])}**"]
+            else:
+                cells += ["–", "–", "–"]
+        notes = "; ".join(f"{r['label']}: {flags(r)}" for r in k.values() if flags(r))
+        print(f"| {n} | " + " | ".join(cells) + f" | {notes} |")
+
+    def summary(key):
+        vs = series[key]
+        return f"{median(vs):.2f}× ({min(vs):.2f}–{max(vs):.2f})" if vs else "–"
+
+    print(f"| median (min–max) | | | **{summary('r')}** | | | **{summary('e')}** | |")
+
+
 def main():
     rows = load(sys.argv[1])
     f = facts(sys.argv[2])
@@ -212,7 +251,7 @@ def main():
             print(f"| {sid} | {title} | {r['rps']:,.0f} | | | {r['cpu']:.1f} | | {ms(r['p50'])} | {ms(r['p99'])} "
                   f"| {mb(r['rss'])} | {r['busy']:.0f}% | {'; '.join(notes)} |")
 
-    extra = [r for r in rows if r["role"] not in ("portcullis", "envoy") and r["scenario"] != "9r"]
+    extra = [r for r in rows if r["role"] not in ("portcullis", "envoy") and r["scenario"] not in ("9r", "ur")]
     if extra:
         print()
         print("| # | measurement | req/s | p50 | p99 | peak RSS | CPU µs/req (user %) | server busy | vs Portcullis (same scenario) | notes |")
@@ -262,6 +301,7 @@ def main():
                   f"| {mb(r['rss'])} | {r['cpu']:.1f} ({r['user']:.0f}%) | {r['busy']:.0f}% | {vs} | {flags(r)} |")
 
     rounds_table(rows)
+    uncached_rounds_table(rows)
 
     many = []
     for kind, name in (("c", "cached"), ("u", "uncached")):
@@ -340,6 +380,17 @@ def main():
                     f"({float(f[prim]):.1f} + {floor['cpu']:.1f} µs NGINX `return 200`) = "
                     f"**{r['cpu'] / bound:.2f}×** (target ≤ 1.15×)."
                 )
+    # Target 5 with both terms as one server under the same load (bench-floor http-verify:
+    # hyper's floor plus the raw verify of the same tokens), so that neither term is
+    # measured on a quieter machine than the other.
+    for sid, name in (("2b", "RS256"), ("3b", "ES256")):
+        r, fv = by.get((sid, "portcullis")), by.get((sid, "floor-verify"))
+        if r and fv:
+            lines.append(
+                f"- Uncached {name} decision vs hyper's floor + one raw verify per request, one server "
+                f"(bench-floor http-verify, same scenario): {r['cpu']:.1f} / {fv['cpu']:.1f} µs = "
+                f"**{r['cpu'] / fv['cpu']:.2f}×** by CPU/req, {ratio(r['rps'], fv['rps'])} by req/s (target ≤ 1.15×)."
+            )
     if lines:
         print()
         print("\n".join(lines))

@@ -5,26 +5,33 @@
 //! bench-floor authz-grpc ADDR   envoy.service.auth.v3.Authorization/Check: always OK
 //! bench-floor authz-grpc-metadata ADDR CLAIMS.json
 //!                               the same OK, with the identity metadata of CLAIMS.json
+//! bench-floor http-verify ADDR TOKENS JWKS
+//!                               as `http`, plus one raw aws-lc-rs check of a signature
+//!                               from TOKENS per request (issue 17's target 5)
 //! ```
 //!
-//! Both run on one current-thread tokio runtime (one core, as `--workers 1`) and stop
+//! All run on one current-thread tokio runtime (one core, as `--workers 1`) and stop
 //! on SIGTERM or SIGINT. Nothing is read from the request beyond what the protocol
 //! needs, so a benchmark row against them is the cost of the server stack itself.
 
 mod authz;
 mod http;
+mod verify;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: bench-floor (http | authz-grpc) ADDR | bench-floor authz-grpc-metadata ADDR CLAIMS.json";
+const USAGE: &str = "usage: bench-floor (http | authz-grpc) ADDR | bench-floor authz-grpc-metadata ADDR CLAIMS.json | bench-floor http-verify ADDR TOKENS JWKS";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (mode, addr, claims) = match args.as_slice() {
-        [mode, addr] => (mode.as_str(), addr, None),
-        [mode, addr, claims] if mode == "authz-grpc-metadata" => {
-            (mode.as_str(), addr, Some(claims))
+    let (mode, addr, files) = match args.as_slice() {
+        [mode, addr] => (mode.as_str(), addr, &[][..]),
+        [mode, addr, rest @ ..] if mode == "authz-grpc-metadata" && rest.len() == 1 => {
+            (mode.as_str(), addr, rest)
+        }
+        [mode, addr, rest @ ..] if mode == "http-verify" && rest.len() == 2 => {
+            (mode.as_str(), addr, rest)
         }
         _ => {
             eprintln!("{USAGE}");
@@ -52,12 +59,24 @@ fn main() -> ExitCode {
         "http" => runtime.block_on(http::serve(addr)),
         "authz-grpc" => runtime.block_on(authz::serve(addr, None)),
         "authz-grpc-metadata" => {
-            let metadata = claims
+            let metadata = files
+                .first()
                 .ok_or_else(|| std::io::Error::other("CLAIMS.json missing"))
                 .and_then(std::fs::read)
                 .and_then(|json| authz::identity_metadata(&json));
             match metadata {
                 Ok(m) => runtime.block_on(authz::serve(addr, Some(m))),
+                Err(e) => Err(e),
+            }
+        }
+        "http-verify" => {
+            let verifier = match files {
+                [tokens, jwks] => std::fs::read(tokens)
+                    .and_then(|t| std::fs::read(jwks).and_then(|j| verify::Verifier::load(&t, &j))),
+                _ => Err(std::io::Error::other("TOKENS and JWKS missing")),
+            };
+            match verifier {
+                Ok(v) => runtime.block_on(verify::serve(addr, v)),
                 Err(e) => Err(e),
             }
         }

@@ -12,6 +12,9 @@
 //! criterion's estimates, one from an interleaved run that keeps each path's
 //! fastest batch, which holds up better when other work shares the machine.
 //!
+//! `claims/{full,keeping}/{small,large}` compare parsing a whole payload with parsing
+//! it for the few claims a decision reads (see `bench_claims`).
+//!
 //! `cargo bench -p portcullis-jose --bench verify -- --warm-up-time 1 --measurement-time 3`
 #![expect(clippy::expect_used, reason = "bench")]
 
@@ -23,7 +26,8 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_lc_rs::{hmac, signature};
 use criterion::Criterion;
 use portcullis_jose::{
-    Algorithm, KeyMaterial, KeySet, Kid, SigningKey, Validation, VerifyingKey, b64, verify_jwt,
+    Algorithm, Claims, KeyMaterial, KeySet, Kid, SigningKey, Validation, VerifyingKey, b64,
+    verify_jwt,
 };
 use serde_json::{Map, Value, json};
 
@@ -187,6 +191,44 @@ fn bench(c: &mut Criterion, cases: &[Case]) {
     group.finish();
 }
 
+/// What parsing a verified payload costs, all of it (`Claims::from_json`) against only
+/// the claims a decision reads (`Claims::from_json_keeping`, as the policy engine calls
+/// it for a rule that reads no claim: `sub` and `cnf` beside the registered ones), for
+/// the payload of `bench/run`'s tokens and for an Entra-style one with 200 group IDs.
+fn bench_claims(c: &mut Criterion) {
+    let small = json!({
+        "iss": ISSUER, "sub": "user-000000", "aud": [AUDIENCE, "account"],
+        "exp": NOW + 300, "iat": NOW - 60, "nbf": NOW - 60, "jti": "bench-rs256-0000000",
+        "azp": "web-shop", "scope": "openid profile email orders:read orders:write",
+        "email": "user-000000@example.com", "email_verified": true,
+        "realm_access": {"roles": ["customer", "offline_access"]},
+    });
+    let mut large = small.clone();
+    large["groups"] = (0..200)
+        .map(|i| Value::from(format!("3f2b{i:04x}-8c1d-4e7a-9b6f-0a1b2c3d4e5f")))
+        .collect();
+    large["wids"] = json!(["b79fbf4d-3ef9-4689-8143-76b194e85509"]);
+    let keep: &dyn Fn(&str) -> bool = &|name| name == "sub" || name == "cnf";
+    let mut group = c.benchmark_group("claims");
+    for (name, payload) in [("small", small), ("large", large)] {
+        let bytes = serde_json::to_vec(&payload).expect("payload");
+        assert_eq!(
+            Claims::from_json_keeping(&bytes, keep)
+                .expect("keeping")
+                .members()
+                .len(),
+            6
+        );
+        group.bench_function(format!("full/{name}"), |b| {
+            b.iter(|| Claims::from_json(black_box(&bytes)).is_ok());
+        });
+        group.bench_function(format!("keeping/{name}"), |b| {
+            b.iter(|| Claims::from_json_keeping(black_box(&bytes), keep).is_ok());
+        });
+    }
+    group.finish();
+}
+
 /// Where criterion writes its results: as criterion itself decides, except that
 /// the target directory is found from this executable (`<target>/release/deps/`)
 /// rather than by running `cargo metadata`.
@@ -313,6 +355,7 @@ fn main() {
     let cases: Vec<Case> = ALGORITHMS.into_iter().map(case).collect();
     let mut c = Criterion::default().without_plots().configure_from_args();
     bench(&mut c, &cases);
+    bench_claims(&mut c);
     c.final_summary();
     print_ratios(&cases, since);
 }

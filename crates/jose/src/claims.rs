@@ -11,6 +11,10 @@ use crate::token::Header;
 /// errors or attempts to overflow someone's arithmetic.
 pub const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;
 
+/// The claims [`Validation::validate`] reads besides those an issuer template binds,
+/// and the ones a log names (`sub`): [`Claims::from_json_keeping`] always keeps them.
+pub const REGISTERED: [&str; 6] = ["iss", "sub", "aud", "exp", "nbf", "iat"];
+
 /// Default tolerance for clock differences, in seconds.
 pub const DEFAULT_CLOCK_SKEW_SECS: i64 = 60;
 
@@ -27,6 +31,24 @@ impl Claims {
     /// Not a strict JSON object.
     pub fn from_json(bytes: &[u8]) -> Result<Claims, TokenError> {
         json::parse_object(bytes)
+            .map(|members| Claims { members })
+            .map_err(|problem| TokenError::InvalidJson {
+                segment: Segment::Payload,
+                problem,
+            })
+    }
+
+    /// Parses a payload as [`Claims::from_json`] does, checking all of it, but keeps only
+    /// the claims whose names `keep` accepts and those [`Validation::validate`] reads
+    /// ([`REGISTERED`]): a caller that reads a few claims does not pay for the rest.
+    ///
+    /// # Errors
+    /// Not a strict JSON object (whether the offending member is kept or not).
+    pub fn from_json_keeping(
+        bytes: &[u8],
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Claims, TokenError> {
+        json::parse_object_keeping(bytes, &|name| REGISTERED.contains(&name) || keep(name))
             .map(|members| Claims { members })
             .map_err(|problem| TokenError::InvalidJson {
                 segment: Segment::Payload,

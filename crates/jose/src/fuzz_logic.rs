@@ -434,6 +434,17 @@ fn all_algorithms() -> AlgorithmSet {
 /// `data` as a header, as claims and as strict JSON.
 fn json_paths(data: &[u8]) {
     let _ = json::parse_strict(data);
+    // The sparse parse refuses what the full one refuses and keeps what it is asked for.
+    let full = json::parse_object(data);
+    let keep: &dyn Fn(&str) -> bool = &|name| name.len() % 2 == 0;
+    match (&full, json::parse_object_keeping(data, keep)) {
+        (Ok(all), Ok(some)) => {
+            assert_eq!(some.len(), all.keys().filter(|n| keep(n)).count());
+            assert!(some.iter().all(|(n, v)| all.get(n) == Some(v)));
+        }
+        (Err(_), Err(_)) => {}
+        (full, kept) => panic!("parse_object {full:?} but parse_object_keeping {kept:?}"),
+    }
     if let Ok(header) = Header::from_json(data) {
         if let Ok(claims) = Claims::from_json(data) {
             claim_accessors(&claims);

@@ -3,7 +3,13 @@
 //!
 //! `serde_json::Value` silently keeps the last duplicate, so we drive serde_json's
 //! parser with our own visitor that builds the same `Value` but refuses repeats.
+//!
+//! [`parse_object_keeping`] applies the same checks to every byte but builds values
+//! only for the members its caller will read: the others are checked in place, with
+//! no allocation beyond the names a duplicate check must remember.
 
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
@@ -33,6 +39,217 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
     match parse_strict(bytes)? {
         Value::Object(map) => Ok(map),
         _ => Err("not a JSON object".to_owned()),
+    }
+}
+
+/// Parses a JSON object as [`parse_object`] does, checking every member the same way,
+/// but keeps (and so builds) only the top-level members whose names `keep` accepts.
+///
+/// # Errors
+/// As [`parse_object`]: a member left out is still refused for a duplicate name, too
+/// deep a nesting, invalid UTF-8 or a number out of range.
+pub fn parse_object_keeping(
+    bytes: &[u8],
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Map<String, Value>, String> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let members = serde::Deserializer::deserialize_any(&mut de, KeepingVisitor { keep })
+        .map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    Ok(members)
+}
+
+/// The top level of [`parse_object_keeping`]: an object, some members built.
+struct KeepingVisitor<'a> {
+    keep: &'a dyn Fn(&str) -> bool,
+}
+
+impl<'de> Visitor<'de> for KeepingVisitor<'_> {
+    type Value = Map<String, Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let inner = StrictSeed { depth: 0 }.nested()?;
+        let mut seen = Seen::default();
+        let mut out = Map::new();
+        while let Some(key) = map.next_key_seed(NameSeed)? {
+            if (self.keep)(&key) {
+                let value = map.next_value_seed(inner)?;
+                seen.insert::<A::Error>(key.clone())?;
+                out.insert(key.into_owned(), value);
+            } else {
+                map.next_value_seed(CheckSeed(inner))?;
+                seen.insert::<A::Error>(key)?;
+            }
+        }
+        Ok(out)
+    }
+
+    // Anything but an object: the same words as `parse_object`'s.
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Err(E::custom("not a JSON object"))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Err(E::custom("not a JSON object"))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Err(E::custom("not a JSON object"))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Err(E::custom("not a JSON object"))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Err(E::custom("not a JSON object"))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Err(E::custom("not a JSON object"))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(A::Error::custom("not a JSON object"))
+    }
+}
+
+/// The names of one object's members so far, to refuse a repeat. Objects in tokens
+/// are small: a short list is searched in order, each name behind a cheap hash of
+/// its bytes so that most comparisons are one integer's; past 16 names, a tree, so
+/// that a payload of many names costs a logarithm per name, not a scan.
+#[derive(Default)]
+struct Seen<'de> {
+    few: Vec<(u32, Cow<'de, str>)>,
+    many: BTreeSet<Cow<'de, str>>,
+}
+
+impl<'de> Seen<'de> {
+    const FEW: usize = 16;
+
+    fn insert<E: serde::de::Error>(&mut self, name: Cow<'de, str>) -> Result<(), E> {
+        let repeated = if self.many.is_empty() && self.few.len() < Self::FEW {
+            // FNV-1a: a filter only, equality decides.
+            let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+                (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+            });
+            let repeated = self.few.iter().any(|(h, n)| *h == hash && *n == name);
+            if !repeated {
+                self.few.push((hash, name.clone()));
+            }
+            repeated
+        } else {
+            if self.many.is_empty() {
+                self.many.extend(self.few.drain(..).map(|(_, n)| n));
+            }
+            !self.many.insert(name.clone())
+        };
+        if repeated {
+            return Err(E::custom(format_args!(
+                "duplicate member {:?}",
+                crate::error::printable(&name)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A member's name, borrowed from the input when it has no escapes.
+struct NameSeed;
+
+impl<'de> DeserializeSeed<'de> for NameSeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NameSeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// A value checked as [`StrictSeed`] checks it (no duplicate member at any depth,
+/// bounded nesting, finite numbers), without building it.
+#[derive(Clone, Copy)]
+struct CheckSeed(StrictSeed);
+
+impl<'de> DeserializeSeed<'de> for CheckSeed {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CheckSeed {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        // As StrictSeed: a number `Value` cannot hold is refused, read or not.
+        Number::from_f64(v)
+            .map(drop)
+            .ok_or_else(|| E::custom("number is not finite"))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let inner = CheckSeed(self.0.nested()?);
+        while seq.next_element_seed(inner)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let inner = CheckSeed(self.0.nested()?);
+        let mut seen = Seen::default();
+        while let Some(key) = map.next_key_seed(NameSeed)? {
+            map.next_value_seed(inner)?;
+            seen.insert::<A::Error>(key)?;
+        }
+        Ok(())
     }
 }
 
@@ -162,5 +379,86 @@ mod tests {
         assert!(parse_strict(br#"{"a":"\ud800"}"#).is_err());
         assert!(parse_strict(br#"{"exp":1e309}"#).is_err());
         assert!(parse_object(b"[]").is_err());
+    }
+
+    /// Every input of the other tests, and more: `parse_object_keeping` refuses what
+    /// `parse_object` refuses, whatever it keeps, and keeps exactly what it is asked for.
+    #[test]
+    fn keeping_refuses_what_the_full_parse_refuses() {
+        let deep = format!(
+            "{{\"a\":{}1{}}}",
+            "[".repeat(MAX_DEPTH),
+            "]".repeat(MAX_DEPTH)
+        );
+        let ok_deep = format!(
+            "{{\"a\":{}1{}}}",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
+        let many: String = (0..40).map(|i| format!("\"m{i}\":{i},")).collect();
+        let many_dup = format!("{{{many}\"m7\":0}}");
+        let many_ok = format!("{{{many}\"z\":0}}");
+        let inputs: Vec<Vec<u8>> = [
+            &br#"{"a":1,"a":2}"#[..],
+            br#"{"a":1,"b":{"x":1,"x":2}}"#,
+            br#"{"b":[{"x":1},{"x":1}]}"#,
+            br#"{"alg":1,"\u0061lg":2}"#,
+            br#"{"a":1,"\u0061":{}}"#,
+            br#"{} {}"#,
+            b"{\"a\":\"\xff\"}",
+            b"{\"\xff\":1}",
+            br#"{"a":"\ud800"}"#,
+            br#"{"exp":1e309}"#,
+            br#"{"b":[1e309]}"#,
+            br#"{"b":{"c":-1e400}}"#,
+            b"[]",
+            b"1",
+            b"\"s\"",
+            b"null",
+            b"{",
+            br#"{"a":}"#,
+            br#"{"a":1,}"#,
+            br#"{"a":[1,]}"#,
+            br#"{"iss":"x","sub":"y","aud":["a","b"],"exp":1,"nested":{"k":[1,{"q":true}]}}"#,
+            b"{}",
+        ]
+        .iter()
+        .map(|b| b.to_vec())
+        .chain([deep, ok_deep, many_dup, many_ok].map(String::into_bytes))
+        .collect();
+        let keeps: [&dyn Fn(&str) -> bool; 4] =
+            [&|_| true, &|_| false, &|n| n == "a" || n == "iss", &|n| {
+                n.starts_with('m') || n == "b"
+            }];
+        for input in &inputs {
+            let full = parse_object(input);
+            for keep in keeps {
+                let kept = parse_object_keeping(input, keep);
+                match (&full, &kept) {
+                    (Ok(all), Ok(some)) => {
+                        let expected: Map<String, Value> = all
+                            .iter()
+                            .filter(|(name, _)| keep(name))
+                            .map(|(n, v)| (n.clone(), v.clone()))
+                            .collect();
+                        assert_eq!(some, &expected, "{}", String::from_utf8_lossy(input));
+                    }
+                    (Err(_), Err(_)) => {}
+                    _ => panic!(
+                        "{}: full {full:?}, keeping {kept:?}",
+                        String::from_utf8_lossy(input)
+                    ),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keeping_names_the_duplicate_as_the_full_parse_does() {
+        let keep_none: &dyn Fn(&str) -> bool = &|_| false;
+        let e = parse_object_keeping(br#"{"a":1,"b":{"x":1,"x":2}}"#, keep_none).unwrap_err();
+        assert!(e.contains("duplicate member \"x\""), "{e}");
+        let e = parse_object_keeping(br#"{"a":1,"a":2}"#, &|n| n == "a").unwrap_err();
+        assert!(e.contains("duplicate member \"a\""), "{e}");
     }
 }

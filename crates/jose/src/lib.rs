@@ -37,7 +37,7 @@ mod token;
 mod verify;
 
 pub use alg::{Algorithm, AlgorithmSet, Curve, Family, UnsupportedAlgorithm};
-pub use claims::{Claims, DEFAULT_CLOCK_SKEW_SECS, MAX_NUMERIC_DATE, Validation};
+pub use claims::{Claims, DEFAULT_CLOCK_SKEW_SECS, MAX_NUMERIC_DATE, REGISTERED, Validation};
 pub use error::{KeyError, Segment, TokenError, TokenReason};
 pub use import::{ImportedKeys, KeyFormat, Secrets, SkipReason, SkippedKey, import_keys};
 pub use issuer::{InvalidIssuerTemplate, IssuerTemplate};
@@ -52,4 +52,5 @@ pub use sign::SigningKey;
 pub use token::{CompactJws, DEFAULT_MAX_TOKEN_BYTES, Header};
 pub use verify::{
     Rejected, VerifiedJws, VerifiedJwt, verify_jws, verify_jwt, verify_jwt_explained,
+    verify_jwt_keeping,
 };

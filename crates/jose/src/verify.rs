@@ -119,6 +119,22 @@ pub fn verify_jwt_explained<'k>(
     validation: &Validation,
     now: i64,
 ) -> Result<VerifiedJwt<'k>, Rejected> {
+    verify_jwt_keeping(token, keys, validation, now, &|_| true)
+}
+
+/// [`verify_jwt_explained`], with claims parsed as [`Claims::from_json_keeping`] parses
+/// them: the whole payload is checked, but the claims hold only the registered ones,
+/// those `validation`'s issuer template binds and those `keep` accepts.
+///
+/// # Errors
+/// As [`verify_jwt_explained`].
+pub fn verify_jwt_keeping<'k>(
+    token: &str,
+    keys: &'k KeySet,
+    validation: &Validation,
+    now: i64,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<VerifiedJwt<'k>, Rejected> {
     let allowed = validation.algorithms.unwrap_or_else(|| keys.algorithms());
     let jws = verify_jws(token, keys, allowed, validation.max_token_bytes).map_err(|e| {
         // With the default allow-list (the keys' algorithms), a token for a key we do
@@ -132,7 +148,10 @@ pub fn verify_jwt_explained<'k>(
             _ => e,
         }
     })?;
-    let claims = Claims::from_json(&jws.payload)?;
+    let template = validation.issuer_template.as_ref();
+    let claims = Claims::from_json_keeping(&jws.payload, &|name| {
+        keep(name) || template.is_some_and(|t| t.placeholders().any(|p| p == name))
+    })?;
     if let Err(error) = validation.validate(&jws.header, &claims, now) {
         return Err(Rejected {
             error,

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::{HeaderName, HeaderValue, Method};
-use portcullis_jose::{Claims, Rejected, TokenError, Validation, b64, verify_jwt_explained};
+use portcullis_jose::{
+    Claims, Rejected, TokenError, Validation, b64, verify_jwt_explained, verify_jwt_keeping,
+};
 use serde_json::Value;
 
 use crate::cache::{CachedToken, NegativeCache, TokenCache, TokenDigest, TokenKeyer};
@@ -37,6 +39,9 @@ pub struct Provider {
     config: ProviderConfig,
     validation: Validation,
     slot: Arc<KeySlot>,
+    /// The claims a verified token's identity is built from (see [`claims_read`]);
+    /// `None`: all of them. The rest of the payload is checked, not built.
+    claims_read: Option<Box<[String]>>,
 }
 
 impl Provider {
@@ -158,6 +163,8 @@ impl Engine {
             telemetry: _,
         } = config;
         let login_start = sessions.map(|s| format!("{}/oauth2/start", s.public_url));
+        let kept_claims = claims_rules_read(&rules);
+        let has_conditions = rules.iter().any(|r| r.when.is_some());
         let mut slots = slots.into_iter();
         let providers: Vec<Provider> = providers
             .into_iter()
@@ -180,6 +187,7 @@ impl Engine {
                     name: Arc::from(config.name.as_str()),
                     validation,
                     slot: slots.next().unwrap_or_else(|| Arc::new(KeySlot::empty())),
+                    claims_read: claims_read(&config, &kept_claims, has_conditions),
                     config,
                 }
             })
@@ -197,8 +205,6 @@ impl Engine {
             r.headers.iter().for_each(|(h, _)| note(h));
         }
         let identity_spellings = identity_headers.iter().flat_map(other_spellings).collect();
-        let kept_claims = claims_rules_read(&rules);
-        let has_conditions = rules.iter().any(|r| r.when.is_some());
         let rule_index = RuleIndex::new(rules.iter());
         let issuers = IssuerIndex::new(&providers.iter().map(|p| &p.config).collect::<Vec<_>>());
         let has_deny_templates = rules.iter().any(|r| r.deny.is_some())
@@ -933,7 +939,13 @@ impl Engine {
             d.token_hints = hit.hints;
             return Err(d);
         }
-        let verified = verify_jwt_explained(token, keys, &provider.validation, now);
+        // An explanation shows every claim; a decision builds only those it reads.
+        let verified = match provider.claims_read.as_deref().filter(|_| !T::RECORDS) {
+            Some(names) => verify_jwt_keeping(token, keys, &provider.validation, now, &|name| {
+                names.iter().any(|n| n == name)
+            }),
+            None => verify_jwt_explained(token, keys, &provider.validation, now),
+        };
         if T::RECORDS {
             let outcome = match &verified {
                 Ok(jwt) => TokenOutcome::Verified(&jwt.header, &jwt.claims, jwt.key),
@@ -1289,6 +1301,39 @@ fn claims_rules_read(rules: &[RuleConfig]) -> Vec<String> {
         add(&mut names, "sub");
     }
     names
+}
+
+/// The claims a decision reads from a token of provider `config` once it verified, so
+/// the only ones worth building (the rest of the payload is still checked in full):
+/// the claims rules read (`kept`, which holds `iss` and `sub` when it holds any), the
+/// provider's `claims_to_headers`, `cnf` (a token's binding to a certificate or a
+/// DPoP key) and `sub` (its SPIFFE ID). `None`, all of them: a rule's `when:` sees every
+/// claim, and a `spiffe` provider's JWT-SVID checks read several. The registered
+/// claims validation reads are added by `verify_jwt_keeping` itself.
+fn claims_read(
+    config: &ProviderConfig,
+    kept: &[String],
+    has_conditions: bool,
+) -> Option<Box<[String]>> {
+    if has_conditions || config.spiffe.is_some() {
+        return None;
+    }
+    let mut names: Vec<String> = kept.to_vec();
+    let mut add = |name: &str| {
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    };
+    add("cnf");
+    add("sub");
+    for (_, template) in &config.claims_to_headers {
+        for path in template.claim_paths() {
+            // `Claims::path` reads a claim named with the dots before descending.
+            add(path);
+            add(path.split('.').next().unwrap_or(path));
+        }
+    }
+    Some(names.into_boxed_slice())
 }
 
 /// Every spelling of `name` with `_` for some of its `-` (`x_user` for `x-user`), but

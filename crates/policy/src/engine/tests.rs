@@ -661,3 +661,108 @@ fn h_token(h: &HeaderMap) -> &str {
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap()
 }
+
+/// Issue 17, target 5: a decision builds only the claims it reads, and still checks
+/// the whole payload as strictly as before.
+#[test]
+fn a_decision_builds_only_the_claims_it_reads_and_checks_all_of_them() {
+    let e = engine(RULES);
+    let names = e.providers[0].claims_read.as_deref().unwrap();
+    for read in ["sub", "cnf", "groups", "scope", "tenant", "iss"] {
+        assert!(names.iter().any(|n| n == read), "{read} in {names:?}");
+    }
+    assert!(!names.iter().any(|n| n == "realm_access"), "{names:?}");
+    let key = SigningKey::from_secret(SECRET, Algorithm::HS256).unwrap();
+    let raw = |payload: &str| {
+        key.encode(Some("h1"), &Default::default(), payload.as_bytes())
+            .unwrap()
+    };
+    let base = format!(
+        r#""iss":"https://idp","aud":"api","sub":"alice","exp":{},"groups":["admins"],"scope":"write","tenant":"acme""#,
+        NOW + 600
+    );
+    let decide = |t: &str, path: &str| {
+        let h = bearer(t);
+        e.decide(&AuthRequest::new(&Method::GET, "h", path, &h), NOW)
+    };
+    // An unread claim of any shape: allowed, as before.
+    let ok = raw(&format!(
+        r#"{{{base},"realm_access":{{"roles":["a",{{"b":[1,2.5,null]}}]}}}}"#
+    ));
+    assert_eq!(reason(&decide(&ok, "/admin/x")), "allow");
+    // What the full parse refuses in a claim no rule reads is refused all the same.
+    for bad in [
+        r#""realm_access":{"roles":[],"roles":[]}"#,
+        r#""realm_access":[{"x":1,"x":1}]"#,
+        r#""big":1e400"#,
+        r#""deep":[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]"#,
+        r#""sub":"again""#,
+        r#""\u0073ub":"escaped repeat""#,
+    ] {
+        for path in ["/admin/x", "/api/x"] {
+            let d = decide(&raw(&format!("{{{base},{bad}}}")), path);
+            assert_eq!(reason(&d), "token_malformed", "{bad} on {path}: {d:?}");
+        }
+    }
+    // A claim provider headers read by a dotted path is built.
+    let e = engine_with_headers("{header: x-org, claim: org.name}");
+    assert!(
+        e.providers[0]
+            .claims_read
+            .as_deref()
+            .unwrap()
+            .iter()
+            .any(|n| n == "org")
+    );
+    let h = bearer(&raw(&format!(r#"{{{base},"org":{{"name":"acme-eu"}}}}"#)));
+    let Decision::Allow(a) = e.decide(&AuthRequest::new(&Method::GET, "h", "/api/x", &h), NOW)
+    else {
+        panic!("expected an allow")
+    };
+    assert!(
+        a.set_headers
+            .iter()
+            .any(|(n, v)| n == "x-org" && v == "acme-eu"),
+        "{:?}",
+        a.set_headers
+    );
+}
+
+#[test]
+fn every_claim_is_built_for_a_when_condition() {
+    let e = engine(
+        r#"
+rules:
+  - name: cond
+    when: 'claims.realm_access.roles.exists(r, r == "x")'
+"#,
+    );
+    assert!(e.providers[0].claims_read.is_none());
+    let mut c = good_claims();
+    c["realm_access"] = json!({"roles": ["x"]});
+    let h = bearer(&token(c));
+    let d = e.decide(&AuthRequest::new(&Method::GET, "h", "/any", &h), NOW);
+    assert_eq!(reason(&d), "allow", "{d:?}");
+}
+
+/// The test provider with other `claims_to_headers`.
+fn engine_with_headers(headers: &str) -> Engine {
+    let k = b64::encode(SECRET);
+    let text = format!(
+        r#"
+providers:
+  - name: corp
+    issuer: https://idp
+    audiences: [api]
+    jwks:
+      inline: {{"keys":[{{"kty":"oct","k":"{k}","kid":"h1"}}]}}
+    claims_to_headers:
+      - {headers}
+rules:
+  - name: api
+    match: {{path: "/api/**"}}
+"#
+    );
+    let config = config::parse(&text, "t.yaml", Path::new("."), &|_| None).unwrap();
+    Engine::with_static_keys(config)
+}
