@@ -287,6 +287,9 @@ def main():
                 vs = f"Portcullis / this = **{ratio(p['rps'], r['rps'])}**"
             elif r["role"].startswith("paced") and p:
                 vs = f"{r['rps'] / p['rps'] * 100:.0f}% of Portcullis's peak"
+            elif r["role"] == "floor-verify" and p:
+                vs = (f"Portcullis / this = {ratio(p['rps'], r['rps'])} req/s, "
+                      f"Portcullis / this by CPU/req = **{ratio(p['cpu'], r['cpu'])}** (target 5: ≤ 1.15×)")
             elif r["role"] == "variant" and p:
                 vs = f"this / Portcullis default = {ratio(r['rps'], p['rps'])}"
                 e = by.get((r["scenario"], "envoy"))
