@@ -101,8 +101,44 @@ impl Drop for Child {
     }
 }
 
-/// A free loopback port (bound, then released).
+/// A free loopback port (bound, then released), below the kernel's ephemeral range.
+///
+/// A port the kernel hands out for `bind(0)` comes from the same range as the local
+/// ports of outgoing connections, so between the pick and the bind it could become the
+/// local end of any connection on the machine: a peer's, a client's, or the very
+/// server under test fetching its keys before it binds its listeners (CI saw
+/// `Address already in use` that way). Below that range only a listener takes a port.
+/// Ports are walked from a random start per process, so that threads of one test
+/// binary never pick the same one and two processes rarely do.
 pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    const LOWEST: u32 = 10_000;
+    static NEXT: OnceLock<AtomicU32> = OnceLock::new();
+    let first_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let span = first_ephemeral.saturating_sub(LOWEST);
+    if span >= 1_000 {
+        let next = NEXT.get_or_init(|| {
+            let random = std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish();
+            AtomicU32::new((random % u64::from(span)) as u32)
+        });
+        for _ in 0..span {
+            let port = LOWEST + next.fetch_add(1, Ordering::Relaxed) % span;
+            if let Ok(port) = u16::try_from(port)
+                && TcpListener::bind(("127.0.0.1", port)).is_ok()
+            {
+                return port;
+            }
+        }
+    }
+    // No room below the ephemeral range: the kernel's pick, as before.
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
