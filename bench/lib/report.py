@@ -124,13 +124,19 @@ def median(vs):
     return vs[n // 2] if n % 2 else (vs[n // 2 - 1] + vs[n // 2]) / 2
 
 
-def rounds_table(rows):
-    """Scenario 9r: Portcullis and the ext_authz floors measured in interleaved rounds."""
+def rounds_of(rows, scenario):
+    """{round number: {kind: row}} from an interleaved scenario's rows (roles rN:KIND)."""
     rounds = {}
     for r in rows:
-        if r["scenario"] == "9r" and ":" in r["role"]:
+        if r["scenario"] == scenario and ":" in r["role"]:
             n, _, kind = r["role"].partition(":")
             rounds.setdefault(int(n[1:]), {})[kind] = r
+    return rounds
+
+
+def rounds_table(rows):
+    """Scenario 9r: Portcullis and the ext_authz floors measured in interleaved rounds."""
+    rounds = rounds_of(rows, "9r")
     if not rounds:
         return
     print()
@@ -184,11 +190,7 @@ def rounds_table(rows):
 
 def uncached_rounds_table(rows):
     """Scenario ur: Portcullis uncached and bench-floor http-verify in interleaved rounds."""
-    rounds = {}
-    for r in rows:
-        if r["scenario"] == "ur" and ":" in r["role"]:
-            n, _, kind = r["role"].partition(":")
-            rounds.setdefault(int(n[1:]), {})[kind] = r
+    rounds = rounds_of(rows, "ur")
     if not rounds:
         return
     print()

@@ -7,13 +7,28 @@ use std::net::SocketAddr;
 use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::service::{Service, service_fn};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 /// Accepts on `addr` until SIGTERM/SIGINT; one task per connection.
 pub(crate) async fn serve(addr: SocketAddr) -> std::io::Result<()> {
+    serve_each(addr, || service_fn(ok)).await
+}
+
+/// The accept loop of `http` and `http-verify`: each connection served by
+/// `new_service()` on hyper's HTTP/1 connection, in a task of its own.
+pub(crate) async fn serve_each<S>(
+    addr: SocketAddr,
+    new_service: impl Fn() -> S,
+) -> std::io::Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response<Empty<Bytes>>, Error = Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let listener = TcpListener::bind(addr).await?;
     let stop = crate::shutdown();
     tokio::pin!(stop);
@@ -28,10 +43,11 @@ pub(crate) async fn serve(addr: SocketAddr) -> std::io::Result<()> {
         };
         // Small answers: send each at once, as the servers it is compared with do.
         let _ = stream.set_nodelay(true);
+        let service = new_service();
         tokio::spawn(async move {
             // A client that breaks the connection is no concern of the floor's.
             let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service_fn(ok))
+                .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
     }

@@ -20,12 +20,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::net::TcpListener;
 
 /// One token, ready for the primitive: which key, what was signed, the signature.
 struct Signed {
@@ -143,36 +140,21 @@ fn invalid(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
 }
 
-/// Accepts on `addr` until SIGTERM/SIGINT; one task per connection.
+/// Accepts on `addr` until SIGTERM/SIGINT, as `bench-floor http` does.
 pub(crate) async fn serve(addr: SocketAddr, verifier: Verifier) -> std::io::Result<()> {
     let verifier = Arc::new(verifier);
-    let listener = TcpListener::bind(addr).await?;
-    let stop = crate::shutdown();
-    tokio::pin!(stop);
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = &mut stop => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(_) => continue,
-            },
-        };
-        let _ = stream.set_nodelay(true);
+    crate::http::serve_each(addr, move || {
         let verifier = Arc::clone(&verifier);
-        tokio::spawn(async move {
-            let service = service_fn(move |_: Request<Incoming>| {
-                let ok = verifier.verify_next();
-                async move {
-                    let mut answer = Response::new(Empty::<Bytes>::new());
-                    if !ok {
-                        *answer.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                    }
-                    Ok::<_, Infallible>(answer)
+        service_fn(move |_: Request<Incoming>| {
+            let ok = verifier.verify_next();
+            async move {
+                let mut answer = Response::new(Empty::<Bytes>::new());
+                if !ok {
+                    *answer.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
                 }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+                Ok::<_, Infallible>(answer)
+            }
+        })
+    })
+    .await
 }

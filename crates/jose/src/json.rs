@@ -52,6 +52,10 @@ pub fn parse_object_keeping(
     bytes: &[u8],
     keep: &dyn Fn(&str) -> bool,
 ) -> Result<Map<String, Value>, String> {
+    // Anything but an object is refused by the full parse, in its own words.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return parse_object(bytes);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let members = serde::Deserializer::deserialize_any(&mut de, KeepingVisitor { keep })
         .map_err(|e| e.to_string())?;
@@ -86,35 +90,6 @@ impl<'de> Visitor<'de> for KeepingVisitor<'_> {
             }
         }
         Ok(out)
-    }
-
-    // Anything but an object: the same words as `parse_object`'s.
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Err(E::custom("not a JSON object"))
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Err(E::custom("not a JSON object"))
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Err(E::custom("not a JSON object"))
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Err(E::custom("not a JSON object"))
-    }
-
-    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Err(E::custom("not a JSON object"))
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        Err(E::custom("not a JSON object"))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Err(A::Error::custom("not a JSON object"))
     }
 }
 
@@ -450,6 +425,16 @@ mod tests {
                     ),
                 }
             }
+        }
+    }
+
+    #[test]
+    fn keeping_refuses_a_non_object_in_the_full_parse_s_words() {
+        for input in [&b"[]"[..], b" 1", b"\"s\"", b"null", b"", b"[1,"] {
+            assert_eq!(
+                parse_object_keeping(input, &|_| true).unwrap_err(),
+                parse_object(input).unwrap_err()
+            );
         }
     }
 

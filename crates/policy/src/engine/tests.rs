@@ -11,6 +11,11 @@ const NOW: i64 = 1_700_000_000;
 const SECRET: &[u8] = b"secret-secret-secret-secret-secret";
 
 fn engine(rules: &str) -> Engine {
+    engine_with_headers("{header: x-user, claim: sub}", rules)
+}
+
+/// The test provider with `claims_to_headers: [HEADERS]`, and `rules`.
+fn engine_with_headers(headers: &str, rules: &str) -> Engine {
     let k = b64::encode(SECRET);
     let text = format!(
         r#"
@@ -25,7 +30,7 @@ providers:
         prefix: "Bearer "
       - cookie: session
     claims_to_headers:
-      - {{header: x-user, claim: sub}}
+      - {headers}
 {rules}"#
     );
     let config = config::parse(&text, "t.yaml", Path::new("."), &|_| None).unwrap();
@@ -705,7 +710,10 @@ fn a_decision_builds_only_the_claims_it_reads_and_checks_all_of_them() {
         }
     }
     // A claim provider headers read by a dotted path is built.
-    let e = engine_with_headers("{header: x-org, claim: org.name}");
+    let e = engine_with_headers(
+        "{header: x-org, claim: org.name}",
+        "rules:\n  - name: api\n    match: {path: \"/api/**\"}\n",
+    );
     assert!(
         e.providers[0]
             .claims_read
@@ -743,26 +751,4 @@ rules:
     let h = bearer(&token(c));
     let d = e.decide(&AuthRequest::new(&Method::GET, "h", "/any", &h), NOW);
     assert_eq!(reason(&d), "allow", "{d:?}");
-}
-
-/// The test provider with other `claims_to_headers`.
-fn engine_with_headers(headers: &str) -> Engine {
-    let k = b64::encode(SECRET);
-    let text = format!(
-        r#"
-providers:
-  - name: corp
-    issuer: https://idp
-    audiences: [api]
-    jwks:
-      inline: {{"keys":[{{"kty":"oct","k":"{k}","kid":"h1"}}]}}
-    claims_to_headers:
-      - {headers}
-rules:
-  - name: api
-    match: {{path: "/api/**"}}
-"#
-    );
-    let config = config::parse(&text, "t.yaml", Path::new("."), &|_| None).unwrap();
-    Engine::with_static_keys(config)
 }
